@@ -1,0 +1,205 @@
+"""The storage interface every backend implements, and nothing about sstate.
+
+A backend is a handful of primitives on ``/``-separated paths relative to the mirror root:
+list, stat, open, put, delete, touch. Commands are built on top of these, never inside them;
+backends never parse sstate names (they may ask :mod:`sstate_mirror.naming` for a temporary
+upload name, which is not parsing).
+
+Contract, checked for every backend by ``tests/backend_contract.py``:
+
+* ``list()`` yields every regular file below the root (recursively), each exactly once, with
+  its size in bytes and its modification time as a POSIX timestamp (UTC). A listing that
+  cannot be completed raises :class:`~sstate_mirror.errors.BackendError`; it never ends early
+  as if the mirror were smaller.
+* ``put()`` is atomic where ``properties.atomic_put`` is true: a reader sees either nothing (or
+  the previous object) or the whole new object at its final path, never a partial one. Parent
+  directories/collections are created as needed.
+* ``delete()`` and ``touch()`` take a batch (at most ``properties.delete_batch`` paths for
+  delete) and return the failures as data: a mapping path -> error. A path that is already
+  gone is not a delete failure. Empty directories left behind by a delete are removed.
+* ``touch()`` marks existing objects as used *now* (their mtime becomes the current time)
+  without transferring their content again.
+* All methods may be called from several threads at once.
+* Errors are the project's own (:mod:`sstate_mirror.errors`), raised ``from`` the library's.
+"""
+
+from __future__ import annotations
+
+import secrets
+import urllib.parse
+from abc import ABC, abstractmethod
+from collections.abc import Iterator, Sequence
+from contextlib import AbstractContextManager
+from dataclasses import dataclass
+from typing import IO, Callable, Dict, Optional
+
+from ..errors import BackendError, PermanentError
+from ..naming import UPLOAD_TEMP_PREFIX, UPLOAD_TEMP_SUFFIX
+
+#: Called for files a listing passes over without failing (dangling symlink, loop): path, why.
+SkipCallback = Callable[[str, str], None]
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One file as a backend lists it."""
+
+    path: str
+    size: int
+    mtime: float
+
+
+@dataclass(frozen=True)
+class Properties:
+    """What a backend guarantees and how it likes to be driven; callers act on these."""
+
+    connections: int = 8
+    """Parallel transfers that suit this store (default for ``--jobs``)."""
+    atomic_put: bool = True
+    """Readers never see a partial object at its final path."""
+    delete_batch: int = 1
+    """Most paths one ``delete()`` call handles efficiently (S3: 1000)."""
+    touch: str = "mtime"
+    """How use is recorded: ``mtime`` (set in place), ``copy`` (server-side copy), ``none``."""
+
+
+@dataclass
+class BackendOptions:
+    """Connection settings from the command line and environment, for any backend.
+
+    Each backend reads the fields it understands and ignores the rest, so the CLI does not
+    need to know which backend a URL selects.
+    """
+
+    # S3
+    endpoint_url: Optional[str] = None
+    region: Optional[str] = None
+    profile: Optional[str] = None
+    addressing_style: Optional[str] = None  # "path" | "virtual" | "auto"
+    # HTTP / WebDAV
+    user: Optional[str] = None
+    password: Optional[str] = None
+    token: Optional[str] = None
+    auth_method: Optional[str] = None  # "basic" | "digest" | None (auto)
+    use_netrc: bool = True
+    ca_cert: Optional[str] = None
+    verify_tls: bool = True
+    # all
+    timeout: float = 60.0
+    retries: int = 5
+
+
+def new_temp_name(path: str) -> str:
+    """A fresh temporary path next to ``path`` for an atomic put (temp, then rename/move).
+
+    Short and recognisable (``naming.classify`` reports it as ``temp``) so that ``clean``
+    can remove leftovers of interrupted uploads.
+    """
+    parent = path.rsplit("/", 1)[0] + "/" if "/" in path else ""
+    return f"{parent}{UPLOAD_TEMP_PREFIX}{secrets.token_hex(8)}{UPLOAD_TEMP_SUFFIX}"
+
+
+def check_relative_path(path: str) -> str:
+    """Reject paths that could leave the mirror root; return the path unchanged.
+
+    Every path a backend receives comes from a listing or from a plan; this guard makes a
+    hostile listing (``..``, absolute paths, NUL) harmless instead of trusting it.
+    """
+    if (
+        not path
+        or path.startswith("/")
+        or "\x00" in path
+        or "\\" in path
+        or any(part in ("", ".", "..") for part in path.split("/"))
+    ):
+        raise PermanentError(f"refusing unsafe path {path!r}", path=path)
+    return path
+
+
+def redact_url(url: str) -> str:
+    """The URL without credentials, for every message and log line."""
+    try:
+        parts = urllib.parse.urlsplit(url)
+    except ValueError:
+        return "<invalid URL>"
+    if parts.username is None and parts.password is None:
+        netloc = parts.netloc
+    else:
+        host = parts.hostname or ""
+        if ":" in host:
+            host = f"[{host}]"
+        if parts.port is not None:
+            host += f":{parts.port}"
+        netloc = f"***@{host}"
+    query = "***" if parts.query else ""
+    return urllib.parse.urlunsplit((parts.scheme, netloc, parts.path, query, ""))
+
+
+class Backend(ABC):
+    """A mirror (or a local cache) addressed by relative paths."""
+
+    #: The mirror's URL without credentials, for messages.
+    url: str
+    properties: Properties = Properties()
+
+    @abstractmethod
+    def check(self, create: bool = False) -> None:
+        """Make sure the mirror root is reachable (creating it if ``create``).
+
+        Raises :class:`NotFoundError` when it does not exist, :class:`AuthError` when access is
+        refused, and other :class:`BackendError` subclasses when the server cannot be reached.
+        """
+
+    @abstractmethod
+    def list(self, prefix: str = "", on_skip: Optional[SkipCallback] = None) -> Iterator[Entry]:
+        """Every file below ``prefix`` (a directory path relative to the root, '' = all)."""
+
+    @abstractmethod
+    def stat(self, path: str) -> Optional[Entry]:
+        """The entry for ``path``, or None when it does not exist."""
+
+    @abstractmethod
+    def open(self, path: str) -> AbstractContextManager[IO[bytes]]:
+        """A readable binary stream of the object; :class:`NotFoundError` when missing."""
+
+    def read(self, path: str, max_bytes: int) -> bytes:
+        """The whole object, refusing more than ``max_bytes`` (hostile or broken servers)."""
+        with self.open(path) as stream:
+            data = stream.read(max_bytes + 1)
+        if len(data) > max_bytes:
+            raise PermanentError(
+                f"{path} is larger than the {max_bytes} bytes allowed", url=self.url, path=path
+            )
+        return data
+
+    @abstractmethod
+    def put(self, path: str, src: IO[bytes], size: int) -> None:
+        """Store exactly ``size`` bytes read from ``src`` at ``path`` (atomically if possible).
+
+        Fails (and leaves nothing at ``path``) if ``src`` yields a different number of bytes.
+        """
+
+    @abstractmethod
+    def delete(self, paths: Sequence[str]) -> Dict[str, BackendError]:
+        """Delete a batch of files; return the ones that failed, with why."""
+
+    @abstractmethod
+    def touch(self, paths: Sequence[str]) -> Dict[str, BackendError]:
+        """Mark existing files as used now; return the ones that failed, with why."""
+
+    def close(self) -> None:  # noqa: B027 - optional hook, most backends hold nothing
+        """Release connections and temporary state."""
+
+    def __enter__(self) -> Backend:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.url!r})"
+
+
+def failure_map(paths: Sequence[str], error: BackendError) -> Dict[str, BackendError]:
+    """The same error for every path of a batch that failed as a whole."""
+    return {p: error for p in paths}

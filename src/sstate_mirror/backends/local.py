@@ -1,0 +1,294 @@
+"""A directory as a mirror (local disk, NFS, a mounted share) or as the local sstate cache.
+
+Writes follow the classic recipe: temporary file in the target directory, fsync, rename over
+the final name, fsync the directory. A reader (bitbake through a ``file://`` mirror, an HTTP
+server exporting the directory) sees either nothing or the whole file.
+
+Listing follows symbolic links: bitbake fills a local SSTATE_DIR with links into ``file://``
+mirrors, and those must be listed as the files they point to. Dangling links and directory
+loops are reported through ``on_skip`` and passed over; a directory that cannot be read fails
+the listing.
+"""
+
+from __future__ import annotations
+
+import errno
+import io
+import os
+import stat as stat_mod
+import urllib.parse
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from typing import IO, Dict, Optional, Set, Tuple
+
+from ..errors import AuthError, BackendError, NotFoundError, PermanentError, TransientError
+from .base import (
+    Backend,
+    Entry,
+    Properties,
+    SkipCallback,
+    check_relative_path,
+    new_temp_name,
+)
+
+_COPY_CHUNK = 1 << 20
+_TRANSIENT_ERRNOS = {errno.EAGAIN, errno.EINTR, errno.ETIMEDOUT, errno.EIO, errno.ESTALE}
+
+
+def path_from_url(url: str) -> str:
+    """``file:///srv/x`` -> ``/srv/x``; ``file://rel`` -> ``rel``; a plain path unchanged."""
+    if url.startswith("file://"):
+        rest = url[len("file://") :]
+        if rest.startswith("localhost/"):
+            rest = rest[len("localhost") :]
+        return urllib.parse.unquote(rest) or "."
+    return url
+
+
+def _translate(exc: OSError, what: str, path: Optional[str] = None) -> BackendError:
+    """One place that turns OS errors into the project's error tree."""
+    msg = f"{what}: {exc.strerror or exc}"
+    if isinstance(exc, FileNotFoundError):
+        return NotFoundError(msg, path=path)
+    if isinstance(exc, PermissionError):
+        return AuthError(msg, path=path, hint="check the permissions of the mirror directory")
+    if exc.errno in _TRANSIENT_ERRNOS:
+        return TransientError(msg, path=path)
+    return PermanentError(msg, path=path)
+
+
+class LocalBackend(Backend):
+    """A mirror that is a directory on this machine."""
+
+    properties = Properties(connections=4, atomic_put=True, delete_batch=256, touch="mtime")
+
+    def __init__(self, url: str) -> None:
+        self.root = os.path.abspath(path_from_url(url))
+        self.url = "file://" + self.root
+
+    # -- helpers -------------------------------------------------------------------------
+
+    def _full(self, path: str) -> str:
+        return os.path.join(self.root, *check_relative_path(path).split("/"))
+
+    # -- interface -----------------------------------------------------------------------
+
+    def check(self, create: bool = False) -> None:
+        try:
+            st = os.stat(self.root)
+        except FileNotFoundError:
+            if not create:
+                raise NotFoundError(
+                    f"mirror directory {self.root} does not exist", url=self.url
+                ) from None
+            try:
+                os.makedirs(self.root, exist_ok=True)
+            except OSError as exc:
+                raise _translate(exc, f"cannot create {self.root}") from exc
+            return
+        except OSError as exc:
+            raise _translate(exc, f"cannot access {self.root}") from exc
+        if not stat_mod.S_ISDIR(st.st_mode):
+            raise PermanentError(f"{self.root} is not a directory", url=self.url)
+        if not os.access(self.root, os.R_OK | os.X_OK):
+            raise AuthError(f"cannot read directory {self.root}", url=self.url)
+
+    def list(self, prefix: str = "", on_skip: Optional[SkipCallback] = None) -> Iterator[Entry]:
+        start = self._full(prefix) if prefix else self.root
+        seen: Set[Tuple[int, int]] = set()
+        try:
+            st = os.stat(start)
+        except FileNotFoundError:
+            if prefix:
+                return
+            raise NotFoundError(f"mirror directory {self.root} does not exist", url=self.url)
+        except OSError as exc:
+            raise _translate(exc, f"cannot list {start}") from exc
+        seen.add((st.st_dev, st.st_ino))
+        rel0 = prefix.strip("/")
+        stack = [(start, rel0)]
+        while stack:
+            directory, rel = stack.pop()
+            try:
+                with os.scandir(directory) as it:
+                    children = list(it)
+            except OSError as exc:
+                raise _translate(exc, f"cannot list {directory}") from exc
+            for child in children:
+                child_rel = f"{rel}/{child.name}" if rel else child.name
+                try:
+                    st = child.stat()  # follows symlinks
+                except FileNotFoundError:
+                    if on_skip is not None:
+                        on_skip(child_rel, "dangling symbolic link")
+                    continue
+                except OSError as exc:
+                    if exc.errno == errno.ELOOP:
+                        if on_skip is not None:
+                            on_skip(child_rel, "symbolic link loop")
+                        continue
+                    raise _translate(exc, f"cannot stat {child.path}") from exc
+                if stat_mod.S_ISDIR(st.st_mode):
+                    key = (st.st_dev, st.st_ino)
+                    if key in seen:
+                        if on_skip is not None:
+                            on_skip(child_rel, "directory already listed (link loop)")
+                        continue
+                    seen.add(key)
+                    stack.append((child.path, child_rel))
+                elif stat_mod.S_ISREG(st.st_mode):
+                    yield Entry(child_rel, st.st_size, st.st_mtime)
+                elif on_skip is not None:
+                    on_skip(child_rel, "not a regular file")
+
+    def stat(self, path: str) -> Optional[Entry]:
+        try:
+            st = os.stat(self._full(path))
+        except FileNotFoundError:
+            return None
+        except OSError as exc:
+            raise _translate(exc, f"cannot stat {path}", path) from exc
+        if not stat_mod.S_ISREG(st.st_mode):
+            return None
+        return Entry(path, st.st_size, st.st_mtime)
+
+    @contextmanager
+    def open(self, path: str) -> Iterator[IO[bytes]]:
+        try:
+            stream = open(self._full(path), "rb")  # noqa: SIM115 - closed below
+        except OSError as exc:
+            raise _translate(exc, f"cannot read {path}", path) from exc
+        with stream:
+            yield stream
+
+    def put(self, path: str, src: IO[bytes], size: int) -> None:
+        final = self._full(path)
+        tmp = os.path.join(self.root, *new_temp_name(path).split("/"))
+        parent = os.path.dirname(final)
+        fd = self._create_temp(parent, tmp, path)
+        try:
+            with os.fdopen(fd, "wb") as out:
+                written = _copy(src, out, size)
+                if written != size:
+                    raise PermanentError(
+                        f"{path}: source gave {written} bytes, expected {size}"
+                        " (did the file change during the upload?)",
+                        path=path,
+                    )
+                out.flush()
+                os.fsync(out.fileno())
+            os.replace(tmp, final)
+        except BaseException as exc:
+            try:
+                os.unlink(tmp)
+            except OSError:
+                pass
+            if isinstance(exc, OSError):
+                raise _translate(exc, f"cannot write {path}", path) from exc
+            raise
+        _fsync_dir(parent)
+
+    def _create_temp(self, parent: str, tmp: str, path: str) -> int:
+        # A concurrent clean may prune the (empty) parent between makedirs and open: retry.
+        for attempt in range(3):
+            try:
+                os.makedirs(parent, exist_ok=True)
+                return os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o666)
+            except FileNotFoundError:
+                if attempt == 2:
+                    raise NotFoundError(f"cannot create {path}: parent vanished", path=path)
+            except OSError as exc:
+                raise _translate(exc, f"cannot create {path}", path) from exc
+        raise AssertionError("unreachable")
+
+    def delete(self, paths: Sequence[str]) -> Dict[str, BackendError]:
+        failures: Dict[str, BackendError] = {}
+        parents: Set[str] = set()
+        for path in paths:
+            try:
+                os.unlink(self._full(path))
+            except FileNotFoundError:
+                pass
+            except OSError as exc:
+                failures[path] = _translate(exc, f"cannot delete {path}", path)
+                continue
+            except BackendError as exc:
+                failures[path] = exc
+                continue
+            if "/" in path:
+                parents.add(path.rsplit("/", 1)[0])
+        # deepest first, so that hh/hh is removed before hh
+        for parent in sorted(parents, key=lambda p: p.count("/"), reverse=True):
+            self._prune(parent)
+        return failures
+
+    def _prune(self, rel_dir: str) -> None:
+        """Remove ``rel_dir`` and its parents while they are empty (never the root)."""
+        while rel_dir:
+            try:
+                os.rmdir(self._full(rel_dir))
+            except OSError:
+                return  # not empty, already gone, or not ours to remove
+            rel_dir = rel_dir.rsplit("/", 1)[0] if "/" in rel_dir else ""
+
+    def touch(self, paths: Sequence[str]) -> Dict[str, BackendError]:
+        failures: Dict[str, BackendError] = {}
+        for path in paths:
+            try:
+                full = self._full(path)
+                # never create: a touch of a file deleted meanwhile must not leave an empty one
+                os.utime(full, None)
+            except OSError as exc:
+                failures[path] = _translate(exc, f"cannot touch {path}", path)
+            except BackendError as exc:
+                failures[path] = exc
+        return failures
+
+
+def _copy(src: IO[bytes], out: IO[bytes], size: int) -> int:
+    """Copy ``src`` to ``out``; in-kernel when ``src`` is a plain file. Returns bytes copied.
+
+    Reads at most ``size + 1`` bytes so that a source that grew is detected, not copied whole.
+    """
+    try:
+        in_fd = src.fileno()
+        pos = src.tell()
+    except (AttributeError, OSError, io.UnsupportedOperation, ValueError):
+        in_fd = -1
+        pos = 0
+    if in_fd >= 0 and hasattr(os, "sendfile"):
+        out.flush()
+        out_fd = out.fileno()
+        copied = 0
+        try:
+            while copied <= size:
+                n = os.sendfile(out_fd, in_fd, pos + copied, min(size + 1 - copied, 1 << 30))
+                if n == 0:
+                    break
+                copied += n
+            return copied
+        except OSError as exc:
+            if copied or exc.errno not in (errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP):
+                raise
+    copied = 0
+    while copied <= size:
+        chunk = src.read(min(_COPY_CHUNK, size + 1 - copied))
+        if not chunk:
+            break
+        out.write(chunk)
+        copied += len(chunk)
+    return copied
+
+
+def _fsync_dir(directory: str) -> None:
+    """Make a rename durable; some filesystems (NFS, FUSE) refuse directory fsync."""
+    try:
+        fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)

@@ -1,0 +1,115 @@
+"""Options shared by several commands, and turning them into values the commands take."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+from typing import Optional, Pattern
+
+from ..backends import BackendOptions
+from ..errors import UsageError
+
+
+def add_output_options(parser: argparse.ArgumentParser, *, suppress: bool) -> None:
+    """``-v``, ``-q``, ``--json``, ``--color``: accepted before and after the command name."""
+    d = argparse.SUPPRESS if suppress else None
+    parser.add_argument("-v", "--verbose", action="count", default=d if suppress else 0,
+                        help="more detail (repeat for more)")
+    parser.add_argument("-q", "--quiet", action="store_true",
+                        default=d if suppress else False, help="only errors and results")
+    parser.add_argument("--json", action="store_true", default=d if suppress else False,
+                        help="print one JSON document on stdout (human text goes to stderr)")
+    parser.add_argument("--color", choices=("auto", "always", "never"),
+                        default=d if suppress else "auto",
+                        help="colour output (default: auto; NO_COLOR is honoured)")
+
+
+def add_backend_options(parser: argparse.ArgumentParser) -> None:
+    """Connection settings for remote mirrors; each backend uses the ones it knows."""
+    g = parser.add_argument_group("mirror connection")
+    g.add_argument("--endpoint-url", metavar="URL",
+                   help="S3: endpoint of an S3-compatible server (also AWS_ENDPOINT_URL_S3,"
+                        " AWS_ENDPOINT_URL)")
+    g.add_argument("--region", help="S3: region (default from the AWS configuration)")
+    g.add_argument("--profile", help="S3: named profile from the AWS configuration")
+    g.add_argument("--s3-addressing-style", choices=("auto", "path", "virtual"),
+                   dest="addressing_style",
+                   help="S3: bucket in the path or in the host name (default: path with"
+                        " --endpoint-url, else auto)")
+    g.add_argument("--user", help="HTTP: user name (also SSTATE_MIRROR_USER; default: ~/.netrc)")
+    g.add_argument("--password-env", metavar="VAR", default="SSTATE_MIRROR_PASSWORD",
+                   help="HTTP: environment variable holding the password"
+                        " (default: SSTATE_MIRROR_PASSWORD)")
+    g.add_argument("--token-env", metavar="VAR", default="SSTATE_MIRROR_TOKEN",
+                   help="HTTP: environment variable holding a bearer token"
+                        " (default: SSTATE_MIRROR_TOKEN)")
+    g.add_argument("--auth", choices=("auto", "basic", "digest"), default="auto",
+                   help="HTTP: authentication scheme (default: auto)")
+    g.add_argument("--no-netrc", action="store_true", help="HTTP: do not read ~/.netrc")
+    g.add_argument("--ca-cert", metavar="FILE", help="HTTPS: CA bundle to verify the server")
+    g.add_argument("--insecure", action="store_true",
+                   help="HTTPS: do not verify the server certificate (not recommended)")
+    g.add_argument("--timeout", type=float, default=60.0, metavar="SECONDS",
+                   help="network timeout per request (default: 60)")
+    g.add_argument("--retries", type=int, default=5, metavar="N",
+                   help="retries for transient errors (default: 5)")
+
+
+def add_jobs_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("-j", "--jobs", type=int, default=None, metavar="N",
+                        help="parallel transfers (default: what suits the mirror)")
+
+
+def add_selection_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--filter", metavar="PN-REGEX",
+                        help="only recipes whose PN matches this regular expression"
+                             " (matched from the start of PN, as re.match does)")
+    parser.add_argument("--arch", metavar="ARCH",
+                        help="only artifacts of this SSTATE_PKGARCH (e.g. core2-64, x86_64,"
+                             " arm64, allarch)")
+
+
+def backend_options_from_args(args: argparse.Namespace) -> BackendOptions:
+    """Collect connection options; secrets come from the environment, never from argv."""
+    if getattr(args, "timeout", 60.0) <= 0:
+        raise UsageError("--timeout must be positive")
+    if getattr(args, "retries", 5) < 0:
+        raise UsageError("--retries must not be negative")
+    user = getattr(args, "user", None) or os.environ.get("SSTATE_MIRROR_USER") or None
+    password_env = getattr(args, "password_env", "SSTATE_MIRROR_PASSWORD")
+    token_env = getattr(args, "token_env", "SSTATE_MIRROR_TOKEN")
+    auth = getattr(args, "auth", "auto")
+    return BackendOptions(
+        endpoint_url=getattr(args, "endpoint_url", None),
+        region=getattr(args, "region", None),
+        profile=getattr(args, "profile", None),
+        addressing_style=getattr(args, "addressing_style", None),
+        user=user,
+        password=os.environ.get(password_env) or None,
+        token=os.environ.get(token_env) or None,
+        auth_method=None if auth == "auto" else auth,
+        use_netrc=not getattr(args, "no_netrc", False),
+        ca_cert=getattr(args, "ca_cert", None),
+        verify_tls=not getattr(args, "insecure", False),
+        timeout=getattr(args, "timeout", 60.0),
+        retries=getattr(args, "retries", 5),
+    )
+
+
+def compile_filter(expr: Optional[str]) -> Optional[Pattern[str]]:
+    if expr is None:
+        return None
+    try:
+        return re.compile(expr)
+    except re.error as exc:
+        raise UsageError(f"--filter {expr!r} is not a valid regular expression: {exc}") from exc
+
+
+def jobs_from_args(args: argparse.Namespace, default: int) -> int:
+    jobs = getattr(args, "jobs", None)
+    if jobs is None:
+        return default
+    if jobs < 1 or jobs > 256:
+        raise UsageError("--jobs must be between 1 and 256")
+    return int(jobs)

@@ -1,0 +1,85 @@
+"""Everything the tool prints goes through :class:`UI`.
+
+Human text goes to stdout; warnings and errors to stderr. With ``--json`` stdout carries
+exactly one JSON document and the human lines move to stderr, so ``sstate-mirror info
+--json | jq`` always works. Only the CLI layer prints: commands return values and report
+progress through callbacks.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from typing import IO, Any, Optional
+
+from ..errors import SstateMirrorError
+
+
+def color_enabled(choice: str, stream: IO[str]) -> bool:
+    """``--color auto`` means: a terminal, and neither NO_COLOR nor TERM=dumb set."""
+    if choice == "always":
+        return True
+    if choice == "never":
+        return False
+    if os.environ.get("NO_COLOR"):
+        return False
+    if os.environ.get("TERM") == "dumb":
+        return False
+    return hasattr(stream, "isatty") and stream.isatty()
+
+
+class UI:
+    """Output policy for one run: verbosity, JSON mode, colour."""
+
+    def __init__(
+        self,
+        *,
+        verbose: int = 0,
+        quiet: bool = False,
+        json_mode: bool = False,
+        color: str = "auto",
+        out: Optional[IO[str]] = None,
+        err: Optional[IO[str]] = None,
+    ) -> None:
+        self.verbose = verbose
+        self.quiet = quiet
+        self.json_mode = json_mode
+        self.out = out if out is not None else sys.stdout
+        self.err = err if err is not None else sys.stderr
+        self.color = color_enabled(color, self.out)
+
+    @property
+    def _human(self) -> IO[str]:
+        return self.err if self.json_mode else self.out
+
+    def info(self, message: str) -> None:
+        """A normal progress/summary line (hidden by ``-q``)."""
+        if not self.quiet:
+            print(message, file=self._human, flush=True)
+
+    def detail(self, message: str, level: int = 1) -> None:
+        """A line shown only with ``-v`` (``level`` times)."""
+        if self.verbose >= level and not self.quiet:
+            print(message, file=self._human, flush=True)
+
+    def result(self, text: str) -> None:
+        """Primary output of a command (a dump, a diff); printed even with ``-q``."""
+        self.out.write(text)
+        self.out.flush()
+
+    def warn(self, message: str) -> None:
+        print(f"warning: {message}", file=self.err, flush=True)
+
+    def error(self, message: str) -> None:
+        print(f"error: {message}", file=self.err, flush=True)
+
+    def report_exception(self, exc: SstateMirrorError) -> None:
+        self.error(str(exc))
+        if exc.hint:
+            print(f"hint: {exc.hint}", file=self.err, flush=True)
+
+    def emit_json(self, data: Any) -> None:
+        json.dump(data, self.out, indent=2, sort_keys=False, default=str)
+        self.out.write("\n")
+        self.out.flush()

@@ -1,0 +1,96 @@
+"""The project's own error tree.
+
+Every failure a user can act on is one of these, so the CLI can print one clear line and pick
+the exit code without knowing which library failed underneath::
+
+    SstateMirrorError
+     ├── UsageError               bad command line or option value          (exit 2)
+     ├── SignatureError           a signature file cannot be read safely    (exit 2)
+     └── BackendError             the mirror or the local cache failed      (exit 3)
+          ├── BackendUnavailable   scheme not supported / dependency missing
+          ├── NotFoundError        the object or the mirror root is missing
+          ├── AuthError            credentials missing, rejected or not allowed
+          ├── PermanentError       retrying will not help (bad request, conflict, ...)
+          └── TransientError       worth retrying (timeouts, resets, 5xx, 429)
+
+Backends translate their library's exceptions into this tree in one place each, raised
+``from`` the original so a ``-v`` traceback still shows the root cause. Messages never
+contain credentials: backends build them from redacted URLs only.
+"""
+
+from __future__ import annotations
+
+from typing import Optional
+
+
+class SstateMirrorError(Exception):
+    """Base of every error this tool reports without a traceback."""
+
+    exit_code = 1
+
+    def __init__(self, message: str, *, hint: Optional[str] = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+
+    def __str__(self) -> str:
+        return self.message
+
+
+class UsageError(SstateMirrorError):
+    """The command line asks for something impossible; nothing was touched."""
+
+    exit_code = 2
+
+
+class SignatureError(SstateMirrorError):
+    """A .siginfo/.sigdata file is malformed, too large or unsafe to read."""
+
+    exit_code = 2
+
+
+class BackendError(SstateMirrorError):
+    """A storage operation failed. ``url`` names the mirror (redacted), ``path`` the object."""
+
+    exit_code = 3
+    retryable = False
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        url: Optional[str] = None,
+        path: Optional[str] = None,
+        hint: Optional[str] = None,
+    ) -> None:
+        super().__init__(message, hint=hint)
+        self.url = url
+        self.path = path
+
+
+class BackendUnavailable(BackendError):
+    """The URL scheme is not supported, or an optional dependency is missing."""
+
+
+class NotFoundError(BackendError):
+    """The object (or the mirror root itself) does not exist."""
+
+
+class AuthError(BackendError):
+    """Credentials are missing, wrong, or lack permission for the operation."""
+
+
+class PermanentError(BackendError):
+    """A failure that a retry will not fix."""
+
+
+class TransientError(BackendError):
+    """A failure worth retrying: timeout, reset connection, throttling, server error."""
+
+    retryable = True
+
+
+class Interrupted(SstateMirrorError):
+    """The user pressed Ctrl-C; in-flight work was finished or rolled back."""
+
+    exit_code = 130

@@ -1,0 +1,293 @@
+"""The sstate naming model: the only module that knows what an sstate file name means.
+
+An sstate object is named (OE-core ``sstate.bbclass``, Isar's copy of it)::
+
+    [PREFIX/]hh/hh/sstate:PN:ARCHSPEC:PV:PR:PKGARCH:VERSION:HASH_TASK.EXT[.siginfo|.sig]
+
+where ARCHSPEC is ``${PACKAGE_ARCH}${TARGET_VENDOR}-${TARGET_OS}`` and, for software-only
+tasks (fetch, unpack, patch, populate_lic), both ARCHSPEC and PKGARCH are empty. PREFIX is
+``${NATIVELSBSTRING}`` (``universal``, ``debian-12``, Isar's ``isarnative``) for native
+recipes. Older caches use one ``hh/`` level and ``.tgz``.
+
+Names longer than 254 characters have ARCHSPEC, PV and PR cut to equal lengths, so the name is
+parsed by position from both ends: PN is the second field, the last four fields are PR,
+PKGARCH, VERSION and ``HASH_TASK.EXT``; whatever lies between ARCHSPEC and PR is PV (which may
+itself contain ``:``).
+
+Every file on a mirror or in a local cache is classified as one of :class:`Kind`. Files that
+are neither sstate objects nor leftovers of writing one are ``UNKNOWN``: they are never
+uploaded and never deleted, only reported.
+"""
+
+from __future__ import annotations
+
+import enum
+import re
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from typing import Dict, List, Optional
+
+#: Archive extensions, newest first. ``tar.zst`` since OE kirkstone (2022) and in Isar;
+#: ``tgz`` before that.
+ARCHIVE_EXTENSIONS = ("tar.zst", "tgz")
+
+#: Companion suffixes appended to an archive name.
+SIGINFO_SUFFIX = ".siginfo"
+SIG_SUFFIX = ".sig"
+
+#: The longest name OE-core writes (archives keep 8 characters free for ".siginfo").
+MAX_NAME_LENGTH = 254
+
+#: Temporary names this tool writes while uploading (``.sstate-mirror-<hex>.tmp``). They are
+#: short on purpose: a long sstate name plus any prefix would exceed NAME_MAX (255).
+UPLOAD_TEMP_PREFIX = ".sstate-mirror-"
+UPLOAD_TEMP_SUFFIX = ".tmp"
+
+_HASH_RE = r"(?:[0-9a-f]{32,128}|INVALID)"
+_TAIL_RE = re.compile(rf"^(?P<hash>{_HASH_RE})_(?P<task>[A-Za-z0-9_+-]+?)\.(?P<rest>.+)$")
+_UPLOAD_TEMP_RE = re.compile(
+    rf"^{re.escape(UPLOAD_TEMP_PREFIX)}[0-9a-f]{{8,64}}{re.escape(UPLOAD_TEMP_SUFFIX)}$"
+)
+
+
+class Kind(str, enum.Enum):
+    """What a file in an sstate cache or mirror is."""
+
+    ARCHIVE = "archive"
+    """The task output bitbake restores (``.tar.zst`` / ``.tgz``)."""
+    SIGINFO = "siginfo"
+    """Signature data: next to an archive, or alone for tasks that are not sstate tasks."""
+    SIG = "sig"
+    """Detached GPG signature of an archive (only when sstate signing is on)."""
+    TEMP = "temp"
+    """Temporary or partial file: an interrupted write, bitbake's ``sigtask.*``, ``.done``."""
+    UNKNOWN = "unknown"
+    """Anything else (README, index.html, ...): never uploaded, never deleted."""
+
+
+@dataclass(frozen=True)
+class SstateName:
+    """The fields of one sstate file name (a basename, no directories)."""
+
+    pn: str
+    archspec: str
+    pv: str
+    pr: str
+    pkgarch: str
+    version: str
+    hash: str
+    task: str
+    ext: str
+    kind: Kind
+
+    @property
+    def arch(self) -> str:
+        """``SSTATE_PKGARCH``: the architecture an archive is shared across ('' = any)."""
+        return self.pkgarch
+
+    @property
+    def is_software_only(self) -> bool:
+        """True for the arch-less spec of fetch/unpack/patch/populate_lic tasks."""
+        return self.archspec == "" and self.pkgarch == ""
+
+
+def parse_name(basename: str) -> Optional[SstateName]:
+    """Parse an sstate file basename, or return None when it is not one.
+
+    Leftovers of writing an sstate file (``<archive>.XXXXXXXX``, ``.done``) parse with
+    ``kind == Kind.TEMP`` so that they can be attributed to a recipe in reports.
+    """
+    if not basename.startswith("sstate:"):
+        return None
+    fields = basename.split(":")
+    if len(fields) < 8:
+        return None
+    tail = _TAIL_RE.match(fields[-1])
+    if tail is None:
+        return None
+    kind = _kind_from_rest(tail.group("rest"))
+    if kind is None:
+        return None
+    ext = _extension(tail.group("rest"))
+    return SstateName(
+        pn=fields[1],
+        archspec=fields[2],
+        pv=":".join(fields[3:-4]),
+        pr=fields[-4],
+        pkgarch=fields[-3],
+        version=fields[-2],
+        hash=tail.group("hash"),
+        task=tail.group("task"),
+        ext=ext,
+        kind=kind,
+    )
+
+
+def _extension(rest: str) -> str:
+    for ext in ARCHIVE_EXTENSIONS:
+        if rest == ext or rest.startswith(ext + "."):
+            return ext
+    return rest.split(".", 1)[0]
+
+
+def _kind_from_rest(rest: str) -> Optional[Kind]:
+    """Classify what follows ``HASH_TASK.`` in a name; None when it is no sstate name."""
+    for ext in ARCHIVE_EXTENSIONS:
+        if rest == ext:
+            return Kind.ARCHIVE
+        if rest == ext + SIGINFO_SUFFIX:
+            return Kind.SIGINFO
+        if rest == ext + SIG_SUFFIX:
+            return Kind.SIG
+        if rest.startswith(ext + "."):
+            # <archive>.XXXXXXXX (mktemp), <archive>.done, <archive>.siginfo.XXXX, ...
+            return Kind.TEMP
+    return None
+
+
+def classify(path: str) -> Kind:
+    """Classify a mirror-relative path (``/``-separated) by its basename."""
+    base = path.rsplit("/", 1)[-1]
+    parsed = parse_name(base)
+    if parsed is not None:
+        return parsed.kind
+    if base.startswith("sigtask.") or _UPLOAD_TEMP_RE.match(base):
+        return Kind.TEMP
+    if base.startswith(".sstate:") and parse_name(base[1:]) is not None:
+        # rsync and similar tools write ".<name>.XXXXXX" next to the final name
+        return Kind.TEMP
+    return Kind.UNKNOWN
+
+
+def group_key(path: str) -> str:
+    """The path of the archive a file belongs with (itself for an archive).
+
+    ``a/b/X.tar.zst.siginfo`` and ``a/b/X.tar.zst.sig`` both belong with ``a/b/X.tar.zst``.
+    Files that belong with no archive (temp, unknown) are their own key.
+    """
+    kind = classify(path)
+    if kind is Kind.SIGINFO:
+        return path[: -len(SIGINFO_SUFFIX)]
+    if kind is Kind.SIG:
+        return path[: -len(SIG_SUFFIX)]
+    return path
+
+
+@dataclass(frozen=True)
+class Artifact:
+    """One file of a cache or mirror, as every other part of the tool talks about it.
+
+    ``mtime`` is a POSIX timestamp (seconds since the epoch, UTC) of the last modification
+    the storage reports, which after a ``touch`` means the last recorded use.
+    """
+
+    path: str
+    size: int
+    mtime: float
+    kind: Kind
+    name: Optional[SstateName] = field(default=None, compare=False)
+
+    @property
+    def basename(self) -> str:
+        return self.path.rsplit("/", 1)[-1]
+
+    @property
+    def pn(self) -> str:
+        return self.name.pn if self.name else ""
+
+    @property
+    def arch(self) -> str:
+        return self.name.arch if self.name else ""
+
+    @property
+    def task(self) -> str:
+        return self.name.task if self.name else ""
+
+    @property
+    def hash(self) -> str:
+        return self.name.hash if self.name else ""
+
+    @property
+    def group_key(self) -> str:
+        return group_key(self.path)
+
+    def age(self, now: float) -> float:
+        """Seconds since ``mtime``; never negative (clock skew reads as 'just now')."""
+        return max(0.0, now - self.mtime)
+
+
+def make_artifact(path: str, size: int, mtime: float) -> Artifact:
+    """Build an :class:`Artifact` for a listed file."""
+    base = path.rsplit("/", 1)[-1]
+    parsed = parse_name(base)
+    kind = parsed.kind if parsed is not None else classify(path)
+    if parsed is None and kind is Kind.TEMP and base.startswith(".sstate:"):
+        parsed = parse_name(base[1:])
+    return Artifact(path=path, size=size, mtime=mtime, kind=kind, name=parsed)
+
+
+@dataclass
+class Group:
+    """An archive with its companions; any member may be missing."""
+
+    key: str
+    archive: Optional[Artifact] = None
+    siginfo: Optional[Artifact] = None
+    sig: Optional[Artifact] = None
+
+    def members(self) -> List[Artifact]:
+        """Present members, companions first (the order they must be uploaded in)."""
+        return [a for a in (self.siginfo, self.sig, self.archive) if a is not None]
+
+    @property
+    def size(self) -> int:
+        return sum(a.size for a in self.members())
+
+    @property
+    def name(self) -> Optional[SstateName]:
+        for member in (self.archive, self.siginfo, self.sig):
+            if member is not None and member.name is not None:
+                return member.name
+        return None
+
+
+def group_artifacts(artifacts: Iterable[Artifact]) -> Dict[str, Group]:
+    """Group archives, siginfo and sig files by the archive they belong with.
+
+    Temporary and unknown files are not part of any group and are left out.
+    """
+    groups: Dict[str, Group] = {}
+    for art in artifacts:
+        if art.kind not in (Kind.ARCHIVE, Kind.SIGINFO, Kind.SIG):
+            continue
+        key = art.group_key
+        group = groups.get(key)
+        if group is None:
+            group = groups[key] = Group(key)
+        if art.kind is Kind.ARCHIVE:
+            group.archive = art
+        elif art.kind is Kind.SIGINFO:
+            group.siginfo = art
+        else:
+            group.sig = art
+    return groups
+
+
+def layout_of(path: str, name: SstateName) -> str:
+    """Which directory layout a path uses: ``hh/hh``, ``hh`` or ``flat`` (anything else).
+
+    Only ``hh/hh`` (and ``hh`` for caches older than 2020) are where bitbake looks.
+    """
+    parts = path.split("/")[:-1]
+    h = name.hash
+    if len(parts) >= 2 and parts[-2] == h[:2] and parts[-1] == h[2:4]:
+        return "hh/hh"
+    if parts and parts[-1] == h[:2]:
+        return "hh"
+    return "flat"
+
+
+def iter_companion_paths(archive_path: str) -> Iterator[str]:
+    """The companion paths an archive may have, in upload order."""
+    yield archive_path + SIGINFO_SUFFIX
+    yield archive_path + SIG_SUFFIX

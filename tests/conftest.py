@@ -1,0 +1,32 @@
+"""Shared fixtures: paths to the real sstate data shipped in tests/data."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+
+TESTS = Path(__file__).parent
+DATA = TESTS / "data"
+sys.path.insert(0, str(TESTS))  # so test modules can import backend_contract and helpers
+
+
+@pytest.fixture(scope="session")
+def data_dir() -> Path:
+    return DATA
+
+
+@pytest.fixture(scope="session")
+def oe_cache_a() -> Path:
+    return DATA / "oe-wrynose" / "cache-a"
+
+
+@pytest.fixture(scope="session")
+def oe_cache_b() -> Path:
+    return DATA / "oe-wrynose" / "cache-b"
+
+
+@pytest.fixture(scope="session")
+def legacy_cache() -> Path:
+    return DATA / "legacy-honister" / "cache-a"
