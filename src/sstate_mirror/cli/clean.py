@@ -1,0 +1,83 @@
+"""``sstate-mirror clean TARGET --max-age AGE [--max-sig-age AGE]``."""
+
+from __future__ import annotations
+
+import argparse
+import time
+from typing import Any, Dict, Sequence
+
+from ..backends import open_backend
+from ..commands.clean import CleanOptions, execute_clean, plan_clean
+from ..commands.listing import list_artifacts
+from ..units import format_size, parse_age
+from .common import add_backend_options, add_jobs_option, backend_options_from_args, jobs_from_args
+from .progress import LineProgress
+from .ui import UI
+
+
+def register(sub: Any, parents: Sequence[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser(
+        "clean",
+        parents=list(parents),
+        help="delete old artifacts and leftovers from a mirror",
+        description="Delete archives older than --max-age together with their .siginfo and"
+        " .sig, signatures without archive older than --max-sig-age, and temporary files of"
+        " interrupted uploads older than a day. Nothing is deleted if the listing fails."
+        " AGE is a whole number with a unit: w, d, h, m or s (e.g. 30d).",
+    )
+    p.add_argument("target", metavar="TARGET",
+                   help="mirror: a directory, file://, http(s):// or s3:// URL")
+    p.add_argument("--max-age", metavar="AGE", required=True,
+                   help="delete archives at least this old (e.g. 30d, 8w)")
+    p.add_argument("--max-sig-age", metavar="AGE",
+                   help="delete signatures without archive at least this old"
+                        " (default and minimum: --max-age)")
+    p.add_argument("-n", "--dry-run", action="store_true",
+                   help="show what would be deleted and why; change nothing")
+    add_jobs_option(p)
+    add_backend_options(p)
+    p.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace, ui: UI) -> int:
+    # every value is checked before the mirror is contacted
+    options = CleanOptions(
+        max_age=parse_age(args.max_age, "--max-age"),
+        max_sig_age=(parse_age(args.max_sig_age, "--max-sig-age")
+                     if args.max_sig_age is not None else None),
+    )
+    backend_options = backend_options_from_args(args)
+    progress = LineProgress(ui)
+    with open_backend(args.target, backend_options) as target:
+        jobs = jobs_from_args(args, target.properties.connections)
+        target.check()
+        ui.info(f"scanning {target.url}")
+        now = time.time()
+        artifacts = list_artifacts(target, progress=progress)
+        plan = plan_clean(artifacts, options, now)
+        scanned = ", ".join(f"{n} {kind}" for kind, n in sorted(plan.counts.items()))
+        ui.info(f"  {len(artifacts)} files ({scanned or 'empty'})")
+        for rule, tally in sorted(plan.by_rule().items()):
+            ui.info(f"  {rule}: {tally['files']} files ({format_size(tally['bytes'])})")
+        for d in plan.deletions:
+            ui.detail(f"[DELETE] {d.path} ({d.rule})")
+        if plan.unknown:
+            ui.detail(f"  {len(plan.unknown)} unknown files left alone")
+        report: Dict[str, Any] = {"command": "clean", "target": target.url,
+                                  "dry_run": args.dry_run, "now": now, "plan": plan.to_dict()}
+        if args.dry_run:
+            ui.info(f"dry run: would delete {len(plan.deletions)} files,"
+                    f" freeing {format_size(plan.bytes_to_free)}")
+            if ui.json_mode:
+                ui.emit_json(report)
+            return 0
+        result = execute_clean(plan, target, jobs=jobs, retries=backend_options.retries,
+                               progress=progress)
+    for path, err in sorted(result.failed.items()):
+        ui.error(f"{path}: {err}")
+    ui.info(f"clean: {result.deleted} files deleted, {format_size(result.freed_bytes)} freed,"
+            f" {plan.kept} files kept, {len(result.failed)} failed")
+    if ui.json_mode:
+        report["result"] = result.to_dict()
+        ui.emit_json(report)
+    return 1 if result.failed else 0

@@ -1,0 +1,101 @@
+"""``sstate-mirror info TARGET``."""
+
+from __future__ import annotations
+
+import argparse
+import time
+from typing import Any, Dict, List, Sequence
+
+from ..backends import open_backend
+from ..commands.info import AGE_BUCKETS, InfoReport, Tally, summarize
+from ..commands.listing import list_artifacts
+from ..units import format_age, format_size
+from .common import add_backend_options, backend_options_from_args
+from .progress import LineProgress
+from .ui import UI
+
+TOP = 10
+
+
+def register(sub: Any, parents: Sequence[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser(
+        "info",
+        parents=list(parents),
+        help="show what a mirror holds: sizes, kinds, archs, tasks, ages, top recipes",
+        description="Scan a mirror (or a local sstate cache) and summarise it. -v adds a"
+        " line per recipe; --json gives everything as data.",
+    )
+    p.add_argument("target", metavar="TARGET",
+                   help="mirror or cache: a directory, file://, http(s):// or s3:// URL")
+    p.add_argument("--top", type=int, default=TOP, metavar="N",
+                   help=f"how many recipes to list by size (default: {TOP})")
+    add_backend_options(p)
+    p.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace, ui: UI) -> int:
+    with open_backend(args.target, backend_options_from_args(args)) as target:
+        target.check()
+        ui.info(f"scanning {target.url}")
+        now = time.time()
+        report = summarize(list_artifacts(target, progress=LineProgress(ui)), now)
+        if ui.json_mode:
+            data: Dict[str, Any] = {"command": "info", "target": target.url, "now": now}
+            data.update(report.to_dict(top=args.top, detail=ui.verbose > 0))
+            ui.emit_json(data)
+            return 0
+    ui.result(render(report, top=args.top, detail=ui.verbose > 0))
+    return 0
+
+
+def _table(title: str, rows: List[List[str]], head: List[str]) -> List[str]:
+    if not rows:
+        return []
+    widths = [max(len(r[i]) for r in [head, *rows]) for i in range(len(head))]
+    lines = [title]
+    for r in [head, *rows]:
+        cells = [r[0].ljust(widths[0])] + [c.rjust(w) for c, w in zip(r[1:], widths[1:])]
+        lines.append("  " + "  ".join(cells).rstrip())
+    return lines + [""]
+
+
+def _tally_rows(d: Dict[str, Tally], limit: int = 0) -> List[List[str]]:
+    items = sorted(d.items(), key=lambda kv: (-kv[1].bytes, kv[0]))
+    if limit:
+        items = items[:limit]
+    return [[k, str(t.files), format_size(t.bytes)] for k, t in items]
+
+
+def render(report: InfoReport, *, top: int, detail: bool) -> str:
+    """The human report (pure, so tests can read it)."""
+    lines = [f"{report.total.files} files, {format_size(report.total.bytes)}"]
+    if report.oldest is not None and report.newest is not None:
+        lines.append(f"newest file {format_age(report.now - report.newest)} old,"
+                     f" oldest {format_age(report.now - report.oldest)} old")
+    lines.append(f"{len(report.recipes)} recipes")
+    if report.archives_without_siginfo:
+        lines.append(f"{report.archives_without_siginfo} archives have no .siginfo")
+    lines.append("")
+    head = ["", "files", "size"]
+    lines += _table("by kind:", _tally_rows(report.by_kind), head)
+    lines += _table("by arch (SSTATE_PKGARCH):", _tally_rows(report.by_arch), head)
+    lines += _table("by task:", _tally_rows(report.by_task), head)
+    lines += _table("by directory prefix:", _tally_rows(report.by_prefix), head)
+    if len(report.by_layout) > 1 or "hh/hh" not in report.by_layout:
+        lines += _table("by layout:", _tally_rows(report.by_layout), head)
+    lines += _table("by SSTATE_VERSION:", _tally_rows(report.by_version), head)
+    age_rows = [[label, str(report.by_age[label].files), format_size(report.by_age[label].bytes)]
+                for _, label in AGE_BUCKETS if report.by_age[label].files]
+    lines += _table("by age (time since last modification):", age_rows, head)
+    lines += _table(f"top {top} recipes by size:",
+                    [[r.pn, str(r.files), format_size(r.bytes)]
+                     for r in report.top_recipes(top)], head)
+    if detail:
+        rows = []
+        for r in sorted(report.recipes.values(), key=lambda r: r.pn):
+            tasks = ",".join(f"{t}:{n}" for t, n in sorted(r.tasks.items())) or "-"
+            rows.append([r.pn, str(r.files), format_size(r.bytes), str(r.archives),
+                         format_age(report.now - r.newest), tasks])
+        lines += _table("recipes:", rows, ["", "files", "size", "archives", "newest",
+                                           "archives by task"])
+    return "\n".join(lines).rstrip() + "\n"

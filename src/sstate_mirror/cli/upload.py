@@ -1,0 +1,104 @@
+"""``sstate-mirror upload SOURCE TARGET``."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any, Dict, List, Sequence
+
+from ..backends import open_backend
+from ..commands.listing import list_artifacts
+from ..errors import NotFoundError
+from ..commands.upload import Selection, Skipped, execute_upload, plan_upload
+from ..units import format_size
+from .common import (
+    add_backend_options,
+    add_jobs_option,
+    add_selection_options,
+    backend_options_from_args,
+    compile_filter,
+    jobs_from_args,
+)
+from .progress import LineProgress
+from .ui import UI
+
+
+def register(sub: Any, parents: Sequence[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser(
+        "upload",
+        parents=list(parents),
+        help="upload a local sstate cache to a mirror (only what is missing)",
+        description="Upload the sstate files of SOURCE that TARGET lacks (or holds with a"
+        " different size): signatures first, archives last, each atomically, in parallel."
+        " Temporary, partial and unknown files are skipped. SOURCE is never modified.",
+    )
+    p.add_argument("source", metavar="SOURCE", help="local sstate cache (SSTATE_DIR)")
+    p.add_argument("target", metavar="TARGET",
+                   help="mirror: a directory, file://, http(s):// or s3:// URL")
+    p.add_argument("-n", "--dry-run", action="store_true",
+                   help="show what would be uploaded; change nothing")
+    add_selection_options(p)
+    add_jobs_option(p)
+    add_backend_options(p)
+    p.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace, ui: UI) -> int:
+    selection = Selection(pn_filter=compile_filter(args.filter), arch=args.arch)
+    options = backend_options_from_args(args)
+    progress = LineProgress(ui)
+    with open_backend(args.source, options) as source, \
+            open_backend(args.target, options) as target:
+        source.check()
+        mirror_exists = True
+        try:
+            target.check(create=not args.dry_run)
+        except NotFoundError:
+            if not args.dry_run:
+                raise
+            mirror_exists = False  # a dry run does not create it: everything is missing
+        jobs = jobs_from_args(args, target.properties.connections)
+        ui.info(f"uploading {source.url} to {target.url}")
+        dangling: List[Skipped] = []
+        local = list_artifacts(source, progress=progress,
+                               on_skip=lambda p, why: dangling.append(Skipped(p, why)))
+        remote = ({a.path: a.size for a in list_artifacts(target, progress=progress)}
+                  if mirror_exists else {})
+        plan = plan_upload(local, remote, selection)
+        plan.skipped.extend(dangling)
+        ui.info(f"  {len(plan.transfers)} files to upload ({format_size(plan.bytes_to_send)}),"
+                f" {plan.present} already present")
+        for t in plan.transfers:
+            ui.detail(f"[UPLOAD] {t.path}" + (
+                f" (replaces {t.remote_size} bytes)" if t.remote_size is not None else ""))
+        for s in plan.skipped:
+            ui.detail(f"[SKIP] {s.path}: {s.reason}")
+        report: Dict[str, Any] = {"command": "upload", "source": source.url,
+                                  "target": target.url, "dry_run": args.dry_run,
+                                  "plan": plan.to_dict()}
+        if args.dry_run:
+            ui.info("dry run: nothing uploaded")
+            if ui.json_mode:
+                ui.emit_json(report)
+            return 0
+        result = execute_upload(plan, source, target, jobs=jobs, retries=options.retries,
+                                progress=progress)
+    for path, err in sorted(result.failed.items()):
+        ui.error(f"{path}: {err}")
+    skipped_reasons = _count_reasons(plan.skipped)
+    ui.info(
+        f"upload: {result.uploaded} files ({format_size(result.uploaded_bytes)}) uploaded,"
+        f" {plan.present} already present, {len(plan.skipped)} skipped"
+        + (f" ({skipped_reasons})" if skipped_reasons else "")
+        + f", {len(result.failed)} failed"
+    )
+    if ui.json_mode:
+        report["result"] = result.to_dict()
+        ui.emit_json(report)
+    return 1 if result.failed else 0
+
+
+def _count_reasons(skipped: Sequence[Skipped]) -> str:
+    counts: Dict[str, int] = {}
+    for s in skipped:
+        counts[s.reason] = counts.get(s.reason, 0) + 1
+    return ", ".join(f"{n} {reason}" for reason, n in sorted(counts.items()))

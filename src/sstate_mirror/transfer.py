@@ -1,0 +1,133 @@
+"""Run many small storage operations in parallel and report what happened as data.
+
+Commands hand a list of work items and a function to :func:`run_parallel`; it returns the
+failures (item -> error) instead of raising on the first one, so one bad object never hides
+the outcome of the others. Progress is reported through a :class:`Progress` callback object;
+only the CLI decides how to draw it.
+
+Transient errors (:class:`~sstate_mirror.errors.TransientError`) are retried here with
+exponential backoff and jitter, around the whole operation: a half-sent upload whose stream
+cannot be rewound is restarted from a freshly opened source.
+
+On Ctrl-C, pending items are cancelled, in-flight ones are allowed to finish (an atomic put
+either completes or removes its temporary file), and ``KeyboardInterrupt`` propagates.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Sequence
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from typing import Callable, Dict, List, Optional, TypeVar
+
+from .errors import BackendError, PermanentError, SstateMirrorError
+
+T = TypeVar("T")
+R = TypeVar("R")
+
+
+class Progress:
+    """Callbacks for long operations; this base class ignores them all."""
+
+    def phase(self, name: str, total_items: int, total_bytes: int = 0) -> None:
+        """A new phase starts (e.g. "listing", "uploading companions")."""
+
+    def advance(self, items: int = 1, nbytes: int = 0) -> None:
+        """Items (and bytes) of the current phase are done."""
+
+    def retry(self, what: str, error: BaseException, delay: float) -> None:
+        """An operation failed transiently and will be retried after ``delay`` seconds."""
+
+    def done(self) -> None:
+        """The current phase is finished."""
+
+
+def as_backend_error(exc: BaseException, what: str) -> BackendError:
+    """Any exception from a worker as a reportable error (bugs included, not swallowed)."""
+    if isinstance(exc, BackendError):
+        return exc
+    if isinstance(exc, SstateMirrorError):
+        return PermanentError(str(exc))
+    return PermanentError(f"{what}: unexpected {type(exc).__name__}: {exc}")
+
+
+def call_with_retries(
+    fn: Callable[[], R],
+    *,
+    retries: int,
+    what: str,
+    progress: Optional[Progress] = None,
+    base_delay: float = 0.5,
+    max_delay: float = 30.0,
+    sleep: Callable[[float], None] = time.sleep,
+) -> R:
+    """Call ``fn``; on a transient error wait and retry, at most ``retries`` more times."""
+    attempt = 0
+    while True:
+        try:
+            return fn()
+        except BackendError as exc:
+            if not exc.retryable or attempt >= retries:
+                raise
+            delay = min(max_delay, base_delay * (2**attempt)) * (0.5 + random.random() / 2)  # noqa: S311
+            if progress is not None:
+                progress.retry(what, exc, delay)
+            sleep(delay)
+            attempt += 1
+
+
+def run_parallel(
+    items: Sequence[T],
+    fn: Callable[[T], None],
+    *,
+    jobs: int,
+    describe: Callable[[T], str] = str,
+    weight: Callable[[T], int] = lambda _item: 0,
+    progress: Optional[Progress] = None,
+    retries: int = 0,
+) -> Dict[int, BackendError]:
+    """Apply ``fn`` to every item with ``jobs`` threads; return failures by item index.
+
+    ``weight`` gives the bytes an item accounts for in progress reports.
+    """
+    progress = progress or Progress()
+    failures: Dict[int, BackendError] = {}
+    if not items:
+        return failures
+
+    def work(index: int) -> None:
+        item = items[index]
+        call_with_retries(lambda: fn(item), retries=retries, what=describe(item),
+                          progress=progress)
+
+    executor = ThreadPoolExecutor(max_workers=max(1, min(jobs, len(items))),
+                                  thread_name_prefix="sstate-mirror")
+    pending: Dict[Future[None], int] = {}
+    next_index = 0
+    try:
+        # Submit lazily (at most 2*jobs queued) so that Ctrl-C leaves little to cancel.
+        while next_index < len(items) or pending:
+            while next_index < len(items) and len(pending) < 2 * jobs:
+                pending[executor.submit(work, next_index)] = next_index
+                next_index += 1
+            done, _ = wait(list(pending), return_when=FIRST_COMPLETED)
+            for fut in done:
+                index = pending.pop(fut)
+                exc = fut.exception()
+                if exc is not None:
+                    failures[index] = as_backend_error(exc, describe(items[index]))
+                progress.advance(1, weight(items[index]) if exc is None else 0)
+    except BaseException:
+        for fut in pending:
+            fut.cancel()
+        executor.shutdown(wait=True)
+        raise
+    executor.shutdown(wait=True)
+    return failures
+
+
+def batched(items: Sequence[T], size: int) -> List[List[T]]:
+    """Consecutive chunks of at most ``size`` items."""
+    size = max(1, size)
+    return [list(items[i : i + size]) for i in range(0, len(items), size)]
