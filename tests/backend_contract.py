@@ -120,9 +120,8 @@ def test_contract_stat(contract_env: ContractEnv) -> None:
 
 def test_contract_missing_object(contract_env: ContractEnv) -> None:
     b = contract_env.backend
-    with pytest.raises(NotFoundError):
-        with b.open("00/00/does-not-exist"):
-            pass
+    with pytest.raises(NotFoundError), b.open("00/00/does-not-exist"):
+        pass
 
 
 def test_contract_read_limit(contract_env: ContractEnv) -> None:

@@ -8,9 +8,9 @@ import time
 from pathlib import Path
 
 import pytest
+
 from backend_contract import *  # noqa: F403 - the shared contract tests
 from backend_contract import ContractEnv
-
 from sstate_mirror.backends import open_backend
 from sstate_mirror.backends.local import LocalBackend
 from sstate_mirror.errors import NotFoundError, PermanentError

@@ -12,6 +12,7 @@ the listing.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import io
 import os
@@ -101,7 +102,9 @@ class LocalBackend(Backend):
         except FileNotFoundError:
             if prefix:
                 return
-            raise NotFoundError(f"mirror directory {self.root} does not exist", url=self.url)
+            raise NotFoundError(
+                f"mirror directory {self.root} does not exist", url=self.url
+            ) from None
         except OSError as exc:
             raise _translate(exc, f"cannot list {start}") from exc
         seen.add((st.st_dev, st.st_ino))
@@ -179,10 +182,8 @@ class LocalBackend(Backend):
                 os.fsync(out.fileno())
             os.replace(tmp, final)
         except BaseException as exc:
-            try:
+            with contextlib.suppress(OSError):
                 os.unlink(tmp)
-            except OSError:
-                pass
             if isinstance(exc, OSError):
                 raise _translate(exc, f"cannot write {path}", path) from exc
             raise
@@ -196,7 +197,9 @@ class LocalBackend(Backend):
                 return os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o666)
             except FileNotFoundError:
                 if attempt == 2:
-                    raise NotFoundError(f"cannot create {path}: parent vanished", path=path)
+                    raise NotFoundError(
+                        f"cannot create {path}: parent vanished", path=path
+                    ) from None
             except OSError as exc:
                 raise _translate(exc, f"cannot create {path}", path) from exc
         raise AssertionError("unreachable")

@@ -56,7 +56,7 @@ def _table(title: str, rows: List[List[str]], head: List[str]) -> List[str]:
     for r in [head, *rows]:
         cells = [r[0].ljust(widths[0])] + [c.rjust(w) for c, w in zip(r[1:], widths[1:])]
         lines.append("  " + "  ".join(cells).rstrip())
-    return lines + [""]
+    return [*lines, ""]
 
 
 def _tally_rows(d: Dict[str, Tally], limit: int = 0) -> List[List[str]]:

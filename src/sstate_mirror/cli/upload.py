@@ -7,8 +7,8 @@ from typing import Any, Dict, List, Sequence
 
 from ..backends import open_backend
 from ..commands.listing import list_artifacts
-from ..errors import NotFoundError
 from ..commands.upload import Selection, Skipped, execute_upload, plan_upload
+from ..errors import NotFoundError
 from ..units import format_size
 from .common import (
     add_backend_options,
