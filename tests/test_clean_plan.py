@@ -128,9 +128,13 @@ def test_clean_invariants(members: list, max_age_days: int, extra_sig_days: int)
     assert plan.kept == len(files) - len(deleted)
     for group in group_artifacts(files).values():
         if group.archive is None:
+            if group.sig is not None:
+                # an orphan .sig goes unless its group was written within min-age
+                assert (group.sig.path in deleted) == (NOW - group.last_used >= opts.min_age)
             continue
         gone = group.archive.path in deleted
-        assert gone == (group.archive.age(NOW) >= opts.max_age)
+        # a group goes when its last use (newest member) is at least max-age ago
+        assert gone == (NOW - group.last_used >= opts.max_age)
         for companion in (group.siginfo, group.sig):
             if companion is not None:
                 # a companion goes exactly when its archive goes
@@ -140,12 +144,116 @@ def test_clean_invariants(members: list, max_age_days: int, extra_sig_days: int)
             assert a.path not in deleted
         if a.kind is Kind.TEMP:
             assert (a.path in deleted) == (a.age(NOW) >= DAY)
-        if a.path in deleted and a.kind is not Kind.TEMP:
-            # nothing younger than max-age is ever deleted
-            assert a.age(NOW) >= opts.max_age or any(
-                d.rule == "with-archive" for d in plan.deletions if d.path == a.path)
+        rule = next((d.rule for d in plan.deletions if d.path == a.path), None)
+        if rule == "orphan-sig":
+            pass  # checked per group above
+        elif rule not in (None, "stale-temp", "with-archive"):
+            # nothing used more recently than max-age is ever deleted
+            assert a.age(NOW) >= opts.max_age
     # archives are deleted before anything else
     kinds = [d.artifact.kind for d in plan.deletions]
     if Kind.ARCHIVE in kinds:
         assert kinds.index(Kind.ARCHIVE) == 0
         assert all(k is Kind.ARCHIVE for k in kinds[: kinds.count(Kind.ARCHIVE)])
+
+
+# -- retention by last use, size, versions, orphans ---------------------------------------------
+
+def test_last_use_is_the_newest_member_or_siginfo_atime() -> None:
+    a = name(1)
+    opts = CleanOptions(max_age=int(7 * DAY))
+    # the archive was uploaded long ago, but a build touched its siginfo yesterday
+    touched = [art(a, 40), art(a + ".siginfo", 1)]
+    assert paths(plan_clean(touched, opts, NOW)) == {}
+    # on a directory mirror bitbake records use in the .siginfo access time
+    used = [art(a, 40), make_artifact(a + ".siginfo", 100, NOW - 40 * DAY, atime=NOW - DAY)]
+    assert paths(plan_clean(used, opts, NOW)) == {}
+    unused = [art(a, 40), make_artifact(a + ".siginfo", 100, NOW - 40 * DAY, atime=NOW - 40 * DAY)]
+    assert set(paths(plan_clean(unused, opts, NOW))) == {a, a + ".siginfo"}
+
+
+def test_orphans() -> None:
+    gone = name(1)  # its archive was deleted earlier; an sstate task (populate_sysroot)
+    live = name(2)
+    task_sig = name(3, "compile") + ".siginfo"
+    files = [art(gone + ".siginfo", 20), art(gone + ".sig", 20), art(live, 1),
+             art(name(4) + ".sig", 0.01), art(task_sig, 20)]
+    plan = plan_clean(files, CleanOptions(max_age=int(10 * DAY)), NOW)
+    assert paths(plan) == {gone + ".siginfo": "orphan-siginfo", gone + ".sig": "orphan-sig",
+                           task_sig: "max-sig-age"}
+    # the fresh .sig (an upload in progress sends it before its archive) is protected
+
+
+def test_max_versions_keeps_the_most_recently_used() -> None:
+    def version(i: int, age: float) -> list[Artifact]:
+        h = f"{i:064x}"
+        p = f"{h[:2]}/{h[2:4]}/sstate:zlib:core2-64-poky-linux:1.3:r0:core2-64:14:{h}_populate_sysroot.tar.zst"
+        return [art(p, age), art(p + ".siginfo", age)]
+
+    files = version(1, 5) + version(2, 1) + version(3, 3) + version(4, 0.01)
+    plan = plan_clean(files, CleanOptions(max_versions=2), NOW)
+    # the two most recently used (4 and 2) stay; 3 and 1 go, each with its siginfo
+    gone_hashes = {a.hash for a in (d.artifact for d in plan.deletions)}
+    assert gone_hashes == {f"{3:064x}", f"{1:064x}"}
+    assert len(plan.deletions) == 4
+    assert set(paths(plan).values()) == {"max-versions", "with-archive"}
+
+
+def test_max_size_evicts_least_recently_used_groups_whole() -> None:
+    files = []
+    for i, age in enumerate([30, 10, 20, 5, 0.001]):
+        files += [art(name(i), age, 1000), art(name(i) + ".siginfo", age, 10)]
+    plan = plan_clean(files, CleanOptions(max_size=2500), NOW)
+    gone = paths(plan)
+    # oldest first: group 0 (30d), then 2 (20d), then 1 (10d) -> 5050 - 3030 = 2020 <= 2500
+    assert set(gone) == {name(i) + s for i in (0, 2, 1) for s in ("", ".siginfo")}
+    assert plan.size_after == 2020 and not plan.budget_unmet
+
+
+def test_max_size_never_evicts_recent_use_and_says_so() -> None:
+    files = [art(name(1), 0.01, 5000), art(name(2), 3, 100)]
+    plan = plan_clean(files, CleanOptions(max_size=1000), NOW)
+    assert paths(plan) == {name(2): "max-size"}
+    assert plan.budget_unmet and plan.protected_bytes == 5000
+    assert plan.to_dict()["budget_unmet"] is True
+
+
+def test_age_rule_before_size_rule() -> None:
+    files = [art(name(1), 40, 100), art(name(2), 5, 100), art(name(3), 2, 100)]
+    plan = plan_clean(files, CleanOptions(max_age=int(30 * DAY), max_size=150), NOW)
+    assert paths(plan) == {name(1): "max-age", name(2): "max-size"}
+
+
+def test_options_need_a_rule() -> None:
+    with pytest.raises(UsageError):
+        CleanOptions()
+    with pytest.raises(UsageError):
+        CleanOptions(max_versions=0)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(_member, max_size=60), st.integers(min_value=0, max_value=3 * 10**9),
+       st.floats(min_value=0, max_value=3, allow_nan=False))
+def test_size_budget_property(members: list, budget: int, min_age_days: float) -> None:
+    files = _mirror(members)
+    opts = CleanOptions(max_size=budget, min_age=int(min_age_days * DAY))
+    plan = plan_clean(files, opts, NOW)
+    deleted = {d.path for d in plan.deletions}
+    left = [a for a in files if a.path not in deleted]
+    size_left = sum(a.size for a in left)
+    groups = group_artifacts(files)
+    protected = sum(a.size for a in left if a.kind in (Kind.ARCHIVE, Kind.SIGINFO, Kind.SIG)
+                    and NOW - groups[a.group_key].last_used < opts.min_age)
+    untouchable = sum(a.size for a in left if a.kind in (Kind.UNKNOWN, Kind.TEMP))
+    assert plan.budget_unmet == (size_left > budget)
+    if plan.budget_unmet:
+        # the mirror is over budget only when nothing evictable is left
+        assert size_left == protected + untouchable
+    # an archive is never deleted while its .sig (or .siginfo) stays
+    for g in groups.values():
+        if g.archive is not None and g.archive.path in deleted:
+            assert all(m.path in deleted for m in g.members())
+    # nothing used within min-age is evicted
+    for d in plan.deletions:
+        if d.rule == "max-size":
+            assert NOW - groups[d.artifact.group_key].last_used >= opts.min_age

@@ -178,7 +178,9 @@ class Artifact:
     """One file of a cache or mirror, as every other part of the tool talks about it.
 
     ``mtime`` is a POSIX timestamp (seconds since the epoch, UTC) of the last modification
-    the storage reports, which after a ``touch`` means the last recorded use.
+    the storage reports, which after a ``touch`` means the last recorded use. ``atime`` is set
+    only where the store records reads that mean use (see :class:`~sstate_mirror.backends.
+    base.Entry`).
     """
 
     path: str
@@ -186,6 +188,7 @@ class Artifact:
     mtime: float
     kind: Kind
     name: Optional[SstateName] = field(default=None, compare=False)
+    atime: Optional[float] = field(default=None, compare=False)
 
     @property
     def basename(self) -> str:
@@ -216,14 +219,14 @@ class Artifact:
         return max(0.0, now - self.mtime)
 
 
-def make_artifact(path: str, size: int, mtime: float) -> Artifact:
+def make_artifact(path: str, size: int, mtime: float, atime: Optional[float] = None) -> Artifact:
     """Build an :class:`Artifact` for a listed file."""
     base = path.rsplit("/", 1)[-1]
     parsed = parse_name(base)
     kind = parsed.kind if parsed is not None else classify(path)
     if parsed is None and kind is Kind.TEMP and base.startswith(".sstate:"):
         parsed = parse_name(base[1:])
-    return Artifact(path=path, size=size, mtime=mtime, kind=kind, name=parsed)
+    return Artifact(path=path, size=size, mtime=mtime, kind=kind, name=parsed, atime=atime)
 
 
 @dataclass
@@ -242,6 +245,18 @@ class Group:
     @property
     def size(self) -> int:
         return sum(a.size for a in self.members())
+
+    @property
+    def last_used(self) -> float:
+        """When the group was last written or marked as used.
+
+        The newest mtime of its members, or the ``.siginfo``'s access time where the store
+        records it (bitbake's own "last used" mark on ``file://`` mirrors).
+        """
+        times = [m.mtime for m in self.members()]
+        if self.siginfo is not None and self.siginfo.atime is not None:
+            times.append(self.siginfo.atime)
+        return max(times) if times else 0.0
 
     @property
     def name(self) -> Optional[SstateName]:

@@ -42,11 +42,17 @@ SkipCallback = Callable[[str, str], None]
 
 @dataclass(frozen=True)
 class Entry:
-    """One file as a backend lists it."""
+    """One file as a backend lists it.
+
+    ``atime`` is given only by stores where reading a file records it *and* consumers rely on
+    that: bitbake marks its use of a ``file://`` mirror by updating the access time of the
+    mirror's ``.siginfo`` through its symlink. Other stores leave it None.
+    """
 
     path: str
     size: int
     mtime: float
+    atime: Optional[float] = None
 
 
 @dataclass(frozen=True)

@@ -140,7 +140,11 @@ class LocalBackend(Backend):
                     seen.add(key)
                     stack.append((child.path, child_rel))
                 elif stat_mod.S_ISREG(st.st_mode):
-                    yield Entry(child_rel, st.st_size, st.st_mtime)
+                    mtime = st.st_mtime
+                    if child.is_symlink():
+                        # bitbake marks a hit by touching the link itself (no-dereference)
+                        mtime = max(mtime, child.stat(follow_symlinks=False).st_mtime)
+                    yield Entry(child_rel, st.st_size, mtime, st.st_atime)
                 elif on_skip is not None:
                     on_skip(child_rel, "not a regular file")
 
@@ -153,15 +157,16 @@ class LocalBackend(Backend):
             raise _translate(exc, f"cannot stat {path}", path) from exc
         if not stat_mod.S_ISREG(st.st_mode):
             return None
-        return Entry(path, st.st_size, st.st_mtime)
+        return Entry(path, st.st_size, st.st_mtime, st.st_atime)
 
     @contextmanager
     def open(self, path: str) -> Iterator[IO[bytes]]:
+        full = self._full(path)
         try:
-            stream = open(self._full(path), "rb")  # noqa: SIM115 - closed below
+            fd = _open_noatime(full)
         except OSError as exc:
             raise _translate(exc, f"cannot read {path}", path) from exc
-        with stream:
+        with os.fdopen(fd, "rb") as stream:
             yield stream
 
     def put(self, path: str, src: IO[bytes], size: int) -> None:
@@ -246,6 +251,22 @@ class LocalBackend(Backend):
             except BackendError as exc:
                 failures[path] = exc
         return failures
+
+
+def _open_noatime(full: str) -> int:
+    """Open for reading without updating the access time where the kernel allows it.
+
+    On a directory mirror the ``.siginfo`` access time is bitbake's record of use; our own
+    reads (analyze, verify, upload from a mirror) must not count as use.
+    """
+    flags = os.O_RDONLY | os.O_CLOEXEC
+    noatime = getattr(os, "O_NOATIME", 0)
+    if noatime:
+        try:
+            return os.open(full, flags | noatime)
+        except PermissionError:
+            pass  # O_NOATIME needs file ownership (or CAP_FOWNER)
+    return os.open(full, flags)
 
 
 def _copy(src: IO[bytes], out: IO[bytes], size: int) -> int:

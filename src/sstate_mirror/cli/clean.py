@@ -7,9 +7,9 @@ import time
 from typing import Any, Dict, Sequence
 
 from ..backends import open_backend
-from ..commands.clean import CleanOptions, execute_clean, plan_clean
+from ..commands.clean import RULES, CleanOptions, execute_clean, plan_clean
 from ..commands.listing import list_artifacts
-from ..units import format_size, parse_age
+from ..units import format_size, parse_age, parse_size
 from .common import add_backend_options, add_jobs_option, backend_options_from_args, jobs_from_args
 from .progress import LineProgress
 from .ui import UI
@@ -19,19 +19,29 @@ def register(sub: Any, parents: Sequence[argparse.ArgumentParser]) -> None:
     p = sub.add_parser(
         "clean",
         parents=list(parents),
-        help="delete old artifacts and leftovers from a mirror",
-        description="Delete archives older than --max-age together with their .siginfo and"
-        " .sig, signatures without archive older than --max-sig-age, and temporary files of"
-        " interrupted uploads older than a day. Nothing is deleted if the listing fails."
-        " AGE is a whole number with a unit: w, d, h, m or s (e.g. 30d).",
+        help="delete unused artifacts and leftovers from a mirror",
+        description="Delete artifact groups (archive + .siginfo + .sig) not used for"
+        " --max-age, the least recently used ones beyond --max-size, hashes beyond"
+        " --max-versions, orphaned signatures and leftovers of interrupted uploads. Use is"
+        " the last upload or touch (and on a directory mirror bitbake's own access-time mark"
+        " on the .siginfo). Nothing is deleted if the listing fails. AGE is a whole number"
+        " with a unit w, d, h, m or s (30d); SIZE a number with K, M, G or T (binary).",
     )
     p.add_argument("target", metavar="TARGET",
                    help="mirror: a directory, file://, http(s):// or s3:// URL")
-    p.add_argument("--max-age", metavar="AGE", required=True,
-                   help="delete archives at least this old (e.g. 30d, 8w)")
+    p.add_argument("--max-age", metavar="AGE",
+                   help="delete artifacts not used for AGE (e.g. 30d, 8w)")
     p.add_argument("--max-sig-age", metavar="AGE",
                    help="delete signatures without archive at least this old"
                         " (default and minimum: --max-age)")
+    p.add_argument("--max-size", metavar="SIZE",
+                   help="then evict least recently used artifacts until the mirror fits"
+                        " (e.g. 500G; 1G = 1024^3 bytes)")
+    p.add_argument("--max-versions", type=int, metavar="N",
+                   help="keep at most N most recently used hashes per recipe, arch and task")
+    p.add_argument("--min-age", metavar="AGE", default="1h",
+                   help="never evict by size or version what was used within AGE, nor"
+                        " delete an orphaned .sig younger than that (default: 1h)")
     p.add_argument("-n", "--dry-run", action="store_true",
                    help="show what would be deleted and why; change nothing")
     add_jobs_option(p)
@@ -42,9 +52,12 @@ def register(sub: Any, parents: Sequence[argparse.ArgumentParser]) -> None:
 def run(args: argparse.Namespace, ui: UI) -> int:
     # every value is checked before the mirror is contacted
     options = CleanOptions(
-        max_age=parse_age(args.max_age, "--max-age"),
+        max_age=parse_age(args.max_age, "--max-age") if args.max_age is not None else None,
         max_sig_age=(parse_age(args.max_sig_age, "--max-sig-age")
                      if args.max_sig_age is not None else None),
+        max_size=parse_size(args.max_size, "--max-size") if args.max_size is not None else None,
+        max_versions=args.max_versions,
+        min_age=parse_age(args.min_age, "--min-age"),
     )
     backend_options = backend_options_from_args(args)
     progress = LineProgress(ui)
@@ -58,7 +71,12 @@ def run(args: argparse.Namespace, ui: UI) -> int:
         scanned = ", ".join(f"{n} {kind}" for kind, n in sorted(plan.counts.items()))
         ui.info(f"  {len(artifacts)} files ({scanned or 'empty'})")
         for rule, tally in sorted(plan.by_rule().items()):
-            ui.info(f"  {rule}: {tally['files']} files ({format_size(tally['bytes'])})")
+            ui.info(f"  {rule}: {tally['files']} files ({format_size(tally['bytes'])})"
+                    f" - {RULES[rule]}")
+        if plan.budget_unmet and plan.max_size is not None:
+            ui.warn(f"the mirror stays at {format_size(plan.size_after)}, over --max-size"
+                    f" {format_size(plan.max_size)}: {format_size(plan.protected_bytes)} were"
+                    " used within --min-age and are kept")
         for d in plan.deletions:
             ui.detail(f"[DELETE] {d.path} ({d.rule})")
         if plan.unknown:

@@ -56,6 +56,12 @@ def add_backend_options(parser: argparse.ArgumentParser) -> None:
                    help="retries for transient errors (default: 5)")
 
 
+def add_use_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--used-within", metavar="AGE", default="1d",
+                        help="an artifact counts as used by this build when bitbake wrote or"
+                             " refreshed its local copy within AGE (default: 1d)")
+
+
 def add_jobs_option(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("-j", "--jobs", type=int, default=None, metavar="N",
                         help="parallel transfers (default: what suits the mirror)")

@@ -3,17 +3,19 @@
 from __future__ import annotations
 
 import argparse
+import time
 from typing import Any, Dict, List, Sequence
 
 from ..backends import open_backend
 from ..commands.listing import list_artifacts
 from ..commands.upload import Selection, Skipped, execute_upload, plan_upload
 from ..errors import NotFoundError
-from ..units import format_size
+from ..units import format_size, parse_age
 from .common import (
     add_backend_options,
     add_jobs_option,
     add_selection_options,
+    add_use_options,
     backend_options_from_args,
     compile_filter,
     jobs_from_args,
@@ -36,6 +38,9 @@ def register(sub: Any, parents: Sequence[argparse.ArgumentParser]) -> None:
                    help="mirror: a directory, file://, http(s):// or s3:// URL")
     p.add_argument("-n", "--dry-run", action="store_true",
                    help="show what would be uploaded; change nothing")
+    add_use_options(p)
+    p.add_argument("--no-touch", action="store_true",
+                   help="do not mark the mirror copies of used artifacts as used")
     add_selection_options(p)
     add_jobs_option(p)
     add_backend_options(p)
@@ -63,10 +68,14 @@ def run(args: argparse.Namespace, ui: UI) -> int:
                                on_skip=lambda p, why: dangling.append(Skipped(p, why)))
         remote = ({a.path: a.size for a in list_artifacts(target, progress=progress)}
                   if mirror_exists else {})
-        plan = plan_upload(local, remote, selection)
+        used_within = None if args.no_touch else parse_age(args.used_within, "--used-within")
+        plan = plan_upload(local, remote, selection, now=time.time(), used_within=used_within)
+        if plan.touches and target.properties.touch == "none":
+            ui.warn(f"{target.url} cannot record use; not marking {len(plan.touches)} files")
+            plan.touches = []
         plan.skipped.extend(dangling)
         ui.info(f"  {len(plan.transfers)} files to upload ({format_size(plan.bytes_to_send)}),"
-                f" {plan.present} already present")
+                f" {plan.present} already present, {len(plan.touches)} of them to mark as used")
         for t in plan.transfers:
             ui.detail(f"[UPLOAD] {t.path}" + (
                 f" (replaces {t.remote_size} bytes)" if t.remote_size is not None else ""))
@@ -84,12 +93,14 @@ def run(args: argparse.Namespace, ui: UI) -> int:
                                 progress=progress)
     for path, err in sorted(result.failed.items()):
         ui.error(f"{path}: {err}")
+    for path, err in sorted(result.touch_failed.items()):
+        ui.warn(f"could not mark {path} as used: {err}")
     skipped_reasons = _count_reasons(plan.skipped)
     ui.info(
         f"upload: {result.uploaded} files ({format_size(result.uploaded_bytes)}) uploaded,"
         f" {plan.present} already present, {len(plan.skipped)} skipped"
         + (f" ({skipped_reasons})" if skipped_reasons else "")
-        + f", {len(result.failed)} failed"
+        + f", {result.touched} marked as used, {len(result.failed)} failed"
     )
     if ui.json_mode:
         report["result"] = result.to_dict()

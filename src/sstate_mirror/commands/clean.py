@@ -1,60 +1,94 @@
 """``clean``: delete what a mirror no longer needs, decided by a pure plan.
 
-Rules (each deletion records the rule that chose it):
+The unit of retention is the artifact *group*: an archive with its ``.siginfo`` and ``.sig``.
+A group's *last use* is the newest mtime of its members — the upload, or the last ``touch``
+by ``upload``/``touch`` of a build that used it — and, on a directory mirror, the access time
+of its ``.siginfo``, which bitbake itself updates when it uses the mirror.
+
+Rules, in the order they are applied (each deletion records the rule that chose it):
 
 ``max-age``
-    an archive whose age (time since its mtime: upload, or last recorded use) is at least
-    ``--max-age`` goes.
+    a group whose last use is at least ``--max-age`` ago goes: the archive by this rule,
 ``with-archive``
-    the ``.siginfo`` and ``.sig`` of an archive that goes, go with it.
+    its ``.siginfo`` and ``.sig`` with it.
 ``max-sig-age``
-    a ``.siginfo`` with no archive on the mirror (the signature of a task that is not an
-    sstate task, or of a deleted archive) goes when at least ``--max-sig-age`` old.
-    ``--max-sig-age`` defaults to ``--max-age`` and may not be smaller: signatures are kept
-    at least as long as archives, so that ``analyze`` can explain misses.
+    a task signature with no archive (tasks that are not sstate tasks: compile, configure...)
+    at least ``--max-sig-age`` old (default and minimum: ``--max-age``).
+``orphan-siginfo``
+    the signature of an sstate task whose archive is gone, at least ``--max-sig-age`` old.
+``orphan-sig``
+    a ``.sig`` whose archive is gone.
+``max-versions``
+    beyond the ``--max-versions`` most recently used hashes of one (recipe, arch, task).
+``max-size``
+    least recently used groups first, until the mirror fits in ``--max-size``.
 ``stale-temp``
     temporary and partial files (interrupted uploads, ``sigtask.*``) older than a day.
 
-Deliberate refinement of isar-sstate's rule "siginfo older than max-sig-age goes": a
-``.siginfo`` or ``.sig`` whose archive stays, stays. Deleting the signature of a live archive
-would only break ``analyze`` and the GPG check of consumers that verify signatures.
+Groups used within ``--min-age`` (default an hour) are never chosen by ``orphan-sig``,
+``max-versions`` or ``max-size``: they may belong to an upload or a build running right now.
 
-Unknown files are never deleted. Execution deletes archives before their companions, so an
-interrupted clean can leave a signature without archive (removed by the next run) but never
-an archive without its signature.
+A ``.siginfo`` or ``.sig`` whose archive stays, stays (isar-sstate deleted old signatures of
+live archives, which only breaks ``analyze`` and consumers that verify signatures). Unknown
+files are never deleted. Execution deletes archives before their companions, so an interrupted
+clean can leave a signature without archive (removed by a later run as an orphan) but never an
+archive without its signature.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Optional, Tuple
 
 from ..backends.base import Backend
 from ..errors import BackendError, UsageError
-from ..naming import Artifact, Kind, group_artifacts
+from ..naming import Artifact, Group, Kind, group_artifacts
 from ..transfer import Progress, batched, run_parallel
 
 DEFAULT_TEMP_AGE = 86400
+DEFAULT_MIN_AGE = 3600
+
+#: rule -> what it means, for reports and --help
+RULES: Dict[str, str] = {
+    "max-age": "archive not used for --max-age",
+    "with-archive": "signature of an archive that goes",
+    "max-sig-age": "task signature without archive older than --max-sig-age",
+    "orphan-siginfo": "signature of an sstate task whose archive is gone",
+    "orphan-sig": ".sig whose archive is gone",
+    "max-versions": "older than the --max-versions most recently used hashes",
+    "max-size": "least recently used, evicted to fit --max-size",
+    "stale-temp": "temporary file of an interrupted upload",
+}
 
 
 @dataclass(frozen=True)
 class CleanOptions:
-    max_age: int
+    max_age: Optional[int] = None
     max_sig_age: Optional[int] = None
+    max_size: Optional[int] = None
+    max_versions: Optional[int] = None
+    min_age: int = DEFAULT_MIN_AGE
     temp_age: int = DEFAULT_TEMP_AGE
 
     def __post_init__(self) -> None:
-        if self.max_age < 0:
-            raise UsageError("--max-age must not be negative")
-        if self.max_sig_age is not None and self.max_sig_age < self.max_age:
+        if self.max_age is None and self.max_size is None and self.max_versions is None:
+            raise UsageError("say what to clean: --max-age, --max-size and/or --max-versions")
+        for name in ("max_age", "max_sig_age", "max_size", "min_age", "temp_age"):
+            value = getattr(self, name)
+            if value is not None and value < 0:
+                raise UsageError(f"--{name.replace('_', '-')} must not be negative")
+        if self.max_versions is not None and self.max_versions < 1:
+            raise UsageError("--max-versions must be at least 1")
+        if (self.max_sig_age is not None and self.max_age is not None
+                and self.max_sig_age < self.max_age):
             raise UsageError(
                 "--max-sig-age may not be smaller than --max-age: signatures are kept at"
                 " least as long as the archives they describe"
             )
 
     @property
-    def effective_max_sig_age(self) -> int:
+    def effective_max_sig_age(self) -> Optional[int]:
         return self.max_age if self.max_sig_age is None else self.max_sig_age
 
 
@@ -75,10 +109,22 @@ class CleanPlan:
     kept_bytes: int = 0
     unknown: List[Artifact] = field(default_factory=list)
     counts: Dict[str, int] = field(default_factory=dict)
+    size_before: int = 0
+    max_size: Optional[int] = None
+    protected_bytes: int = 0
+    """Bytes the size rule could not evict because they were used within --min-age."""
 
     @property
     def bytes_to_free(self) -> int:
         return sum(d.artifact.size for d in self.deletions)
+
+    @property
+    def size_after(self) -> int:
+        return self.size_before - self.bytes_to_free
+
+    @property
+    def budget_unmet(self) -> bool:
+        return self.max_size is not None and self.size_after > self.max_size
 
     def by_rule(self) -> Dict[str, Dict[str, int]]:
         out: Dict[str, Dict[str, int]] = {}
@@ -92,7 +138,7 @@ class CleanPlan:
         return {
             "to_delete": [
                 {"path": d.path, "size": d.artifact.size, "kind": d.artifact.kind.value,
-                 "rule": d.rule}
+                 "rule": d.rule, "mtime": d.artifact.mtime}
                 for d in self.deletions
             ],
             "files_to_delete": len(self.deletions),
@@ -100,45 +146,113 @@ class CleanPlan:
             "by_rule": self.by_rule(),
             "kept": self.kept,
             "kept_bytes": self.kept_bytes,
+            "size_before": self.size_before,
+            "size_after": self.size_after,
+            "max_size": self.max_size,
+            "budget_unmet": self.budget_unmet,
+            "protected_bytes": self.protected_bytes,
             "unknown_files": [a.path for a in self.unknown],
             "scanned": self.counts,
         }
 
 
+class _Chooser:
+    """Collects deletions; the first rule that picks a file is the one reported."""
+
+    def __init__(self) -> None:
+        self.chosen: Dict[str, Deletion] = {}
+
+    def file(self, art: Artifact, rule: str) -> None:
+        if art.path not in self.chosen:
+            self.chosen[art.path] = Deletion(art, rule)
+
+    def group(self, group: Group, rule: str) -> None:
+        if group.archive is None:
+            for member in group.members():
+                self.file(member, rule)
+            return
+        self.file(group.archive, rule)
+        for companion in (group.siginfo, group.sig):
+            if companion is not None:
+                self.file(companion, "with-archive")
+
+    def remaining(self, group: Group) -> int:
+        return sum(m.size for m in group.members() if m.path not in self.chosen)
+
+    def gone(self, group: Group) -> bool:
+        return all(m.path in self.chosen for m in group.members())
+
+
 def plan_clean(artifacts: Iterable[Artifact], options: CleanOptions, now: float) -> CleanPlan:
     """Decide what to delete. Pure: the listing, the options and ``now`` are all it sees."""
     arts = list(artifacts)
-    plan = CleanPlan()
+    plan = CleanPlan(max_size=options.max_size)
     for art in arts:
         plan.counts[art.kind.value] = plan.counts.get(art.kind.value, 0) + 1
-    chosen: Dict[str, Deletion] = {}
+        plan.size_before += art.size
+    groups = sorted(group_artifacts(arts).values(), key=lambda g: g.key)
+    sstate_tasks = {g.archive.task for g in groups if g.archive is not None}
+    pick = _Chooser()
 
-    def choose(art: Artifact, rule: str) -> None:
-        if art.path not in chosen:
-            chosen[art.path] = Deletion(art, rule)
+    def age(g: Group) -> float:
+        return max(0.0, now - g.last_used)
+
+    def protected(g: Group) -> bool:
+        return age(g) < options.min_age
+
+    if options.max_age is not None:
+        for g in groups:
+            if g.archive is not None and age(g) >= options.max_age:
+                pick.group(g, "max-age")
 
     sig_age = options.effective_max_sig_age
-    for group in group_artifacts(arts).values():
-        archive = group.archive
-        if archive is not None:
-            if archive.age(now) >= options.max_age:
-                choose(archive, "max-age")
-                for companion in (group.siginfo, group.sig):
-                    if companion is not None:
-                        choose(companion, "with-archive")
+    for g in groups:
+        if g.archive is not None:
             continue
-        if group.siginfo is not None and group.siginfo.age(now) >= sig_age:
-            choose(group.siginfo, "max-sig-age")
+        if g.sig is not None and not protected(g):
+            pick.file(g.sig, "orphan-sig")
+        if g.siginfo is not None and sig_age is not None and age(g) >= sig_age:
+            orphan = g.siginfo.task in sstate_tasks
+            pick.file(g.siginfo, "orphan-siginfo" if orphan else "max-sig-age")
+
+    if options.max_versions is not None:
+        versions: Dict[Tuple[str, str, str], List[Group]] = {}
+        for g in groups:
+            if g.archive is not None and not pick.gone(g):
+                key = (g.archive.pn, g.archive.arch, g.archive.task)
+                versions.setdefault(key, []).append(g)
+        for same in versions.values():
+            same.sort(key=lambda g: (-g.last_used, g.key))
+            for g in same[options.max_versions:]:
+                if not protected(g):
+                    pick.group(g, "max-versions")
+
     for art in arts:
         if art.kind is Kind.TEMP and art.age(now) >= options.temp_age:
-            choose(art, "stale-temp")
+            pick.file(art, "stale-temp")
         elif art.kind is Kind.UNKNOWN:
             plan.unknown.append(art)
+
+    if options.max_size is not None:
+        size = plan.size_before - sum(d.artifact.size for d in pick.chosen.values())
+        for g in sorted(groups, key=lambda g: (g.last_used, g.key)):
+            if size <= options.max_size:
+                break
+            left = pick.remaining(g)
+            if left == 0:
+                continue
+            if protected(g):
+                plan.protected_bytes += left
+                continue
+            pick.group(g, "max-size")
+            size -= left
+
     # archives first: an interrupted run must not leave an archive without its signature
     order = {Kind.ARCHIVE: 0, Kind.SIGINFO: 1, Kind.SIG: 1, Kind.TEMP: 2, Kind.UNKNOWN: 3}
-    plan.deletions = sorted(chosen.values(), key=lambda d: (order[d.artifact.kind], d.path))
+    plan.deletions = sorted(pick.chosen.values(),
+                            key=lambda d: (order[d.artifact.kind], d.path))
     for art in arts:
-        if art.path not in chosen:
+        if art.path not in pick.chosen:
             plan.kept += 1
             plan.kept_bytes += art.size
     return plan

@@ -23,7 +23,7 @@ def list_artifacts(
     progress.phase(f"listing {backend.url}", 0)
     artifacts: List[Artifact] = []
     for entry in backend.list(on_skip=on_skip):
-        artifacts.append(make_artifact(entry.path, entry.size, entry.mtime))
+        artifacts.append(make_artifact(entry.path, entry.size, entry.mtime, entry.atime))
         progress.advance(1, entry.size)
     progress.done()
     return artifacts

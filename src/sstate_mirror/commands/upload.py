@@ -8,18 +8,23 @@ are never sent; they are reported as skipped.
 Execute: all companions first, then the archives, each through the backend's atomic put. An
 archive whose companion failed to upload is held back (a mirror must never offer an archive
 whose signature is missing), and reported as failed. The source is only ever read.
+
+Use is recorded on the way: the mirror copies of artifacts that this build used — present on
+the mirror, with a local copy that bitbake wrote or refreshed within ``--used-within`` (it
+refreshes local sstate files on every hit) — are *touched*, so that ``clean --max-age``
+keeps what builds still use. Nothing is re-sent for that.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Dict, List, Optional, Pattern
+from typing import Any, Dict, List, Optional, Pattern, Tuple
 
 from ..backends.base import Backend
 from ..errors import BackendError, PermanentError
-from ..naming import Artifact, Kind, group_key
-from ..transfer import Progress, run_parallel
+from ..naming import Artifact, Kind, group_artifacts, group_key
+from ..transfer import Progress, batched, run_parallel
 
 
 @dataclass(frozen=True)
@@ -61,6 +66,8 @@ class Skipped:
 class UploadPlan:
     companions: List[Transfer] = field(default_factory=list)
     archives: List[Transfer] = field(default_factory=list)
+    touches: List[str] = field(default_factory=list)
+    """Mirror paths to mark as used (present, same size, locally used recently)."""
     present: int = 0
     present_bytes: int = 0
     not_selected: int = 0
@@ -84,6 +91,7 @@ class UploadPlan:
             ],
             "files_to_upload": len(self.transfers),
             "bytes_to_upload": self.bytes_to_send,
+            "to_touch": list(self.touches),
             "already_present": self.present,
             "already_present_bytes": self.present_bytes,
             "not_selected": self.not_selected,
@@ -101,12 +109,23 @@ def plan_upload(
     local: Iterable[Artifact],
     remote_sizes: Mapping[str, int],
     selection: Selection = Selection(),
+    *,
+    now: float = 0.0,
+    used_within: Optional[float] = None,
 ) -> UploadPlan:
     """What to send from ``local`` to a mirror whose files have ``remote_sizes`` (path -> size).
 
-    Pure: no I/O, no clock. ``remote_sizes`` may hold only the paths that were probed.
+    With ``used_within`` (seconds), also what to touch: every member present on the mirror of
+    a group whose newest local file is at most that old at ``now``.
+    Pure: no I/O, no hidden clock. ``remote_sizes`` may hold only the paths that were probed.
     """
     plan = UploadPlan()
+    local = list(local)
+    recently_used = set()
+    if used_within is not None:
+        for group in group_artifacts(local).values():
+            if now - group.last_used <= used_within:
+                recently_used.add(group.key)
     for art in sorted(local, key=lambda a: a.path):
         if art.kind in _SKIP_REASONS:
             plan.skipped.append(Skipped(art.path, _SKIP_REASONS[art.kind]))
@@ -118,6 +137,8 @@ def plan_upload(
         if remote == art.size:
             plan.present += 1
             plan.present_bytes += art.size
+            if art.group_key in recently_used:
+                plan.touches.append(art.path)
             continue
         transfer = Transfer(art, remote)
         if art.kind is Kind.ARCHIVE:
@@ -131,13 +152,17 @@ def plan_upload(
 class UploadResult:
     uploaded: int = 0
     uploaded_bytes: int = 0
+    touched: int = 0
     failed: Dict[str, BackendError] = field(default_factory=dict)
+    touch_failed: Dict[str, BackendError] = field(default_factory=dict)
 
     def to_dict(self) -> Dict[str, Any]:
         return {
             "uploaded": self.uploaded,
             "uploaded_bytes": self.uploaded_bytes,
+            "touched": self.touched,
             "failed": {path: str(err) for path, err in sorted(self.failed.items())},
+            "touch_failed": {p: str(e) for p, e in sorted(self.touch_failed.items())},
         }
 
 
@@ -186,5 +211,42 @@ def execute_upload(
         else:
             archives.append(t)
     run_phase("uploading archives", archives)
+    if plan.touches:
+        touched, failed = execute_touch(plan.touches, target, jobs=jobs, retries=retries,
+                                        progress=progress)
+        result.touched = touched
+        result.touch_failed = failed
     return result
+
+
+#: Paths per touch() call: small, because stores touch one object per request.
+TOUCH_BATCH = 16
+
+
+def execute_touch(
+    paths: List[str],
+    target: Backend,
+    *,
+    jobs: int,
+    retries: int = 2,
+    progress: Optional[Progress] = None,
+) -> Tuple[int, Dict[str, BackendError]]:
+    """Mark ``paths`` as used now; return how many were touched and the failures."""
+    progress = progress or Progress()
+    failed: Dict[str, BackendError] = {}
+    batches = batched(paths, TOUCH_BATCH)
+    progress.phase("marking as used", len(paths))
+
+    def touch(batch: List[str]) -> None:
+        errors = target.touch(batch)
+        failed.update(errors)
+        progress.advance(len(batch) - len(errors))
+
+    errors = run_parallel(batches, touch, jobs=jobs, describe=lambda b: f"touch {b[0]}",
+                          retries=retries)
+    for index, error in errors.items():
+        for path in batches[index]:
+            failed.setdefault(path, error)
+    progress.done()
+    return len(paths) - len(failed), failed
 

@@ -1,0 +1,81 @@
+"""``sstate-mirror touch SOURCE TARGET``: record use without uploading."""
+
+from __future__ import annotations
+
+import argparse
+import time
+from typing import Any, Dict, Sequence
+
+from ..backends import open_backend
+from ..commands.listing import list_artifacts
+from ..commands.upload import Selection, execute_touch, plan_upload
+from ..units import parse_age
+from .common import (
+    add_backend_options,
+    add_jobs_option,
+    add_selection_options,
+    add_use_options,
+    backend_options_from_args,
+    compile_filter,
+    jobs_from_args,
+)
+from .progress import LineProgress
+from .ui import UI
+
+
+def register(sub: Any, parents: Sequence[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser(
+        "touch",
+        parents=list(parents),
+        help="mark the mirror copies of artifacts a build used as used (no upload)",
+        description="For jobs that must not upload: refresh the last-use time of the mirror"
+        " copies of the artifacts in SOURCE that bitbake used within --used-within, so that"
+        " 'clean --max-age' keeps them. Nothing is transferred.",
+    )
+    p.add_argument("source", metavar="SOURCE", help="local sstate cache (SSTATE_DIR)")
+    p.add_argument("target", metavar="TARGET",
+                   help="mirror: a directory, file://, http(s):// or s3:// URL")
+    p.add_argument("-n", "--dry-run", action="store_true",
+                   help="show what would be marked; change nothing")
+    add_use_options(p)
+    add_selection_options(p)
+    add_jobs_option(p)
+    add_backend_options(p)
+    p.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace, ui: UI) -> int:
+    used_within = parse_age(args.used_within, "--used-within")
+    selection = Selection(pn_filter=compile_filter(args.filter), arch=args.arch)
+    options = backend_options_from_args(args)
+    progress = LineProgress(ui)
+    with open_backend(args.source, options) as source, \
+            open_backend(args.target, options) as target:
+        source.check()
+        target.check()
+        jobs = jobs_from_args(args, target.properties.connections)
+        local = list_artifacts(source, progress=progress)
+        remote = {a.path: a.size for a in list_artifacts(target, progress=progress)}
+        plan = plan_upload(local, remote, selection, now=time.time(), used_within=used_within)
+        report: Dict[str, Any] = {"command": "touch", "source": source.url,
+                                  "target": target.url, "dry_run": args.dry_run,
+                                  "to_touch": plan.touches}
+        for path in plan.touches:
+            ui.detail(f"[TOUCH] {path}")
+        if target.properties.touch == "none":
+            ui.error(f"{target.url} cannot record use (no way to refresh a file's time)")
+            return 1
+        if args.dry_run:
+            ui.info(f"dry run: would mark {len(plan.touches)} files as used")
+            if ui.json_mode:
+                ui.emit_json(report)
+            return 0
+        touched, failed = execute_touch(plan.touches, target, jobs=jobs,
+                                        retries=options.retries, progress=progress)
+    for path, err in sorted(failed.items()):
+        ui.error(f"{path}: {err}")
+    ui.info(f"touch: {touched} files marked as used, {len(failed)} failed")
+    if ui.json_mode:
+        report.update(touched=touched, failed={p: str(e) for p, e in sorted(failed.items())})
+        ui.emit_json(report)
+    return 1 if failed else 0
