@@ -24,7 +24,7 @@ from .common import add_output_options
 from .ui import UI
 
 #: Command modules in the order ``--help`` lists them.
-COMMANDS: List[str] = []
+COMMANDS: List[str] = ["dumpsig", "diffsigs"]
 
 EXIT_OK = 0
 EXIT_FAILED = 1
