@@ -264,3 +264,25 @@ def test_word_and_list_diff_colours() -> None:
     assert word_diff("x y", "x z", colors) == '"x R[-y-]D A{+z+}D"'
     assert list_diff(["a", "b", "c"], ["a", "c", "d"], colors) == "['a', R-bD, 'c', A+dD]"
     assert list_diff(["a", "b"], ["a", "b", "c"]) == "['a b', +c]"
+
+
+def test_sequence_diff_turns_coarse_when_the_budget_is_spent() -> None:
+    old, new = ["x"] * 3000 + ["a"], ["x"] * 3000 + ["b"]  # 9 million steps
+    assert sequence_diff(old, new, budget=1000) == [("-", old), ("+", new)]
+    assert sequence_diff(old, new)[0] == ("=", ["x"] * 3000)
+
+
+def test_recursor_stops_at_max_depth() -> None:
+    """A crafted cache with an endless chain of distinct hashes ends in a clear line."""
+
+    class Endless:
+        def find(self, key: str, hash: str) -> Optional[Signature]:
+            n = int(hash[:8], 16)
+            nxt = f"{n + 1:08x}" + hash[8:]
+            return sig(runtaskdeps=["x:do_y"], runtaskhashes={"x:do_y": nxt})
+
+    h1, h2 = "0" * 8 + "a" * 56, "0" * 8 + "b" * 56
+    lines = Recursor(Endless(), max_depth=50)("x:do_y", h1, h2)
+    assert lines[-1].strip() == (
+        "Not following x:do_y further: dependency chain deeper than 50 levels")
+    assert lines[-1].startswith("    " * 50)

@@ -73,7 +73,8 @@ def _names_differ(a: NameCollection, b: NameCollection) -> bool:
 
 
 def _changed_items(a: Collection[str], b: Collection[str]) -> str:
-    return "changed items: " + stable_repr(_as_set(a).symmetric_difference(_as_set(b)))
+    # frozenset ^ frozenset stays a frozenset (2.x files), set ^ set a set (legacy pickles)
+    return "changed items: " + stable_repr(_as_set(a) ^ _as_set(b))
 
 
 def _dict_diff(a: Dict[str, Any], b: Dict[str, Any], ignored: AbstractSet[str] = frozenset()

@@ -232,14 +232,18 @@ class Recursor:
     (recursing further), indenting the result by four spaces per level; when a side cannot
     be found it says so in one unindented line, in bitbake's words. Results are remembered
     per (key, old, new), and a dependency cycle (possible only in crafted files) ends the
-    recursion instead of looping.
+    recursion instead of looping. A chain deeper than ``max_depth`` (real ones are a few
+    dozen levels; only crafted caches go deeper) stops with a line saying so, rather than
+    exhausting Python's stack.
     """
 
     INDENT = "    "
 
-    def __init__(self, finder: SignatureFinder, color: bool = False) -> None:
+    def __init__(self, finder: SignatureFinder, color: bool = False, max_depth: int = 100
+                 ) -> None:
         self.finder = finder
         self.color = color
+        self.max_depth = max_depth
         self._memo: Dict[Tuple[str, str, str], List[str]] = {}
         self._active: Set[Tuple[str, str, str]] = set()
 
@@ -249,6 +253,9 @@ class Recursor:
             return list(self._memo[memo_key])
         if memo_key in self._active:
             return []
+        if len(self._active) >= self.max_depth:
+            return [f"Not following {key} further: dependency chain deeper than"
+                    f" {self.max_depth} levels"]
         self._active.add(memo_key)
         try:
             lines = self._explain(key, hash1, hash2)

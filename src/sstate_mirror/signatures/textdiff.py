@@ -5,6 +5,10 @@ stretch both sequences share, then diff what lies left and right of it). A diffe
 algorithm (difflib's) finds equally valid but differently split changes, so this one is
 reimplemented with the same tie-breaking: the earliest run in the new sequence wins, then the
 earliest in the old one; where nothing is shared, removals come before additions.
+
+The algorithm costs up to len(old) x len(new) steps when items repeat. Signature files come
+from mirrors, so a crafted value must not stall a comparison: once a work budget is spent,
+what is left is shown as removed-then-added, which is still a correct (if coarse) diff.
 """
 
 from __future__ import annotations
@@ -30,11 +34,21 @@ def colors_for(enabled: bool) -> Dict[str, str]:
     return dict(ANSI_COLORS if enabled else NO_COLORS)
 
 
-def _longest_common_run(old: Sequence[T], new: Sequence[T]) -> Tuple[int, int, int]:
-    """(start in old, start in new, length) of the longest run both share (length 0: none)."""
+#: Steps (pairs of equal items visited) one diff may take before it turns coarse.
+WORK_BUDGET = 20_000_000
+
+
+def _work(old: Sequence[T], new: Sequence[T]) -> Tuple[Dict[T, List[int]], int]:
+    """Where each item of ``old`` sits, and how many steps a run search over both costs."""
     positions: Dict[T, List[int]] = {}
     for i, item in enumerate(old):
         positions.setdefault(item, []).append(i)
+    return positions, len(old) + len(new) + sum(len(positions.get(x, ())) for x in new)
+
+
+def _longest_common_run(old: Sequence[T], new: Sequence[T], positions: Dict[T, List[int]]
+                        ) -> Tuple[int, int, int]:
+    """(start in old, start in new, length) of the longest run both share (length 0: none)."""
     best_old = best_new = best_len = 0
     run_ending_at: Dict[int, int] = {}
     for j, item in enumerate(new):
@@ -48,7 +62,8 @@ def _longest_common_run(old: Sequence[T], new: Sequence[T]) -> Tuple[int, int, i
     return best_old, best_new, best_len
 
 
-def sequence_diff(old: Sequence[T], new: Sequence[T]) -> List[Piece[T]]:
+def sequence_diff(old: Sequence[T], new: Sequence[T], budget: int = WORK_BUDGET
+                  ) -> List[Piece[T]]:
     """Diff two sequences into ``=``/``-``/``+`` pieces (iterative: no recursion limit)."""
     result: List[Piece[T]] = []
     # A stack of pending work: a pair of slices to diff, or a finished piece to emit.
@@ -58,7 +73,9 @@ def sequence_diff(old: Sequence[T], new: Sequence[T]) -> List[Piece[T]]:
         if piece is not None:
             result.append(piece)
             continue
-        io, jn, length = _longest_common_run(a, b)
+        positions, cost = _work(a, b)
+        budget -= cost
+        io, jn, length = _longest_common_run(a, b, positions) if budget >= 0 else (0, 0, 0)
         if length == 0:
             if a:
                 result.append(("-", list(a)))
