@@ -11,19 +11,41 @@ No bitbake import: everything here is written from the format facts in FORMATS.m
 
 from __future__ import annotations
 
+from .compare import RecurseCallback, compare_sigfiles, compare_signatures, diff_text
+from .dump import dump_signature, dump_text
+from .finder import (
+    DirectoryFinder,
+    IndexedFinder,
+    Recursor,
+    SignatureFinder,
+    cache_root_of,
+    split_key,
+)
 from .hashes import HashCheck, check_hashes, compute_basehash, compute_taskhash
 from .model import Encoding, Signature
 from .reader import DEFAULT_LIMITS, Limits, read_signature, read_signature_file
 
 __all__ = [
     "DEFAULT_LIMITS",
+    "DirectoryFinder",
     "Encoding",
     "HashCheck",
+    "IndexedFinder",
     "Limits",
+    "RecurseCallback",
+    "Recursor",
     "Signature",
+    "SignatureFinder",
+    "cache_root_of",
     "check_hashes",
+    "compare_sigfiles",
+    "compare_signatures",
     "compute_basehash",
     "compute_taskhash",
+    "diff_text",
+    "dump_signature",
+    "dump_text",
     "read_signature",
     "read_signature_file",
+    "split_key",
 ]
