@@ -49,7 +49,11 @@ def test_recursive_diffsigs_is_byte_identical(case: Tuple[Dict[str, Any], Any]) 
     assert diff_text(compare_sigfiles(a, b, Recursor(BOTH))) == expected.read_text()
 
 
-@pytest.mark.parametrize("case", REVERSE, ids=_ids(REVERSE))
+_NO_REVERSE = pytest.param(
+    None, marks=pytest.mark.skip(reason="no diffsigs-reverse reference outputs in tests/data"))
+
+
+@pytest.mark.parametrize("case", REVERSE or [_NO_REVERSE], ids=_ids(REVERSE) or ["none"])
 def test_reverse_diffsigs_is_byte_identical(case: Tuple[Dict[str, Any], Any]) -> None:
     pair, expected = case
     a, b = pair_files(pair)

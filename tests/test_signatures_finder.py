@@ -11,7 +11,7 @@ import pytest
 from signature_helpers import LEGACY, OE, pair_files
 from sstate_mirror.backends.local import LocalBackend
 from sstate_mirror.errors import SignatureError, SstateMirrorError
-from sstate_mirror.naming import make_artifact
+from sstate_mirror.naming import make_artifact, parse_name
 from sstate_mirror.signatures.finder import (
     DirectoryFinder,
     IndexedFinder,
@@ -82,9 +82,9 @@ def test_directory_finder_does_not_walk_deep(tmp_path: Path) -> None:
     deep = tmp_path / "a" / "b" / "c" / "d" / src.name
     deep.parent.mkdir(parents=True)
     shutil.copy(src, deep)
-    name = src.name.split(":")
-    key = f"{name[1]}:do_{name[-1].split('_', 1)[1].split('.')[0]}"
-    h = name[-1].split("_")[0]
+    name = parse_name(src.name)
+    assert name is not None
+    key, h = f"{name.pn}:do_{name.task}", name.hash
     assert DirectoryFinder([tmp_path]).find(key, h) is None
     assert DirectoryFinder([tmp_path / "a"]).find(key, h) is not None
 
