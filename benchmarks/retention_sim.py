@@ -34,9 +34,9 @@ from typing import Dict, List, Optional, Tuple
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
-from sstate_mirror.commands.clean import CleanOptions, plan_clean  # noqa: E402
-from sstate_mirror.naming import Artifact, make_artifact  # noqa: E402
-from sstate_mirror.units import format_size  # noqa: E402
+from sstate_mirror.commands.clean import CleanOptions, plan_clean
+from sstate_mirror.naming import Artifact, make_artifact
+from sstate_mirror.units import format_size
 
 DAY = 86400.0
 TASKS = ("populate_sysroot", "package_write_rpm", "packagedata", "populate_lic")
