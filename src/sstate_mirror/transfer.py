@@ -42,6 +42,15 @@ class Progress:
     def done(self) -> None:
         """The current phase is finished."""
 
+    def close(self) -> None:
+        """The command is finished: release the display."""
+
+    def __enter__(self) -> Progress:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
 
 def as_backend_error(exc: BaseException, what: str) -> BackendError:
     """Any exception from a worker as a reportable error (bugs included, not swallowed)."""

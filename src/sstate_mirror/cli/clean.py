@@ -9,9 +9,10 @@ from typing import Any, Dict, Sequence
 from ..backends import open_backend
 from ..commands.clean import RULES, CleanOptions, execute_clean, plan_clean
 from ..commands.listing import list_artifacts
+from ..transfer import Progress
 from ..units import format_size, parse_age, parse_size
 from .common import add_backend_options, add_jobs_option, backend_options_from_args, jobs_from_args
-from .progress import LineProgress
+from .progress import make_progress
 from .ui import UI
 
 
@@ -50,6 +51,11 @@ def register(sub: Any, parents: Sequence[argparse.ArgumentParser]) -> None:
 
 
 def run(args: argparse.Namespace, ui: UI) -> int:
+    with make_progress(ui) as progress:
+        return _run(args, ui, progress)
+
+
+def _run(args: argparse.Namespace, ui: UI, progress: Progress) -> int:
     # every value is checked before the mirror is contacted
     options = CleanOptions(
         max_age=parse_age(args.max_age, "--max-age") if args.max_age is not None else None,
@@ -60,7 +66,6 @@ def run(args: argparse.Namespace, ui: UI) -> int:
         min_age=parse_age(args.min_age, "--min-age"),
     )
     backend_options = backend_options_from_args(args)
-    progress = LineProgress(ui)
     with open_backend(args.target, backend_options) as target:
         jobs = jobs_from_args(args, target.properties.connections)
         target.check()

@@ -11,7 +11,7 @@ from ..commands.info import AGE_BUCKETS, InfoReport, Tally, summarize
 from ..commands.listing import list_artifacts
 from ..units import format_age, format_size
 from .common import add_backend_options, backend_options_from_args
-from .progress import LineProgress
+from .progress import make_progress
 from .ui import UI
 
 TOP = 10
@@ -38,7 +38,8 @@ def run(args: argparse.Namespace, ui: UI) -> int:
         target.check()
         ui.info(f"scanning {target.url}")
         now = time.time()
-        report = summarize(list_artifacts(target, progress=LineProgress(ui)), now)
+        with make_progress(ui) as progress:
+            report = summarize(list_artifacts(target, progress=progress), now)
         if ui.json_mode:
             data: Dict[str, Any] = {"command": "info", "target": target.url, "now": now}
             data.update(report.to_dict(top=args.top, detail=ui.verbose > 0))

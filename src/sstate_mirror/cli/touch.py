@@ -9,6 +9,7 @@ from typing import Any, Dict, Sequence
 from ..backends import open_backend
 from ..commands.listing import list_artifacts
 from ..commands.upload import Selection, execute_touch, plan_upload
+from ..transfer import Progress
 from ..units import parse_age
 from .common import (
     add_backend_options,
@@ -19,7 +20,7 @@ from .common import (
     compile_filter,
     jobs_from_args,
 )
-from .progress import LineProgress
+from .progress import make_progress
 from .ui import UI
 
 
@@ -45,10 +46,14 @@ def register(sub: Any, parents: Sequence[argparse.ArgumentParser]) -> None:
 
 
 def run(args: argparse.Namespace, ui: UI) -> int:
+    with make_progress(ui) as progress:
+        return _run(args, ui, progress)
+
+
+def _run(args: argparse.Namespace, ui: UI, progress: Progress) -> int:
     used_within = parse_age(args.used_within, "--used-within")
     selection = Selection(pn_filter=compile_filter(args.filter), arch=args.arch)
     options = backend_options_from_args(args)
-    progress = LineProgress(ui)
     with open_backend(args.source, options) as source, \
             open_backend(args.target, options) as target:
         source.check()

@@ -48,6 +48,8 @@ class UI:
         self.out = out if out is not None else sys.stdout
         self.err = err if err is not None else sys.stderr
         self.color = color_enabled(color, self.out)
+        self.err_color = color_enabled(color, self.err)
+        self.err_is_terminal = hasattr(self.err, "isatty") and self.err.isatty()
 
     @property
     def _human(self) -> IO[str]:

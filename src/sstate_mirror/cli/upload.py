@@ -10,6 +10,7 @@ from ..backends import open_backend
 from ..commands.listing import list_artifacts
 from ..commands.upload import Selection, Skipped, execute_upload, plan_upload
 from ..errors import NotFoundError
+from ..transfer import Progress
 from ..units import format_size, parse_age
 from .common import (
     add_backend_options,
@@ -20,7 +21,7 @@ from .common import (
     compile_filter,
     jobs_from_args,
 )
-from .progress import LineProgress
+from .progress import make_progress
 from .ui import UI
 
 
@@ -48,9 +49,13 @@ def register(sub: Any, parents: Sequence[argparse.ArgumentParser]) -> None:
 
 
 def run(args: argparse.Namespace, ui: UI) -> int:
+    with make_progress(ui) as progress:
+        return _run(args, ui, progress)
+
+
+def _run(args: argparse.Namespace, ui: UI, progress: Progress) -> int:
     selection = Selection(pn_filter=compile_filter(args.filter), arch=args.arch)
     options = backend_options_from_args(args)
-    progress = LineProgress(ui)
     with open_backend(args.source, options) as source, \
             open_backend(args.target, options) as target:
         source.check()

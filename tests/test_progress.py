@@ -1,0 +1,99 @@
+"""What a person sees: a live display on a terminal, plain lines in logs and pipes."""
+
+from __future__ import annotations
+
+import fcntl
+import io
+import os
+import pty
+import re
+import select
+import struct
+import subprocess
+import sys
+import termios
+from pathlib import Path
+
+from sstate_mirror.cli.progress import LineProgress, QuietProgress, RichProgress, make_progress
+from sstate_mirror.cli.ui import UI
+
+SRC = str(Path(__file__).parents[1] / "src")
+
+
+def test_choice_of_display() -> None:
+    class Tty(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    assert isinstance(make_progress(UI(out=io.StringIO(), err=io.StringIO())), LineProgress)
+    assert isinstance(make_progress(UI(out=io.StringIO(), err=Tty())), RichProgress)
+    assert isinstance(make_progress(UI(quiet=True, out=io.StringIO(), err=Tty())), QuietProgress)
+    assert isinstance(make_progress(UI(json_mode=True, out=io.StringIO(), err=Tty())),
+                      LineProgress)
+
+
+def test_line_progress_heartbeat_and_summary() -> None:
+    out = io.StringIO()
+    p = LineProgress(UI(out=out, err=io.StringIO()), heartbeat=0)
+    p.phase("uploading archives", 2, 3 << 20)
+    p.advance(1, 1 << 20)
+    p.advance(1, 2 << 20)
+    p.done()
+    lines = out.getvalue().splitlines()
+    assert lines[0].startswith("uploading archives: 1/2 files, 1.0 MiB/3.0 MiB")
+    assert lines[-1].startswith("uploading archives: 2/2 files, 3.0 MiB/3.0 MiB")
+    assert "\x1b" not in out.getvalue()
+
+
+def test_short_phases_are_quiet_without_verbose() -> None:
+    out = io.StringIO()
+    p = LineProgress(UI(out=out, err=io.StringIO()), heartbeat=30)
+    p.phase("listing", 0)
+    p.advance(5)
+    p.done()
+    assert out.getvalue() == ""
+
+
+def _run_in_pty(argv: list[str]) -> tuple[int, str]:
+    master, slave = pty.openpty()
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 40, 160, 0, 0))
+    env = dict(os.environ, PYTHONPATH=SRC, TERM="xterm-256color")
+    env.pop("NO_COLOR", None)
+    proc = subprocess.Popen([sys.executable, "-m", "sstate_mirror", *argv], stdin=slave,
+                            stdout=slave, stderr=slave, env=env, close_fds=True)
+    os.close(slave)
+    chunks = []
+    while True:
+        ready, _, _ = select.select([master], [], [], 30)
+        if not ready:
+            break
+        try:
+            data = os.read(master, 65536)
+        except OSError:
+            break
+        if not data:
+            break
+        chunks.append(data)
+    proc.wait(timeout=60)
+    os.close(master)
+    return proc.returncode, b"".join(chunks).decode(errors="replace")
+
+
+def test_terminal_shows_live_progress(tmp_path: Path, oe_cache_a: Path) -> None:
+    code, screen = _run_in_pty(["upload", str(oe_cache_a), str(tmp_path / "m")])
+    assert code == 0
+    assert "uploading archives" in screen and "26/26" in screen and "files" in screen
+    assert "\x1b[" in screen  # drawn with terminal control sequences
+    # the summary comes after the last bar, not in the middle of a redraw
+    plain = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", screen)
+    assert plain.rstrip().splitlines()[-1].startswith("upload: 93 files")
+    assert "uploading archives" in plain.splitlines()[-2]
+
+
+def test_pipe_output_stays_plain(tmp_path: Path, oe_cache_a: Path) -> None:
+    env = dict(os.environ, PYTHONPATH=SRC, TERM="xterm-256color")
+    res = subprocess.run([sys.executable, "-m", "sstate_mirror", "upload", str(oe_cache_a),
+                          str(tmp_path / "m")], capture_output=True, text=True, env=env)
+    assert res.returncode == 0
+    assert "\x1b" not in res.stdout + res.stderr
+    assert res.stdout.splitlines()[-1].startswith("upload: 93 files (426.1 KiB) uploaded")
