@@ -1204,7 +1204,7 @@ def derive(
             d, base = _split(key)
             old_hash = base.rsplit(":", 1)[1].split("_", 1)[0]
             new_hash = _hash(rng)
-            t = start + rng.randint(0, 3500)
+            t = start + rng.randint(1, 3600)
             new_base = base.replace(f":{old_hash}_", f":{new_hash}_")
             new_dir = _rehash_dir(d, old_hash, new_hash)
             for m in members:
