@@ -1150,7 +1150,7 @@ def derive(
     about ``changed_fraction`` of the first build's sstate files are replaced. A picked recipe
     gets new hashes for its architecture tasks; its software-only tasks (fetch, unpack, patch,
     populate_lic) keep theirs with ``keep_sw_probability`` (a dependency changed, not the
-    source). New files are a little newer than ``now`` minus a build's hour. Temporary and
+    source). New files get times in the hour before ``now`` (one rebuild). Temporary and
     unknown files of the first build are not carried over.
 
     ``first`` is a list of entries or the path of a manifest.
