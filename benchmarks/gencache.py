@@ -44,7 +44,7 @@ KiB = 1024
 MiB = 1024 * KiB
 GiB = 1024 * MiB
 
-#: Archives keep their real size up to this many bytes; only larger ones are scaled down, so
+#: Archives keep their real size up to this many bytes; only the part above it is scaled, so
 #: that the many tiny archives (34-byte ``recipe_qa``) stay realistic at any ``size_scale``.
 SCALE_FLOOR = 4 * KiB
 
@@ -404,7 +404,6 @@ grub-efi 2.12 M 4 d
 ovmf 202502 TN 8 d
 qemu 9.2.3 TN 20
 qemu-system 9.2.3 N 80
-qemu-helper 1.0 N 0.05
 kern-tools 0.3+git N 0.2
 llvm 20.1.2 TN 100
 clang 20.1.2 TN 200
@@ -937,10 +936,14 @@ def _lognormal(rng: random.Random, median: float, sigma: float) -> float:
 
 
 def scale_size(size: int, size_scale: float) -> int:
-    """Scale a real archive size: small archives keep their size, big ones shrink by F."""
+    """Scale a real archive size: up to 4 KiB unchanged, only the part above is multiplied.
+
+    Continuous and monotonic, so the shape of the distribution survives (no spike at the
+    floor) and the many tiny archives keep their real sizes.
+    """
     if size <= SCALE_FLOOR or size_scale == 1.0:
         return size
-    return max(SCALE_FLOOR, int(size * size_scale))
+    return SCALE_FLOOR + int((size - SCALE_FLOOR) * size_scale)
 
 
 def _archive_size(rng: random.Random, profile: Profile, inst: Instance, task: str,
@@ -1211,7 +1214,7 @@ def derive(
                 suffix = m.path[len(key):]
                 size = m.size
                 if m.kind == "archive" and size > SCALE_FLOOR:
-                    size = max(SCALE_FLOOR, int(size * math.exp(rng.gauss(0.0, 0.05))))
+                    size = SCALE_FLOOR + int((size - SCALE_FLOOR) * math.exp(rng.gauss(0.0, 0.05)))
                 elif m.kind == "siginfo":
                     size = int(min(max(size * math.exp(rng.gauss(0.0, 0.02)), SIGINFO_MIN),
                                    SIGINFO_MAX))
@@ -1413,8 +1416,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--flavour", choices=FLAVOURS, default="oe")
     ap.add_argument("--size-scale", type=float, default=DEFAULT_SIZE_SCALE,
-                    help=f"multiply archive sizes above 4 KiB by F (default {DEFAULT_SIZE_SCALE};"
-                         " 1 = real sizes)")
+                    help="multiply the part of archive sizes above 4 KiB by F "
+                         f"(default {DEFAULT_SIZE_SCALE}; 1 = real sizes)")
     ap.add_argument("--sparse", action="store_true",
                     help="set sizes with truncate only (no data, no disk use)")
     ap.add_argument("--mtime-spread", type=float, default=0.0, metavar="DAYS",

@@ -226,7 +226,7 @@ def test_size_scale_keeps_small_archives() -> None:
     for a, b in zip(real, small):
         if a.kind == "archive":
             assert b.size == (a.size if a.size <= gc.SCALE_FLOOR
-                              else max(gc.SCALE_FLOOR, int(a.size * 0.01)))
+                              else gc.SCALE_FLOOR + int((a.size - gc.SCALE_FLOOR) * 0.01))
         elif a.kind in ("siginfo", "sig"):
             assert a.size == b.size
     assert sum(e.size for e in real) > 5 * sum(e.size for e in small)
