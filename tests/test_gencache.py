@@ -260,6 +260,18 @@ def test_write_real_and_sparse(tmp_path: Path) -> None:
     data = (tmp_path / "real" / some.path).read_bytes()
     assert data[:4] == b"\x28\xb5\x2f\xfd" and len(set(data)) > 50
     assert (tmp_path / "sparse" / some.path).read_bytes() == bytes(some.size)
+    logical = sum(e.size for e in entries)
+    allocated = sum(Path(dirpath, f).stat().st_blocks * 512
+                    for dirpath, _d, files in os.walk(tmp_path / "sparse") for f in files)
+    assert allocated < 0.01 * logical
+
+
+def test_generate_plans_writes_and_saves(tmp_path: Path) -> None:
+    entries = gc.generate(tmp_path / "c", 300, sparse=True, manifest=tmp_path / "c.json",
+                          seed=4, now=NOW, flavour="legacy")
+    assert entries == gc.plan(300, seed=4, now=NOW, flavour="legacy")
+    assert gc.load_manifest(tmp_path / "c.json") == entries
+    assert sum(len(f) for _, _, f in os.walk(tmp_path / "c")) == 300
 
 
 def test_manifest_round_trip(tmp_path: Path) -> None:
