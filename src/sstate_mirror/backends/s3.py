@@ -86,8 +86,9 @@ CONNECTIONS = 16
 #: below it a sequential listing needs fewer requests and is about as fast.
 PARALLEL_LIST_MIN = 20_000
 #: Multipart upload above this size; parts of at least this size (S3's minimum is 5 MiB).
-MULTIPART_THRESHOLD = 64 * 1024 * 1024
-MULTIPART_CHUNKSIZE = 16 * 1024 * 1024
+#: (The aws CLI's defaults: with streams, parts are buffered in memory.)
+MULTIPART_THRESHOLD = 8 * 1024 * 1024
+MULTIPART_CHUNKSIZE = 8 * 1024 * 1024
 #: S3 allows at most 10,000 parts; stay clear of it by growing the part size.
 MAX_PARTS = 9_000
 #: CopyObject copies at most 5 GiB in one request; larger objects are copied in parts.
@@ -206,7 +207,8 @@ def make_config(
         "retries": {"max_attempts": options.retries, "mode": "standard"},
         "connect_timeout": options.timeout,
         "read_timeout": options.timeout,
-        "max_pool_connections": max(connections * 2, 10),
+        # parallel puts and list ranges, plus the transfer manager's part uploads
+        "max_pool_connections": max(connections * 3, 10),
         "user_agent_extra": "sstate-mirror",
     }
     if addressing_style:
@@ -483,6 +485,7 @@ class S3Backend(Backend):
         if self.options.addressing_style not in (None, "auto", "path", "virtual"):
             raise UsageError(f"unknown S3 addressing style {self.options.addressing_style!r}")
         self._client_obj: Any = None
+        self._manager: Any = None
         self._lock = threading.Lock()
         # knobs tests turn down to exercise the large-scale paths with small data
         self.multipart_threshold = MULTIPART_THRESHOLD
@@ -773,27 +776,52 @@ class S3Backend(Backend):
         with io.BufferedReader(_Body(response["Body"], self, path), 1 << 16) as stream:
             yield stream
 
-    def _transfer_config(self, size: int) -> Any:
+    def _transfer_config(self, size: int = 0) -> Any:
+        """Part size grows for huge files so that no upload needs more than MAX_PARTS."""
         from boto3.s3.transfer import TransferConfig
 
         chunk = max(self.multipart_chunksize, math.ceil(size / MAX_PARTS))
         chunk = math.ceil(chunk / (1 << 20)) * (1 << 20)
-        return TransferConfig(
-            multipart_threshold=self.multipart_threshold,
-            multipart_chunksize=chunk,
-            max_concurrency=4,
-            use_threads=True,
-        )
+        connections = self.properties.connections
+        try:
+            config = TransferConfig(multipart_threshold=self.multipart_threshold,
+                                    multipart_chunksize=chunk, max_concurrency=connections,
+                                    preferred_transfer_client="classic")
+        except TypeError:  # boto3 < 1.33 has only the classic transfer client
+            config = TransferConfig(multipart_threshold=self.multipart_threshold,
+                                    multipart_chunksize=chunk, max_concurrency=connections)
+        # a non-seekable upload holds a submission thread while it reads its stream:
+        # one per caller, so small files never queue behind a big one
+        config.max_submission_concurrency = connections
+        # parts of streams are buffered in memory: bound that for all parallel puts together
+        config.max_in_memory_upload_chunks = connections
+        return config
+
+    def _transfer_manager(self, size: int) -> Tuple[Any, bool]:
+        """The shared transfer manager (bounded threads and memory across all puts), or a
+        private one for a file so large that it needs bigger parts; True if private."""
+        from boto3.s3.transfer import create_transfer_manager
+
+        if size > self.multipart_chunksize * MAX_PARTS:
+            return create_transfer_manager(self.client, self._transfer_config(size)), True
+        if self._manager is None:
+            client = self.client
+            with self._lock:
+                if self._manager is None:
+                    self._manager = create_transfer_manager(client, self._transfer_config())
+        return self._manager, False
 
     def put(self, path: str, src: IO[bytes], size: int) -> None:
         key = self._key(path)
         reader = _ExactReader(src, size, path)
+        manager, private = self._transfer_manager(size)
         try:
-            self.client.upload_fileobj(
-                reader, self.bucket, key, Config=self._transfer_config(size)
-            )
+            manager.upload(reader, self.bucket, key).result()
         except Exception as exc:
             raise self._error(exc, f"cannot upload {path}", path) from exc
+        finally:
+            if private:
+                manager.shutdown()
 
     def delete(self, paths: Sequence[str]) -> Dict[str, BackendError]:
         failures: Dict[str, BackendError] = {}
@@ -865,6 +893,9 @@ class S3Backend(Backend):
             raise self._error(exc, what, path) from exc
 
     def close(self) -> None:
+        manager, self._manager = self._manager, None
+        if manager is not None:
+            manager.shutdown()
         client = self._client_obj
         self._client_obj = None
         if client is not None and hasattr(client, "close"):
