@@ -22,12 +22,10 @@ from __future__ import annotations
 
 import base64
 import concurrent.futures
-import datetime as dt
 import hashlib
 import io
 import logging
 import math
-import os
 import re
 import threading
 import urllib.parse
@@ -37,7 +35,6 @@ from typing import IO, Any, Dict, List, Optional, Tuple
 
 import boto3
 import botocore.session
-from botocore.config import Config
 from botocore.exceptions import (
     BotoCoreError,
     ClientError,
@@ -52,8 +49,6 @@ from botocore.exceptions import (
     ReadTimeoutError,
     SSLError,
 )
-from dateutil import parser as date_parser
-from dateutil import tz as date_tz
 
 from ..errors import (
     AuthError,
@@ -72,7 +67,27 @@ from .base import (
     SkipCallback,
     check_relative_path,
     failure_map,
+    redact_url,
 )
+from .s3_config import (
+    CREDENTIALS_HINT,
+    is_aws_host,
+    make_config,
+    parse_s3_url,
+    parse_utc_timestamp,
+    posix_time,
+    resolve_endpoint,
+)
+
+__all__ = [
+    "S3Backend",
+    "estimate_from_first_page",
+    "listing_requests",
+    "parse_s3_url",
+    "parse_utc_timestamp",
+    "prefer_probes",
+    "translate_error",
+]
 
 log = logging.getLogger(__name__)
 
@@ -95,16 +110,7 @@ MAX_PARTS = 9_000
 COPY_SINGLE_MAX = 5 * 1024 * 1024 * 1024
 
 _HEX2 = re.compile(r"^[0-9a-fA-F]{2}$")
-_BUCKET_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{1,254}$")
-_AWS_HOST = re.compile(r"(^|\.)amazonaws\.com(\.cn)?$")
-_UTC = dt.timezone.utc
-_UTC_NAMES = {"UTC": date_tz.UTC, "GMT": date_tz.UTC, "Z": date_tz.UTC, "z": date_tz.UTC}
 
-_CREDENTIALS_HINT = (
-    "provide AWS credentials: AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY in the environment,"
-    " a profile in ~/.aws/credentials (--profile NAME or AWS_PROFILE), 'aws sso login',"
-    " or an instance/container role"
-)
 _PERMISSION_HINT = (
     "check the bucket policy and the IAM permissions of these credentials"
     " (docs/s3.md lists what each command needs)"
@@ -132,120 +138,6 @@ _TRANSIENT_CODES = {
     "TooManyRequests",
 }
 _NOT_FOUND_CODES = {"NoSuchKey", "NotFound", "404", "NoSuchUpload"}
-
-
-# -- URL and configuration -------------------------------------------------------------------
-
-
-def parse_s3_url(url: str) -> Tuple[str, str]:
-    """``s3://bucket/a/b/`` -> ``("bucket", "a/b")``; ``s3://bucket`` -> ``("bucket", "")``."""
-    if not url.lower().startswith("s3://"):
-        raise UsageError(f"not an S3 URL: {url!r}", hint="write s3://BUCKET[/PREFIX]")
-    rest = url[len("s3://") :]
-    bucket, _, prefix = rest.partition("/")
-    if "@" in bucket:
-        raise UsageError(
-            "credentials do not belong in an s3:// URL",
-            hint=_CREDENTIALS_HINT,
-        )
-    if not bucket or not _BUCKET_RE.match(bucket):
-        raise UsageError(
-            f"invalid S3 bucket name {bucket!r} in s3://{bucket}",
-            hint="write s3://BUCKET[/PREFIX] with a valid bucket name",
-        )
-    prefix = prefix.strip("/")
-    if prefix and any(part in ("", ".", "..") for part in prefix.split("/")):
-        raise UsageError(f"invalid prefix {prefix!r} in s3://{bucket}/{prefix}")
-    return bucket, prefix
-
-
-def resolve_endpoint(options: BackendOptions) -> Optional[str]:
-    """The endpoint from ``--endpoint-url``, else ``AWS_ENDPOINT_URL_S3``/``AWS_ENDPOINT_URL``.
-
-    Recent botocore reads these variables itself; resolving them here works with older
-    versions too and tells us that an S3-compatible server (path-style addressing) is meant.
-    """
-    if options.endpoint_url:
-        return check_endpoint_url(options.endpoint_url)
-    if os.environ.get("AWS_IGNORE_CONFIGURED_ENDPOINT_URLS", "").lower() == "true":
-        return None
-    for var in ("AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL"):
-        value = os.environ.get(var)
-        if value:
-            return check_endpoint_url(value, source=var)
-    return None
-
-
-def check_endpoint_url(url: str, source: str = "--endpoint-url") -> str:
-    """Refuse endpoint URLs botocore would reject with a cryptic message (or misuse)."""
-    from .base import redact_url
-
-    try:
-        parts = urllib.parse.urlsplit(url)
-        port_ok = parts.port is None or 0 < parts.port < 65536
-    except ValueError:
-        port_ok = False
-        parts = None  # type: ignore[assignment]
-    if parts is None or not port_ok or parts.scheme not in ("http", "https") or not parts.hostname:
-        raise UsageError(
-            f"invalid S3 endpoint URL {redact_url(url)!r} (from {source})",
-            hint="expected http(s)://HOST[:PORT], e.g. https://minio.example.com:9000",
-        )
-    return url
-
-
-def make_config(
-    options: BackendOptions, addressing_style: Optional[str], connections: int
-) -> Config:
-    """botocore settings: retries, timeouts, pool size, addressing, checksum behaviour.
-
-    Checksums are computed and validated only where the API requires them: botocore >= 1.36
-    otherwise adds CRC32 trailers that many S3-compatible servers reject. Older botocore does
-    not know these options and never sends such checksums, so they are left out there.
-    """
-    kwargs: Dict[str, Any] = {
-        "retries": {"max_attempts": options.retries, "mode": "standard"},
-        "connect_timeout": options.timeout,
-        "read_timeout": options.timeout,
-        # parallel puts and list ranges, plus the transfer manager's part uploads
-        "max_pool_connections": max(connections * 3, 10),
-        "user_agent_extra": "sstate-mirror",
-    }
-    if addressing_style:
-        kwargs["s3"] = {"addressing_style": addressing_style}
-    try:
-        return Config(
-            **kwargs,
-            request_checksum_calculation="when_required",
-            response_checksum_validation="when_required",
-        )
-    except TypeError:  # botocore < 1.36
-        return Config(**kwargs)
-
-
-def parse_utc_timestamp(value: Any) -> dt.datetime:
-    """Timestamps from S3 responses as aware UTC datetimes, whatever the local timezone.
-
-    botocore's default parser attaches the *local* zone to timestamps without one, and
-    dateutil maps a zone name that equals the local one (``UTC``, ``GMT``) to ``tzlocal``;
-    S3 times are UTC by definition, so both cases are read as UTC here.
-    """
-    if isinstance(value, (int, float)):
-        return dt.datetime.fromtimestamp(value, _UTC)
-    try:
-        return dt.datetime.fromtimestamp(float(value), _UTC)
-    except (TypeError, ValueError):
-        pass
-    parsed: dt.datetime = date_parser.parse(value, tzinfos=_UTC_NAMES)
-    if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=_UTC)
-    return parsed.astimezone(_UTC)
-
-
-def _posix(value: dt.datetime) -> float:
-    if value.tzinfo is None:
-        value = value.replace(tzinfo=_UTC)
-    return value.timestamp()
 
 
 # -- the cost model for "list everything" versus "HEAD each local file" ---------------------
@@ -403,7 +295,7 @@ def translate_error(
         if isinstance(exc, CredentialRetrievalError):
             kind = "could not load"
         return AuthError(f"{what}: {kind} AWS credentials", url=url, path=path,
-                         hint=_CREDENTIALS_HINT)
+                         hint=CREDENTIALS_HINT)
     if isinstance(exc, SSLError):
         return PermanentError(
             f"{what}: TLS verification of {endpoint} failed", url=url, path=path,
@@ -429,7 +321,7 @@ def translate_error(
             return NotFoundError(f"{what}: not found", url=url, path=path)
         if code in _AUTH_CODES:
             return AuthError(f"{what}: credentials rejected by {endpoint} ({code})",
-                             url=url, path=path, hint=_CREDENTIALS_HINT)
+                             url=url, path=path, hint=CREDENTIALS_HINT)
         if code in _DENIED_CODES or status == 403:
             return AuthError(f"{what}: access denied ({code})", url=url, path=path,
                              hint=_PERMISSION_HINT)
@@ -499,8 +391,6 @@ class S3Backend(Backend):
     @property
     def endpoint_description(self) -> str:
         """Where requests go, for messages (no credentials)."""
-        from .base import redact_url
-
         if self.endpoint_url:
             return redact_url(self.endpoint_url)
         return "AWS S3" + (f" ({self.options.region})" if self.options.region else "")
@@ -553,7 +443,7 @@ class S3Backend(Backend):
         if style is None:
             # an endpoint from the profile's configuration is an S3-compatible server too
             host = urllib.parse.urlsplit(client.meta.endpoint_url).hostname or ""
-            if not _AWS_HOST.search(host):
+            if not is_aws_host(host):
                 self.endpoint_url = client.meta.endpoint_url
                 client.close()
                 client = build("path")
@@ -638,7 +528,7 @@ class S3Backend(Backend):
                 if on_skip is not None:
                     on_skip(rel, "key name not usable as a mirror path")
                 continue
-            yield Entry(rel, int(obj.get("Size", 0)), _posix(obj["LastModified"]))
+            yield Entry(rel, int(obj.get("Size", 0)), posix_time(obj["LastModified"]))
 
     def _pages(self, base: str, delimiter: Optional[str] = None,
                after_page: Optional[Dict[str, Any]] = None) -> Iterator[Dict[str, Any]]:
@@ -764,7 +654,7 @@ class S3Backend(Backend):
             raise self._error(exc, f"cannot stat {path}", path) from exc
         except Exception as exc:
             raise self._error(exc, f"cannot stat {path}", path) from exc
-        return Entry(path, int(head.get("ContentLength", 0)), _posix(head["LastModified"]))
+        return Entry(path, int(head.get("ContentLength", 0)), posix_time(head["LastModified"]))
 
     @contextmanager
     def open(self, path: str) -> Iterator[IO[bytes]]:
