@@ -17,7 +17,7 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Dict
+from typing import Any, Dict, List
 
 import pytest
 
@@ -192,6 +192,18 @@ def test_listing_stays_inside_the_prefix(s3_bucket: S3Bucket) -> None:
         assert b.delete(["aa/bb/in"]) == {}
     keys = {o["Key"] for o in c.list_objects_v2(Bucket=s3_bucket.name)["Contents"]}
     assert keys == {"a/bc/aa/bb/out", "a/b", "a/b/", "a/b/aa/", "other"}
+
+
+def test_unusable_key_names_are_reported_not_listed(s3_bucket: S3Bucket) -> None:
+    c = s3_bucket.client()
+    for key in ["aa//bb", "aa/./cc", "aa/bb/ok"]:
+        c.put_object(Bucket=s3_bucket.name, Key=key, Body=b"1")
+    with backend_for(s3_bucket) as b:
+        for listing in (b.list, lambda on_skip: b._list_parallel("", on_skip)):
+            skipped: List[str] = []
+            entries = [e.path for e in listing(on_skip=lambda p, _why, s=skipped: s.append(p))]
+            assert entries == ["aa/bb/ok"]
+            assert sorted(skipped) == ["aa/./cc", "aa//bb"]
 
 
 @pytest.mark.parametrize("zone", ["America/New_York", "Asia/Tokyo"])

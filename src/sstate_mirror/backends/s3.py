@@ -567,6 +567,10 @@ class S3Backend(Backend):
         for page in self._pages(base, after_page=after_page):
             yield from self._entries(page.get("Contents", []), on_skip)
 
+    def _range_objects(self, base: str) -> List[Dict[str, Any]]:
+        """Every listing record below ``base`` (one range of a parallel listing)."""
+        return [obj for page in self._pages(base) for obj in page.get("Contents", [])]
+
     def _split(self, base: str) -> Tuple[List[Dict[str, Any]], List[str]]:
         """Objects directly below ``base`` and its sub-"directories" (one level)."""
         objects: List[Dict[str, Any]] = []
@@ -589,7 +593,7 @@ class S3Backend(Backend):
             pending[pool.submit(self._split, prefix)] = "split"
 
         def submit_range(prefix: str) -> None:
-            pending[pool.submit(lambda: list(self._list_range(prefix, on_skip)))] = "range"
+            pending[pool.submit(self._range_objects, prefix)] = "range"
 
         try:
             objects, prefixes = self._split(base)
@@ -612,7 +616,8 @@ class S3Backend(Backend):
                         for sp in sub_prefixes:
                             submit_range(sp)
                     else:
-                        yield from result
+                        # entries (and on_skip calls) are made here, in the caller's thread
+                        yield from self._entries(result, on_skip)
         finally:
             for fut in pending:
                 fut.cancel()
