@@ -12,6 +12,7 @@ import hashlib
 import io
 import logging
 import os
+import socket
 import subprocess
 import sys
 import time
@@ -137,6 +138,52 @@ def test_ca_bundle_variables_do_not_affect_plain_http(
     with backend_for(s3_bucket) as b:
         put(b, "aa/bb/x", b"x")
         assert [e.path for e in b.list()] == ["aa/bb/x"]
+
+
+def test_no_checksum_trailers_that_other_servers_reject(s3_bucket: S3Bucket) -> None:
+    sent: Dict[str, Dict[str, str]] = {}
+
+    def capture(request: Any, event_name: str, **_: Any) -> None:
+        sent[event_name.rsplit(".", 1)[-1]] = {
+            k.lower(): v.decode() if isinstance(v, bytes) else v
+            for k, v in request.headers.items()}
+
+    with backend_for(s3_bucket) as b:
+        b.client.meta.events.register("before-send.s3", capture)
+        b.multipart_threshold = b.multipart_chunksize = 5 * MiB
+        put(b, "aa/bb/small", b"x" * 100)
+        small = sent.pop("PutObject")
+        data = os.urandom(6 * MiB)
+        put(b, "aa/bb/large", data)
+        assert b.delete(["aa/bb/small"]) == {}
+    for headers in (small, sent["UploadPart"]):
+        assert "x-amz-trailer" not in headers
+        assert not [h for h in headers if h.startswith("x-amz-checksum-")]
+        assert "aws-chunked" not in headers.get("content-encoding", "")
+    assert "content-md5" in sent["DeleteObjects"]
+
+
+def test_credentials_and_endpoint_from_a_profile(
+    rclone_s3: S3Server, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    s3_test_env(monkeypatch, rclone_s3, tmp_path)
+    name = rclone_s3.new_bucket()
+    monkeypatch.delenv("AWS_ACCESS_KEY_ID")
+    monkeypatch.delenv("AWS_SECRET_ACCESS_KEY")
+    (tmp_path / "credentials").write_text(
+        f"[ci]\naws_access_key_id = {rclone_s3.access_key}\n"
+        f"aws_secret_access_key = {rclone_s3.secret_key}\n")
+    endpoint = rclone_s3.endpoint_url.replace("127.0.0.1", "localhost")
+    (tmp_path / "config").write_text(
+        f"[profile ci]\nregion = eu-west-1\nendpoint_url = {endpoint}\n")
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "credentials"))
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "config"))
+    with open_backend(f"s3://{name}/p", BackendOptions(profile="ci", retries=0)) as b:
+        b.check()
+        put(b, "aa/bb/x", b"x")  # type: ignore[arg-type]
+        assert [e.path for e in b.list()] == ["aa/bb/x"]
+        # an endpoint from the profile is an S3-compatible server: path-style addressing
+        assert b.client.meta.config.s3["addressing_style"] == "path"  # type: ignore[attr-defined]
 
 
 # -- listing -----------------------------------------------------------------------------
@@ -370,6 +417,19 @@ def test_unreachable_server(monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
         b.check()
     with pytest.raises(TransientError):
         list(b.list())
+
+
+def test_server_that_does_not_answer(monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
+                                     moto_s3: S3Server) -> None:
+    s3_test_env(monkeypatch, moto_s3, tmp_path)
+    with socket.socket() as silent:  # accepts connections, never answers
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(8)
+        port = silent.getsockname()[1]
+        b = open_backend("s3://bucket", BackendOptions(
+            endpoint_url=f"http://127.0.0.1:{port}", timeout=0.5, retries=0))
+        with pytest.raises(TransientError, match=r"cannot reach .*ReadTimeoutError"):
+            b.check()
 
 
 def test_missing_bucket(s3_bucket: S3Bucket) -> None:
