@@ -772,7 +772,7 @@ class S3Backend(Backend):
         extra: Dict[str, Any] = {"Metadata": head.get("Metadata", {})}
         for field in ("ContentType", "ContentEncoding", "ContentDisposition",
                       "ContentLanguage", "CacheControl", "StorageClass",
-                      "ServerSideEncryption", "SSEKMSKeyId"):
+                      "ServerSideEncryption", "SSEKMSKeyId", "BucketKeyEnabled"):
             if head.get(field):
                 extra[field] = head[field]
         source = {"Bucket": self.bucket, "Key": key}
