@@ -30,3 +30,12 @@ def oe_cache_b() -> Path:
 @pytest.fixture(scope="session")
 def legacy_cache() -> Path:
     return DATA / "legacy-honister" / "cache-a"
+
+# S3-compatible servers and buckets for any test module (tests/s3_servers.py says how).
+from s3_servers import (  # noqa: E402, F401 - fixtures are found by name
+    moto_s3,
+    rclone_s3,
+    s3_bucket,
+    s3_bucket_url,
+    s3_server,
+)
