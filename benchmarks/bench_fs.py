@@ -61,7 +61,8 @@ def hyperfine(name: str, prepare: str, commands: Dict[str, str], runs: int,
 def check_tools() -> None:
     missing = [t for t in ("hyperfine", "rsync") if shutil.which(t) is None]
     if missing:
-        raise SystemExit(f"missing tools: {' '.join(missing)} (apt-get install {' '.join(missing)})")
+        names = " ".join(missing)
+        raise SystemExit(f"missing tools: {names} (apt-get install {names})")
 
 
 def main(argv: Optional[List[str]] = None) -> int:
@@ -127,7 +128,8 @@ def main(argv: Optional[List[str]] = None) -> int:
         if "info" in want:
             rows["info"] = hyperfine("info", "true", {
                 "sstate-mirror info": f"{TOOL} info {big0} > /dev/null",
-                "du -s + find | wc -l": f"du -s {big0} > /dev/null && find {big0} -type f | wc -l > /dev/null",
+                "du -s + find | wc -l": (f"du -s {big0} > /dev/null &&"
+                                         f" find {big0} -type f | wc -l > /dev/null"),
             }, args.runs, results_dir)
 
     (results_dir / "fs.json").write_text(json.dumps(

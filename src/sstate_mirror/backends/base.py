@@ -160,6 +160,15 @@ class Backend(ABC):
     def list(self, prefix: str = "", on_skip: Optional[SkipCallback] = None) -> Iterator[Entry]:
         """Every file below ``prefix`` (a directory path relative to the root, '' = all)."""
 
+    def choose_lookup(self, local_count: int) -> str:
+        """How a planner should learn which of ``local_count`` local files the mirror has.
+
+        ``"list"``: one listing of the mirror; ``"probe"``: ``stat()`` each file. A store whose
+        listing is paged (S3: 1,000 keys a request) prefers probes when the local set is small
+        next to the mirror; a directory or a WebDAV ``Depth: infinity`` listing is one pass.
+        """
+        return "list"
+
     @abstractmethod
     def stat(self, path: str) -> Optional[Entry]:
         """The entry for ``path``, or None when it does not exist."""

@@ -7,8 +7,8 @@ import time
 from typing import Any, Dict, List, Sequence
 
 from ..backends import open_backend
-from ..commands.listing import list_artifacts
-from ..commands.upload import Selection, Skipped, execute_upload, plan_upload
+from ..commands.listing import list_artifacts, remote_sizes
+from ..commands.upload import SENDABLE, Selection, Skipped, execute_upload, plan_upload
 from ..errors import NotFoundError
 from ..transfer import Progress
 from ..units import format_size, parse_age
@@ -71,7 +71,8 @@ def _run(args: argparse.Namespace, ui: UI, progress: Progress) -> int:
         dangling: List[Skipped] = []
         local = list_artifacts(source, progress=progress,
                                on_skip=lambda p, why: dangling.append(Skipped(p, why)))
-        remote = ({a.path: a.size for a in list_artifacts(target, progress=progress)}
+        wanted = [a for a in local if a.kind in SENDABLE and selection.matches(a)]
+        remote = (remote_sizes(target, wanted, jobs=jobs, progress=progress)
                   if mirror_exists else {})
         used_within = None if args.no_touch else parse_age(args.used_within, "--used-within")
         plan = plan_upload(local, remote, selection, now=time.time(), used_within=used_within)

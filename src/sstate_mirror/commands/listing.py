@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Callable, List, Optional
+from typing import Callable, Dict, List, Optional, Sequence
 
 from ..backends.base import Backend
 from ..naming import Artifact, make_artifact
-from ..transfer import Progress
+from ..transfer import Progress, run_parallel
 
 
 def list_artifacts(
@@ -27,3 +27,35 @@ def list_artifacts(
         progress.advance(1, entry.size)
     progress.done()
     return artifacts
+
+
+def remote_sizes(
+    target: Backend,
+    wanted: Sequence[Artifact],
+    *,
+    jobs: int,
+    progress: Optional[Progress] = None,
+) -> Dict[str, int]:
+    """Sizes of the mirror's copies of ``wanted`` (path -> size; absent paths left out).
+
+    One listing, or one ``stat`` per file when the store says that costs fewer requests
+    (a CI job with a small local cache and a mirror of millions of objects). Any failure
+    raises: a partial answer would read as "missing" and cause needless uploads.
+    """
+    progress = progress or Progress()
+    if target.choose_lookup(len(wanted)) == "list":
+        return {a.path: a.size for a in list_artifacts(target, progress=progress)}
+    sizes: Dict[str, int] = {}
+    progress.phase(f"checking {len(wanted)} files on {target.url}", len(wanted))
+
+    def probe(art: Artifact) -> None:
+        entry = target.stat(art.path)
+        if entry is not None:
+            sizes[art.path] = entry.size
+
+    failures = run_parallel(list(wanted), probe, jobs=jobs, describe=lambda a: a.path,
+                            progress=progress)
+    progress.done()
+    if failures:
+        raise next(iter(failures.values()))
+    return sizes

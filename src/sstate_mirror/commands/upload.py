@@ -99,6 +99,9 @@ class UploadPlan:
         }
 
 
+#: What upload ever sends (and so what a planner needs to know about on the mirror).
+SENDABLE = frozenset({Kind.ARCHIVE, Kind.SIGINFO, Kind.SIG})
+
 _SKIP_REASONS = {
     Kind.TEMP: "temporary or partial file",
     Kind.UNKNOWN: "not an sstate file",

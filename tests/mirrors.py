@@ -1,0 +1,85 @@
+"""A mirror of any kind for end-to-end tests: its URL, CLI options, and a way to age files.
+
+The ``mirror`` fixture is parametrised over every kind the suite can start here, so one
+end-to-end test runs against a directory, S3 servers and WebDAV servers alike.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Dict, List
+
+import pytest
+
+from sstate_mirror.backends import open_backend
+from sstate_mirror.backends.base import Backend, BackendOptions
+
+MIRROR_KINDS = ["dir", "s3-moto", "s3-rclone"]
+
+
+@dataclass
+class Mirror:
+    kind: str
+    url: str
+    cli_args: List[str] = field(default_factory=list)
+    options: BackendOptions = field(default_factory=BackendOptions)
+    #: make an existing file look ``seconds`` older than it is (the contract's meaning)
+    backdate: Callable[[str, float], None] = lambda path, seconds: None
+
+    def backend(self) -> Backend:
+        return open_backend(self.url, self.options)
+
+    def sizes(self) -> Dict[str, int]:
+        with self.backend() as b:
+            return {e.path: e.size for e in b.list()}
+
+    def read(self, path: str) -> bytes:
+        with self.backend() as b:
+            return b.read(path, 1 << 30)
+
+    def age_all(self, seconds: float, pred: Callable[[str], bool] = lambda p: True) -> None:
+        """Set the last-modified time of the matching files to ``seconds`` ago."""
+        with self.backend() as b:
+            entries = [e for e in b.list() if pred(e.path)]
+        target = time.time() - seconds
+        for e in entries:
+            self.backdate(e.path, e.mtime - target)
+
+
+def _dir_mirror(tmp_path: Path) -> Mirror:
+    root = tmp_path / "mirror"
+    root.mkdir()
+
+    def backdate(path: str, seconds: float) -> None:
+        st = (root / path).stat()
+        os.utime(root / path, (st.st_atime - seconds, st.st_mtime - seconds))
+
+    return Mirror("dir", str(root), backdate=backdate)
+
+
+def _s3_mirror(request: pytest.FixtureRequest, server_fixture: str, kind: str) -> Mirror:
+    from s3_servers import S3Bucket, s3_test_env
+
+    server = request.getfixturevalue(server_fixture)
+    monkeypatch = request.getfixturevalue("monkeypatch")
+    tmp_path = request.getfixturevalue("tmp_path")
+    env = s3_test_env(monkeypatch, server, tmp_path)
+    bucket = S3Bucket(server=server, name=server.new_bucket(), prefix="sstate", env=env)
+    return Mirror(kind, bucket.url, cli_args=bucket.cli_args,
+                  options=BackendOptions(endpoint_url=server.endpoint_url, timeout=20, retries=2),
+                  backdate=bucket.backdate)
+
+
+@pytest.fixture(params=MIRROR_KINDS)
+def mirror(request: pytest.FixtureRequest, tmp_path: Path) -> Mirror:
+    kind = request.param
+    if kind == "dir":
+        return _dir_mirror(tmp_path)
+    if kind == "s3-moto":
+        return _s3_mirror(request, "moto_s3", kind)
+    if kind == "s3-rclone":
+        return _s3_mirror(request, "rclone_s3", kind)
+    raise AssertionError(kind)
