@@ -238,6 +238,7 @@ def test_mirror_url_without_trailing_slash(webdav_mirror: DavMirror) -> None:
 
 @pytest.mark.parametrize(("server", "location", "method"),
                          [("apache", "rw", None), ("apache", "rw", "basic"),
+                          ("nginx", "rw", None),
                           ("apache", "digest", None), ("apache", "digest", "digest"),
                           ("wsgidav", "auth", None), ("wsgidav", "auth", "basic")])
 def test_auth_user_password(request: pytest.FixtureRequest, server: str, location: str,
@@ -254,7 +255,7 @@ def test_auth_user_password(request: pytest.FixtureRequest, server: str, locatio
 
 @pytest.mark.parametrize(("server", "location"),
                          [("apache", "rw"), ("apache", "digest"), ("wsgidav", "auth"),
-                          ("nginx", "bearer")])
+                          ("nginx", "bearer"), ("nginx", "rw")])
 def test_auth_refused_without_or_with_wrong_credentials(
     request: pytest.FixtureRequest, server: str, location: str,
     caplog: pytest.LogCaptureFixture,
@@ -284,10 +285,15 @@ def test_bearer_token(nginx_server: DavServer) -> None:
         assert b.read("aa/bb/x", 10) == b"tok"
 
 
-def test_anonymous_read_authenticated_write(apache_server: DavServer) -> None:
-    """The documented Apache set-up: bitbake reads without credentials, uploads need them."""
-    m = apache_server.mirror("rw")
+@pytest.mark.parametrize("server", ["apache", "nginx"])
+def test_anonymous_read_authenticated_write(request: pytest.FixtureRequest,
+                                            server: str) -> None:
+    """The documented set-ups: bitbake reads without credentials, uploads need them."""
+    m = request.getfixturevalue(f"{server}_server").mirror("rw")
     with _backend(m) as b:
+        _put(b, "aa/bb/sstate:x:y", b"for bitbake")
+        assert [e.path for e in b.list()] == ["aa/bb/sstate:x:y"]
+        assert b.delete(["aa/bb/sstate:x:y"]) == {}
         _put(b, "aa/bb/sstate:x:y", b"for bitbake")
     assert httpx.get(m.url + "aa/bb/sstate%3Ax%3Ay").content == b"for bitbake"
     assert httpx.head(m.url + "aa/bb/sstate%3Ax%3Ay").status_code == 200
@@ -543,6 +549,23 @@ def test_redirect_is_reported_not_followed(tiny_server: Tuple[str, _Canned]) -> 
     with _tiny(url) as b, pytest.raises(PermanentError) as info:
         b.check()
     assert "elsewhere.example" in str(info.value) and ":p@" not in str(info.value)
+
+
+def test_https_verification(nginx_server: DavServer, caplog: pytest.LogCaptureFixture) -> None:
+    if nginx_server.tls_port is None:
+        pytest.skip("no openssl tool to make a test certificate (Debian package openssl)")
+    m = nginx_server.mirror("open", tls=True)
+    assert m.url.startswith("https://")
+    with _backend(m) as b:  # --ca-cert
+        b.check()
+        _put(b, "aa/bb/x", b"over tls")
+        assert b.read("aa/bb/x", 100) == b"over tls"
+    with _backend(m, ca_cert=None) as b, pytest.raises(PermanentError) as info:
+        b.check()  # verification is on by default, and a self-signed certificate fails it
+    assert "certificate" in str(info.value) and "--ca-cert" in str(info.value.hint)
+    with caplog.at_level(logging.WARNING), _backend(m, ca_cert=None, verify_tls=False) as b:
+        assert [e.path for e in b.list()] == ["aa/bb/x"]
+    assert "verification is OFF" in caplog.text
 
 
 def test_tls_options_are_checked(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:

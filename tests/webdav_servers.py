@@ -65,7 +65,8 @@ LOCATIONS: Dict[str, Dict[str, str]] = {
     "apache": {
         "open": "anonymous read-write, DavDepthInfinity Off (the default)",
         "infinity": "anonymous read-write, DavDepthInfinity On",
-        "rw": "anonymous GET/HEAD/OPTIONS, basic auth for the rest (docs/webdav.md)",
+        "rw": "the docs/webdav.md set-up: anonymous GET/HEAD/OPTIONS, basic auth for the rest,"
+              " DavDepthInfinity On",
         "digest": "digest auth for everything",
     },
     "nginx": {
@@ -74,6 +75,7 @@ LOCATIONS: Dict[str, Dict[str, str]] = {
         "nomove": "dav_methods PUT DELETE MKCOL only: no COPY, no MOVE",
         "bearer": f"requires Authorization: Bearer {TOKEN}",
         "plain": "no WebDAV at all (static files)",
+        "rw": "the docs/webdav.md set-up: anonymous GET/HEAD, basic auth for the rest",
     },
 }
 
@@ -107,12 +109,18 @@ class DavServer:
     docroot: Path
     process: subprocess.Popen  # type: ignore[type-arg]
     log_file: Path
+    tls_port: Optional[int] = None
+    """Port of an HTTPS server with the same locations (nginx, where openssl exists)."""
+    ca_cert: Optional[Path] = None
+    """The self-signed certificate of the HTTPS server, usable as --ca-cert."""
 
-    def location_url(self, location: str) -> str:
+    def location_url(self, location: str, tls: bool = False) -> str:
+        if tls:
+            return f"https://127.0.0.1:{self.tls_port}/{location}/"
         return f"http://127.0.0.1:{self.port}/{location}/"
 
     def mirror(self, location: str = "open", *, credentials: bool = True,
-               auth_method: Optional[str] = None) -> DavMirror:
+               auth_method: Optional[str] = None, tls: bool = False) -> DavMirror:
         """A fresh empty mirror below ``location`` (see LOCATIONS)."""
         name = f"m{next(_counter)}-{os.getpid()}"
         root = self.docroot / location / name
@@ -121,15 +129,17 @@ class DavServer:
         options = BackendOptions(use_netrc=False, retries=1, timeout=20)
         env: Dict[str, str] = {}
         needs_user = (self.name, location) in {("wsgidav", "auth"), ("apache", "rw"),
-                                               ("apache", "digest")}
+                                               ("apache", "digest"), ("nginx", "rw")}
         if credentials and needs_user:
             options.user, options.password, options.auth_method = USER, PASSWORD, auth_method
             env = {"SSTATE_MIRROR_USER": USER, "SSTATE_MIRROR_PASSWORD": PASSWORD}
         if credentials and (self.name, location) == ("nginx", "bearer"):
             options.token = TOKEN
             env = {"SSTATE_MIRROR_TOKEN": TOKEN}
-        return DavMirror(self.name, self.location_url(location) + name + "/", root, options,
-                         env)
+        if tls:
+            options.ca_cert = str(self.ca_cert)
+        return DavMirror(self.name, self.location_url(location, tls) + name + "/", root,
+                         options, env)
 
     def log(self) -> str:
         try:
@@ -260,8 +270,7 @@ def apache_server() -> Iterator[DavServer]:
     base = _server_dirs("apache", ["open", "infinity", "rw", "digest"])
     root = base / "root"
     port = free_port()
-    sha = base64.b64encode(hashlib.sha1(PASSWORD.encode()).digest()).decode()
-    (base / "htpasswd").write_text(f"{USER}:{{SHA}}{sha}\n")
+    _write_htpasswd(base / "htpasswd")
     ha1 = hashlib.md5(f"{USER}:sstate:{PASSWORD}".encode()).hexdigest()
     (base / "htdigest").write_text(f"{USER}:sstate:{ha1}\n")
     load = "\n".join(f"LoadModule {m}_module {modules}/mod_{m}.so" for m in _APACHE_MODULES)
@@ -283,24 +292,34 @@ KeepAlive On
 MaxKeepAliveRequests 0
 DavLockDB "{base}/DavLock"
 DocumentRoot "{root}"
-<Directory "{root}">
+<Directory />
     Options None
     AllowOverride None
-    Require all granted
+    Require all denied
 </Directory>
 <Directory "{root}/open">
     Dav On
+    Require all granted
 </Directory>
 <Directory "{root}/infinity">
     Dav On
     DavDepthInfinity On
+    Require all granted
 </Directory>
+# the read-write mirror of docs/webdav.md, as documented
 <Directory "{root}/rw">
+    Options None
+    AllowOverride None
     Dav On
+    DavDepthInfinity On
+    LimitRequestBody 0
     AuthType Basic
-    AuthName "sstate"
+    AuthName "sstate mirror uploads"
     AuthBasicProvider file
     AuthUserFile "{base}/htpasswd"
+    <Limit GET HEAD OPTIONS>
+        Require all granted
+    </Limit>
     <LimitExcept GET HEAD OPTIONS>
         Require valid-user
     </LimitExcept>
@@ -320,6 +339,13 @@ DocumentRoot "{root}"
                     base, port, base / "server.log")
     yield server
     _stop(server)
+
+
+def _write_htpasswd(path: Path) -> None:
+    """A password file both Apache and nginx read ({SHA} scheme, no htpasswd tool needed)."""
+    sha = base64.b64encode(hashlib.sha1(PASSWORD.encode()).digest()).decode()
+    path.write_text(f"{USER}:{{SHA}}{sha}\n")
+    path.chmod(0o644)
 
 
 def _group_exists(name: str) -> bool:
@@ -350,14 +376,38 @@ def nginx_server() -> Iterator[DavServer]:
     if binary is None or module is None:
         pytest.skip("nginx with the dav-ext module is not installed (Debian packages nginx,"
                     " libnginx-mod-http-dav-ext; scripts/test installs them)")
-    base = _server_dirs("nginx", ["open", "strict", "nomove", "bearer", "plain"])
+    base = _server_dirs("nginx", ["open", "strict", "nomove", "bearer", "plain", "rw"])
     root = base / "root"
     port = free_port()
+    _write_htpasswd(base / "htpasswd")
     for d in ("body", "proxy", "fastcgi", "uwsgi", "scgi"):
         (base / "tmp" / d).mkdir(parents=True)
     user = "user root root;" if os.geteuid() == 0 else ""
+    tls_port, ca_cert = free_port(), base / "cert.pem"
+    tls = _self_signed(base, ca_cert)
     dav = ("dav_methods PUT DELETE MKCOL COPY MOVE; dav_ext_methods PROPFIND OPTIONS;"
            " dav_access user:rw group:rw all:r;")
+    locations = f"""# the read-write mirror of docs/webdav.md, as documented
+        location /rw/ {{
+            client_max_body_size 0;
+            dav_methods PUT DELETE MKCOL COPY MOVE;
+            dav_ext_methods PROPFIND OPTIONS;
+            create_full_put_path on;
+            dav_access user:rw group:rw all:r;
+            limit_except GET {{
+                auth_basic "sstate mirror uploads";
+                auth_basic_user_file {base}/htpasswd;
+            }}
+        }}"""
+    tls_server = ""
+    if tls:
+        tls_server = f"""server {{
+        listen 127.0.0.1:{tls_port} ssl;
+        ssl_certificate {ca_cert};
+        ssl_certificate_key {base}/key.pem;
+        root {root};
+        location /open/ {{ {dav} create_full_put_path on; }}
+    }}"""
     conf = f"""
 {user}
 worker_processes 2;
@@ -386,15 +436,33 @@ http {{
             {dav}
         }}
         location /plain/ {{ }}
+        {locations}
     }}
+    {tls_server}
 }}
 """
     (base / "nginx.conf").write_text(conf)
     server = _start("nginx", [binary, "-p", f"{base}/", "-e", str(base / "server.log"),
                               "-c", str(base / "nginx.conf"), "-g", "daemon off;"],
                     base, port, base / "server.log")
+    if tls:
+        server.tls_port, server.ca_cert = tls_port, ca_cert
     yield server
     _stop(server)
+
+
+def _self_signed(base: Path, cert: Path) -> bool:
+    """A certificate for 127.0.0.1 made with the openssl tool; False where it is missing."""
+    openssl = _which("openssl")
+    if openssl is None:
+        return False
+    result = subprocess.run(
+        [openssl, "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
+         "-keyout", str(base / "key.pem"), "-out", str(cert), "-subj", "/CN=127.0.0.1",
+         "-addext", "subjectAltName=IP:127.0.0.1"],
+        capture_output=True, check=False,
+    )
+    return result.returncode == 0
 
 
 # -- one mirror per test, on each server -------------------------------------------------

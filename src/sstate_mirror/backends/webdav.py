@@ -486,6 +486,8 @@ class WebDAVBackend(Backend):
         status = response.status_code
         if status in (404, 410) or 300 <= status < 400:
             return None  # 3xx: a collection (the server wants a trailing slash)
+        if status in (403, 405):
+            return self._propfind_entry(path)  # a collection without listing, or no HEAD
         if status != 200:
             raise self._fail(response, f"cannot stat {path}", path)
         length = response.headers.get("Content-Length")
