@@ -1080,7 +1080,8 @@ def _split(rel: str) -> List[str]:
 def _backoff(attempt: int, retry_after: Optional[str]) -> float:
     if retry_after and retry_after.strip().isdigit():
         return min(60.0, float(retry_after.strip()))
-    return min(10.0, 0.25 * (2 ** attempt)) * (0.5 + random.random() / 2)  # noqa: S311
+    base: float = min(10.0, 0.25 * 2.0**attempt)
+    return base * (0.5 + random.random() / 2)  # noqa: S311 - jitter, not crypto
 
 
 def _netrc_lookup(host: str) -> Optional[Tuple[str, str]]:
