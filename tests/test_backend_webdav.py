@@ -227,6 +227,20 @@ def test_check_create(webdav_mirror: DavMirror) -> None:
         assert list(b.list()) == []
 
 
+def test_listing_a_vanished_root_fails(webdav_mirror: DavMirror) -> None:
+    """Never an empty listing for a mirror that is gone (a clean would then delete nothing,
+    an upload would re-upload everything, an info would report an empty mirror)."""
+    with _backend(webdav_mirror) as b:
+        _put(b, "aa/bb/x", b"x")
+        assert len(list(b.list())) == 1
+        import shutil
+
+        shutil.rmtree(webdav_mirror.root)
+        with pytest.raises(NotFoundError):
+            list(b.list())
+        assert list(b.list("aa")) == []  # a missing prefix is just empty
+
+
 def test_mirror_url_without_trailing_slash(webdav_mirror: DavMirror) -> None:
     with open_backend(webdav_mirror.url.rstrip("/"), webdav_mirror.options) as b:
         b.check()

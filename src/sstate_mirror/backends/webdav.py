@@ -385,19 +385,19 @@ class WebDAVBackend(Backend):
                 self._infinity = True
                 yield from self._list_infinity(response, rel)
                 return
-            if status in (400, 403, 409, 412, 501) or (
-                status == 404 and self._infinity is None and not rel
-            ):
-                # 403 propfind-finite-depth (Apache), 400/501 (servers without infinity);
-                # if the status meant something else, the Depth: 1 request below says so.
+            if status in (400, 403, 409, 412, 501):
+                # 403 propfind-finite-depth (Apache, nginx), 400/501 (servers without
+                # infinity); if the status meant something else, Depth: 1 says so below.
                 response.close()
-                if status != 404:
-                    log.debug("%s refuses PROPFIND Depth: infinity (%d), walking with Depth: 1",
-                              self.url, status)
-                    self._infinity = False
+                log.debug("%s refuses PROPFIND Depth: infinity (%d), walking with Depth: 1",
+                          self.url, status)
+                self._infinity = False
             elif status == 404:
                 response.close()
-                return
+                if rel:
+                    return  # nothing below this prefix
+                raise NotFoundError(f"the mirror {self.url} does not exist on the server (404)",
+                                    url=self.url, hint="check the URL; an upload creates it")
             else:
                 raise _no_dav_or(self._fail(response, f"cannot list {rel or self.url}",
                                             rel or None), response, self.url)
