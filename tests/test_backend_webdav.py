@@ -299,6 +299,31 @@ def test_auth_refused_without_or_with_wrong_credentials(
         assert "wrong-token" not in text
 
 
+@pytest.mark.parametrize(("server", "location"),
+                         [("apache", "digest"), ("wsgidav", "auth"), ("nginx", "rw")])
+def test_concurrent_authenticated_uploads(request: pytest.FixtureRequest, server: str,
+                                          location: str) -> None:
+    """Digest nonces and the first challenge are shared by every thread of a run."""
+    m = request.getfixturevalue(f"{server}_server").mirror(location)
+    errors: List[BaseException] = []
+    with _backend(m) as b:
+
+        def worker(i: int) -> None:
+            try:
+                for j in range(4):
+                    _put(b, f"{i % 4:02x}/{i % 3:02x}/f{i}-{j}", bytes([i]) * (50 + j))
+            except BaseException as exc:  # collected and asserted below
+                errors.append(exc)
+
+        threads = [threading.Thread(target=worker, args=(i,)) for i in range(12)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert errors == []
+        assert len(list(b.list())) == 48
+
+
 def test_bearer_token(nginx_server: DavServer, caplog: pytest.LogCaptureFixture) -> None:
     m = nginx_server.mirror("bearer")
     assert m.options.token == TOKEN

@@ -1037,7 +1037,7 @@ class _ResponseReader(io.RawIOBase):
 
     def __init__(self, response: httpx.Response, url: str, path: str) -> None:
         super().__init__()
-        self._iter = response.iter_raw(_CHUNK)
+        self._iter = response.iter_bytes(_CHUNK)  # undoes a Content-Encoding, if any
         self._buffer = b""
         self._url = url
         self._path = path
