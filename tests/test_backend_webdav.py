@@ -292,6 +292,7 @@ def test_auth_refused_without_or_with_wrong_credentials(
     with caplog.at_level(logging.DEBUG), _backend(anonymous, **wrong) as b:
         with pytest.raises(AuthError) as info:
             b.check()
+        assert "rejected the credentials" in str(info.value.hint)
         with pytest.raises(AuthError):
             _put(b, "aa/bb/x", b"x")
     for text in (str(info.value), repr(info.value), str(info.value.hint), caplog.text):

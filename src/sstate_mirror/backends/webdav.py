@@ -122,6 +122,7 @@ class WebDAVBackend(Backend):
         self._infinity: Optional[bool] = None  # unknown until the first listing
         self._move_supported: Optional[bool] = None
         self._touch_method: Optional[str] = None  # "proppatch" | "copy" | "none"
+        self._auth_source = "none"
         self._client = httpx.Client(
             auth=self._make_auth(parts),
             verify=self._make_verify(),
@@ -137,6 +138,7 @@ class WebDAVBackend(Backend):
         """Pick credentials: token, then options, then the URL, then netrc."""
         opts = self.options
         if opts.token:
+            self._auth_source = "bearer token"
             return _BearerAuth(opts.token)
         user = opts.user or (urllib.parse.unquote(parts.username) if parts.username else None)
         password = opts.password
@@ -144,10 +146,13 @@ class WebDAVBackend(Backend):
             opts.user is None or opts.user == urllib.parse.unquote(parts.username or "")
         ):
             password = urllib.parse.unquote(parts.password)
+        source = "password"
         if password is None and opts.use_netrc:
             found = _netrc_lookup(self._host)
             if found is not None and (user is None or user == found[0]):
                 user, password = found
+                source = "netrc password"
+        self._auth_source = f"{source} of user {user}"
         if user is None:
             return None
         if password is None:
@@ -312,7 +317,11 @@ class WebDAVBackend(Backend):
     def _fail(self, response: httpx.Response, what: str, path: Optional[str] = None
               ) -> BackendError:
         response.close()
-        return translate(what, url=self.url, path=path, response=response)
+        error = translate(what, url=self.url, path=path, response=response)
+        if response.status_code == 401 and self._client.auth is not None:
+            error.hint = ("the server rejected the credentials given (" + self._auth_source
+                          + "); check them, or --auth basic|digest")
+        return error
 
     def _propfind(self, rel: str, depth: str, collection: bool) -> httpx.Response:
         """A streamed PROPFIND; the caller checks the status and closes the response."""
