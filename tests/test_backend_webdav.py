@@ -325,6 +325,17 @@ def test_concurrent_authenticated_uploads(request: pytest.FixtureRequest, server
         assert len(list(b.list())) == 48
 
 
+def test_auth_mirror_fixture(webdav_auth_mirror: DavMirror) -> None:
+    """What end-to-end tests get: credentials in ``env`` match the options."""
+    m = webdav_auth_mirror
+    assert m.env == {"SSTATE_MIRROR_USER": USER, "SSTATE_MIRROR_PASSWORD": PASSWORD}
+    with _backend(m) as b:
+        _put(b, "aa/bb/x", b"x")
+    assert (m.root / "aa/bb/x").read_bytes() == b"x"
+    with _backend(m, user=None, password=None) as b, pytest.raises(AuthError):
+        _put(b, "aa/bb/y", b"y")
+
+
 def test_bearer_token(nginx_server: DavServer, caplog: pytest.LogCaptureFixture) -> None:
     m = nginx_server.mirror("bearer")
     assert m.options.token == TOKEN

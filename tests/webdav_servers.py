@@ -13,8 +13,10 @@ For other test modules (end-to-end CLI tests)::
         run_cli("upload", ..., webdav_mirror.url, env=webdav_mirror.env)
         assert (webdav_mirror.root / "aa/bb/...").exists()
 
-``webdav_mirror`` is an empty, anonymous, read-write mirror; ``DavServer.mirror()`` gives one
-on any location (authenticated, no MOVE, ...), see ``LOCATIONS``.
+``webdav_mirror`` is an empty, anonymous, read-write mirror (once per server);
+``webdav_auth_mirror`` one that needs credentials (``env`` has them for the CLI);
+``DavServer.mirror()`` gives one on any location (bearer token, no MOVE, no WebDAV, HTTPS, ...),
+see ``LOCATIONS``.
 """
 
 from __future__ import annotations
@@ -33,7 +35,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Dict, List, Optional
+from typing import Dict, List, Optional
 
 import pytest
 
@@ -47,6 +49,7 @@ __all__ = [
     "DavServer",
     "apache_server",
     "nginx_server",
+    "webdav_auth_mirror",
     "webdav_mirror",
     "webdav_server",
     "wsgidav_server",
@@ -483,4 +486,11 @@ def webdav_mirror(webdav_server: DavServer) -> DavMirror:
     return webdav_server.mirror("open")
 
 
-BackdateFn = Callable[[str, float], None]
+@pytest.fixture(params=[("apache", "rw"), ("nginx", "rw"), ("wsgidav", "auth")],
+                ids=["apache-rw", "nginx-rw", "wsgidav-auth"])
+def webdav_auth_mirror(request: pytest.FixtureRequest) -> DavMirror:
+    """An empty mirror that needs a user and password for everything but GET/HEAD (wsgidav:
+    for everything); ``env`` holds SSTATE_MIRROR_USER and SSTATE_MIRROR_PASSWORD."""
+    name, location = request.param
+    server: DavServer = request.getfixturevalue(f"{name}_server")
+    return server.mirror(location)
