@@ -596,6 +596,26 @@ def test_oversized_answers_are_refused(tiny_server: Tuple[str, _Canned]) -> None
             list(b.list())
 
 
+def test_infinity_listing_is_parsed_incrementally(tiny_server: Tuple[str, _Canned]) -> None:
+    """A big Depth: infinity answer is never held whole, as bytes or as a tree."""
+    import tracemalloc
+
+    url, canned = tiny_server
+    n = 8000
+    body = _multistatus("/sstate/", *[f"/sstate/{i % 256:02x}/sstate%3Ax%3A{i}" for i in range(n)])
+    assert len(body) > 2_000_000
+    canned.set("PROPFIND", 207, body)
+    with _tiny(url) as b:
+        tracemalloc.start()
+        try:
+            count = sum(1 for _ in b.list())
+            _, peak = tracemalloc.get_traced_memory()
+        finally:
+            tracemalloc.stop()
+    assert count == n
+    assert peak < len(body) // 4, peak
+
+
 def test_propfind_answered_200_is_not_webdav(tiny_server: Tuple[str, _Canned]) -> None:
     url, canned = tiny_server
     canned.set("PROPFIND", 200, b"<html>index</html>")
