@@ -1,6 +1,6 @@
 """Real WebDAV servers for tests: wsgidav, Apache httpd (mod_dav_fs) and nginx (dav + dav-ext).
 
-Each server is started once per test session on 127.0.0.1 with a free port, with its
+Each server is started once per test run on 127.0.0.1 with a free port, with its
 configuration generated into a temporary directory, in the foreground as a subprocess, and
 stopped at the end. They all serve a local directory, so a test can look at (and back-date)
 the files on disk behind a URL.

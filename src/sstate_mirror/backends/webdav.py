@@ -931,7 +931,7 @@ def _no_dav_or(error: BackendError, response: httpx.Response, url: str) -> Backe
     return error
 
 
-# -- helpers -----------------------------------------------------------------------------
+# -- building blocks ---------------------------------------------------------------------
 
 
 class _ParentVanished(Exception):
