@@ -1,0 +1,1113 @@
+"""An HTTP/WebDAV server as a mirror (Apache mod_dav_fs, nginx dav + dav-ext, wsgidav, ...).
+
+bitbake reads the mirror with plain ``GET``/``HEAD``; this backend writes and lists it with
+WebDAV. Servers differ, and each difference is handled where it bites:
+
+* listing: ``PROPFIND Depth: infinity`` where allowed (one streamed request), else a parallel
+  ``Depth: 1`` walk (Apache refuses infinity by default with 403);
+* parents: ``MKCOL`` bottom-up, remembering known collections, since most servers answer 409
+  to a PUT whose parent is missing;
+* atomicity: ``PUT`` to a temporary name, then ``MOVE`` onto the final name, so bitbake never
+  fetches half an archive; a server without ``MOVE`` gets a direct PUT and a warning;
+* touch: ``PROPPATCH getlastmodified`` where the server allows it, else ``COPY`` to a temporary
+  name and ``MOVE`` back; the first touch checks the method really advanced the time;
+* collections are always addressed with a trailing slash (nginx insists on it for MKCOL and
+  DELETE).
+
+Everything the server sends is untrusted: hrefs are resolved against the mirror URL and
+rejected when they leave it; XML goes through :mod:`.davxml` (defusedxml, size limits).
+Credentials come from options, the URL or netrc and never appear in a message.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import io
+import logging
+import netrc
+import os
+import random
+import ssl
+import threading
+import time
+import urllib.parse
+from collections import deque
+from collections.abc import Iterator, Sequence
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from contextlib import contextmanager
+from dataclasses import replace
+from typing import IO, Deque, Dict, Generator, List, Optional, Set, Tuple, Union
+
+import httpx
+
+from ..errors import (
+    AuthError,
+    BackendError,
+    NotFoundError,
+    PermanentError,
+    TransientError,
+    UsageError,
+)
+from .base import (
+    Backend,
+    BackendOptions,
+    Entry,
+    Properties,
+    SkipCallback,
+    check_relative_path,
+    new_temp_name,
+    redact_url,
+)
+from .davxml import (
+    PROPFIND_BODY,
+    DavResponse,
+    LimitedReader,
+    XMLError,
+    iter_multistatus,
+    parse_http_date,
+    proppatch_lastmodified_body,
+)
+
+log = logging.getLogger(__name__)
+
+#: Statuses worth retrying (for requests that can safely be repeated).
+RETRY_STATUSES = {408, 429, 502, 503, 504}
+#: Statuses that mean "the server has no WebDAV here".
+NO_DAV_STATUSES = {405, 501}
+
+_CHUNK = 1 << 20
+_XML_HEADERS = {"Content-Type": 'application/xml; charset="utf-8"'}
+
+
+class WebDAVBackend(Backend):
+    """A mirror on an HTTP/WebDAV server (``http://`` or ``https://``)."""
+
+    #: Largest PROPFIND answer held for one collection (Depth 0/1) — a hostile server cannot
+    #: make us buffer more.
+    max_xml_bytes = 512 * 1024 * 1024
+    #: Largest streamed Depth: infinity answer (entries are handed on one by one).
+    max_stream_bytes = 16 * 1024 * 1024 * 1024
+    #: Largest single ``<D:response>`` element.
+    max_element_bytes = 1024 * 1024
+    #: Parallel PROPFIND requests of a Depth: 1 walk.
+    walk_concurrency = 8
+
+    def __init__(self, url: str, options: BackendOptions) -> None:
+        self.options = options
+        self.properties = Properties(connections=8, atomic_put=True, delete_batch=64,
+                                     touch="copy")
+        parts = urllib.parse.urlsplit(url)
+        if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
+            raise UsageError(f"not an HTTP(S) URL: {redact_url(url)}")
+        if parts.query or parts.fragment:
+            raise UsageError(f"a mirror URL takes no query or fragment: {redact_url(url)}")
+        self._scheme = parts.scheme.lower()
+        self._host = parts.hostname.lower()
+        try:
+            port = parts.port
+        except ValueError:
+            raise UsageError(f"invalid port in {redact_url(url)}") from None
+        self._port = port if port is not None else (443 if self._scheme == "https" else 80)
+        host = f"[{self._host}]" if ":" in self._host else self._host
+        netloc = host if port is None else f"{host}:{port}"
+        self._base_segments: List[str] = [
+            urllib.parse.unquote(s) for s in parts.path.split("/") if s
+        ]
+        self._origin = f"{self._scheme}://{netloc}"
+        self._base_path = "/" + "".join(_quote(s) + "/" for s in self._base_segments)
+        self.url = self._origin + self._base_path
+
+        self._known_collections: Set[Tuple[str, ...]] = set()
+        self._lock = threading.Lock()
+        self._infinity: Optional[bool] = None  # unknown until the first listing
+        self._move_supported: Optional[bool] = None
+        self._touch_method: Optional[str] = None  # "proppatch" | "copy" | "none"
+        self._auth_source = "none"
+        self._client = httpx.Client(
+            auth=self._make_auth(parts),
+            verify=self._make_verify(),
+            timeout=httpx.Timeout(options.timeout, pool=None),
+            limits=httpx.Limits(max_connections=100, max_keepalive_connections=32),
+            follow_redirects=False,
+            headers={"User-Agent": "sstate-mirror"},
+        )
+
+    # -- set-up ------------------------------------------------------------------------
+
+    def _make_auth(self, parts: urllib.parse.SplitResult) -> Optional[httpx.Auth]:
+        """Pick credentials: token, then options, then the URL, then netrc."""
+        opts = self.options
+        if opts.token:
+            self._auth_source = "bearer token"
+            return _BearerAuth(opts.token)
+        user = opts.user or (urllib.parse.unquote(parts.username) if parts.username else None)
+        password = opts.password
+        if password is None and parts.password is not None and (
+            opts.user is None or opts.user == urllib.parse.unquote(parts.username or "")
+        ):
+            password = urllib.parse.unquote(parts.password)
+        source = "password"
+        if password is None and opts.use_netrc:
+            found = _netrc_lookup(self._host)
+            if found is not None and (user is None or user == found[0]):
+                user, password = found
+                source = "netrc password"
+        self._auth_source = f"{source} of user {user}"
+        if user is None:
+            return None
+        if password is None:
+            raise AuthError(
+                f"a user name is set for {self.url} but no password",
+                url=self.url,
+                hint="put the password in SSTATE_MIRROR_PASSWORD (or the variable named by"
+                " --password-env) or in ~/.netrc",
+            )
+        method = (opts.auth_method or "auto").lower()
+        if method == "basic":
+            return httpx.BasicAuth(user, password)
+        if method == "digest":
+            return httpx.DigestAuth(user, password)
+        if method != "auto":
+            raise UsageError(f"unknown HTTP authentication scheme {opts.auth_method!r}")
+        return _ChallengeAuth(user, password)
+
+    def _make_verify(self) -> Union[bool, ssl.SSLContext]:
+        opts = self.options
+        if self._scheme != "https":
+            return True
+        if not opts.verify_tls:
+            log.warning("TLS certificate verification is OFF for %s: anyone on the path can"
+                        " read and change what is transferred", self.url)
+            return False
+        if opts.ca_cert:
+            if not os.path.isfile(opts.ca_cert):
+                raise UsageError(f"--ca-cert {opts.ca_cert}: no such file")
+            try:
+                return ssl.create_default_context(cafile=opts.ca_cert)
+            except (ssl.SSLError, OSError) as exc:
+                raise UsageError(f"--ca-cert {opts.ca_cert}: not a usable CA bundle: {exc}"
+                                 ) from exc
+        ctx = ssl.create_default_context()  # the system's CAs, SSL_CERT_FILE/DIR honoured
+        if not ctx.cert_store_stats().get("x509_ca"):
+            try:
+                import certifi
+
+                ctx.load_verify_locations(certifi.where())
+            except ImportError:
+                pass
+        return ctx
+
+    # -- URLs and hrefs ------------------------------------------------------------------
+
+    def _abs_path(self, segments: Sequence[str], collection: bool) -> str:
+        path = "/" + "/".join(_quote(s) for s in segments)
+        if collection and segments:
+            path += "/"
+        return path
+
+    def _url(self, rel: str, collection: bool = False) -> str:
+        segs = self._base_segments + (rel.split("/") if rel else [])
+        return self._origin + self._abs_path(segs, collection or not rel)
+
+    def _rel_from_href(self, href: str, request_rel: str) -> str:
+        """The mirror-relative path an href names; PermanentError if it leaves the mirror.
+
+        ``request_rel`` is the collection that was asked about: an answer about anything
+        outside it is as suspicious as one about another host.
+        """
+        shown = href if len(href) <= 200 else href[:200] + "..."
+
+        def reject(why: str) -> PermanentError:
+            return PermanentError(
+                f"the server listed {shown!r}, {why}; refusing the listing of {self.url}",
+                url=self.url,
+                hint="the server or something in front of it is misconfigured or hostile",
+            )
+
+        try:
+            parts = urllib.parse.urlsplit(href)
+        except ValueError:
+            raise reject("which is not a valid URL") from None
+        if parts.scheme or parts.netloc:
+            try:
+                port = parts.port
+            except ValueError:
+                raise reject("which has an invalid port") from None
+            scheme = parts.scheme.lower()
+            if port is None:
+                port = 443 if scheme == "https" else 80
+            if scheme != self._scheme or (parts.hostname or "").lower() != self._host or (
+                port != self._port
+            ):
+                raise reject("which is on another server")
+        path = parts.path
+        if not path.startswith("/"):
+            path = self._abs_path(
+                self._base_segments + (request_rel.split("/") if request_rel else []), True
+            ) + path
+        raw = path.split("/")[1:]
+        if raw and raw[-1] == "":
+            raw = raw[:-1]
+        segments = []
+        for seg in raw:
+            try:
+                dec = urllib.parse.unquote(seg, errors="strict")
+            except UnicodeDecodeError:
+                raise reject("whose name is not UTF-8") from None
+            if dec in ("", ".", "..") or "/" in dec or "\x00" in dec or "\\" in dec:
+                raise reject("which is outside the mirror")
+            segments.append(dec)
+        base = self._base_segments
+        if segments[: len(base)] != base:
+            raise reject("which is outside the mirror")
+        rel = "/".join(segments[len(base):])
+        if request_rel and not (rel == request_rel or rel.startswith(request_rel + "/")):
+            raise reject(f"which is outside the collection {request_rel}/ that was asked for")
+        return rel
+
+    # -- requests ------------------------------------------------------------------------
+
+    def _send(
+        self,
+        method: str,
+        url: str,
+        *,
+        what: str,
+        path: Optional[str] = None,
+        headers: Optional[Dict[str, str]] = None,
+        content: Union[bytes, _Body, None] = None,
+        stream: bool = False,
+        idempotent: bool = True,
+    ) -> httpx.Response:
+        """One request, retried with backoff on transient failures; any status is returned.
+
+        The caller decides what a status means for its method (404 on DELETE is success,
+        405 on MKCOL is "exists"); :func:`translate` turns the rest into errors.
+        """
+        attempt = 0
+        while True:
+            if isinstance(content, _Body):
+                content.rewind()
+            try:
+                request = self._client.build_request(method, url, headers=headers,
+                                                     content=content)
+                response = self._client.send(request, stream=stream)
+            except httpx.HTTPError as exc:
+                error = translate(what, url=self.url, path=path, exc=exc)
+                safe = isinstance(exc, httpx.ConnectError) or idempotent
+                if not (error.retryable and safe) or attempt >= self.options.retries or (
+                    isinstance(content, _Body) and not content.replayable
+                ):
+                    raise error from exc
+                delay = _backoff(attempt, None)
+                reason = error.message
+            else:
+                if response.status_code not in RETRY_STATUSES or not idempotent or (
+                    attempt >= self.options.retries
+                ) or (isinstance(content, _Body) and not content.replayable):
+                    return response
+                delay = _backoff(attempt, response.headers.get("Retry-After"))
+                reason = f"status {response.status_code}"
+                response.close()
+            attempt += 1
+            log.info("%s %s failed (%s), retry %d/%d in %.1fs", method, redact_url(url),
+                     reason, attempt, self.options.retries, delay)
+            time.sleep(delay)
+
+    def _fail(self, response: httpx.Response, what: str, path: Optional[str] = None
+              ) -> BackendError:
+        response.close()
+        error = translate(what, url=self.url, path=path, response=response)
+        if response.status_code == 401 and self._client.auth is not None:
+            error.hint = ("the server rejected the credentials given (" + self._auth_source
+                          + "); check them, or --auth basic|digest")
+        return error
+
+    def _propfind(self, rel: str, depth: str, collection: bool) -> httpx.Response:
+        """A streamed PROPFIND; the caller checks the status and closes the response."""
+        return self._send(
+            "PROPFIND",
+            self._url(rel, collection),
+            what=f"cannot list {rel or 'the mirror root'}",
+            path=rel or None,
+            headers={"Depth": depth, **_XML_HEADERS},
+            content=PROPFIND_BODY,
+            stream=True,
+        )
+
+    def _multistatus(self, response: httpx.Response, rel: str, limit: int
+                     ) -> Iterator[DavResponse]:
+        """The parsed responses of a 207, with XML problems turned into clear errors."""
+        if response.status_code != 207:
+            raise _no_dav_or(self._fail(response, f"cannot list {rel or 'the mirror root'}",
+                                        rel or None), response, self.url)
+        reader = LimitedReader(_iter_body(response, self.url, rel),
+                               limit, self.max_element_bytes)
+        try:
+            yield from iter_multistatus(reader)
+        except XMLError as exc:
+            raise PermanentError(
+                f"{self.url}: bad PROPFIND answer for {rel or 'the mirror root'}: {exc}",
+                url=self.url, path=rel or None,
+                hint="the server is not a working WebDAV server, or something in front of it"
+                " rewrites its answers",
+            ) from None
+        finally:
+            response.close()
+
+    # -- interface -----------------------------------------------------------------------
+
+    def check(self, create: bool = False) -> None:
+        response = self._propfind("", "0", True)
+        if response.status_code == 404 and create:
+            response.close()
+            self._mkcol_chain(tuple(self._base_segments))
+            response = self._propfind("", "0", True)
+        if response.status_code == 404:
+            response.close()
+            raise NotFoundError(
+                f"the mirror {self.url} does not exist on the server (404)",
+                url=self.url,
+                hint="check the URL; an upload creates it",
+            )
+        found = False
+        for item in self._multistatus(response, "", self.max_xml_bytes):
+            rel = self._rel_from_href(item.href, "")
+            if rel == "":
+                found = True
+                if not item.is_collection:
+                    raise PermanentError(f"{self.url} is a file, not a collection",
+                                         url=self.url)
+        if not found:
+            raise PermanentError(f"{self.url}: the PROPFIND answer does not describe the URL",
+                                 url=self.url)
+        self._known_collections.add(tuple(self._base_segments))
+
+    def list(self, prefix: str = "", on_skip: Optional[SkipCallback] = None) -> Iterator[Entry]:
+        rel = prefix.strip("/")
+        if rel:
+            check_relative_path(rel)
+        if self._infinity is not False:
+            response = self._propfind(rel, "infinity", True)
+            status = response.status_code
+            if status == 207:
+                self._infinity = True
+                yield from self._list_infinity(response, rel)
+                return
+            if status in (400, 403, 409, 412, 501):
+                # 403 propfind-finite-depth (Apache, nginx), 400/501 (servers without
+                # infinity); if the status meant something else, Depth: 1 says so below.
+                response.close()
+                log.debug("%s refuses PROPFIND Depth: infinity (%d), walking with Depth: 1",
+                          self.url, status)
+                self._infinity = False
+            elif status == 404:
+                response.close()
+                if rel:
+                    return  # nothing below this prefix
+                raise NotFoundError(f"the mirror {self.url} does not exist on the server (404)",
+                                    url=self.url, hint="check the URL; an upload creates it")
+            else:
+                raise _no_dav_or(self._fail(response, f"cannot list {rel or self.url}",
+                                            rel or None), response, self.url)
+        yield from self._walk(rel)
+
+    def _list_infinity(self, response: httpx.Response, rel: str) -> Iterator[Entry]:
+        for item in self._multistatus(response, rel, self.max_stream_bytes):
+            entry = self._entry(item, rel)
+            if entry is not None:
+                yield entry
+
+    def _entry(self, item: DavResponse, request_rel: str) -> Optional[Entry]:
+        """A file entry, or None for collections (remembered as existing)."""
+        path = self._rel_from_href(item.href, request_rel)
+        if item.status is not None and not 200 <= item.status < 300:
+            raise PermanentError(
+                f"{self.url}: the server could not list {path or 'the root'} (status"
+                f" {item.status}); the listing would be incomplete",
+                url=self.url, path=path or None,
+            )
+        if item.is_collection:
+            self._known_collections.add(tuple(self._base_segments + _split(path)))
+            return None
+        if not path:
+            raise PermanentError(f"{self.url} is a file, not a collection", url=self.url)
+        if item.size is None or item.mtime is None:
+            raise PermanentError(
+                f"{self.url}: the server gave no size or no time for {path}",
+                url=self.url, path=path,
+                hint="the server must return getcontentlength and getlastmodified"
+                " (or creationdate) in PROPFIND",
+            )
+        return Entry(path, item.size, item.mtime)
+
+    def _walk(self, rel: str) -> Iterator[Entry]:
+        """Depth: 1 PROPFINDs, several at a time, over the whole tree below ``rel``."""
+        workers = max(1, self.walk_concurrency)
+        todo: Deque[str] = deque([rel])
+        inflight: Set[Future[Tuple[List[Entry], List[str]]]] = set()
+        pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="propfind")
+        try:
+            while todo or inflight:
+                while todo and len(inflight) < 2 * workers:
+                    collection = todo.pop()
+                    inflight.add(pool.submit(self._list_collection, collection,
+                                             collection == rel))
+                done, inflight = wait(inflight, return_when=FIRST_COMPLETED)
+                for future in done:
+                    files, children = future.result()
+                    todo.extend(children)
+                    yield from files
+        finally:
+            for future in inflight:
+                future.cancel()
+            pool.shutdown(wait=True)
+
+    def _list_collection(self, rel: str, is_start: bool) -> Tuple[List[Entry], List[str]]:
+        response = self._propfind(rel, "1", True)
+        if response.status_code == 404:
+            response.close()
+            if is_start and not rel:
+                raise NotFoundError(f"the mirror {self.url} does not exist on the server (404)",
+                                    url=self.url)
+            return [], []  # a prefix that is not there, or a collection pruned meanwhile
+        files: List[Entry] = []
+        children: List[str] = []
+        depth = len(_split(rel))
+        for item in self._multistatus(response, rel, self.max_xml_bytes):
+            path = self._rel_from_href(item.href, rel)
+            if len(_split(path)) != depth + 1:
+                continue  # the collection itself, or deeper (a server ignoring Depth: 1)
+            if item.is_collection:
+                self._known_collections.add(tuple(self._base_segments + _split(path)))
+                children.append(path)
+                continue
+            entry = self._entry(item, rel)
+            if entry is not None:
+                files.append(entry)
+        return files, children
+
+    def stat(self, path: str) -> Optional[Entry]:
+        check_relative_path(path)
+        response = self._send("HEAD", self._url(path), what=f"cannot stat {path}", path=path,
+                              headers={"Accept-Encoding": "identity"})
+        response.close()
+        status = response.status_code
+        if status in (404, 410) or 300 <= status < 400:
+            return None  # 3xx: a collection (the server wants a trailing slash)
+        if status in (403, 405):
+            return self._propfind_entry(path)  # a collection without listing, or no HEAD
+        if status != 200:
+            raise self._fail(response, f"cannot stat {path}", path)
+        length = response.headers.get("Content-Length")
+        mtime = parse_http_date(response.headers.get("Last-Modified", ""))
+        if length is not None and length.isdigit() and mtime is not None:
+            return Entry(path, int(length), mtime)
+        return self._propfind_entry(path)
+
+    def _propfind_entry(self, path: str) -> Optional[Entry]:
+        response = self._propfind(path, "0", False)
+        if response.status_code == 404:
+            response.close()
+            return None
+        parent = path.rsplit("/", 1)[0] if "/" in path else ""
+        result: Optional[Entry] = None
+        for item in self._multistatus(response, parent, self.max_xml_bytes):
+            if self._rel_from_href(item.href, parent) == path and not item.is_collection:
+                result = self._entry(item, parent)
+        return result
+
+    @contextmanager
+    def open(self, path: str) -> Iterator[IO[bytes]]:
+        check_relative_path(path)
+        response = self._send("GET", self._url(path), what=f"cannot read {path}", path=path,
+                              headers={"Accept-Encoding": "identity"}, stream=True)
+        try:
+            if response.status_code in (404, 410):
+                raise NotFoundError(f"{path} does not exist on {self.url}", url=self.url,
+                                    path=path)
+            if response.status_code != 200:
+                raise self._fail(response, f"cannot read {path}", path)
+            yield io.BufferedReader(_ResponseReader(response, self.url, path), _CHUNK)
+        finally:
+            response.close()
+
+    # -- writing -------------------------------------------------------------------------
+
+    def put(self, path: str, src: IO[bytes], size: int) -> None:
+        check_relative_path(path)
+        body = _Body(src, size, path)
+        parent = tuple(self._base_segments + _split(path)[:-1])
+        for attempt in range(2):
+            self._mkcol_chain(parent)
+            try:
+                if self._move_supported is False:
+                    self._put_direct(path, body)
+                else:
+                    self._put_atomic(path, body)
+                return
+            except _ParentVanished:
+                # a concurrent clean pruned the collection (and maybe its parents): create
+                # them again, once
+                self._forget_collection(parent[: len(self._base_segments) + 1])
+                if attempt == 1 or not body.replayable:
+                    raise PermanentError(
+                        f"cannot write {path}: its collection keeps disappearing"
+                        " (is a clean running at the same time?)", url=self.url, path=path
+                    ) from None
+
+    def _put_request(self, target: str, body: _Body, what_path: str) -> httpx.Response:
+        return self._send(
+            "PUT", self._url(target), what=f"cannot upload {what_path}", path=what_path,
+            headers={"Content-Length": str(body.size),
+                     "Content-Type": "application/octet-stream"},
+            content=body,
+        )
+
+    def _put_atomic(self, path: str, body: _Body) -> None:
+        tmp = new_temp_name(path)
+        moved = False
+        try:
+            response = self._put_request(tmp, body, path)
+            response.close()
+            if response.status_code == 409:
+                raise _ParentVanished()
+            if not 200 <= response.status_code < 300:
+                raise self._fail(response, f"cannot upload {path}", path)
+            response = self._send(
+                "MOVE", self._url(tmp), what=f"cannot move {path} into place", path=path,
+                headers={"Destination": self._url(path), "Overwrite": "T"},
+            )
+            response.close()
+            status = response.status_code
+            if status in (200, 201, 204):
+                moved = True
+                self._move_supported = True
+                return
+            if status in NO_DAV_STATUSES:
+                self._no_move()
+                if not body.replayable:
+                    raise PermanentError(
+                        f"cannot upload {path}: the server does not support MOVE and the"
+                        " source cannot be read twice", url=self.url, path=path)
+                self._put_direct(path, body)
+                return
+            if status in (404, 409):
+                raise _ParentVanished()
+            if status == 502:
+                raise PermanentError(
+                    f"cannot move {path} into place: the server says 502 Bad Gateway",
+                    url=self.url, path=path,
+                    hint="a proxy in front of the WebDAV server changes the scheme or host;"
+                    " the server must accept Destination headers for the URL used here",
+                )
+            raise self._fail(response, f"cannot move {path} into place", path)
+        finally:
+            if not moved:
+                self._delete_quietly(tmp)
+
+    def _no_move(self) -> None:
+        with self._lock:
+            if self._move_supported is not False:
+                self._move_supported = False
+                self.properties = replace(self.properties, atomic_put=False)
+                log.warning(
+                    "%s does not support WebDAV MOVE: uploading directly to the final names;"
+                    " a reader may see a partly written file while it uploads", self.url)
+
+    def _put_direct(self, path: str, body: _Body) -> None:
+        response = self._put_request(path, body, path)
+        response.close()
+        if response.status_code == 409:
+            raise _ParentVanished()
+        if not 200 <= response.status_code < 300:
+            raise self._fail(response, f"cannot upload {path}", path)
+
+    def _delete_quietly(self, rel: str) -> None:
+        try:
+            self._send("DELETE", self._url(rel), what=f"cannot delete {rel}", path=rel).close()
+        except BackendError as exc:
+            log.debug("cannot remove temporary %s: %s", rel, exc)
+
+    def _mkcol_chain(self, segments: Tuple[str, ...]) -> None:
+        """Make sure the collection exists, creating missing parents (bottom-up on 409)."""
+        missing: List[Tuple[str, ...]] = []
+        current = segments
+        while current and current not in self._known_collections:
+            status = self._mkcol(current)
+            if status == 409:  # parent missing
+                missing.append(current)
+                current = current[:-1]
+                continue
+            self._known_collections.add(current)
+            break
+        for seg in reversed(missing):
+            status = self._mkcol(seg)
+            if status == 409:
+                raise PermanentError(
+                    f"cannot create collection {self._abs_path(seg, True)} on {self._origin}"
+                    " (409 Conflict)", url=self.url)
+            self._known_collections.add(seg)
+
+    def _mkcol(self, segments: Tuple[str, ...]) -> int:
+        """MKCOL one collection; 201 created, 405 exists, 409 parent missing."""
+        url = self._origin + self._abs_path(segments, True)
+        rel = "/".join(segments)
+        response = self._send("MKCOL", url, what=f"cannot create collection {rel}/")
+        response.close()
+        status = response.status_code
+        if status in (200, 201, 204, 405, 409):
+            return status
+        if 300 <= status < 400:
+            return 405  # the collection exists (some servers redirect)
+        # Apache answers 403 when another request created it a moment ago: look before failing
+        check = self._send("PROPFIND", url, what=f"cannot create collection {rel}/",
+                           headers={"Depth": "0", **_XML_HEADERS}, content=PROPFIND_BODY)
+        check.close()
+        if check.status_code == 207:
+            return 405
+        raise self._fail(response, f"cannot create collection {rel}/")
+
+    def _forget_collection(self, segments: Tuple[str, ...]) -> None:
+        with self._lock:
+            for known in list(self._known_collections):
+                if known[: len(segments)] == segments:
+                    self._known_collections.discard(known)
+
+    # -- deleting ------------------------------------------------------------------------
+
+    def delete(self, paths: Sequence[str]) -> Dict[str, BackendError]:
+        failures: Dict[str, BackendError] = {}
+        parents: Set[str] = set()
+        for path in paths:
+            try:
+                check_relative_path(path)
+                response = self._send("DELETE", self._url(path), what=f"cannot delete {path}",
+                                      path=path)
+                response.close()
+                if response.status_code not in (200, 202, 204, 404, 410):
+                    raise self._fail(response, f"cannot delete {path}", path)
+            except BackendError as exc:
+                failures[path] = exc
+                continue
+            if "/" in path:
+                parents.add(path.rsplit("/", 1)[0])
+        for parent in sorted(parents, key=lambda p: p.count("/"), reverse=True):
+            try:
+                self._prune(parent)
+            except BackendError as exc:  # pruning is tidying up, never a delete failure
+                log.debug("not pruning %s: %s", parent, exc)
+        return failures
+
+    def _prune(self, rel_dir: str) -> None:
+        """Delete ``rel_dir`` and its parents while they are empty (never the mirror root).
+
+        WebDAV has no "remove if empty": DELETE on a collection is recursive. The collection
+        is checked empty just before; an upload landing in the gap re-creates it (MKCOL on
+        409), and only a file moved into it in that instant could be lost.
+        """
+        while rel_dir:
+            response = self._propfind(rel_dir, "1", True)
+            if response.status_code == 404:
+                response.close()
+            else:
+                for item in self._multistatus(response, rel_dir, self.max_xml_bytes):
+                    if self._rel_from_href(item.href, rel_dir) != rel_dir:
+                        response.close()
+                        return  # not empty
+                response = self._send("DELETE", self._url(rel_dir, collection=True),
+                                      what=f"cannot delete collection {rel_dir}/")
+                response.close()
+                if response.status_code not in (200, 202, 204, 404, 410):
+                    return
+            self._forget_collection(tuple(self._base_segments + _split(rel_dir)))
+            rel_dir = rel_dir.rsplit("/", 1)[0] if "/" in rel_dir else ""
+
+    # -- touching ------------------------------------------------------------------------
+
+    def touch(self, paths: Sequence[str]) -> Dict[str, BackendError]:
+        failures: Dict[str, BackendError] = {}
+        for path in paths:
+            try:
+                check_relative_path(path)
+                self._touch_one(path)
+            except BackendError as exc:
+                failures[path] = exc
+        return failures
+
+    def _touch_one(self, path: str) -> None:
+        """Refresh one file's time by the method this server honours (found on first use).
+
+        The first touch of a file that is old enough checks that the time really moved:
+        some servers accept COPY but keep the source's time (nginx, wsgidav).
+        """
+        method = self._touch_method
+        if method == "none":
+            raise PermanentError(
+                f"cannot mark {path} as used: {self.url} offers no way to refresh a file's"
+                " time without uploading it again", url=self.url, path=path,
+                hint="see docs/webdav.md: Apache (COPY) and wsgidav (PROPPATCH with"
+                " mutable_live_props) can",
+            )
+        if method is not None:
+            if not self._touch_with(method, path):
+                raise PermanentError(f"cannot mark {path} as used: the server refused",
+                                     url=self.url, path=path)
+            return
+        before, server_now = self._stat_with_date(path)
+        if before is None:
+            raise NotFoundError(f"cannot mark {path} as used: it does not exist",
+                                url=self.url, path=path)
+        for candidate in ("proppatch", "copy"):
+            if not self._touch_with(candidate, path):
+                continue
+            if before.mtime >= server_now - 5:
+                return  # too recent to tell whether the method works; it is fresh anyway
+            after, _ = self._stat_with_date(path)
+            if after is not None and after.mtime >= server_now - 5:
+                self._set_touch_method(candidate)
+                return
+            log.debug("%s: touch by %s did not change the time", self.url, candidate)
+        self._set_touch_method("none")
+        self._touch_one(path)
+
+    def _set_touch_method(self, method: str) -> None:
+        with self._lock:
+            self._touch_method = method
+            kind = {"proppatch": "mtime", "copy": "copy", "none": "none"}[method]
+            self.properties = replace(self.properties, touch=kind)
+        if method == "none":
+            log.warning("%s cannot refresh file times without a new upload: objects on this"
+                        " mirror cannot be marked as used", self.url)
+
+    def _stat_with_date(self, path: str) -> Tuple[Optional[Entry], float]:
+        """The entry (from PROPFIND, the same source a listing uses) and the server's time."""
+        response = self._propfind(path, "0", False)
+        now = parse_http_date(response.headers.get("Date", "")) or time.time()
+        if response.status_code == 404:
+            response.close()
+            return None, now
+        parent = path.rsplit("/", 1)[0] if "/" in path else ""
+        entry: Optional[Entry] = None
+        for item in self._multistatus(response, parent, self.max_xml_bytes):
+            if not item.is_collection and self._rel_from_href(item.href, parent) == path:
+                entry = self._entry(item, parent)
+        return entry, now
+
+    def _touch_with(self, method: str, path: str) -> bool:
+        """Apply one touch method; False if the server does not offer it."""
+        if method == "proppatch":
+            body = proppatch_lastmodified_body(email.utils.formatdate(usegmt=True))
+            response = self._send("PROPPATCH", self._url(path), what=f"cannot touch {path}",
+                                  path=path, headers=_XML_HEADERS, content=body, stream=True)
+            if response.status_code == 404:
+                response.close()
+                raise NotFoundError(f"cannot mark {path} as used: it does not exist",
+                                    url=self.url, path=path)
+            if response.status_code in NO_DAV_STATUSES or response.status_code in (400, 403,
+                                                                                    409):
+                response.close()
+                return False
+            parent = path.rsplit("/", 1)[0] if "/" in path else ""
+            ok = False
+            for item in self._multistatus(response, parent, self.max_xml_bytes):
+                ok = item.prop_status is not None and 200 <= item.prop_status < 300
+            return ok
+        # COPY to a temporary name (a fresh file, so a fresh time), then MOVE it back
+        tmp = new_temp_name(path)
+        response = self._send(
+            "COPY", self._url(path), what=f"cannot touch {path}", path=path,
+            headers={"Destination": self._url(tmp), "Overwrite": "T", "Depth": "0"},
+        )
+        response.close()
+        if response.status_code in (404, 410):
+            raise NotFoundError(f"cannot mark {path} as used: it does not exist",
+                                url=self.url, path=path)
+        if response.status_code in NO_DAV_STATUSES:
+            return False
+        if not 200 <= response.status_code < 300:
+            raise self._fail(response, f"cannot touch {path}", path)
+        moved = False
+        try:
+            response = self._send(
+                "MOVE", self._url(tmp), what=f"cannot touch {path}", path=path,
+                headers={"Destination": self._url(path), "Overwrite": "T"},
+            )
+            response.close()
+            if response.status_code in NO_DAV_STATUSES:
+                return False
+            if not 200 <= response.status_code < 300:
+                raise self._fail(response, f"cannot touch {path}", path)
+            moved = True
+            return True
+        finally:
+            if not moved:
+                self._delete_quietly(tmp)
+
+    def close(self) -> None:
+        self._client.close()
+
+
+# -- errors ------------------------------------------------------------------------------
+
+
+def translate(
+    what: str,
+    *,
+    url: str,
+    path: Optional[str] = None,
+    response: Optional[httpx.Response] = None,
+    exc: Optional[BaseException] = None,
+) -> BackendError:
+    """The one place that turns an httpx failure or an HTTP status into the error tree."""
+    if response is not None:
+        status = response.status_code
+        reason = f"{status} {response.reason_phrase}".strip()
+        msg = f"{what}: the server answered {reason} ({url})"
+        if status == 401:
+            return AuthError(msg, url=url, path=path,
+                             hint="credentials are missing or wrong: use --user with"
+                             " SSTATE_MIRROR_PASSWORD, a token in SSTATE_MIRROR_TOKEN, or"
+                             " ~/.netrc")
+        if status == 403:
+            return AuthError(msg, url=url, path=path,
+                             hint="the server refuses this operation for these credentials")
+        if status in (404, 410):
+            return NotFoundError(msg, url=url, path=path)
+        if status in NO_DAV_STATUSES:
+            return PermanentError(msg, url=url, path=path,
+                                  hint="the server does not allow this WebDAV method here")
+        if status == 413:
+            return PermanentError(msg, url=url, path=path,
+                                  hint="the server limits upload sizes (nginx:"
+                                  " client_max_body_size 0; Apache: LimitRequestBody 0)")
+        if status == 507:
+            return PermanentError(msg, url=url, path=path, hint="the server's disk is full")
+        if 300 <= status < 400:
+            location = redact_url(response.headers.get("Location", "?"))
+            return PermanentError(f"{what}: the server redirects to {location} ({url})",
+                                  url=url, path=path,
+                                  hint="use the URL the server redirects to")
+        if status in RETRY_STATUSES or status == 500 or status == 423:
+            return TransientError(msg, url=url, path=path)
+        return PermanentError(msg, url=url, path=path)
+    if isinstance(exc, httpx.ConnectError):
+        text = str(exc)
+        if "CERTIFICATE_VERIFY_FAILED" in text or isinstance(exc.__context__,
+                                                              ssl.SSLCertVerificationError):
+            return PermanentError(
+                f"{what}: the server's TLS certificate cannot be verified ({url})",
+                url=url, path=path,
+                hint="give its CA with --ca-cert FILE (or --insecure, not recommended)",
+            )
+        if isinstance(exc.__context__, ssl.SSLError) or "SSL" in text:
+            return PermanentError(f"{what}: TLS handshake with {url} failed: {text}",
+                                  url=url, path=path)
+        return TransientError(f"{what}: cannot connect to {url}: {text or 'refused'}",
+                              url=url, path=path,
+                              hint="check the URL and that the server is running")
+    if isinstance(exc, httpx.TimeoutException):
+        return TransientError(f"{what}: {url} did not answer in time ({type(exc).__name__})",
+                              url=url, path=path, hint="raise --timeout for slow servers")
+    if isinstance(exc, (httpx.NetworkError, httpx.RemoteProtocolError)):
+        return TransientError(f"{what}: connection to {url} failed: {exc}", url=url,
+                              path=path)
+    if isinstance(exc, (httpx.UnsupportedProtocol, httpx.InvalidURL)):
+        return PermanentError(f"{what}: {exc}", url=url, path=path)
+    return PermanentError(f"{what}: {exc}", url=url, path=path)
+
+
+def _no_dav_or(error: BackendError, response: httpx.Response, url: str) -> BackendError:
+    """A PROPFIND refusal explained as what it is: no WebDAV on this URL."""
+    status = response.status_code
+    if status in NO_DAV_STATUSES or 200 <= status < 300:
+        return PermanentError(
+            f"{url} does not speak WebDAV: PROPFIND answered {status}"
+            f" {response.reason_phrase}".rstrip(),
+            url=url,
+            hint="enable WebDAV for this location (Apache: Dav On; nginx: dav_methods and"
+            " dav_ext_methods PROPFIND OPTIONS), see docs/webdav.md",
+        )
+    return error
+
+
+# -- building blocks ---------------------------------------------------------------------
+
+
+class _ParentVanished(Exception):
+    """A PUT or MOVE found no parent collection (409): create it and try again."""
+
+
+class _BearerAuth(httpx.Auth):
+    """``Authorization: Bearer <token>`` on every request."""
+
+    def __init__(self, token: str) -> None:
+        self._header = f"Bearer {token}"
+
+    def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response,
+                                                              None]:
+        request.headers["Authorization"] = self._header
+        yield request
+
+    def __repr__(self) -> str:
+        return "_BearerAuth(***)"
+
+
+class _ChallengeAuth(httpx.Auth):
+    """Basic or digest, as the server's first challenge asks.
+
+    Nothing is sent before the server asks, so a password never travels in a scheme the
+    server did not offer (basic to a digest server would expose it on plain HTTP).
+    """
+
+    def __init__(self, user: str, password: str) -> None:
+        self._basic = httpx.BasicAuth(user, password)
+        self._digest = httpx.DigestAuth(user, password)
+        self._chosen: Optional[httpx.Auth] = None
+
+    def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response,
+                                                              None]:
+        chosen = self._chosen
+        if chosen is None:
+            response = yield request
+            if response.status_code != 401:
+                return
+            schemes = {
+                h.strip().split(" ", 1)[0].lower()
+                for h in response.headers.get_list("WWW-Authenticate")
+                if h.strip()
+            }
+            for value in response.headers.get_list("WWW-Authenticate"):
+                schemes.update(part.strip().split(" ", 1)[0].lower()
+                               for part in value.split(",") if part.strip())
+            if "digest" in schemes:
+                chosen = self._digest
+            elif "basic" in schemes:
+                chosen = self._basic
+            else:
+                return
+            self._chosen = chosen
+            response.read()
+        yield from chosen.auth_flow(request)
+
+    def __repr__(self) -> str:
+        return "_ChallengeAuth(***)"
+
+
+class _Body:
+    """An upload body of exactly ``size`` bytes that can be sent again when ``src`` seeks.
+
+    Not a generator (httpx refuses to resend those) and without ``read`` (httpx would read
+    it whole-heartedly without our size check).
+    """
+
+    def __init__(self, src: IO[bytes], size: int, path: str) -> None:
+        self.src = src
+        self.size = size
+        self.path = path
+        self._started = False
+        try:
+            self._start: Optional[int] = src.tell() if src.seekable() else None
+        except (OSError, AttributeError, ValueError):
+            self._start = None
+
+    @property
+    def replayable(self) -> bool:
+        return self._start is not None or not self._started
+
+    def rewind(self) -> None:
+        if self._started and self._start is not None:
+            self.src.seek(self._start)
+            self._started = False
+
+    def __iter__(self) -> Iterator[bytes]:
+        if self._started:
+            self.rewind()
+        self._started = True
+        sent = 0
+        while True:
+            chunk = self.src.read(min(_CHUNK, self.size + 1 - sent))
+            if not chunk:
+                break
+            sent += len(chunk)
+            if sent > self.size:
+                raise PermanentError(
+                    f"{self.path}: source is longer than the {self.size} bytes announced"
+                    " (did the file change during the upload?)", path=self.path)
+            yield chunk
+        if sent != self.size:
+            raise PermanentError(
+                f"{self.path}: source gave {sent} bytes, expected {self.size}"
+                " (did the file change during the upload?)", path=self.path)
+
+
+class _ResponseReader(io.RawIOBase):
+    """A GET body as a readable stream, with transport errors in the project's terms."""
+
+    def __init__(self, response: httpx.Response, url: str, path: str) -> None:
+        super().__init__()
+        self._iter = response.iter_bytes(_CHUNK)  # undoes a Content-Encoding, if any
+        self._buffer = b""
+        self._url = url
+        self._path = path
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, b: bytearray | memoryview) -> int:  # type: ignore[override]
+        if not self._buffer:
+            try:
+                self._buffer = next(self._iter, b"")
+            except httpx.HTTPError as exc:
+                raise translate(f"cannot read {self._path}", url=self._url, path=self._path,
+                                exc=exc) from exc
+            if not self._buffer:
+                return 0
+        n = min(len(b), len(self._buffer))
+        b[:n] = self._buffer[:n]
+        self._buffer = self._buffer[n:]
+        return n
+
+
+def _iter_body(response: httpx.Response, url: str, rel: str) -> Iterator[bytes]:
+    try:
+        yield from response.iter_bytes()
+    except httpx.HTTPError as exc:
+        raise translate(f"cannot list {rel or 'the mirror root'}", url=url, path=rel or None,
+                        exc=exc) from exc
+
+
+def _quote(segment: str) -> str:
+    """Percent-encode one path segment as bitbake does (``:`` -> ``%3A``, ``+``, spaces...)."""
+    return urllib.parse.quote(segment, safe="")
+
+
+def _split(rel: str) -> List[str]:
+    return rel.split("/") if rel else []
+
+
+def _backoff(attempt: int, retry_after: Optional[str]) -> float:
+    if retry_after and retry_after.strip().isdigit():
+        return min(60.0, float(retry_after.strip()))
+    base: float = min(10.0, 0.25 * 2.0**attempt)
+    return base * (0.5 + random.random() / 2)  # noqa: S311 - jitter, not crypto
+
+
+def _netrc_lookup(host: str) -> Optional[Tuple[str, str]]:
+    """(login, password) for ``host`` from ``$NETRC`` or ``~/.netrc``, as curl reads it."""
+    path = os.environ.get("NETRC") or os.path.join(os.path.expanduser("~"), ".netrc")
+    if not os.path.isfile(path):
+        return None
+    try:
+        found = netrc.netrc(path).authenticators(host)
+    except (netrc.NetrcParseError, OSError) as exc:
+        # the parser's message may quote a token from the file: say where, not what
+        line = getattr(exc, "lineno", None)
+        log.warning("cannot read %s%s; ignoring it", path, f" (line {line})" if line else "")
+        return None
+    if not found:
+        return None
+    login, _account, password = found
+    if not login or password is None:
+        return None
+    return login, password

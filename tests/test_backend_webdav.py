@@ -1,0 +1,700 @@
+"""The HTTP/WebDAV backend against real servers: wsgidav, Apache mod_dav_fs, nginx dav-ext.
+
+The shared contract runs on each server; the rest covers what differs between servers
+(Depth: infinity, parents, MOVE, touch, trailing slashes), authentication, and what a broken
+or hostile server can throw at us (tiny servers written here).
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import logging
+import os
+import threading
+import time
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Dict, List, Optional, Tuple
+
+import httpx
+import pytest
+
+from backend_contract import *  # noqa: F403 - the shared contract tests
+from backend_contract import ContractEnv
+from sstate_mirror.backends import open_backend
+from sstate_mirror.backends.base import BackendOptions
+from sstate_mirror.backends.davxml import parse_http_date, parse_iso8601
+from sstate_mirror.backends.webdav import WebDAVBackend
+from sstate_mirror.errors import (
+    AuthError,
+    BackendError,
+    NotFoundError,
+    PermanentError,
+    TransientError,
+    UsageError,
+)
+from sstate_mirror.naming import Kind, classify
+from webdav_servers import *  # noqa: F403 - server fixtures
+from webdav_servers import PASSWORD, TOKEN, USER, DavMirror, DavServer, free_port
+
+pytestmark = pytest.mark.server
+
+
+def _backend(m: DavMirror, **changes: object) -> WebDAVBackend:
+    opts = BackendOptions(**{**m.options.__dict__, **changes})  # type: ignore[arg-type]
+    backend = open_backend(m.url, opts)
+    assert isinstance(backend, WebDAVBackend)
+    return backend
+
+
+def _put(b: WebDAVBackend, path: str, data: bytes) -> None:
+    b.put(path, io.BytesIO(data), len(data))
+
+
+@pytest.fixture
+def contract_env(webdav_mirror: DavMirror) -> Iterator[ContractEnv]:
+    backend = _backend(webdav_mirror)
+    # nginx cannot refresh a file's time without a new upload (see test_touch_per_server)
+    backdate = None if webdav_mirror.server == "nginx" else webdav_mirror.backdate
+    yield ContractEnv(backend=backend, backdate=backdate)
+    backend.close()
+
+
+# -- what differs between servers ------------------------------------------------------
+
+
+def _tree(root: Path, n_dirs: int) -> Dict[str, int]:
+    """Files written straight to the server's disk, as another uploader would leave them."""
+    files = {}
+    for i in range(n_dirs):
+        rel = f"{i:02x}/{(i * 7) % 256:02x}/sstate:p{i}:x86_64-linux:1.0:r0:x86_64:14:" \
+              f"{i:064x}_populate_sysroot.tar.zst"
+        p = root / rel
+        p.parent.mkdir(parents=True, exist_ok=True)
+        p.write_bytes(b"x" * i)
+        files[rel] = i
+    (root / "universal" / "ab" / "cd").mkdir(parents=True)
+    (root / "universal" / "ab" / "cd" / "plain").write_bytes(b"123")
+    files["universal/ab/cd/plain"] = 3
+    return files
+
+
+@pytest.mark.parametrize(
+    ("server", "location", "infinity"),
+    [("wsgidav", "open", True), ("apache", "infinity", True), ("apache", "open", False),
+     ("nginx", "open", False)],
+)
+def test_listing_depth_infinity_or_walk(request: pytest.FixtureRequest, server: str,
+                                        location: str, infinity: bool) -> None:
+    srv: DavServer = request.getfixturevalue(f"{server}_server")
+    m = srv.mirror(location)
+    files = _tree(m.root, 40)
+    with _backend(m) as b:
+        entries = list(b.list())
+        assert {e.path: e.size for e in entries} == files
+        assert len(entries) == len(files)  # each exactly once
+        assert b._infinity is infinity  # type: ignore[attr-defined]
+        # times are the files' times on disk, in UTC, whatever the server's format
+        for e in entries:
+            assert abs(e.mtime - (m.root / e.path).stat().st_mtime) < 1.5
+        assert {e.path for e in b.list("universal")} == {"universal/ab/cd/plain"}
+        assert list(b.list("ff/ff")) == []
+
+
+def test_names_are_percent_encoded_like_bitbake(webdav_mirror: DavMirror) -> None:
+    name = "ab/cd/sstate:g++-native:x86_64-linux:1.0+git:r0:x86_64:14:" + "ab" * 32 + \
+        "_populate_sysroot.tar.zst"
+    with _backend(webdav_mirror) as b:
+        _put(b, name, b"payload")
+        _put(b, "ab/cd/100% sure ü", b"odd")
+    # stored under the literal name on disk ...
+    assert (webdav_mirror.root / name).read_bytes() == b"payload"
+    assert (webdav_mirror.root / "ab/cd/100% sure ü").read_bytes() == b"odd"
+    # ... and served to bitbake's request, which encodes ':' as %3A
+    raw = webdav_mirror.url + name.replace(":", "%3A").replace("+", "%2B")
+    assert httpx.get(raw).content == b"payload"
+
+
+@pytest.mark.parametrize(("server", "location"), [("nginx", "strict"), ("apache", "open"),
+                                                  ("wsgidav", "open"), ("nginx", "open")])
+def test_parents_are_created(request: pytest.FixtureRequest, server: str,
+                             location: str) -> None:
+    srv: DavServer = request.getfixturevalue(f"{server}_server")
+    m = srv.mirror(location)
+    with _backend(m) as b:
+        _put(b, "a/b/c/d/file", b"deep")
+        _put(b, "a/b/x/file", b"sibling")
+        assert b.read("a/b/c/d/file", 10) == b"deep"
+    assert (m.root / "a/b/x/file").read_bytes() == b"sibling"
+
+
+def test_parent_pruned_by_someone_else_is_recreated(webdav_mirror: DavMirror) -> None:
+    with _backend(webdav_mirror) as b:
+        _put(b, "aa/bb/one", b"1")
+        import shutil
+
+        shutil.rmtree(webdav_mirror.root / "aa")  # a clean elsewhere pruned it
+        _put(b, "aa/bb/two", b"2")  # the cached "aa/bb exists" is stale: 409, MKCOL, retry
+        assert b.read("aa/bb/two", 10) == b"2"
+
+
+def test_no_temporary_files_left(webdav_mirror: DavMirror) -> None:
+    with _backend(webdav_mirror) as b:
+        for i in range(5):
+            _put(b, f"aa/bb/f{i}", b"x" * i)
+        assert all(classify(e.path) is not Kind.TEMP for e in b.list())
+    assert sorted(os.listdir(webdav_mirror.root / "aa/bb")) == [f"f{i}" for i in range(5)]
+
+
+def test_move_fallback_without_move(nginx_server: DavServer,
+                                    caplog: pytest.LogCaptureFixture) -> None:
+    m = nginx_server.mirror("nomove")
+    with _backend(m) as b, caplog.at_level(logging.WARNING):
+        assert b.properties.atomic_put
+        _put(b, "aa/bb/one", b"first")
+        _put(b, "aa/bb/two", b"second")
+        _put(b, "aa/bb/one", b"replaced")
+        assert not b.properties.atomic_put
+        assert {e.path: e.size for e in b.list()} == {"aa/bb/one": 8, "aa/bb/two": 6}
+        assert b.read("aa/bb/one", 100) == b"replaced"
+        # short source: nothing left at the final name
+        with pytest.raises(BackendError):
+            b.put("aa/bb/three", io.BytesIO(b"abc"), 10)
+        assert b.stat("aa/bb/three") is None
+    warnings = [r for r in caplog.records if "MOVE" in r.getMessage()]
+    assert len(warnings) == 1  # said once, not per file
+    assert sorted(os.listdir(m.root / "aa/bb")) == ["one", "two"]
+
+
+@pytest.mark.parametrize(("server", "location", "method"),
+                         [("apache", "open", "copy"), ("wsgidav", "open", "mtime"),
+                          ("nginx", "open", "none"), ("nginx", "nomove", "none")])
+def test_touch_per_server(request: pytest.FixtureRequest, server: str, location: str,
+                          method: str) -> None:
+    srv: DavServer = request.getfixturevalue(f"{server}_server")
+    m = srv.mirror(location)
+    with _backend(m) as b:
+        _put(b, "aa/bb/f", b"payload")
+        _put(b, "aa/bb/g", b"other")
+        m.backdate("aa/bb/f", 3 * 86400)
+        m.backdate("aa/bb/g", 3 * 86400)
+        failures = b.touch(["aa/bb/f", "aa/bb/g"])
+        assert b.properties.touch == method
+        age_f = time.time() - (m.root / "aa/bb/f").stat().st_mtime
+        age_g = time.time() - (m.root / "aa/bb/g").stat().st_mtime
+        if method == "none":
+            assert set(failures) == {"aa/bb/f", "aa/bb/g"}
+            assert all(isinstance(e, PermanentError) for e in failures.values())
+            assert age_f > 2 * 86400 and age_g > 2 * 86400
+        else:
+            assert failures == {}
+            assert age_f < 60 and age_g < 60
+        assert b.read("aa/bb/f", 100) == b"payload"
+        assert sorted(os.listdir(m.root / "aa/bb")) == ["f", "g"]
+        failures = b.touch(["aa/bb/missing"])
+        assert list(failures) == ["aa/bb/missing"]
+        assert not (m.root / "aa/bb/missing").exists()
+
+
+def test_delete_prunes_collections_never_the_root(webdav_mirror: DavMirror) -> None:
+    with _backend(webdav_mirror) as b:
+        _put(b, "aa/bb/one", b"1")
+        _put(b, "aa/cc/two", b"2")
+        assert b.delete(["aa/bb/one"]) == {}
+        assert not (webdav_mirror.root / "aa/bb").exists()
+        assert (webdav_mirror.root / "aa/cc/two").exists()
+        assert b.delete(["aa/cc/two", "aa/cc/gone-already"]) == {}
+        assert os.listdir(webdav_mirror.root) == []
+        b.check()  # the root is still there
+        _put(b, "aa/bb/again", b"3")  # and collections pruned above are created again
+        assert b.read("aa/bb/again", 10) == b"3"
+
+
+def test_check_create(webdav_mirror: DavMirror) -> None:
+    m = webdav_mirror
+    deep = DavMirror(m.server, m.url + "new/base/", m.root / "new/base", m.options)
+    with _backend(deep) as b:
+        with pytest.raises(NotFoundError) as info:
+            b.check()
+        assert "404" in str(info.value)
+        with pytest.raises(NotFoundError):
+            list(b.list())
+        b.check(create=True)
+        assert (m.root / "new/base").is_dir()
+        b.check()
+        assert list(b.list()) == []
+
+
+def test_listing_a_vanished_root_fails(webdav_mirror: DavMirror) -> None:
+    """Never an empty listing for a mirror that is gone (a clean would then delete nothing,
+    an upload would re-upload everything, an info would report an empty mirror)."""
+    with _backend(webdav_mirror) as b:
+        _put(b, "aa/bb/x", b"x")
+        assert len(list(b.list())) == 1
+        import shutil
+
+        shutil.rmtree(webdav_mirror.root)
+        with pytest.raises(NotFoundError):
+            list(b.list())
+        assert list(b.list("aa")) == []  # a missing prefix is just empty
+
+
+def test_mirror_url_without_trailing_slash(webdav_mirror: DavMirror) -> None:
+    with open_backend(webdav_mirror.url.rstrip("/"), webdav_mirror.options) as b:
+        b.check()
+        _put(b, "aa/bb/x", b"x")  # type: ignore[arg-type]
+    assert (webdav_mirror.root / "aa/bb/x").exists()
+
+
+# -- authentication --------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("server", "location", "method"),
+                         [("apache", "rw", None), ("apache", "rw", "basic"),
+                          ("nginx", "rw", None),
+                          ("apache", "digest", None), ("apache", "digest", "digest"),
+                          ("wsgidav", "auth", None), ("wsgidav", "auth", "basic")])
+def test_auth_user_password(request: pytest.FixtureRequest, server: str, location: str,
+                            method: Optional[str], caplog: pytest.LogCaptureFixture) -> None:
+    srv: DavServer = request.getfixturevalue(f"{server}_server")
+    m = srv.mirror(location, auth_method=method)
+    with caplog.at_level(logging.DEBUG), _backend(m) as b:
+        b.check()
+        _put(b, "aa/bb/x", b"secret-free")
+        assert [e.path for e in b.list()] == ["aa/bb/x"]
+        assert b.delete(["aa/bb/x"]) == {}
+    _assert_no_secret(caplog.text)
+
+
+def _assert_no_secret(text: str) -> None:
+    """Neither the password, nor a basic Authorization value, nor the token."""
+    basic = base64.b64encode(f"{USER}:{PASSWORD}".encode()).decode()
+    for secret in (PASSWORD, basic, TOKEN):
+        assert secret not in text
+
+
+@pytest.mark.parametrize(("server", "location"),
+                         [("apache", "rw"), ("apache", "digest"), ("wsgidav", "auth"),
+                          ("nginx", "bearer"), ("nginx", "rw")])
+def test_auth_refused_without_or_with_wrong_credentials(
+    request: pytest.FixtureRequest, server: str, location: str,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    srv: DavServer = request.getfixturevalue(f"{server}_server")
+    anonymous = srv.mirror(location, credentials=False)
+    with _backend(anonymous) as b, pytest.raises(AuthError) as info:
+        b.check()
+    assert "401" in str(info.value) and info.value.hint
+    wrong = {"token": "wrong-token"} if server == "nginx" else {
+        "user": USER, "password": "wrong-" + PASSWORD}
+    with caplog.at_level(logging.DEBUG), _backend(anonymous, **wrong) as b:
+        with pytest.raises(AuthError) as info:
+            b.check()
+        assert "rejected the credentials" in str(info.value.hint)
+        with pytest.raises(AuthError):
+            _put(b, "aa/bb/x", b"x")
+    for text in (str(info.value), repr(info.value), str(info.value.hint), caplog.text):
+        _assert_no_secret(text)
+        assert "wrong-token" not in text
+
+
+@pytest.mark.parametrize(("server", "location"),
+                         [("apache", "digest"), ("wsgidav", "auth"), ("nginx", "rw")])
+def test_concurrent_authenticated_uploads(request: pytest.FixtureRequest, server: str,
+                                          location: str) -> None:
+    """Digest nonces and the first challenge are shared by every thread of a run."""
+    m = request.getfixturevalue(f"{server}_server").mirror(location)
+    errors: List[BaseException] = []
+    with _backend(m) as b:
+
+        def worker(i: int) -> None:
+            try:
+                for j in range(4):
+                    _put(b, f"{i % 4:02x}/{i % 3:02x}/f{i}-{j}", bytes([i]) * (50 + j))
+            except BaseException as exc:  # collected and asserted below
+                errors.append(exc)
+
+        threads = [threading.Thread(target=worker, args=(i,)) for i in range(12)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert errors == []
+        assert len(list(b.list())) == 48
+
+
+def test_auth_mirror_fixture(webdav_auth_mirror: DavMirror) -> None:
+    """What end-to-end tests get: credentials in ``env`` match the options."""
+    m = webdav_auth_mirror
+    assert m.env == {"SSTATE_MIRROR_USER": USER, "SSTATE_MIRROR_PASSWORD": PASSWORD}
+    with _backend(m) as b:
+        _put(b, "aa/bb/x", b"x")
+    assert (m.root / "aa/bb/x").read_bytes() == b"x"
+    with _backend(m, user=None, password=None) as b, pytest.raises(AuthError):
+        _put(b, "aa/bb/y", b"y")
+
+
+def test_bearer_token(nginx_server: DavServer, caplog: pytest.LogCaptureFixture) -> None:
+    m = nginx_server.mirror("bearer")
+    assert m.options.token == TOKEN
+    with caplog.at_level(logging.DEBUG), _backend(m) as b:
+        b.check()
+        _put(b, "aa/bb/x", b"tok")
+        assert b.read("aa/bb/x", 10) == b"tok"
+        assert TOKEN not in repr(b) and TOKEN not in repr(b._client.auth)
+    _assert_no_secret(caplog.text)
+
+
+def test_digest_negotiated_on_an_upload(apache_server: DavServer) -> None:
+    """The first request is an upload: the body is sent again after the challenge."""
+    m = apache_server.mirror("digest")
+    with _backend(m) as b:
+        b._known_collections.add(tuple(b._base_segments))  # no MKCOL before the PUT
+        src = io.BytesIO(b"0123456789" * 1000)
+        b.put("payload", src, 10000)
+        assert b.read("payload", 20000) == b"0123456789" * 1000
+
+
+@pytest.mark.parametrize("server", ["apache", "nginx"])
+def test_anonymous_read_authenticated_write(request: pytest.FixtureRequest,
+                                            server: str) -> None:
+    """The documented set-ups: bitbake reads without credentials, uploads need them."""
+    m = request.getfixturevalue(f"{server}_server").mirror("rw")
+    with _backend(m) as b:
+        _put(b, "aa/bb/sstate:x:y", b"for bitbake")
+        assert [e.path for e in b.list()] == ["aa/bb/sstate:x:y"]
+        assert b.delete(["aa/bb/sstate:x:y"]) == {}
+        _put(b, "aa/bb/sstate:x:y", b"for bitbake")
+    assert httpx.get(m.url + "aa/bb/sstate%3Ax%3Ay").content == b"for bitbake"
+    assert httpx.head(m.url + "aa/bb/sstate%3Ax%3Ay").status_code == 200
+    assert httpx.put(m.url + "aa/bb/evil", content=b"x").status_code == 401
+
+
+def test_netrc(apache_server: DavServer, tmp_path: Path,
+               monkeypatch: pytest.MonkeyPatch) -> None:
+    m = apache_server.mirror("rw", credentials=False)
+    netrc_file = tmp_path / "netrc"
+    netrc_file.write_text(f"machine 127.0.0.1\n  login {USER}\n  password {PASSWORD}\n")
+    netrc_file.chmod(0o600)
+    monkeypatch.setenv("NETRC", str(netrc_file))
+    with _backend(m, use_netrc=True) as b:
+        b.check()
+        _put(b, "aa/bb/x", b"via netrc")
+    with _backend(m, use_netrc=False) as b, pytest.raises(AuthError):
+        b.check()
+
+
+def test_user_without_password_is_a_clear_error(apache_server: DavServer) -> None:
+    m = apache_server.mirror("rw", credentials=False)
+    with pytest.raises(AuthError) as info:
+        _backend(m, user=USER)
+    assert "password" in str(info.value) and "SSTATE_MIRROR_PASSWORD" in str(info.value.hint)
+
+
+def test_credentials_in_url_are_used_and_redacted(apache_server: DavServer) -> None:
+    m = apache_server.mirror("rw", credentials=False)
+    url = m.url.replace("http://", f"http://{USER}:{PASSWORD}@")
+    with open_backend(url, BackendOptions(use_netrc=False, retries=0)) as b:
+        assert PASSWORD not in b.url and PASSWORD not in repr(b)
+        b.check()
+        _put(b, "aa/bb/x", b"x")  # type: ignore[arg-type]
+
+
+# -- failures a user must understand ---------------------------------------------------
+
+
+def test_unreachable_server() -> None:
+    port = free_port()
+    with open_backend(f"http://127.0.0.1:{port}/sstate/",
+                      BackendOptions(retries=1, use_netrc=False)) as b:
+        start = time.monotonic()
+        with pytest.raises(TransientError) as info:
+            b.check()
+        assert time.monotonic() - start < 5
+    assert "cannot connect" in str(info.value)
+    assert info.value.exit_code != 0
+
+
+def test_server_without_webdav(nginx_server: DavServer) -> None:
+    m = nginx_server.mirror("plain")
+    with _backend(m) as b:
+        with pytest.raises(PermanentError) as info:
+            b.check()
+        assert "does not speak WebDAV" in str(info.value)
+        assert "405" in str(info.value)
+        with pytest.raises(PermanentError, match="does not speak WebDAV"):
+            list(b.list())
+
+
+class _Canned:
+    """What the tiny test server answers: per method, (status, headers, body)."""
+
+    def __init__(self) -> None:
+        self.answers: Dict[str, List[Tuple[int, Dict[str, str], bytes]]] = {}
+        self.seen: List[Tuple[str, str, Dict[str, str]]] = []
+
+    def set(self, method: str, status: int, body: bytes = b"",
+            headers: Optional[Dict[str, str]] = None, times: int = 1000) -> None:
+        self.answers[method] = [(status, headers or {}, body)] * times
+
+
+@pytest.fixture
+def tiny_server() -> Iterator[Tuple[str, _Canned]]:
+    """A small hostile or broken HTTP server; unknown methods get 501 like http.server."""
+    canned = _Canned()
+
+    class Handler(BaseHTTPRequestHandler):
+        def log_message(self, *args: object) -> None:
+            pass
+
+        def _answer(self) -> None:
+            length = int(self.headers.get("Content-Length") or 0)
+            if length:
+                self.rfile.read(length)
+            canned.seen.append((self.command, self.path, dict(self.headers)))
+            queue = canned.answers.get(self.command)
+            if not queue:
+                self.send_error(501, "Unsupported method")
+                return
+            status, headers, body = queue.pop(0) if len(queue) > 1 else queue[0]
+            self.send_response(status)
+            for k, v in headers.items():
+                self.send_header(k, v)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            if self.command != "HEAD":
+                self.wfile.write(body)
+
+        do_PROPFIND = do_GET = do_HEAD = do_PUT = do_MOVE = do_MKCOL = _answer
+        do_DELETE = _answer
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}/sstate/", canned
+    server.shutdown()
+    server.server_close()
+
+
+def _tiny(url: str, **kw: object) -> WebDAVBackend:
+    b = open_backend(url, BackendOptions(use_netrc=False, retries=0, **kw))  # type: ignore
+    assert isinstance(b, WebDAVBackend)
+    return b
+
+
+def test_plain_http_server_501(tiny_server: Tuple[str, _Canned]) -> None:
+    url, canned = tiny_server
+    canned.set("GET", 200, b"hello")
+    with _tiny(url) as b, pytest.raises(PermanentError, match=r"does not speak WebDAV.*501"):
+        b.check()
+
+
+def _multistatus(*hrefs: str, extra: str = "") -> bytes:
+    parts = []
+    for href in hrefs:
+        coll = href.endswith("/")
+        parts.append(
+            f"<D:response><D:href>{href}</D:href><D:propstat><D:prop>"
+            + ("<D:resourcetype><D:collection/></D:resourcetype>" if coll else
+               "<D:resourcetype/><D:getcontentlength>3</D:getcontentlength>")
+            + "<D:getlastmodified>Mon, 02 Jan 2023 03:04:05 GMT</D:getlastmodified>"
+            + "</D:prop><D:status>HTTP/1.1 200 OK</D:status></D:propstat></D:response>"
+        )
+    return (f'<?xml version="1.0"?>{extra}<D:multistatus xmlns:D="DAV:">' + "".join(parts)
+            + "</D:multistatus>").encode()
+
+
+def test_listing_from_a_correct_tiny_server(tiny_server: Tuple[str, _Canned]) -> None:
+    url, canned = tiny_server
+    body = _multistatus("/sstate/", "/sstate/aa/", f"{url}aa/sstate%3Ax%2By",
+                        "/sstate/aa/%C3%BC%20x")
+    canned.set("PROPFIND", 207, body)
+    with _tiny(url) as b:
+        entries = list(b.list())
+    assert sorted(e.path for e in entries) == ["aa/sstate:x+y", "aa/ü x"]
+    assert all(e.mtime == 1672628645.0 and e.size == 3 for e in entries)
+    assert canned.seen[0][2].get("Depth") == "infinity"
+
+
+@pytest.mark.parametrize("href", [
+    "/sstate/../etc/passwd",
+    "/sstate/aa/%2e%2e/%2e%2e/etc/passwd",
+    "/etc/passwd",
+    "/sstate-other/x",
+    "http://evil.example/sstate/aa/x",
+    "http://127.0.0.1:1/sstate/aa/x",
+    "https://127.0.0.1/sstate/aa/x",
+    "/sstate/aa%2Fbb",
+    "/sstate/aa/%00x",
+])
+def test_hostile_hrefs_are_rejected(tiny_server: Tuple[str, _Canned], href: str) -> None:
+    url, canned = tiny_server
+    canned.set("PROPFIND", 207, _multistatus("/sstate/", href))
+    with _tiny(url) as b, pytest.raises(PermanentError, match="refusing the listing"):
+        list(b.list())
+
+
+@pytest.mark.parametrize("body", [
+    b"<html>not xml",
+    b"",
+    b'<?xml version="1.0"?><D:multistatus xmlns:D="DAV:"><D:response>',
+    b'<?xml version="1.0"?><other xmlns="urn:x"/>',
+    b'<?xml version="1.0"?><D:multistatus xmlns:D="DAV:"><D:response><D:href>/sstate/x'
+    b"</D:href><D:propstat><D:prop><D:getcontentlength>many</D:getcontentlength></D:prop>"
+    b"<D:status>HTTP/1.1 200 OK</D:status></D:propstat></D:response></D:multistatus>",
+])
+def test_invalid_xml_is_an_error(tiny_server: Tuple[str, _Canned], body: bytes) -> None:
+    url, canned = tiny_server
+    canned.set("PROPFIND", 207, body)
+    with _tiny(url) as b:
+        with pytest.raises(PermanentError) as info:
+            b.check()
+        with pytest.raises(PermanentError):
+            list(b.list())
+    assert url in str(info.value)
+
+
+BILLION_LAUGHS = b"""<?xml version="1.0"?>
+<!DOCTYPE lolz [
+ <!ENTITY lol "lol">
+ <!ENTITY lol2 "&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;">
+ <!ENTITY lol3 "&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;">
+ <!ENTITY lol4 "&lol3;&lol3;&lol3;&lol3;&lol3;&lol3;&lol3;&lol3;&lol3;&lol3;">
+ <!ENTITY lol5 "&lol4;&lol4;&lol4;&lol4;&lol4;&lol4;&lol4;&lol4;&lol4;&lol4;">
+ <!ENTITY lol6 "&lol5;&lol5;&lol5;&lol5;&lol5;&lol5;&lol5;&lol5;&lol5;&lol5;">
+ <!ENTITY lol7 "&lol6;&lol6;&lol6;&lol6;&lol6;&lol6;&lol6;&lol6;&lol6;&lol6;">
+ <!ENTITY lol8 "&lol7;&lol7;&lol7;&lol7;&lol7;&lol7;&lol7;&lol7;&lol7;&lol7;">
+ <!ENTITY lol9 "&lol8;&lol8;&lol8;&lol8;&lol8;&lol8;&lol8;&lol8;&lol8;&lol8;">
+]>
+<D:multistatus xmlns:D="DAV:"><D:response><D:href>/sstate/&lol9;</D:href></D:response>
+</D:multistatus>"""
+
+
+def test_xml_bomb_is_refused(tiny_server: Tuple[str, _Canned]) -> None:
+    url, canned = tiny_server
+    canned.set("PROPFIND", 207, BILLION_LAUGHS)
+    start = time.monotonic()
+    with _tiny(url) as b, pytest.raises(PermanentError, match=r"unsafe XML|DTD"):
+        list(b.list())
+    assert time.monotonic() - start < 5
+
+
+def test_oversized_answers_are_refused(tiny_server: Tuple[str, _Canned]) -> None:
+    url, canned = tiny_server
+    canned.set("PROPFIND", 207, _multistatus("/sstate/", *[f"/sstate/f{i}" for i in range(50)]))
+    with _tiny(url) as b:
+        b.max_stream_bytes = 1000
+        with pytest.raises(PermanentError, match="larger than"):
+            list(b.list())
+    huge_href = "/sstate/" + "a" * 5000
+    canned.set("PROPFIND", 207, _multistatus("/sstate/", huge_href))
+    with _tiny(url) as b:
+        b.max_element_bytes = 2000
+        with pytest.raises(PermanentError, match="larger than"):
+            list(b.list())
+
+
+def test_infinity_listing_is_parsed_incrementally(tiny_server: Tuple[str, _Canned]) -> None:
+    """A big Depth: infinity answer is never held whole, as bytes or as a tree."""
+    import tracemalloc
+
+    url, canned = tiny_server
+    n = 12000
+    body = _multistatus("/sstate/", *[f"/sstate/{i % 256:02x}/sstate%3Ax%3A{i}" for i in range(n)])
+    assert len(body) > 3_000_000
+    canned.set("PROPFIND", 207, body)
+    with _tiny(url) as b:
+        tracemalloc.start()
+        try:
+            count = sum(1 for _ in b.list())
+            _, peak = tracemalloc.get_traced_memory()
+        finally:
+            tracemalloc.stop()
+    assert count == n
+    assert peak < 1_200_000, peak  # about 0.7 MB, whatever the size of the answer
+
+
+def test_propfind_answered_200_is_not_webdav(tiny_server: Tuple[str, _Canned]) -> None:
+    url, canned = tiny_server
+    canned.set("PROPFIND", 200, b"<html>index</html>")
+    with _tiny(url) as b, pytest.raises(PermanentError, match="does not speak WebDAV"):
+        b.check()
+
+
+def test_transient_statuses_are_retried(tiny_server: Tuple[str, _Canned]) -> None:
+    url, canned = tiny_server
+    canned.answers["PROPFIND"] = [(503, {"Retry-After": "0"}, b""), (502, {}, b""),
+                                  (207, {}, _multistatus("/sstate/", "/sstate/aa/x"))]
+    with open_backend(url, BackendOptions(use_netrc=False, retries=2)) as b:
+        assert [e.path for e in b.list()] == ["aa/x"]
+    canned.set("PROPFIND", 503)
+    with open_backend(url, BackendOptions(use_netrc=False, retries=1)) as b, \
+            pytest.raises(TransientError):
+        b.check()
+
+
+def test_redirect_is_reported_not_followed(tiny_server: Tuple[str, _Canned]) -> None:
+    url, canned = tiny_server
+    canned.set("PROPFIND", 301, headers={"Location": "https://u:p@elsewhere.example/x/"})
+    with _tiny(url) as b, pytest.raises(PermanentError) as info:
+        b.check()
+    assert "elsewhere.example" in str(info.value) and ":p@" not in str(info.value)
+
+
+def test_https_verification(nginx_server: DavServer, caplog: pytest.LogCaptureFixture) -> None:
+    if nginx_server.tls_port is None:
+        pytest.skip("no openssl tool to make a test certificate (Debian package openssl)")
+    m = nginx_server.mirror("open", tls=True)
+    assert m.url.startswith("https://")
+    with _backend(m) as b:  # --ca-cert
+        b.check()
+        _put(b, "aa/bb/x", b"over tls")
+        assert b.read("aa/bb/x", 100) == b"over tls"
+    with _backend(m, ca_cert=None) as b, pytest.raises(PermanentError) as info:
+        b.check()  # verification is on by default, and a self-signed certificate fails it
+    assert "certificate" in str(info.value) and "--ca-cert" in str(info.value.hint)
+    with caplog.at_level(logging.WARNING), _backend(m, ca_cert=None, verify_tls=False) as b:
+        assert [e.path for e in b.list()] == ["aa/bb/x"]
+    assert "verification is OFF" in caplog.text
+
+
+def test_tls_options_are_checked(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    with pytest.raises(UsageError, match=r"missing\.pem"):
+        open_backend("https://127.0.0.1:1/x/",
+                     BackendOptions(ca_cert=str(tmp_path / "missing.pem")))
+    with caplog.at_level(logging.WARNING):
+        open_backend("https://127.0.0.1:1/x/", BackendOptions(verify_tls=False)).close()
+    assert "verification is OFF" in caplog.text
+
+
+# -- parsing ---------------------------------------------------------------------------
+
+
+def test_time_formats_are_utc() -> None:
+    assert parse_http_date("Mon, 02 Jan 2023 03:04:05 GMT") == 1672628645.0
+    assert parse_http_date("Monday, 02-Jan-23 03:04:05 GMT") == 1672628645.0
+    assert parse_http_date("Mon Jan  2 03:04:05 2023") == 1672628645.0
+    assert parse_http_date("garbage") is None
+    assert parse_iso8601("2023-01-02T03:04:05Z") == 1672628645.0
+    assert parse_iso8601("2023-01-02T04:04:05+01:00") == 1672628645.0
+    assert parse_iso8601("2023-01-02T03:04:05.5-00:00") == 1672628645.5
+    assert parse_iso8601("2023-01-02T03:04:05") == 1672628645.0
+    assert parse_iso8601("yesterday") is None
+
+
+def test_timezone_does_not_change_times(webdav_mirror: DavMirror,
+                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    with _backend(webdav_mirror) as b:
+        _put(b, "aa/bb/x", b"x")
+        monkeypatch.setenv("TZ", "America/New_York")
+        time.tzset()
+        try:
+            (entry,) = list(b.list())
+            st = b.stat("aa/bb/x")
+        finally:
+            monkeypatch.undo()
+            time.tzset()
+    real = (webdav_mirror.root / "aa/bb/x").stat().st_mtime
+    assert abs(entry.mtime - real) < 1.5 and st is not None and abs(st.mtime - real) < 1.5
