@@ -1173,7 +1173,7 @@ def derive(
     target = changed_fraction * len(sstate)
     names = list(by_recipe)
     rng.shuffle(names)
-    replace: Dict[str, bool] = {}
+    replace: Set[str] = set()
     changed = 0
     for pn in names:
         if changed >= target:
@@ -1190,8 +1190,7 @@ def derive(
             continue
         if changed + n > target and (changed + n - target) > (target - changed):
             continue  # this recipe would overshoot more than it helps; try a smaller one
-        for key, _ in picked:
-            replace[key] = True
+        replace.update(key for key, _ in picked)
         changed += n
     out: List[Entry] = []
     start = now - 3600
