@@ -36,7 +36,7 @@ import sys
 import time
 import zlib
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Dict, Iterator, List, NamedTuple, Optional, Sequence, Set, Tuple, Union
 
@@ -546,7 +546,6 @@ OE_MACHINES: Dict[str, Tuple[str, str, str]] = {
 #: Isar: DISTRO_ARCH values (the "machines" of an Isar mirror); amd64 is the build host.
 ISAR_ARCHS = ("arm64", "amd64", "armhf", "i386", "riscv64")
 
-_SW_TASKS = ("fetch", "unpack", "patch", "populate_lic", "preconfigure")
 _BUILD_TASKS = ("prepare_recipe_sysroot", "configure", "compile", "install")
 _KERNEL_TASKS = (
     "kernel_checkout", "validate_branches", "kernel_metadata", "kernel_configme",
@@ -610,7 +609,7 @@ def _parse_pool(text: str) -> List[Recipe]:
 
 @dataclass
 class Profile:
-    """Everything flavour-specific the planner needs (see FORMATS.md §1)."""
+    """Everything flavour-specific the planner needs (OE-core ``sstate.bbclass``, Isar's copy)."""
 
     flavour: str
     version: str
@@ -624,7 +623,6 @@ class Profile:
     legacy_cross: bool = False  # cross SSTATE_PKGARCH = BUILD_ARCH_TARGET_ARCH (older OE)
     modern_tasks: bool = True  # recipe_qa, create_spdx* (OE >= 2023)
     hh_single_fraction: float = 0.0
-    extra: Dict[str, str] = field(default_factory=dict)
 
 
 def make_profile(
@@ -808,7 +806,7 @@ class _Planner:
                             f"{p.native_prefix}/" if native else "", sw_, tasks, r.heft,
                             native, ver)
 
-        dpkg = ("dpkg_source", "deploy_source", "prepare_build", "dpkg_build", "deploy_deb")
+        dpkg = (*_ISAR_DPKG_TASKS[:3], "dpkg_build", *_ISAR_DPKG_TASKS[3:])
         if k in ("D", "DN", "DC"):
             for arch in targets:
                 yield inst(r.pn, arch, False, sw, dpkg)
@@ -843,7 +841,7 @@ class _Planner:
                "gstreamer1.0-plugins-", "xf86-video-", "font-", "kernel-module-", "go-",
                "rust-", "nodejs-", "packagegroup-")
 
-    def _synthetic(self, index: int) -> Recipe:
+    def _synthetic(self) -> Recipe:
         """Plausible extra recipes once the pool is used up (``libvexor``, ``python3-kel``)."""
         rng = self.rng
         while True:
@@ -901,10 +899,8 @@ class _Planner:
         self.rng.shuffle(rest)
         yield from core
         yield from rest
-        i = 0
         while True:
-            yield self._synthetic(i)
-            i += 1
+            yield self._synthetic()
 
     def instances(self) -> Iterator[Instance]:
         expand = self._isar_instances if self.p.flavour == "isar" else self._oe_instances
@@ -1177,7 +1173,7 @@ def derive(
     target = changed_fraction * len(sstate)
     names = list(by_recipe)
     rng.shuffle(names)
-    replace: Dict[str, bool] = {}
+    replace: Set[str] = set()
     changed = 0
     for pn in names:
         if changed >= target:
@@ -1194,8 +1190,7 @@ def derive(
             continue
         if changed + n > target and (changed + n - target) > (target - changed):
             continue  # this recipe would overshoot more than it helps; try a smaller one
-        for key, _ in picked:
-            replace[key] = True
+        replace.update(key for key, _ in picked)
         changed += n
     out: List[Entry] = []
     start = now - 3600
