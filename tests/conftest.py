@@ -32,10 +32,19 @@ def legacy_cache() -> Path:
     return DATA / "legacy-honister" / "cache-a"
 
 # S3-compatible servers and buckets for any test module (tests/s3_servers.py says how).
+# One mirror of every kind, for end-to-end tests (tests/mirrors.py).
+from mirrors import mirror  # noqa: E402, F401 - fixtures are found by name
 from s3_servers import (  # noqa: E402, F401 - fixtures are found by name
     moto_s3,
     rclone_s3,
     s3_bucket,
     s3_bucket_url,
     s3_server,
+)
+
+# WebDAV servers (wsgidav, Apache, nginx) for any test module (tests/webdav_servers.py says how).
+from webdav_servers import (  # noqa: E402, F401 - fixtures are found by name
+    apache_server,
+    nginx_server,
+    wsgidav_server,
 )

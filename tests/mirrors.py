@@ -17,7 +17,7 @@ import pytest
 from sstate_mirror.backends import open_backend
 from sstate_mirror.backends.base import Backend, BackendOptions
 
-MIRROR_KINDS = ["dir", "s3-moto", "s3-rclone"]
+MIRROR_KINDS = ["dir", "s3-moto", "s3-rclone", "dav-apache", "dav-nginx", "dav-wsgidav"]
 
 
 @dataclass
@@ -73,6 +73,27 @@ def _s3_mirror(request: pytest.FixtureRequest, server_fixture: str, kind: str) -
                   backdate=bucket.backdate)
 
 
+def _dav_mirror(request: pytest.FixtureRequest, server_fixture: str, location: str,
+                kind: str) -> Mirror:
+    server = request.getfixturevalue(server_fixture)
+    monkeypatch = request.getfixturevalue("monkeypatch")
+    dav = server.mirror(location)
+    for var, value in dav.env.items():
+        monkeypatch.setenv(var, value)
+    monkeypatch.setenv("NETRC", os.devnull)
+
+    def backdate(path: str, seconds: float) -> None:
+        st = (dav.root / path).stat()
+        os.utime(dav.root / path, (st.st_atime - seconds, st.st_mtime - seconds))
+
+    return Mirror(kind, dav.url, options=dav.options, backdate=backdate)
+
+
+#: WebDAV mirrors as documented in docs/webdav.md: anonymous reads, authenticated writes
+_DAV = {"dav-apache": ("apache_server", "rw"), "dav-nginx": ("nginx_server", "rw"),
+        "dav-wsgidav": ("wsgidav_server", "auth")}
+
+
 @pytest.fixture(params=MIRROR_KINDS)
 def mirror(request: pytest.FixtureRequest, tmp_path: Path) -> Mirror:
     kind = request.param
@@ -82,4 +103,6 @@ def mirror(request: pytest.FixtureRequest, tmp_path: Path) -> Mirror:
         return _s3_mirror(request, "moto_s3", kind)
     if kind == "s3-rclone":
         return _s3_mirror(request, "rclone_s3", kind)
+    if kind in _DAV:
+        return _dav_mirror(request, *_DAV[kind], kind)
     raise AssertionError(kind)

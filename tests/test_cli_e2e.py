@@ -9,8 +9,8 @@ import time
 from pathlib import Path
 
 import pytest
-from mirrors import Mirror, mirror  # noqa: F401 - the parametrised fixture
 
+from mirrors import Mirror
 from sstate_mirror.cli import main
 
 DAY = 86400
@@ -87,6 +87,10 @@ def test_clean_by_age_and_use(mirror: Mirror, oe_cache_a: Path, tmp_path: Path,
     gamma = {str(p.relative_to(cache)) for p in cache.rglob("*")
              if p.is_file() and ":gamma-native:" in p.name}
     code, report, err = cli(capsys, mirror, "touch", str(cache), mirror.url)
+    if mirror.kind == "dav-nginx":
+        # nginx cannot refresh a file's time without a new upload: said, and a failure
+        assert code == 1 and "cannot record use" in err
+        return
     assert code == 0, err
     assert report["touched"] == len(gamma)
     code, report, _ = cli(capsys, mirror, "clean", "--dry-run", "--max-age", "30d", mirror.url)

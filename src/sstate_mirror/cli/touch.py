@@ -78,8 +78,13 @@ def _run(args: argparse.Namespace, ui: UI, progress: Progress) -> int:
             return 0
         touched, failed = execute_touch(plan.touches, target, jobs=jobs,
                                         retries=options.retries, progress=progress)
-    for path, err in sorted(failed.items()):
-        ui.error(f"{path}: {err}")
+    if failed and target.properties.touch == "none":
+        # the backend found out on the first file: one line says it all
+        ui.error(f"{target.url} cannot record use: the server cannot refresh a file's time"
+                 " without a new upload")
+    else:
+        for path, err in sorted(failed.items()):
+            ui.error(f"{path}: {err}")
     ui.info(f"touch: {touched} files marked as used, {len(failed)} failed")
     if ui.json_mode:
         report.update(touched=touched, failed={p: str(e) for p, e in sorted(failed.items())})

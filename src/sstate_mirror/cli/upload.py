@@ -99,8 +99,12 @@ def _run(args: argparse.Namespace, ui: UI, progress: Progress) -> int:
                                 progress=progress)
     for path, err in sorted(result.failed.items()):
         ui.error(f"{path}: {err}")
-    for path, err in sorted(result.touch_failed.items()):
-        ui.warn(f"could not mark {path} as used: {err}")
+    if result.touch_failed and target.properties.touch == "none":
+        ui.warn(f"{target.url} cannot record use (the server cannot refresh a file's time"
+                " without a new upload): clean --max-age counts from the upload time there")
+    else:
+        for path, err in sorted(result.touch_failed.items()):
+            ui.warn(f"could not mark {path} as used: {err}")
     skipped_reasons = _count_reasons(plan.skipped)
     ui.info(
         f"upload: {result.uploaded} files ({format_size(result.uploaded_bytes)}) uploaded,"
