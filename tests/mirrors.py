@@ -6,6 +6,7 @@ end-to-end test runs against a directory, S3 servers and WebDAV servers alike.
 
 from __future__ import annotations
 
+import itertools
 import os
 import time
 from dataclasses import dataclass, field
@@ -16,6 +17,8 @@ import pytest
 
 from sstate_mirror.backends import open_backend
 from sstate_mirror.backends.base import Backend, BackendOptions
+
+_dirs = itertools.count()
 
 MIRROR_KINDS = ["dir", "s3-moto", "s3-rclone", "dav-apache", "dav-nginx", "dav-wsgidav"]
 
@@ -96,9 +99,16 @@ _DAV = {"dav-apache": ("apache_server", "rw"), "dav-nginx": ("nginx_server", "rw
 
 @pytest.fixture(params=MIRROR_KINDS)
 def mirror(request: pytest.FixtureRequest, tmp_path: Path) -> Mirror:
-    kind = request.param
+    return make_mirror(request, request.param)
+
+
+def make_mirror(request: pytest.FixtureRequest, kind: str) -> Mirror:
+    """A fresh empty mirror of ``kind`` (starting its server if needed)."""
     if kind == "dir":
-        return _dir_mirror(tmp_path)
+        tmp_path = request.getfixturevalue("tmp_path")
+        base = tmp_path / f"dir-{next(_dirs)}"
+        base.mkdir()
+        return _dir_mirror(base)
     if kind == "s3-moto":
         return _s3_mirror(request, "moto_s3", kind)
     if kind == "s3-rclone":
