@@ -186,6 +186,7 @@ class ZstdStream(DecodedStream):
         self._last_block = False
         self._checksum = False
         self.frames = 0
+        self.data_frames = 0
 
     def _need(self, n: int, what: str) -> bytes:
         start = self.input.consumed
@@ -217,6 +218,7 @@ class ZstdStream(DecodedStream):
                                     " blocks say it does")
             self._dobj = None
             self.frames += 1
+            self.data_frames += 1
             return out
         header = self._need(3, "a block header")
         value = int.from_bytes(header, "little")
@@ -235,12 +237,16 @@ class ZstdStream(DecodedStream):
     def _start_frame(self) -> Optional[bytes]:
         while True:
             if self.input.at_end():
-                if self.frames == 0:
-                    raise ArchiveDefect("empty zstd stream: no frame at all", truncated=True)
+                if self.data_frames == 0:
+                    raise ArchiveDefect("the zstd stream ends before its first data frame",
+                                        truncated=True)
                 return None
             start = self.input.consumed
             magic_bytes = self.input.take(4)
             if len(magic_bytes) < 4:
+                if _starts_a_magic(magic_bytes):
+                    raise ArchiveDefect(f"the data ends inside the magic number of zstd frame"
+                                        f" {self.frames + 1}", truncated=True)
                 raise ArchiveDefect(f"{len(magic_bytes)} stray bytes after the last zstd frame"
                                     f" (at byte {start})")
             magic = int.from_bytes(magic_bytes, "little")
@@ -273,6 +279,14 @@ class ZstdStream(DecodedStream):
         return self._feed(magic_bytes + descriptor + rest)
 
 
+def _starts_a_magic(data: bytes) -> bool:
+    """True if ``data`` (1 to 3 bytes) could be the start of a frame's magic number."""
+    if ZSTD_MAGIC.to_bytes(4, "little").startswith(data):
+        return True
+    skippable = SKIPPABLE_MAGIC.to_bytes(4, "little")
+    return (data[0] & 0xF0) == skippable[0] and skippable[1:].startswith(data[1:])
+
+
 class GzipStream(DecodedStream):
     """One or more gzip members, decoded with a bound on each call's output."""
 
@@ -290,6 +304,9 @@ class GzipStream(DecodedStream):
                     raise ArchiveDefect("empty gzip stream", truncated=True)
                 return None
             head = self._left or self.input.take(READ_CHUNK)
+            if len(head) < 2 and b"\x1f\x8b".startswith(head):
+                raise ArchiveDefect(f"the data ends inside the header of gzip member"
+                                    f" {self.members + 1}", truncated=True)
             if not head.startswith(b"\x1f\x8b"):
                 where = ("not a gzip stream" if self.members == 0
                          else f"garbage after gzip member {self.members}")
