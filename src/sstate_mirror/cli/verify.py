@@ -142,6 +142,8 @@ def run(args: argparse.Namespace, ui: UI) -> int:
         report: Dict[str, Any] = {"command": "verify", "target": target.url, "now": now,
                                   "groups": plan.groups, "sampled_groups": plan.sampled_groups,
                                   "seed": options.seed, **result.to_dict(), "fixed": []}
+        if plan.sampled_groups < plan.groups:
+            report["sampled"] = sorted({c.artifact.group_key for c in plan.checks})
         _show_problems(ui, result.problems)
         for path, err in sorted(result.errors.items()):
             ui.error(f"{path}: {err}")
