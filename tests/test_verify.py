@@ -3,21 +3,28 @@ the right kind, ``--fix`` removes exactly the broken groups, and a second run is
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import io
 import json
 import os
 import pickle
 import shutil
 import time
 from pathlib import Path
-from typing import Any, Dict, List
+from typing import IO, Any, Dict, Iterator, List
 
 import pytest
 import zstandard
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
+from sstate_mirror.archive_check import ArchiveLimits
 from sstate_mirror.backends.local import LocalBackend
 from sstate_mirror.cli import main
-from sstate_mirror.errors import TransientError
+from sstate_mirror.commands.verify_run import verify_archive, verify_siginfo
+from sstate_mirror.errors import NotFoundError, TransientError
+from sstate_mirror.naming import make_artifact
 from sstate_mirror.signatures.zstdframes import decompress_frames
 
 OLD = time.time() - 2 * 86400
@@ -307,3 +314,57 @@ def test_decompression_cap_is_a_warning_not_a_deletion(
     assert code == 0
     assert {p["kind"] for p in report["problems"]} == {"archive-over-limit"}
     assert report["deleted"] == []
+
+
+def test_file_deleted_since_the_listing_is_not_judged(
+        mirror: Path, capsys: pytest.CaptureFixture[str],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A concurrent clean may delete what was listed: neither a problem nor a read error."""
+    gone = rel(mirror, archives(mirror)[0])
+    real_open = LocalBackend.open
+
+    def vanishing_open(self: LocalBackend, path: str) -> Any:
+        if path == gone:
+            raise NotFoundError("no such file", path=path)
+        return real_open(self, path)
+
+    monkeypatch.setattr(LocalBackend, "open", vanishing_open)
+    code, report = run_json(capsys, "verify", str(mirror), "--all")
+    assert code == 0
+    assert report["vanished"] == [gone] and report["errors"] == {}
+    assert report["checked"]["archives"] == 25
+
+
+def test_oversized_siginfo_is_unreadable_without_reading_it() -> None:
+    big = make_artifact(
+        "ab/cd/sstate:x::1:r0::14:" + "ab" * 32 + "_fetch.tar.zst.siginfo", 1 << 40, 0.0)
+
+    class NoReads(LocalBackend):
+        def read(self, path: str, max_bytes: int) -> bytes:
+            raise AssertionError("must not be read")
+
+    problem = verify_siginfo(NoReads("/nonexistent"), big)
+    assert problem is not None and problem.kind == "siginfo-unreadable"
+
+
+class _OneFile(LocalBackend):
+    """Serves one in-memory object for every path."""
+
+    def __init__(self, data: bytes) -> None:
+        super().__init__("/nonexistent")
+        self.data = data
+
+    @contextlib.contextmanager
+    def open(self, path: str) -> Iterator[IO[bytes]]:  # type: ignore[override]
+        yield io.BytesIO(self.data)
+
+
+@settings(max_examples=150, deadline=None)
+@given(data=st.binary(min_size=1, max_size=3000), ext=st.sampled_from(["tar.zst", "tgz"]))
+def test_any_bytes_as_an_archive_are_a_problem_never_a_crash(data: bytes, ext: str) -> None:
+    path = "ab/cd/sstate:x::1:r0::14:" + "ab" * 32 + "_populate_lic." + ext
+    art = make_artifact(path, len(data), 0.0)
+    problem = verify_archive(_OneFile(data), art, ArchiveLimits(max_decompressed=1 << 24))
+    assert problem is not None
+    assert problem.kind in ("truncated-archive", "corrupt-archive", "archive-over-limit")
+    assert problem.group_key == path

@@ -7,7 +7,7 @@ import time
 from typing import Any, Dict, List, Sequence
 
 from ..archive_check import ArchiveLimits
-from ..backends import open_backend
+from ..backends import Backend, open_backend
 from ..commands.listing import list_artifacts
 from ..commands.upload import Selection
 from ..commands.verify import (
@@ -22,6 +22,7 @@ from ..commands.verify import (
 )
 from ..commands.verify_run import execute_fix, execute_verify
 from ..errors import UsageError
+from ..naming import Artifact
 from ..units import format_size, parse_age, parse_size
 from .common import (
     add_backend_options,
@@ -147,6 +148,8 @@ def run(args: argparse.Namespace, ui: UI) -> int:
         _show_problems(ui, result.problems)
         for path, err in sorted(result.errors.items()):
             ui.error(f"{path}: {err}")
+        for path in result.vanished:
+            ui.detail(f"{path}: deleted since the listing, not judged")
         errors = sum(1 for p in result.problems if p.severity == ERROR)
         ui.info(f"verify: {result.archives} archives and {result.siginfo} .siginfo read"
                 f" ({format_size(result.bytes_read)}), {errors} errors,"
@@ -166,8 +169,8 @@ def run(args: argparse.Namespace, ui: UI) -> int:
     return status
 
 
-def _fix(args: argparse.Namespace, ui: UI, target: Any, jobs: int, retries: int,
-         progress: LineProgress, artifacts: Any, problems: List[Problem],
+def _fix(args: argparse.Namespace, ui: UI, target: Backend, jobs: int, retries: int,
+         progress: LineProgress, artifacts: List[Artifact], problems: List[Problem],
          failing: List[Problem], report: Dict[str, Any]) -> int:
     fix = plan_fix(problems, artifacts, fix_missing_siginfo=args.fix_missing_siginfo)
     report["dry_run"] = args.dry_run

@@ -10,6 +10,7 @@ deletes nothing, since a mirror that cannot be read reliably cannot be judged re
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional
 
@@ -21,7 +22,13 @@ from ..archive_check import (
     check_archive,
 )
 from ..backends.base import Backend
-from ..errors import BackendError, PermanentError, SignatureError, TransientError
+from ..errors import (
+    BackendError,
+    NotFoundError,
+    PermanentError,
+    SignatureError,
+    TransientError,
+)
 from ..naming import Artifact, Kind
 from ..signatures import DEFAULT_LIMITS, Limits, check_hashes, read_signature
 from ..transfer import Progress, run_parallel
@@ -38,6 +45,8 @@ class VerifyResult:
     bytes_read: int = 0
     errors: Dict[str, BackendError] = field(default_factory=dict)
     """Files that could not be read (not judged)."""
+    vanished: List[str] = field(default_factory=list)
+    """Files deleted between the listing and their read (a concurrent clean): not judged."""
 
     def to_dict(self) -> Dict[str, Any]:
         return {
@@ -45,6 +54,7 @@ class VerifyResult:
                         "bytes_read": self.bytes_read},
             "problems": [p.to_dict() for p in self.problems],
             "errors": {p: str(e) for p, e in sorted(self.errors.items())},
+            "vanished": sorted(self.vanished),
         }
 
 
@@ -54,12 +64,17 @@ class _Collector:
     def __init__(self, progress: Progress) -> None:
         self.lock = threading.Lock()
         self.problems: List[Problem] = []
+        self.vanished: List[str] = []
         self.bytes_read = 0
         self.progress = progress
 
     def add(self, problem: Problem) -> None:
         with self.lock:
             self.problems.append(problem)
+
+    def gone(self, path: str) -> None:
+        with self.lock:
+            self.vanished.append(path)
 
     def read(self, nbytes: int) -> None:
         with self.lock:
@@ -68,7 +83,7 @@ class _Collector:
 
 
 def verify_archive(backend: Backend, art: Artifact, limits: ArchiveLimits,
-                   on_bytes: Any = None) -> Optional[Problem]:
+                   on_bytes: Optional[Callable[[int], None]] = None) -> Optional[Problem]:
     """Read one archive through the backend; the problem it has, or None."""
     ext = art.name.ext if art.name is not None else "tar.zst"
     key = art.group_key
@@ -97,6 +112,10 @@ def verify_siginfo(backend: Backend, art: Artifact, limits: Limits = DEFAULT_LIM
                    ) -> Optional[Problem]:
     """Read one ``.siginfo``: readable, self-consistent, and describing its own name."""
     key = art.group_key
+    if art.size > limits.max_compressed:
+        return Problem(art.path, key, "siginfo-unreadable",
+                       f"{art.size} bytes, more than the {limits.max_compressed} bytes a"
+                       " signature file may have")
     data = backend.read(art.path, limits.max_compressed)
     try:
         sig = read_signature(data, source=art.path, limits=limits)
@@ -144,11 +163,15 @@ def execute_verify(
     checks = plan.checks
 
     def run(check: Check) -> None:
-        if check.what == "archive":
-            problem = verify_archive(backend, check.artifact, archive_limits, sink.read)
-        else:
-            problem = verify_siginfo(backend, check.artifact, signature_limits)
-            sink.read(check.artifact.size)
+        try:
+            if check.what == "archive":
+                problem = verify_archive(backend, check.artifact, archive_limits, sink.read)
+            else:
+                problem = verify_siginfo(backend, check.artifact, signature_limits)
+                sink.read(check.artifact.size)
+        except NotFoundError:
+            sink.gone(check.path)
+            return
         if problem is not None:
             sink.add(problem)
 
@@ -160,7 +183,9 @@ def execute_verify(
         progress.done()
         for index, error in failures.items():
             result.errors[checks[index].path] = error
-    read = [c for c in checks if c.path not in result.errors]
+    result.vanished = sorted(sink.vanished)
+    gone = set(sink.vanished)
+    read = [c for c in checks if c.path not in result.errors and c.path not in gone]
     result.archives = sum(1 for c in read if c.what == "archive")
     result.siginfo = sum(1 for c in read if c.what == "siginfo")
     result.bytes_read = sink.bytes_read
