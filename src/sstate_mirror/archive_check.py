@@ -114,6 +114,10 @@ def _walk_tar(decoded: DecodedStream, limits: ArchiveLimits) -> Tuple[int, int]:
     """Read every member's data; return the member count and where the walk stopped."""
     with tarfile.open(fileobj=decoded, mode="r|",  # type: ignore[call-overload]
                       tarinfo=_CappedTarInfo) as tar:
+        if tar.firstmember is None:  # type: ignore[attr-defined]
+            # No member at all (OE's empty archive). Asking for the next one would make
+            # Python 3.9's tarfile seek backwards in the stream.
+            return 0, tar.offset
         count = 0
         while True:
             member = tar.next()
