@@ -156,6 +156,32 @@ def test_multi_member_gzip_and_multi_frame_zstd() -> None:
     assert _check(frames).members == 2
 
 
+def _pzstd_like(data: bytes, frame: int) -> tuple[bytes, list[int]]:
+    """What pzstd writes: per chunk, a skippable frame holding the size of the zstd frame that
+    follows, then that frame. Also returns where each skippable frame starts."""
+    cctx = zstandard.ZstdCompressor()
+    out = b""
+    starts = []
+    for i in range(0, len(data), frame):
+        compressed = cctx.compress(data[i : i + frame])
+        starts.append(len(out))
+        out += bytes.fromhex("502a4d18") + (4).to_bytes(4, "little")
+        out += len(compressed).to_bytes(4, "little") + compressed
+    return out, starts
+
+
+def test_cut_exactly_at_a_frame_boundary_is_truncated() -> None:
+    """The zstd data is then valid: the tar stream shows the cut."""
+    tar = _tar({f"m{i}": bytes([i]) * 20000 for i in range(8)})
+    data, starts = _pzstd_like(tar, 16384)
+    assert _check(data).members == 8
+    assert len(starts) > 3
+    for cut in starts[1:]:
+        with pytest.raises(ArchiveDefect) as info:
+            _check(data[:cut])
+        assert info.value.truncated, cut
+
+
 class _Zeros(io.RawIOBase):
     def __init__(self, n: int) -> None:
         self.left = n
