@@ -236,6 +236,17 @@ def test_every_damage_is_reported_and_fix_removes_exactly_the_broken_groups(
     assert code == 0 and report["problems"] == []
 
 
+def test_an_empty_archive_without_siginfo_is_fixed_once(
+        mirror: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    arc = archives(mirror)[0]
+    arc.write_bytes(b"")
+    Path(str(arc) + ".siginfo").unlink()
+    code, report = run_json(capsys, "verify", str(mirror), "--all", "--fix")
+    assert code == 0
+    assert sorted(p["kind"] for p in report["fixed"]) == ["empty-file", "missing-siginfo"]
+    assert report["deleted"] == [rel(mirror, arc)]
+
+
 def test_cut_at_several_offsets(mirror: Path, capsys: pytest.CaptureFixture[str]) -> None:
     path = archives(mirror)[0]
     data = path.read_bytes()

@@ -33,7 +33,7 @@ from ..naming import Artifact, Kind
 from ..signatures import DEFAULT_LIMITS, Limits, check_hashes, read_signature
 from ..transfer import Progress, run_parallel
 from .clean import CleanPlan, execute_clean
-from .verify import Check, FixPlan, Problem, VerifyPlan, fixed_problems
+from .verify import Check, FixPlan, Problem, VerifyPlan, fixed_problems, problem_key
 
 
 @dataclass
@@ -220,4 +220,7 @@ def execute_fix(plan: FixPlan, backend: Backend, *, jobs: int, retries: int = 2,
             continue
         result.deleted.append(d.path)
     result.fixed = fixed_problems(plan, set(failed))
+    # a problem --fix does not delete for is gone too when another one took its file
+    deleted = set(result.deleted)
+    result.fixed += [problem_key(p) for p in plan.unfixable if p.path in deleted]
     return result
