@@ -250,8 +250,13 @@ def _deeper(a: Finding, b: Finding) -> bool:
 
 
 def pn_of(key: str) -> str:
+    """The recipe of a task id; for a legacy recipe-file id, the PN its file name gives."""
     split = split_key(key)
-    return split[0] if split else key
+    who = split[0] if split else key
+    if "/" in who or who.endswith(".bb"):
+        base = who.rsplit("/", 1)[-1]
+        return (base[:-3] if base.endswith(".bb") else base).split("_", 1)[0]
+    return who
 
 
 @dataclass
