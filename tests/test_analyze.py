@@ -348,6 +348,34 @@ def test_hash_equivalence_divergence_is_reported(tmp_path: Path, mirror_a: Path,
     assert "hash equivalence diverged" in out
 
 
+def test_hash_equivalence_divergence_in_a_dependency(
+        tmp_path: Path, mirror_a: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """delta-native:do_install got another unihash for the same taskhash; populate_sysroot,
+    which depends on it, misses: the cause is found one level down."""
+    local = copy_cache(OE / "cache-a", tmp_path / "local")
+    install = next(local.rglob("*delta-native*_install.tar.zst.siginfo"))
+    sysroot = next(local.rglob("*delta-native*_populate_sysroot.tar.zst.siginfo"))
+    raw_install, _ = decode_raw(install.read_bytes())
+    raw_sysroot, _ = decode_raw(sysroot.read_bytes())
+    old_install, old_sysroot = raw_install["unihash"], raw_sysroot["unihash"]
+    new_install, new_sysroot = "e" * 64, "f" * 64
+    install.unlink()
+    write_zstd_sig(local, install.name.replace(old_install, new_install), raw_install,
+                   new_install)
+    for f in list(sysroot.parent.iterdir()):
+        f.unlink()
+    raw_sysroot["runtaskhashes"] = dict(raw_sysroot["runtaskhashes"],
+                                        **{"delta-native:do_install": new_install})
+    raw_sysroot["taskhash"] = new_sysroot
+    write_zstd_sig(local, sysroot.name.replace(old_sysroot, new_sysroot), raw_sysroot,
+                   new_sysroot, archive=True)
+    _code, data = analyze_json(capsys, str(local), str(mirror_a))
+    assert data["misses"] == 1
+    (root,) = data["root_causes"]
+    assert root["kind"] == "hash-equivalence"
+    assert (root["first_in"], root["first_task"]) == ("delta-native", "delta-native:do_install")
+
+
 # --- legacy pickles and hostile files -------------------------------------------------------
 
 
