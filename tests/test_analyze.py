@@ -6,6 +6,8 @@ import json
 import os
 import pickle
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any, Dict, List, Set, Tuple
 
@@ -493,3 +495,15 @@ def test_artifacts_only_from_names() -> None:
                         1, 0.0)
     plan = plan_analysis([], [art])
     assert plan.sstate_tasks == frozenset({"populate_lic"}) and plan.checks == []
+
+
+def test_no_colour_in_a_pipe(mirror_a: Path) -> None:
+    env = dict(os.environ, PYTHONPATH=str(Path(__file__).parents[1] / "src"))
+    env.pop("NO_COLOR", None)
+    res = subprocess.run([sys.executable, "-m", "sstate_mirror", "analyze", "-v",
+                          str(OE / "cache-b"), str(mirror_a)],
+                         capture_output=True, text=True, env=env, check=False)
+    assert res.returncode == 0, res.stderr
+    assert "\x1b[" not in res.stdout
+    assert "hit   x86_64:delta-native:do_populate_sysroot (782d46ae)" in res.stdout
+    assert res.stdout.rstrip().splitlines()[-1].startswith("  task dependency")

@@ -301,3 +301,14 @@ def test_a_failing_fetch_is_reported_and_the_rest_goes_on() -> None:
     assert kinds["no-candidate"].tasks == ["zeta:do_populate_lic"]
     statuses = {r.check.key: r.status for r in report.results}
     assert statuses["delta-native:do_populate_sysroot"] == HIT
+
+
+def test_graph_walk_survives_very_long_chains() -> None:
+    graph = ExplanationGraph()
+    cause = signature_missing_cause("bottom:do_x")
+    depth = 5000
+    for i in range(depth):
+        graph.add((f"t{i}:do_x", "1", "2"), [], [(f"t{i + 1}:do_x", "1", "2")])
+    graph.add((f"t{depth}:do_x", "1", "2"), [cause])
+    (finding,) = graph.findings(("t0:do_x", "1", "2"))
+    assert finding.distance == depth and finding.origin == f"t{depth}:do_x"

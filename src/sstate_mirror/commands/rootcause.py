@@ -19,7 +19,7 @@ in build order, where the change entered.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Dict, Iterable, List, Optional, Set, Tuple
+from typing import Dict, Iterable, Iterator, List, Optional, Set, Tuple
 
 from ..signatures.changes import Change, ChangeKind, compare_structured
 from ..signatures.finder import split_key
@@ -221,28 +221,42 @@ class ExplanationGraph:
         return out
 
     def findings(self, node_id: NodeId) -> List[Finding]:
-        """Every cause at or below ``node_id``, each once, at its greatest distance."""
-        return list(self._findings(node_id, set()))
+        """Every cause at or below ``node_id``, each once, at its greatest distance.
 
-    def _findings(self, node_id: NodeId, active: Set[NodeId]) -> List[Finding]:
-        if node_id in self._memo:
-            return self._memo[node_id]
-        node = self.nodes.get(node_id)
-        if node is None or node_id in active:
+        Walked without recursion (real dependency chains run to hundreds of tasks); an edge
+        back to a task being walked (a cycle, only in crafted files) adds nothing.
+        """
+        if node_id not in self.nodes:
             return []
-        active.add(node_id)
+        if node_id in self._memo:
+            return list(self._memo[node_id])
+        stack: List[Tuple[NodeId, Iterator[NodeId]]] = [
+            (node_id, iter(self.nodes[node_id].children))]
+        active = {node_id}
+        while stack:
+            current, children = stack[-1]
+            for child in children:
+                if child in self.nodes and child not in self._memo and child not in active:
+                    active.add(child)
+                    stack.append((child, iter(self.nodes[child].children)))
+                    break
+            else:
+                stack.pop()
+                active.discard(current)
+                self._memo[current] = self._combine(current)
+        return list(self._memo[node_id])
+
+    def _combine(self, node_id: NodeId) -> List[Finding]:
+        node = self.nodes[node_id]
         best: Dict[Cause, Finding] = {}
         for cause in node.causes:
             best.setdefault(cause, Finding(cause, node_id[0], 0))
         for child in node.children:
-            for f in self._findings(child, active):
+            for f in self._memo.get(child, []):
                 moved = Finding(f.cause, f.origin, f.distance + 1)
                 if f.cause not in best or _deeper(moved, best[f.cause]):
                     best[f.cause] = moved
-        active.discard(node_id)
-        result = sorted(best.values(), key=lambda f: (-f.distance, f.cause.text))
-        self._memo[node_id] = result
-        return result
+        return sorted(best.values(), key=lambda f: (-f.distance, f.cause.text))
 
 
 def _deeper(a: Finding, b: Finding) -> bool:
