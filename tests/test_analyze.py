@@ -507,3 +507,11 @@ def test_no_colour_in_a_pipe(mirror_a: Path) -> None:
     assert "\x1b[" not in res.stdout
     assert "hit   x86_64:delta-native:do_populate_sysroot (782d46ae)" in res.stdout
     assert res.stdout.rstrip().splitlines()[-1].startswith("  task dependency")
+
+
+def test_quiet_prints_the_summary_only(mirror_a: Path,
+                                       capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _err = run(capsys, "analyze", "-q", str(OE / "cache-b"), str(mirror_a))
+    assert code == 0
+    assert out.startswith("==== summary ====\n26 tasks checked: 17 hits, 9 misses\n")
+    assert "==== miss" not in out and "Hash for task dependency" not in out

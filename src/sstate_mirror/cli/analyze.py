@@ -111,7 +111,7 @@ def run(args: argparse.Namespace, ui: UI) -> int:
         ui.emit_json(data)
     else:
         ui.result(render(report, color=color, full_hashes=args.full_hashes,
-                         verbose=ui.verbose))
+                         verbose=ui.verbose, summary_only=ui.quiet))
     if report.backend_errors:
         return EXIT_BACKEND
     if report.errors:
@@ -126,13 +126,16 @@ def _plural(n: int, word: str) -> str:
 
 
 def render(report: AnalysisReport, *, color: bool = False, full_hashes: bool = False,
-           verbose: int = 0) -> str:
-    """The human report: hits (with -v), each miss with its diff, then the summary."""
+           verbose: int = 0, summary_only: bool = False) -> str:
+    """The human report: hits (with -v), each miss with its diff, then the summary.
+
+    ``summary_only`` (``-q``) keeps the summary alone: the few lines a CI log needs.
+    """
     c = colors_for(color)
     head, bold, reset = ("\033[1;33m" if color else ""), c["title"], c["default"]
     short = (lambda s: s) if full_hashes else shorten_hashes
     lines: List[str] = []
-    for result in report.results:
+    for result in [] if summary_only else report.results:
         if result.status == "hit":
             if verbose:
                 lines.append(f"hit   {result.check.task_id} ({short(result.check.hash)})")
