@@ -24,7 +24,7 @@ from ..naming import Artifact
 from ..signatures.finder import IndexedFinder
 from ..signatures.model import Signature
 from ..signatures.reader import DEFAULT_LIMITS, Limits, read_signature
-from ..transfer import Progress, call_with_retries, run_parallel
+from ..transfer import Progress, as_backend_error, call_with_retries, run_parallel
 
 #: Where a signature file is: (origin name, path relative to that backend's root).
 Location = Tuple[str, str]
@@ -77,6 +77,10 @@ class SignatureStore:
         except SstateMirrorError as exc:
             with self._lock:
                 self.errors[location] = exc
+            return None
+        except OSError as exc:  # a backend that let one through: still one file's failure
+            with self._lock:
+                self.errors[location] = as_backend_error(exc, self.source_of(location))
             return None
         with self._lock:
             self.fetches += 1
