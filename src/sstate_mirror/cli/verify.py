@@ -23,6 +23,7 @@ from ..commands.verify import (
 from ..commands.verify_run import execute_fix, execute_verify
 from ..errors import UsageError
 from ..naming import Artifact
+from ..transfer import Progress
 from ..units import format_size, parse_age, parse_size
 from .common import (
     add_backend_options,
@@ -32,7 +33,7 @@ from .common import (
     compile_filter,
     jobs_from_args,
 )
-from .progress import LineProgress
+from .progress import make_progress
 from .ui import UI
 
 EXIT_OK = 0
@@ -120,13 +121,17 @@ def _show_problems(ui: UI, problems: List[Problem]) -> None:
 
 
 def run(args: argparse.Namespace, ui: UI) -> int:
+    with make_progress(ui) as progress:
+        return _run(args, ui, progress)
+
+
+def _run(args: argparse.Namespace, ui: UI, progress: Progress) -> int:
     # every value is checked before the mirror is contacted
     options = _options(args)
     limits = ArchiveLimits(
         max_decompressed=parse_size(args.max_decompressed, "--max-decompressed"),
         max_members=args.max_members)
     backend_options = backend_options_from_args(args)
-    progress = LineProgress(ui)
     with open_backend(args.target, backend_options) as target:
         jobs = jobs_from_args(args, target.properties.connections)
         target.check()
@@ -170,7 +175,7 @@ def run(args: argparse.Namespace, ui: UI) -> int:
 
 
 def _fix(args: argparse.Namespace, ui: UI, target: Backend, jobs: int, retries: int,
-         progress: LineProgress, artifacts: List[Artifact], problems: List[Problem],
+         progress: Progress, artifacts: List[Artifact], problems: List[Problem],
          failing: List[Problem], report: Dict[str, Any]) -> int:
     fix = plan_fix(problems, artifacts, fix_missing_siginfo=args.fix_missing_siginfo)
     report["dry_run"] = args.dry_run

@@ -5,13 +5,21 @@ No bitbake import: everything here is written from the format facts in FORMATS.m
 * :mod:`.reader` — bytes -> :class:`Signature` (zstd-JSON or restricted pickle, size caps)
 * :mod:`.hashes` — recompute basehash / taskhash and compare with the recorded ones
 * :mod:`.dump` — the lines ``bitbake-dumpsig`` prints
+* :mod:`.changes` — what changed between two signatures, as data
 * :mod:`.compare` — the lines ``bitbake-diffsigs`` prints, with a recursion hook
 * :mod:`.finder` — find a dependency's signature by ``pn:do_task`` and hash (for recursion)
 """
 
 from __future__ import annotations
 
-from .compare import RecurseCallback, compare_sigfiles, compare_signatures, diff_text
+from .changes import Change, ChangeKind, compare_structured
+from .compare import (
+    RecurseCallback,
+    compare_sigfiles,
+    compare_signatures,
+    diff_text,
+    render_changes,
+)
 from .dump import dump_signature, dump_text
 from .finder import (
     DirectoryFinder,
@@ -27,6 +35,8 @@ from .reader import DEFAULT_LIMITS, Limits, read_signature, read_signature_file
 
 __all__ = [
     "DEFAULT_LIMITS",
+    "Change",
+    "ChangeKind",
     "DirectoryFinder",
     "Encoding",
     "HashCheck",
@@ -40,6 +50,7 @@ __all__ = [
     "check_hashes",
     "compare_sigfiles",
     "compare_signatures",
+    "compare_structured",
     "compute_basehash",
     "compute_taskhash",
     "diff_text",
@@ -47,5 +58,6 @@ __all__ = [
     "dump_text",
     "read_signature",
     "read_signature_file",
+    "render_changes",
     "split_key",
 ]
