@@ -12,8 +12,10 @@ absolute path?" is decided by what stands before a ``/``:
   to something (``d.getVar('COREBASE') + "/LICENSE"``) is a path below that something.
 
 A *directory* of interest (the build or the sources directory) is found wherever its text
-occurs with a path boundary on both sides — ``/home/u/build`` matches ``/home/u/build`` and
-``/home/u/build/tmp`` but not ``/home/u/build2``, ``/opt/home/u/build`` or a URL's path.
+starts a path as above, or follows a variable (``${D}/home/u/build`` still carries the build
+directory into the hash), and ends at a component boundary: ``/home/u/build`` matches
+``/home/u/build`` and ``/home/u/build/tmp`` but not ``/home/u/build2``, ``/opt/home/u/build``,
+``rel/home/u/build`` or a URL's path.
 """
 
 from __future__ import annotations
@@ -123,8 +125,10 @@ def _mid_path(text: str, index: int) -> bool:
         return j > 0 and text[j - 1] != ":" and bool(_COMPONENT.match(text[j - 1]))
     if not _COMPONENT.match(before):
         return False
+    # "a/home/u" is a relative path; "-I/home/u" is an option followed by a path
     run_start = _run_start(text, index)
-    return run_start > 0 and text[run_start - 1] == "/"
+    return not (_SHORT_OPTION.fullmatch(text[run_start:index])
+                and (run_start == 0 or text[run_start - 1] not in "/})$"))
 
 
 def _boundary_after(text: str, end: int) -> bool:
