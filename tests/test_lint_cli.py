@@ -335,3 +335,18 @@ def test_lint_stamps_reports_unreadable_stamp_signatures(capsys: pytest.CaptureF
     code, _out, err = lint(capsys, "--lint-stamps", str(stamps))
     assert code == 2
     assert "core2-64-poky-linux/zlib/1.3.1-r0.do_install.sigdata." in err
+
+
+def test_verbosity_levels(capsys: pytest.CaptureFixture[str], cache: Path) -> None:
+    args = [str(cache), "--build-dir", BUILD, "--filter", "srcuri", "--sources-dir", LAYERS]
+    _, out, _ = lint(capsys, *args)
+    assert "  - srcuri:do_fetch:" not in out
+    _, out, _ = lint(capsys, "-v", *args)
+    assert "  - srcuri:do_fetch: " in out
+    assert sstate_path("srcuri", "do_fetch") not in out
+    _, out, _ = lint(capsys, "-vv", *args)
+    assert f"[{sstate_path('srcuri', 'do_fetch')}]" in out
+    code, out, _ = lint(capsys, "-q", *args)
+    assert code == 1
+    assert "SRC_URI contains" in out
+    assert "linting" not in out

@@ -11,8 +11,8 @@ import argparse
 import os
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
-from ..backends import open_backend
-from ..backends.local import LocalBackend
+from ..backends import open_backend, scheme_of
+from ..backends.local import path_from_url
 from ..commands.lint import (
     KIND_LABELS,
     Dir,
@@ -82,8 +82,10 @@ def register(sub: Any, parents: Sequence[argparse.ArgumentParser]) -> None:
 
 
 def _local_root(target: str) -> Optional[str]:
-    backend = open_backend(target)
-    return backend.root if isinstance(backend, LocalBackend) else None
+    """The directory a local target names; None for a remote one."""
+    if scheme_of(target) != "file":
+        return None
+    return os.path.abspath(path_from_url(target))
 
 
 def _stamps_layout(target: str) -> Tuple[str, Optional[str]]:
