@@ -125,3 +125,15 @@ def test_a_path_twice_in_one_value_counts_once() -> None:
     results = [_result("a", "do_x", "V", "/home/u/build/a /home/u/build/b")]
     [finding] = group_findings(results)
     assert len(finding.tasks) == 1
+
+
+def test_a_crafted_value_with_millions_of_paths_costs_little() -> None:
+    import time
+
+    value = "/home/u/build/x /opt/y " * 1_000_000
+    s = sig(varvals={"do_compile": value, "CC": "gcc", "do_compile[func]": 1})
+    started = time.monotonic()
+    occ = check_signature(s, LintOptions(dirs=OPTS.dirs, pedantic=True))
+    assert time.monotonic() - started < 10
+    assert [(o.kind, o.path) for o in occ] == [("build-dir", "/home/u/build/..."),
+                                                ("absolute", "/opt/y")]

@@ -350,3 +350,24 @@ def test_verbosity_levels(capsys: pytest.CaptureFixture[str], cache: Path) -> No
     assert code == 1
     assert "SRC_URI contains" in out
     assert "linting" not in out
+
+
+def test_an_oversized_file_is_unreadable_not_a_storage_failure(tmp_path: Path) -> None:
+    from sstate_mirror.commands.lint import LintOptions, dirs_from, lint_files, select_siginfo
+    from sstate_mirror.commands.listing import list_artifacts
+    from sstate_mirror.signatures import Limits
+
+    root = tmp_path / "cache"
+    write_siginfo(root / sstate_path("big", "do_configure"), planted(
+        variables={"X": f"{BUILD}/x " + "".join(  # incompressible
+            hashlib.sha256(str(i).encode()).hexdigest() for i in range(200))}))
+    write_siginfo(root / sstate_path("small", "do_configure"), planted(
+        variables={"X": f"{BUILD}/x"}))
+    backend = LocalBackend(str(root))
+    files = select_siginfo(list_artifacts(backend))
+    sizes = sorted(f.size for f in files)
+    report = lint_files(backend, files, LintOptions(dirs=tuple(dirs_from([BUILD], []))),
+                        jobs=2, limits=Limits(max_compressed=sizes[0]))
+    assert report.files_checked == 1
+    [bad] = report.unreadable
+    assert "big" in bad.file and "limit" in bad.reason and not bad.backend_error

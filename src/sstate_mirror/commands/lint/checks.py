@@ -19,7 +19,7 @@ path, but only the dependencies' hashes enter the task hash.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Dict, FrozenSet, Iterable, List, Optional, Sequence, Tuple
+from typing import Any, Dict, FrozenSet, Iterable, List, Optional, Sequence, Set, Tuple
 
 from ...signatures.model import Signature
 from .paths import ABSOLUTE, Dir, PathHit, context_of, find_paths
@@ -88,23 +88,28 @@ def hashed_names(sig: Signature) -> List[str]:
     return [n for n in names if n not in ignored and n in sig.varvals]
 
 
-def _occurrences(variable: str, text: str, options: LintOptions) -> List[Occurrence]:
-    return [Occurrence(variable, h.kind, pattern_of(h), h.path,
-                       context_of(text, h.start, h.end))
-            for h in find_paths(text, options.dirs, options.pedantic)]
-
-
 def check_signature(sig: Signature, options: LintOptions) -> List[Occurrence]:
-    """Every machine-specific path in what ``sig``'s task hash is computed from."""
+    """The machine-specific paths in what ``sig``'s task hash is computed from: the first
+    occurrence of each (variable, kind, path pattern), in the order the hash reads them."""
     found: List[Occurrence] = []
+    seen: Set[Tuple[str, str, str]] = set()
+
+    def scan(variable: str, text: str) -> None:
+        for hit in find_paths(text, options.dirs, options.pedantic):
+            key = (variable, hit.kind, pattern_of(hit))
+            if key not in seen:
+                seen.add(key)
+                found.append(Occurrence(variable, hit.kind, key[2], hit.path,
+                                        context_of(text, hit.start, hit.end)))
+
     for name in hashed_names(sig):
         value = sig.varvals[name]
         if isinstance(value, str):
-            found += _occurrences(name, value, options)
+            scan(name, value)
     for name, _checksum in sig.file_checksum_values or []:
-        found += _occurrences(FILE_CHECKSUMS, name, options)
+        scan(FILE_CHECKSUMS, name)
     if sig.taint:
-        found += _occurrences(TAINT, sig.taint, options)
+        scan(TAINT, sig.taint)
     return found
 
 

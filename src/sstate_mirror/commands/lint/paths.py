@@ -23,7 +23,7 @@ from __future__ import annotations
 import os
 import re
 from dataclasses import dataclass
-from typing import FrozenSet, Iterable, List, Optional, Sequence, Tuple
+from typing import FrozenSet, Iterable, List, Optional, Sequence, Set
 
 #: Top-level directories that hold the same thing on every machine (FHS), so an absolute path
 #: below them does not make a signature machine-specific. ``--pedantic`` reports every other
@@ -37,6 +37,11 @@ SYSTEM_DIRS: FrozenSet[str] = frozenset({
 _COMPONENT = re.compile(r"[\w.+~@%-]")
 _TOKEN = re.compile(r"/[\w.+~@%$/{}-]*")
 _SHORT_OPTION = re.compile(r"-{1,2}[A-Za-z][A-Za-z]*")
+
+#: At most this many paths are taken from one value: a real value holds a handful, and a
+#: crafted one with millions must not cost minutes or gigabytes (grouping keeps only the
+#: first of each pattern per file anyway).
+MAX_HITS = 1000
 
 BUILD_DIR = "build-dir"
 SOURCES_DIR = "sources-dir"
@@ -143,27 +148,24 @@ def _token_end(text: str, start: int) -> int:
     return end
 
 
-def find_dirs(text: str, dirs: Sequence[Dir]) -> List[PathHit]:
-    """Every occurrence of one of ``dirs`` in ``text``, the most specific directory winning
-    where they nest (a build directory inside the sources checkout is reported as the build
-    directory)."""
+def find_dirs(text: str, dirs: Sequence[Dir], limit: int = MAX_HITS) -> List[PathHit]:
+    """The occurrences of ``dirs`` in ``text`` (at most ``limit``), the most specific
+    directory winning where they nest (a build directory inside the sources checkout is
+    reported as the build directory)."""
     hits: List[PathHit] = []
-    by_length = sorted(dirs, key=lambda d: -len(d.path))
-    taken: List[Tuple[int, int]] = []
-    for d in by_length:
+    taken: Set[int] = set()  # nested directories can only meet at the same start
+    for d in sorted(dirs, key=lambda d: -len(d.path)):
         start = 0
-        while True:
+        while len(hits) < limit:
             i = text.find(d.path, start)
             if i < 0:
                 break
             start = i + 1
             end = i + len(d.path)
-            if not _boundary_after(text, end) or _mid_path(text, i):
-                continue
-            if any(a <= i < b for a, b in taken):
+            if i in taken or not _boundary_after(text, end) or _mid_path(text, i):
                 continue
             token_end = max(end, _token_end(text, i))
-            taken.append((i, token_end))
+            taken.add(i)
             hits.append(PathHit(d.kind, d.path, text[i:token_end], i, token_end))
     hits.sort(key=lambda h: h.start)
     return hits
@@ -175,8 +177,9 @@ def is_system_path(path: str) -> bool:
     return first == "" or first in SYSTEM_DIRS
 
 
-def find_absolute(text: str) -> List[PathHit]:
-    """Every absolute path in ``text`` that is not a well-known system path."""
+def find_absolute(text: str, limit: int = MAX_HITS) -> List[PathHit]:
+    """The absolute paths in ``text`` that are not well-known system paths (at most
+    ``limit``)."""
     hits: List[PathHit] = []
     for m in re.finditer(r"/", text):
         i = m.start()
@@ -190,17 +193,21 @@ def find_absolute(text: str) -> List[PathHit]:
         if is_system_path(path):
             continue
         hits.append(PathHit(ABSOLUTE, path, path, i, end))
+        if len(hits) >= limit:
+            break
     return hits
 
 
 def find_paths(text: str, dirs: Sequence[Dir], pedantic: bool) -> List[PathHit]:
-    """The directories of interest in ``text``, plus (``pedantic``) any other absolute path."""
+    """The directories of interest in ``text``, plus (``pedantic``) any other absolute path.
+
+    A path starts where a directory's occurrence starts, so "already reported as the build
+    directory" is a question about start positions.
+    """
     hits = find_dirs(text, dirs)
     if pedantic:
-        covered = [(h.start, h.end) for h in hits]
-        for h in find_absolute(text):
-            if not any(a <= h.start < b for a, b in covered):
-                hits.append(h)
+        starts = {h.start for h in hits}
+        hits += [h for h in find_absolute(text) if h.start not in starts]
         hits.sort(key=lambda h: h.start)
     return hits
 

@@ -141,6 +141,12 @@ def lint_files(
 
     def one(index: int) -> None:
         item = files[index]
+        if item.size > limits.max_compressed:
+            # refused before fetching: a bad file, not a storage failure
+            with lock:
+                bad[index] = Unreadable(item.path, f"{item.path}: signature file is larger"
+                                        f" than the limit of {limits.max_compressed} bytes")
+            return
         data = backend.read(item.path, limits.max_compressed)
         try:
             sig = read_signature(data, source=item.path, limits=limits)
