@@ -144,15 +144,15 @@ def lint_files(
         if item.size > limits.max_compressed:
             # refused before fetching: a bad file, not a storage failure
             with lock:
-                bad[index] = Unreadable(item.path, f"{item.path}: signature file is larger"
-                                        f" than the limit of {limits.max_compressed} bytes")
+                bad[index] = Unreadable(item.path, "signature file is larger than the limit"
+                                        f" of {limits.max_compressed} bytes")
             return
         data = backend.read(item.path, limits.max_compressed)
         try:
             sig = read_signature(data, source=item.path, limits=limits)
         except SignatureError as exc:
             with lock:
-                bad[index] = Unreadable(item.path, str(exc))
+                bad[index] = Unreadable(item.path, _reason(exc, item.path))
             return
         task = sig.task or item.task
         pn = item.pn
@@ -171,9 +171,16 @@ def lint_files(
                             retries=retries)
     progress.done()
     for index, error in failures.items():
-        bad[index] = Unreadable(files[index].path, str(error), backend_error=True)
+        bad[index] = Unreadable(files[index].path, _reason(error, files[index].path),
+                                backend_error=True)
     report = LintReport()
     report.files_checked = sum(1 for r in results if r is not None)
     report.unreadable = [bad[i] for i in sorted(bad)]
     report.findings = group_findings(r for r in results if r is not None)
     return report
+
+
+def _reason(error: Exception, path: str) -> str:
+    """The error's message without the file name it starts with (the report names it)."""
+    text = str(error)
+    return text[len(path) + 2:] if text.startswith(path + ": ") else text
