@@ -113,8 +113,10 @@ def starts_path(text: str, index: int) -> bool:
 def _suffix_string(text: str, quote: int) -> bool:
     """Whether the string literal opening at ``quote`` is appended to something else:
     ``x + "/fixmepath"`` (Python) or ``"${D}"/etc`` (shell) name a path below another one."""
-    before = text[:quote].rstrip(" \t")
-    return before.endswith(("+", "}"))
+    i = quote
+    while i > 0 and text[i - 1] in " \t":
+        i -= 1
+    return i > 0 and text[i - 1] in "+}"
 
 
 def _mid_path(text: str, index: int) -> bool:
