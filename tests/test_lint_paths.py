@@ -109,3 +109,11 @@ def test_dirs_are_normalised(tmp_path: object) -> None:
     dirs = dirs_from(["/home/u/build/", "/home/u/./build//"], ["/src/x/../poky"],
                      realpath=False)
     assert dirs == [Dir(BUILD_DIR, "/home/u/build"), Dir(SOURCES_DIR, "/src/poky")]
+
+
+def test_huge_values_give_small_results() -> None:
+    text = "x" * 1_000_000 + " /home/u/build/" + "a" * 1_000_000 + " " + "y" * 1_000_000
+    [hit] = find_paths(text, DIRS, False)
+    assert len(hit.path) == 4096
+    ctx = context_of(text, hit.start, hit.end)
+    assert len(ctx) < 200 and "/home/u/build/" in ctx

@@ -35,7 +35,7 @@ SYSTEM_DIRS: FrozenSet[str] = frozenset({
 
 #: Characters a path component is made of (and a token may contain after its first ``/``).
 _COMPONENT = re.compile(r"[\w.+~@%-]")
-_TOKEN = re.compile(r"/[\w.+~@%$/{}-]*")
+_TOKEN = re.compile(r"/[\w.+~@%$/{}-]{0,4095}")  # PATH_MAX: a longer "path" is cut there
 _SHORT_OPTION = re.compile(r"-{1,2}[A-Za-z][A-Za-z]*")
 
 #: At most this many paths are taken from one value: a real value holds a handful, and a
@@ -217,10 +217,11 @@ def find_paths(text: str, dirs: Sequence[Dir], pedantic: bool) -> List[PathHit]:
 def context_of(text: str, start: int, end: int, width: int = 120) -> str:
     """The line of ``text`` holding ``text[start:end]``, trimmed to about ``width`` characters
     around it (``…`` marks a cut), so a finding shows where the path stands."""
-    line_start = text.rfind("\n", 0, start) + 1
-    line_end = text.find("\n", end)
+    window = 4 * width  # a line is looked for near the path only: values can be huge
+    line_start = max(text.rfind("\n", max(0, start - window), start) + 1, start - window)
+    line_end = text.find("\n", end, end + window)
     if line_end < 0:
-        line_end = len(text)
+        line_end = min(len(text), end + window)
     line = text[line_start:line_end]
     a, b = start - line_start, end - line_start
     lead = len(line) - len(line.lstrip())
