@@ -230,6 +230,8 @@ def context_of(text: str, start: int, end: int, width: int = 120) -> str:
         return line
     room = max(0, width - (b - a))
     left = max(0, a - room // 2)
+    if b - a > width:  # the path alone is too long: its beginning says enough
+        left, b = a, a + width
     right = min(len(line), max(b, left + width))
     left = max(0, min(left, right - width))
     return ("…" if left > 0 else "") + line[left:right] + ("…" if right < len(line) else "")
