@@ -89,3 +89,18 @@ def zstd_json(data: Dict[str, Any]) -> bytes:
     """Encode like bitbake >= 2.0: JSON with sets as _set_object, zstd-compressed."""
     text = json.dumps(_encode_sets(data), sort_keys=True, separators=(",", ":"))
     return zstandard.ZstdCompressor().compress(text.encode())
+
+
+def read_raw(path: Path) -> Dict[str, Any]:
+    """bitbake's dict of a real signature file, through the project's own reader."""
+    from sstate_mirror.signatures.reader import decode_raw
+
+    raw, _encoding = decode_raw(path.read_bytes(), str(path))
+    return raw
+
+
+def write_siginfo(path: Path, data: Dict[str, Any]) -> Path:
+    """Write ``data`` as bitbake >= 2.0 does (zstd JSON, sets as _set_object), making dirs."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(zstd_json(data))
+    return path

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Tuple
 
 import pytest
 from hypothesis import given, settings
@@ -16,6 +17,7 @@ from sstate_mirror.naming import (
     layout_of,
     make_artifact,
     parse_name,
+    parse_stamp_name,
 )
 
 H = "3fa2" + "0123456789abcdef" * 3 + "0123456789ab"  # 64 hex
@@ -224,3 +226,39 @@ def test_classify_never_fails(name: str) -> None:
     assert isinstance(kind, Kind)
     art = make_artifact(name, 0, 0)
     assert art.kind is kind
+
+
+# --- stamp signature files ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("path", "expected"), [
+    (f"core2-64-poky-linux/zlib/1.3.1-r0.do_compile.sigdata.{H}",
+     ("core2-64-poky-linux", "zlib", "1.3.1-r0", "do_compile", "sigdata", "compile")),
+    (f"x86_64-linux/zlib-native/1_1.3.1-r0.do_configure.sigbasedata.{H}",
+     ("x86_64-linux", "zlib-native", "1_1.3.1-r0", "do_configure", "sigbasedata", "configure")),
+    (f"x86_64-linux/m4-native/1.4.19-r0.do_populate_sysroot_setscene.{H}.siginfo",
+     ("x86_64-linux", "m4-native", "1.4.19-r0", "do_populate_sysroot_setscene", "siginfo",
+      "populate_sysroot")),
+    # Isar: ${DISTRO}-${DISTRO_ARCH}/${PN}/${PV}-${PR}
+    (f"debian-bookworm-arm64/hello/2.10-r0.do_dpkg_build.sigdata.{H}",
+     ("debian-bookworm-arm64", "hello", "2.10-r0", "do_dpkg_build", "sigdata", "dpkg_build")),
+    # work-shared stamps have no PN directory
+    (f"work-shared/gcc-13.2.0-r0.do_patch.sigdata.{H}",
+     ("work-shared", "gcc-13.2.0-r0", "gcc-13.2.0-r0", "do_patch", "sigdata", "patch")),
+])
+def test_parse_stamp_name(path: str, expected: Tuple[str, ...]) -> None:
+    name = parse_stamp_name(path)
+    assert name is not None
+    assert (name.sys, name.pn, name.version, name.task, name.kind, name.base_task) == expected
+    assert name.hash == H
+
+
+@pytest.mark.parametrize("path", [
+    f"core2-64-poky-linux/zlib/1.3.1-r0.do_compile.{H}",  # the stamp itself
+    f"core2-64-poky-linux/zlib/1.3.1-r0.do_compile.{H}.taint",
+    "core2-64-poky-linux/zlib/1.3.1-r0.do_compile.sigdata.nothex",
+    f"core2-64-poky-linux/zlib/1.3.1-r0.compile.sigdata.{H}",  # no do_ prefix
+    f"sstate:zlib::1.3.1:r0::14:{H}_fetch.tar.zst.siginfo",
+])
+def test_parse_stamp_name_refuses_other_files(path: str) -> None:
+    assert parse_stamp_name(path) is None

@@ -17,6 +17,12 @@ itself contain ``:``).
 Every file on a mirror or in a local cache is classified as one of :class:`Kind`. Files that
 are neither sstate objects nor leftovers of writing one are ``UNKNOWN``: they are never
 uploaded and never deleted, only reported.
+
+Signature files in a build's stamps directory (``${TMPDIR}/stamps``) have names of their own,
+parsed by :func:`parse_stamp_name`: bitbake writes ``${STAMP}.<task>.sigdata.<unihash>`` after
+each task (``.sigbasedata.<basehash>`` when no task hash is known), where OE-core's ``STAMP``
+is ``${STAMPS_DIR}/${MULTIMACH_TARGET_SYS}/${PN}/${EXTENDPE}${PV}-${PR}`` and Isar's is
+``${STAMPS_DIR}/${DISTRO}-${DISTRO_ARCH}/${PN}/${PV}-${PR}``.
 """
 
 from __future__ import annotations
@@ -306,3 +312,65 @@ def iter_companion_paths(archive_path: str) -> Iterator[str]:
     """The companion paths an archive may have, in upload order."""
     yield archive_path + SIGINFO_SUFFIX
     yield archive_path + SIG_SUFFIX
+
+
+# --- signature files in a build's stamps directory ------------------------------------------
+
+#: The kinds of signature file bitbake leaves next to its stamps.
+STAMP_SIGNATURE_KINDS = ("sigdata", "sigbasedata", "siginfo")
+
+_STAMP_RE = re.compile(
+    rf"^(?P<version>.+?)\.(?P<task>do_[A-Za-z0-9_+-]+)\."
+    rf"(?:(?P<kind>sigdata|sigbasedata)\.(?P<hash>{_HASH_RE})"
+    rf"|(?P<hash2>{_HASH_RE})\.siginfo)$"
+)
+
+
+@dataclass(frozen=True)
+class StampName:
+    """The fields of a stamp signature file's path (relative to the stamps directory).
+
+    ``pn`` is the recipe directory (for Isar machine-specific recipes ``${PN}-${MACHINE}``,
+    for shared work directories the ``work-shared`` stamp's own name): the signature's own
+    ``PN`` value, where it records one, is the better name. ``task`` keeps bitbake's ``do_``
+    prefix and any ``_setscene`` suffix, as in the file name.
+    """
+
+    sys: str
+    pn: str
+    version: str
+    task: str
+    hash: str
+    kind: str
+
+    @property
+    def base_task(self) -> str:
+        """The task without ``do_`` and ``_setscene`` (the form sstate names use)."""
+        task = self.task[3:] if self.task.startswith("do_") else self.task
+        return task[: -len("_setscene")] if task.endswith("_setscene") else task
+
+
+def parse_stamp_name(path: str) -> Optional[StampName]:
+    """Parse ``<SYS>/<PN>/<PV>-<PR>.<task>.sigdata.<hash>`` (or ``.sigbasedata.<hash>``, or
+    ``<task>.<hash>.siginfo``); None for stamps and anything else that is no signature file.
+
+    ``path`` is relative to the stamps directory and ``/``-separated. A file directly in
+    ``<SYS>/`` (``work-shared/gcc-13.2-r0.do_patch.sigdata.<hash>``) gets its name's version
+    part as ``pn`` too, since bitbake puts nothing else there.
+    """
+    parts = path.strip("/").split("/")
+    m = _STAMP_RE.match(parts[-1])
+    if m is None:
+        return None
+    dirs = parts[:-1]
+    version = m.group("version")
+    if len(dirs) >= 2:
+        sys_, pn = dirs[-2], dirs[-1]
+    elif len(dirs) == 1:
+        sys_, pn = dirs[0], version
+    else:
+        sys_, pn = "", version
+    kind = m.group("kind") or "siginfo"
+    hash_ = m.group("hash") or m.group("hash2")
+    return StampName(sys=sys_, pn=pn, version=version, task=m.group("task"), hash=hash_,
+                     kind=kind)

@@ -25,8 +25,8 @@ from .common import add_output_options
 from .ui import UI
 
 #: Command modules in the order ``--help`` lists them.
-COMMANDS: List[str] = ["upload", "clean", "info", "touch", "verify", "analyze", "dumpsig",
-                       "diffsigs"]
+COMMANDS: List[str] = ["upload", "clean", "info", "touch", "verify", "analyze", "lint",
+                       "dumpsig", "diffsigs"]
 
 EXIT_OK = 0
 EXIT_FAILED = 1
