@@ -99,6 +99,9 @@ def main(argv: Optional[List[str]] = None) -> int:
             prep = f"rm -rf {m} && cp -al {mirror0} {m} && sync"
             rows["upload-incremental"] = hyperfine("upload-incremental", prep, {
                 "sstate-mirror upload": f"{TOOL} upload -q{jobs} {local} {m}",
+                # the same job without marking the 18k used files on the mirror as used
+                "sstate-mirror upload --no-touch": f"{TOOL} upload -q --no-touch{jobs}"
+                                                   f" {local} {m}",
                 "rsync -a": f"rsync -a {local}/ {m}/",
                 "rsync -a --ignore-existing": f"rsync -a --ignore-existing {local}/ {m}/",
             }, args.runs, results_dir)

@@ -119,12 +119,9 @@ class InfoReport:
         return out
 
 
-def _prefix_of(art: Artifact) -> str:
+def _prefix_of(art: Artifact, layout: str) -> str:
     """The directory above ``hh/hh`` (``universal``, ``debian-12``, ...) or ''."""
-    if art.name is None:
-        return ""
     parts = art.path.split("/")[:-1]
-    layout = layout_of(art.path, art.name)
     depth = {"hh/hh": 2, "hh": 1}.get(layout, 0)
     return "/".join(parts[: len(parts) - depth]) if depth else "/".join(parts)
 
@@ -150,8 +147,9 @@ def summarize(artifacts: Iterable[Artifact], now: float) -> InfoReport:
             continue
         report.by_arch.setdefault(art.arch or NO_ARCH, Tally()).add(art.size)
         report.by_task.setdefault(art.task, Tally()).add(art.size)
-        report.by_prefix.setdefault(_prefix_of(art) or NO_PREFIX, Tally()).add(art.size)
-        report.by_layout.setdefault(layout_of(art.path, art.name), Tally()).add(art.size)
+        layout = layout_of(art.path, art.name)
+        report.by_prefix.setdefault(_prefix_of(art, layout) or NO_PREFIX, Tally()).add(art.size)
+        report.by_layout.setdefault(layout, Tally()).add(art.size)
         report.by_version.setdefault(art.name.version, Tally()).add(art.size)
         recipe = report.recipes.get(art.pn)
         if recipe is None:
