@@ -160,6 +160,8 @@ def _render_miss(result: TaskResult, head: str, reset: str, short: Any) -> List[
                          " recipe, arch and task could be read")
         else:
             lines.append("no signature of this recipe, arch and task on the mirror")
+    elif check.elsewhere is not None:
+        lines.append(f"the mirror has this archive, at {check.elsewhere.path}")
     elif result.differences is None:
         lines.append(f"the mirror has this signature ({short(result.candidate.hash)}) but not"
                      " its archive")

@@ -6,7 +6,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional, Tuple
 
-from ..naming import Artifact, Kind, layout_of
+from ..naming import Artifact, Kind, directory_prefix, layout_of
 
 #: Age buckets (upper bound in seconds, label); the last one is open-ended.
 AGE_BUCKETS: List[Tuple[float, str]] = [
@@ -121,12 +121,7 @@ class InfoReport:
 
 def _prefix_of(art: Artifact) -> str:
     """The directory above ``hh/hh`` (``universal``, ``debian-12``, ...) or ''."""
-    if art.name is None:
-        return ""
-    parts = art.path.split("/")[:-1]
-    layout = layout_of(art.path, art.name)
-    depth = {"hh/hh": 2, "hh": 1}.get(layout, 0)
-    return "/".join(parts[: len(parts) - depth]) if depth else "/".join(parts)
+    return "" if art.name is None else directory_prefix(art.path, art.name)
 
 
 def summarize(artifacts: Iterable[Artifact], now: float) -> InfoReport:
