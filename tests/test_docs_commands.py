@@ -54,7 +54,8 @@ def _commands_in_block(lines: List[str]) -> Iterator[Tuple[int, str]]:
     i = 0
     while i < len(lines):
         m = _START.search(lines[i])
-        if m is None or lines[i].lstrip().startswith("usage:"):
+        if (m is None or lines[i].lstrip().startswith("usage:")
+                or re.search(r"(^|\s)#", lines[i][:m.start()])):  # in a comment
             i += 1
             continue
         offset = i
@@ -63,7 +64,7 @@ def _commands_in_block(lines: List[str]) -> Iterator[Tuple[int, str]]:
                                       or re.match(r"\s+\[", lines[i + 1])):
             if not text.rstrip().endswith("\\"):  # a synopsis: drop a comment before [
                 text = re.sub(r"\s#\s.*$", "", text)
-            text = text.rstrip().rstrip("\\") + " " + lines[i + 1].strip()
+            text = text.rstrip().rstrip("\\").rstrip() + " " + lines[i + 1].strip()
             i += 1
         yield offset, text
         i += 1
@@ -172,3 +173,16 @@ def test_command_parses(where: str, command: str) -> None:
 ])
 def test_checker_itself(command: str, ok: bool) -> None:
     assert (check(command) == "") is ok
+
+
+def test_extractor_joins_continuations_and_skips_comments() -> None:
+    block = ["# bitbake writes here, sstate-mirror uploads from here",
+             "sstate-mirror clean /srv/sstate \\",
+             "    --max-age 30d   # a month",
+             "sstate-mirror verify TARGET   # the synopsis",
+             "        [--sample N | --all]",
+             "  - sstate-mirror info \"$MIRROR\" > info.txt"]
+    assert [c for _, c in _commands_in_block(block)] == [
+        "sstate-mirror clean /srv/sstate --max-age 30d   # a month",
+        "sstate-mirror verify TARGET [--sample N | --all]",
+        "sstate-mirror info \"$MIRROR\" > info.txt"]
