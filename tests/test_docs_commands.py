@@ -1,9 +1,11 @@
 """Every ``sstate-mirror ...`` command shown in the README and docs/ exists as shown.
 
-Command lines are taken from fenced code blocks and from inline code that starts with
-``sstate-mirror``. A concrete command (``sstate-mirror clean /srv/sstate --max-age 30d``) must be
-accepted by the real argument parser; a synopsis (``sstate-mirror clean TARGET [--max-age AGE]``,
-recognised by its ``[...]``) must name only options the command has.
+Command lines are taken from fenced code blocks (where a line, a YAML item or a shell operator
+starts them) and from inline code that starts with ``sstate-mirror``. A concrete command in a
+block (``sstate-mirror clean /srv/sstate --max-age 30d``) must be accepted by the real argument
+parser; a synopsis (``sstate-mirror clean TARGET [--max-age AGE]``, recognised by its ``[...]``
+or an elision ``...``) and inline code in prose, which abbreviates, must name only options the
+command has.
 """
 
 from __future__ import annotations
@@ -23,8 +25,9 @@ from sstate_mirror.cli import COMMANDS, build_parser
 ROOT = Path(__file__).parents[1]
 DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").rglob("*.md"))]
 
-# where a command starts: start of line, or after a prompt, a YAML list item, a shell operator
-_START = re.compile(r"(?:^|(?<=[\s;|&(`]))sstate-mirror(?=\s)")
+# where a command starts: start of line, or after a prompt, a YAML list item or key `run:`, a
+# shell operator (`&&`, `;`, `|`, `(`, `$(`, a backquote)
+_START = re.compile(r"(?:^\s*(?:\$\s+|-\s+|run:\s+)?|(?<=[;&|(`])\s*)sstate-mirror(?=\s|$)")
 _FENCE = re.compile(r"^\s*(```|~~~)")
 _INLINE = re.compile(r"`(sstate-mirror [^`]+)`")
 # shell syntax that ends the command's own words
@@ -53,13 +56,16 @@ def _commands_in_block(lines: List[str]) -> Iterator[Tuple[int, str]]:
     """Each command of a block with its continuation lines (``\\`` or a synopsis's ``[``)."""
     i = 0
     while i < len(lines):
-        m = _START.search(lines[i])
-        if (m is None or lines[i].lstrip().startswith("usage:")
-                or re.search(r"(^|\s)#", lines[i][:m.start()])):  # in a comment
+        line = lines[i]
+        matches = [m for m in _START.finditer(line)
+                   if not re.search(r"(^|\s)#", line[:m.start()])]  # not in a comment
+        if not matches or line.lstrip().startswith("usage:"):
             i += 1
             continue
         offset = i
-        text = lines[i][m.start():]
+        for m in matches[:-1]:
+            yield offset, line[m.end() - len("sstate-mirror"):].strip()
+        text = line[matches[-1].end() - len("sstate-mirror"):]
         while i + 1 < len(lines) and (text.rstrip().endswith("\\")
                                       or re.match(r"\s+\[", lines[i + 1])):
             if not text.rstrip().endswith("\\"):  # a synopsis: drop a comment before [
@@ -68,6 +74,9 @@ def _commands_in_block(lines: List[str]) -> Iterator[Tuple[int, str]]:
             i += 1
         yield offset, text
         i += 1
+
+
+INLINE_MARK = "inline: "
 
 
 def doc_commands() -> List[Tuple[str, str]]:
@@ -80,8 +89,8 @@ def doc_commands() -> List[Tuple[str, str]]:
             for offset, command in _commands_in_block(lines):
                 found.append((f"{rel}:{start + offset}", command))
         for number, line in enumerate(text.splitlines(), 1):
-            for m in _INLINE.finditer(line):
-                found.append((f"{rel}:{number}", m.group(1)))
+            for m in _INLINE.finditer(line):  # prose abbreviates: check option names only
+                found.append((f"{rel}:{number}", INLINE_MARK + m.group(1)))
     return found
 
 
@@ -96,6 +105,7 @@ def _options_by_command() -> Dict[str, Set[str]]:
 
 
 OPTIONS = _options_by_command()
+TOP_OPTIONS = {o for a in build_parser()._actions for o in a.option_strings}
 
 
 def _words(command: str) -> List[str]:
@@ -110,7 +120,10 @@ def _words(command: str) -> List[str]:
 
 
 def _is_synopsis(command: str) -> bool:
-    """A synopsis (``[--option]``), an elided command (``...``) or a bare command name."""
+    """A synopsis (``[--option]``), an elided command (``...``), a bare command name, or
+    inline code in prose (``clean --max-age`` names an option, not a whole command)."""
+    if command.startswith(INLINE_MARK):
+        return True
     words = command.split("#", 1)[0].split()
     if len(words) == 2 and words[1].startswith("-"):  # sstate-mirror --help
         return False
@@ -121,8 +134,12 @@ def _is_synopsis(command: str) -> bool:
 def check(command: str) -> str:
     """'' when the command is right, else what is wrong."""
     if _is_synopsis(command):
+        command = command.removeprefix(INLINE_MARK)
         words = command.split()
         name = words[1] if len(words) > 1 else ""
+        if name.startswith("-"):  # sstate-mirror --help, --version, -v ...
+            unknown = [o for o in _OPTION.findall(command) if o not in TOP_OPTIONS]
+            return f"unknown options {unknown}" if unknown else ""
         if name not in OPTIONS:
             return f"unknown command {name!r}"
         unknown = [o for o in _OPTION.findall(command.split("#", 1)[0]) if o not in OPTIONS[name]]
@@ -167,6 +184,10 @@ def test_command_parses(where: str, command: str) -> None:
     ("sstate-mirror touch", True),
     ("sstate-mirror --help", True),
     ("sstate-mirror --helpme", False),
+    ("inline: sstate-mirror --version", True),
+    ("inline: sstate-mirror --dry-run", False),
+    ("inline: sstate-mirror clean --dry-run --json", True),
+    ("inline: sstate-mirror clean --fix", False),
     ("sstate-mirror upload https://dav.example.com/sstate/ ... --jobs 4", True),
     ("sstate-mirror upload https://dav.example.com/sstate/ ... --job-count 4", False),
     ("sstate-mirror lint --lint-stamps \"$BUILDDIR/tmp\"  # stamps of the last build", True),
@@ -181,8 +202,12 @@ def test_extractor_joins_continuations_and_skips_comments() -> None:
              "    --max-age 30d   # a month",
              "sstate-mirror verify TARGET   # the synopsis",
              "        [--sample N | --all]",
-             "  - sstate-mirror info \"$MIRROR\" > info.txt"]
+             "  - sstate-mirror info \"$MIRROR\" > info.txt",
+             "  resource_group: sstate-mirror      # a name, not a command",
+             "pip install . && sstate-mirror info /srv/a && sstate-mirror info /srv/b"]
     assert [c for _, c in _commands_in_block(block)] == [
         "sstate-mirror clean /srv/sstate --max-age 30d   # a month",
         "sstate-mirror verify TARGET [--sample N | --all]",
-        "sstate-mirror info \"$MIRROR\" > info.txt"]
+        "sstate-mirror info \"$MIRROR\" > info.txt",
+        "sstate-mirror info /srv/a && sstate-mirror info /srv/b",
+        "sstate-mirror info /srv/b"]
