@@ -137,7 +137,7 @@ def check(command: str) -> str:
         command = command.removeprefix(INLINE_MARK)
         words = command.split()
         name = words[1] if len(words) > 1 else ""
-        if name.startswith("-"):  # sstate-mirror --help, --version, -v ...
+        if name.startswith("-") or name == "COMMAND":  # --help, --version; the general shape
             unknown = [o for o in _OPTION.findall(command) if o not in TOP_OPTIONS]
             return f"unknown options {unknown}" if unknown else ""
         if name not in OPTIONS:
