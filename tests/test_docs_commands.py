@@ -211,3 +211,41 @@ def test_extractor_joins_continuations_and_skips_comments() -> None:
         "sstate-mirror info \"$MIRROR\" > info.txt",
         "sstate-mirror info /srv/a && sstate-mirror info /srv/b",
         "sstate-mirror info /srv/b"]
+
+
+def _yaml_blocks() -> List[Tuple[str, str]]:
+    blocks = []
+    for path in DOCS:
+        text = path.read_text(encoding="utf-8")
+        for m in re.finditer(r"^```yaml\n(.*?)^```", text, re.MULTILINE | re.DOTALL):
+            line = text[: m.start()].count("\n") + 1
+            blocks.append((f"{path.relative_to(ROOT)}:{line}", m.group(1)))
+    return blocks
+
+
+def _steps(node: object) -> Iterator[object]:
+    """Every GitLab ``script`` item and GitHub ``run`` value in a parsed recipe."""
+    if isinstance(node, dict):
+        for key, value in node.items():
+            if key in ("script", "before_script", "after_script") and isinstance(value, list):
+                yield from value
+            elif key == "run":
+                yield value
+            else:
+                yield from _steps(value)
+    elif isinstance(node, list):
+        for item in node:
+            yield from _steps(item)
+
+
+YAML_BLOCKS = _yaml_blocks()
+
+
+@pytest.mark.parametrize(("where", "block"), YAML_BLOCKS, ids=[w for w, _ in YAML_BLOCKS])
+def test_yaml_recipes_parse(where: str, block: str) -> None:
+    """CI recipes are valid YAML, and each script line stays one string (no stray ': ')."""
+    yaml = pytest.importorskip("yaml")
+    data = yaml.safe_load(block)
+    assert isinstance(data, (dict, list)), where
+    for step in _steps(data):
+        assert isinstance(step, str), f"{where}: {step!r} is not a command line"
