@@ -15,6 +15,7 @@ import contextlib
 import io
 import re
 import shlex
+import subprocess
 from pathlib import Path
 from typing import Dict, Iterator, List, Set, Tuple
 
@@ -249,3 +250,5 @@ def test_yaml_recipes_parse(where: str, block: str) -> None:
     assert isinstance(data, (dict, list)), where
     for step in _steps(data):
         assert isinstance(step, str), f"{where}: {step!r} is not a command line"
+        res = subprocess.run(["bash", "-n"], input=step, text=True, capture_output=True)
+        assert res.returncode == 0, f"{where}: {step!r}: {res.stderr}"
