@@ -188,6 +188,23 @@ def test_hit_under_another_layout(tmp_path: Path, capsys: pytest.CaptureFixture[
     assert data["hits"] == 26
 
 
+def test_other_nativelsbstring_is_a_miss_with_its_cause(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A mirror filled with uninative (universal/) does not serve a build without it."""
+    mirror = copy_cache(OE / "cache-a", tmp_path / "mirror")
+    (mirror / "debian-12").rename(mirror / "universal")
+    code, data = analyze_json(capsys, "--fail-on-miss", str(OE / "cache-a"), str(mirror))
+    assert code == 1
+    assert (data["hits"], data["misses"]) == (11, 15)
+    [cause] = data["root_causes"]
+    assert cause["kind"] == "other-directory" and cause["detail"] == "universal -> debian-12"
+    assert cause["misses"] == 15
+    miss = next(t for t in data["tasks"] if t["status"] == "miss")
+    assert miss["candidate"]["path"].startswith("universal/")
+    code, out, _err = run(capsys, "analyze", str(OE / "cache-a"), str(mirror))
+    assert "the build looks under debian-12/ (NATIVELSBSTRING differs): explains 15" in out
+
+
 def test_all_tasks_reports_tasks_without_archives(mirror_a: Path,
                                                   capsys: pytest.CaptureFixture[str]) -> None:
     _code, data = analyze_json(capsys, "--all-tasks", str(OE / "cache-b"), str(mirror_a))

@@ -312,3 +312,21 @@ def test_graph_walk_survives_very_long_chains() -> None:
     graph.add((f"t{depth}:do_x", "1", "2"), [cause])
     (finding,) = graph.findings(("t0:do_x", "1", "2"))
     assert finding.distance == depth and finding.origin == f"t{depth}:do_x"
+
+
+def test_archive_below_another_prefix_is_a_miss() -> None:
+    """bitbake looks below its own NATIVELSBSTRING: universal/ does not serve debian-12/."""
+    local = [make_artifact(f"debian-12/{a.path}", a.size, 0.0)
+             for a in group("hello-native", "populate_sysroot", H["1"], arch="x86_64")]
+    remote = [make_artifact(f"universal/{a.path}", a.size, 0.0)
+              for a in group("hello-native", "populate_sysroot", H["1"], arch="x86_64")]
+    flat = [make_artifact(a.basename, a.size, 0.0)
+            for a in group("hello-native", "populate_sysroot", H["1"], arch="x86_64")]
+    [check] = plan_analysis(local, remote).checks
+    assert check.status == "miss"
+    assert check.elsewhere is not None and check.elsewhere.path.startswith("universal/")
+    assert check.candidates == []
+    # the same prefix, or a flat copy that keeps no prefix: a hit
+    assert plan_analysis(local, local).checks[0].status == HIT
+    assert plan_analysis(local, flat).checks[0].status == HIT
+    assert plan_analysis(local, [*remote, *local]).checks[0].status == HIT

@@ -173,6 +173,16 @@ def test_missing_source_is_an_error(tmp_path: Path, capsys: pytest.CaptureFixtur
     assert not (tmp_path / "m").exists()
 
 
+@pytest.mark.parametrize("command", ["upload", "touch", "analyze"])
+def test_missing_source_is_named_as_the_cache(tmp_path: Path, command: str,
+                                              capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "m").mkdir()
+    code, _, err = run(capsys, command, str(tmp_path / "nope"), str(tmp_path / "m"))
+    assert code == 3
+    assert f"error: sstate cache file://{tmp_path / 'nope'} does not exist" in err
+    assert "SSTATE_DIR" in err and "mirror" not in err
+
+
 def _backdate(root: Path, pred, days: float) -> None:
     t = time.time() - days * 86400
     for p in root.rglob("*"):

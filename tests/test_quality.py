@@ -19,7 +19,7 @@ def _tool(name: str) -> list[str]:
 
 
 def test_ruff() -> None:
-    res = subprocess.run([*_tool("ruff"), "check", "src", "tests", "benchmarks"], cwd=ROOT,
+    res = subprocess.run([*_tool("ruff"), "check", "src", "tests", "benchmarks", "docs"], cwd=ROOT,
                          capture_output=True, text=True)
     assert res.returncode == 0, res.stdout + res.stderr
 

@@ -313,6 +313,17 @@ def layout_of(path: str, name: SstateName) -> str:
     return "flat"
 
 
+def directory_prefix(path: str, name: SstateName, layout: Optional[str] = None) -> str:
+    """The directories above the hash levels: ``universal``, ``debian-12``, ``isarnative``, ''.
+
+    For native recipes this is bitbake's ``NATIVELSBSTRING``: a build looks for an archive
+    only below its own. ``layout`` (from :func:`layout_of`) spares computing it again.
+    """
+    parts = path.split("/")[:-1]
+    depth = {"hh/hh": 2, "hh": 1}.get(layout or layout_of(path, name), 0)
+    return "/".join(parts[: len(parts) - depth])
+
+
 def iter_companion_paths(archive_path: str) -> Iterator[str]:
     """The companion paths an archive may have, in upload order."""
     yield archive_path + SIGINFO_SUFFIX

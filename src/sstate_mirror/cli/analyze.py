@@ -34,6 +34,7 @@ from .common import (
     add_jobs_option,
     add_selection_options,
     backend_options_from_args,
+    check_source,
     compile_filter,
     jobs_from_args,
 )
@@ -97,7 +98,7 @@ def _run(args: argparse.Namespace, ui: UI, progress: Progress) -> int:
     color = ui.color and not ui.json_mode
     with open_backend(args.source, backend_options) as source, \
             open_backend(args.target, backend_options) as target:
-        source.check()
+        check_source(source)
         target.check()
         jobs = jobs_from_args(args, target.properties.connections)
         ui.info(f"analyzing {source.url} against {target.url}")
@@ -160,6 +161,8 @@ def _render_miss(result: TaskResult, head: str, reset: str, short: Any) -> List[
                          " recipe, arch and task could be read")
         else:
             lines.append("no signature of this recipe, arch and task on the mirror")
+    elif check.elsewhere is not None:
+        lines.append(f"the mirror has this archive, at {check.elsewhere.path}")
     elif result.differences is None:
         lines.append(f"the mirror has this signature ({short(result.candidate.hash)}) but not"
                      " its archive")

@@ -7,8 +7,8 @@ import os
 import re
 from typing import Optional, Pattern
 
-from ..backends import BackendOptions
-from ..errors import UsageError
+from ..backends import Backend, BackendOptions
+from ..errors import NotFoundError, UsageError
 
 
 def add_output_options(parser: argparse.ArgumentParser, *, suppress: bool) -> None:
@@ -101,6 +101,17 @@ def backend_options_from_args(args: argparse.Namespace) -> BackendOptions:
         timeout=getattr(args, "timeout", 60.0),
         retries=getattr(args, "retries", 5),
     )
+
+
+def check_source(source: Backend) -> None:
+    """Check SOURCE, the build's local cache; a missing one is named as such, not as a mirror."""
+    try:
+        source.check()
+    except NotFoundError as exc:
+        raise NotFoundError(
+            f"sstate cache {source.url} does not exist", url=exc.url,
+            hint="SOURCE is the build's SSTATE_DIR, e.g. build/sstate-cache",
+        ) from None
 
 
 def compile_filter(expr: Optional[str]) -> Optional[Pattern[str]]:

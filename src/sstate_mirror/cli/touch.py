@@ -17,6 +17,7 @@ from .common import (
     add_selection_options,
     add_use_options,
     backend_options_from_args,
+    check_source,
     compile_filter,
     jobs_from_args,
 )
@@ -56,7 +57,7 @@ def _run(args: argparse.Namespace, ui: UI, progress: Progress) -> int:
     options = backend_options_from_args(args)
     with open_backend(args.source, options) as source, \
             open_backend(args.target, options) as target:
-        source.check()
+        check_source(source)
         target.check()
         jobs = jobs_from_args(args, target.properties.connections)
         local = list_artifacts(source, progress=progress)

@@ -4,7 +4,10 @@ Plan (pure): every task signature of the local cache is a task bitbake ran. Task
 *sstate tasks* — a task name that has an archive anywhere in the local cache or on the mirror
 (OE's populate_sysroot, package_write_*, ...; Isar's dpkg_build, rootfs_install, ...) — are
 checked the way bitbake checks them: a hit when the mirror holds the *archive* with the same
-recipe, task and hash (at the same path or under another layout). Other tasks (compile,
+recipe, task and hash below the same directory prefix (``universal/``, ``debian-12/``: bitbake's
+``NATIVELSBSTRING`` for native recipes; the hash directories may differ, and a flat copy, which
+keeps no prefix, matches any). The same archive below another prefix only is a miss bitbake
+really has, with its own cause. Other tasks (compile,
 configure, ...) never have archives; they are only used to follow dependencies, or, with
 ``--all-tasks``, reported by the presence of their signature. For each miss the mirror's
 signatures of the same recipe, arch and task are the candidates, newest first, at most
@@ -25,7 +28,7 @@ from dataclasses import dataclass, field
 from typing import Any, Dict, FrozenSet, List, Optional, Set, Tuple
 
 from ..errors import BackendError, SstateMirrorError
-from ..naming import Artifact, Kind
+from ..naming import Artifact, Kind, directory_prefix, layout_of
 from ..signatures.compare import compare_signatures
 from ..signatures.finder import Recursor
 from ..signatures.model import Signature
@@ -43,6 +46,7 @@ from .rootcause import (
     hash_equivalence_diverged,
     name_field_cause,
     no_candidate_cause,
+    other_directory_cause,
     signature_missing_cause,
     unreadable_cause,
 )
@@ -84,6 +88,8 @@ class TaskCheck:
     total_candidates: int = 0
     same_hash_siginfo: Optional[Artifact] = None
     """The mirror's signature with this very hash, when its archive is missing."""
+    elsewhere: Optional[Artifact] = None
+    """The mirror's archive with this very hash below another directory prefix."""
 
     @property
     def key(self) -> str:
@@ -121,13 +127,23 @@ def _identity(art: Artifact) -> Tuple[str, str, str]:
     return (art.pn, art.task, art.hash)
 
 
+def _prefix(art: Artifact) -> Optional[str]:
+    """The directory prefix of an artifact; None in a flat copy, which does not keep it."""
+    if art.name is None or layout_of(art.path, art.name) == "flat":
+        return None
+    return directory_prefix(art.path, art.name)
+
+
 def plan_analysis(local: Iterable[Artifact], remote: Iterable[Artifact],
                   options: AnalyzeOptions = AnalyzeOptions()) -> AnalysisPlan:
     """Decide hit or miss for every selected local task signature. Pure."""
     local = [a for a in local if a.name is not None]
     remote = [a for a in remote if a.name is not None]
     sstate_tasks = frozenset(a.task for a in (*local, *remote) if a.kind is Kind.ARCHIVE)
-    remote_archives = {_identity(a) for a in remote if a.kind is Kind.ARCHIVE}
+    remote_archives: Dict[Tuple[str, str, str], Dict[Optional[str], Artifact]] = {}
+    for a in remote:
+        if a.kind is Kind.ARCHIVE:
+            remote_archives.setdefault(_identity(a), {}).setdefault(_prefix(a), a)
     remote_sigs: Dict[Tuple[str, str, str], Artifact] = {}
     by_group: Dict[Tuple[str, str, str], List[Artifact]] = {}
     for art in remote:
@@ -150,15 +166,24 @@ def plan_analysis(local: Iterable[Artifact], remote: Iterable[Artifact],
         if not sstate and not options.all_tasks:
             plan.not_sstate += 1
             continue
-        present = remote_archives if sstate else remote_sigs.keys()
-        if _identity(art) in present:
+        elsewhere: Optional[Artifact] = None
+        if sstate:
+            archives = remote_archives.get(_identity(art), {})
+            prefix = _prefix(art)
+            if prefix in archives or None in archives or (prefix is None and archives):
+                plan.checks.append(TaskCheck(art, sstate, HIT))
+                continue
+            if archives:  # the same archive, below another prefix only
+                elsewhere = archives[min(p for p in archives if p is not None)]
+        elif _identity(art) in remote_sigs:
             plan.checks.append(TaskCheck(art, sstate, HIT))
             continue
         others = [c for c in by_group.get((art.pn, art.arch, art.task), [])
                   if c.hash != art.hash]
         plan.checks.append(TaskCheck(
             art, sstate, MISS, candidates=others[: max(0, options.max_candidates)],
-            total_candidates=len(others), same_hash_siginfo=remote_sigs.get(_identity(art))))
+            total_candidates=len(others), same_hash_siginfo=remote_sigs.get(_identity(art)),
+            elsewhere=elsewhere))
     return plan
 
 
@@ -297,6 +322,12 @@ def _choose_candidate(result: TaskResult, store: SignatureStore
     local = store.load((LOCAL, check.siginfo.path))
     if local is None:
         result.findings = [Finding(unreadable_cause(), check.key, 0)]
+        return None
+    if check.elsewhere is not None:
+        result.candidate = check.elsewhere
+        result.findings = [Finding(other_directory_cause(_prefix(check.elsewhere) or "",
+                                                         _prefix(check.siginfo) or ""),
+                                   check.key, 0)]
         return None
     if check.same_hash_siginfo is not None:
         result.candidate = check.same_hash_siginfo

@@ -6,7 +6,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional, Tuple
 
-from ..naming import Artifact, Kind, layout_of
+from ..naming import Artifact, Kind, directory_prefix, layout_of
 
 #: Age buckets (upper bound in seconds, label); the last one is open-ended.
 AGE_BUCKETS: List[Tuple[float, str]] = [
@@ -119,13 +119,6 @@ class InfoReport:
         return out
 
 
-def _prefix_of(art: Artifact, layout: str) -> str:
-    """The directory above ``hh/hh`` (``universal``, ``debian-12``, ...) or ''."""
-    parts = art.path.split("/")[:-1]
-    depth = {"hh/hh": 2, "hh": 1}.get(layout, 0)
-    return "/".join(parts[: len(parts) - depth]) if depth else "/".join(parts)
-
-
 def summarize(artifacts: Iterable[Artifact], now: float) -> InfoReport:
     """All statistics in one linear pass."""
     report = InfoReport(now=now)
@@ -148,7 +141,8 @@ def summarize(artifacts: Iterable[Artifact], now: float) -> InfoReport:
         report.by_arch.setdefault(art.arch or NO_ARCH, Tally()).add(art.size)
         report.by_task.setdefault(art.task, Tally()).add(art.size)
         layout = layout_of(art.path, art.name)
-        report.by_prefix.setdefault(_prefix_of(art, layout) or NO_PREFIX, Tally()).add(art.size)
+        prefix = directory_prefix(art.path, art.name, layout)
+        report.by_prefix.setdefault(prefix or NO_PREFIX, Tally()).add(art.size)
         report.by_layout.setdefault(layout, Tally()).add(art.size)
         report.by_version.setdefault(art.name.version, Tally()).add(art.size)
         recipe = report.recipes.get(art.pn)

@@ -42,6 +42,7 @@ TAINT = "taint"
 HASH_EQUIVALENCE = "hash-equivalence"
 NO_CANDIDATE = "no-candidate"
 ARCHIVE_MISSING = "archive-missing"
+OTHER_DIRECTORY = "other-directory"
 SIGNATURE_MISSING = "signature-missing"
 UNREADABLE = "unreadable"
 UNEXPLAINED = "unexplained"
@@ -75,6 +76,15 @@ def no_candidate_cause() -> Cause:
 
 def archive_missing_cause() -> Cause:
     return _cause(ARCHIVE_MISSING, "", "archive missing on the mirror (its signature is there)")
+
+
+def other_directory_cause(mirror_prefix: str, local_prefix: str) -> Cause:
+    """The mirror has the archive, but below another directory than the build looks in."""
+    def shown(prefix: str) -> str:
+        return f"{prefix}/" if prefix else "the top level"
+    return _cause(OTHER_DIRECTORY, f"{mirror_prefix or '.'} -> {local_prefix or '.'}",
+                  f"archive on the mirror under {shown(mirror_prefix)}, the build looks under"
+                  f" {shown(local_prefix)} (NATIVELSBSTRING differs)")
 
 
 def unreadable_cause() -> Cause:
