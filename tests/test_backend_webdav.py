@@ -57,8 +57,8 @@ def _put(b: WebDAVBackend, path: str, data: bytes) -> None:
 def contract_env(webdav_mirror: DavMirror) -> Iterator[ContractEnv]:
     backend = _backend(webdav_mirror)
     # nginx cannot refresh a file's time without a new upload (see test_touch_per_server)
-    backdate = None if webdav_mirror.server == "nginx" else webdav_mirror.backdate
-    yield ContractEnv(backend=backend, backdate=backdate)
+    yield ContractEnv(backend=backend, backdate=webdav_mirror.backdate,
+                      can_touch=webdav_mirror.server != "nginx")
     backend.close()
 
 
