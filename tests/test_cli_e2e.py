@@ -114,3 +114,29 @@ def test_clean_by_size_evicts_least_recently_used(mirror: Mirror, oe_cache_a: Pa
     code, report, _ = cli(capsys, mirror, "clean", "--max-size", str(budget), mirror.url)
     assert code == 0 and not report["plan"]["budget_unmet"]
     assert set(mirror.sizes()) == zeta
+
+
+def test_analyze_explains_misses_on_every_mirror(mirror: Mirror, oe_cache_a: Path,
+                                                 oe_cache_b: Path,
+                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli(capsys, mirror, "upload", str(oe_cache_a), mirror.url)[0] == 0
+    code, report, err = cli(capsys, mirror, "analyze", str(oe_cache_b), mirror.url)
+    assert code == 0, err
+    assert (report["checked"], report["hits"], report["misses"]) == (26, 17, 9)
+    causes = {c["cause"] for c in report["root_causes"]}
+    assert any("ALPHA_GREETING" in c for c in causes)
+    assert any("beta.sh" in c for c in causes)
+    assert any("r0" in c and "r1" in c for c in causes)
+
+
+def test_verify_and_lint_read_every_mirror(mirror: Mirror, oe_cache_a: Path,
+                                           capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli(capsys, mirror, "upload", str(oe_cache_a), mirror.url)[0] == 0
+    code, report, err = cli(capsys, mirror, "verify", "--all", mirror.url)
+    assert code == 0, err
+    assert report["checked"]["archives"] == 26 and report["checked"]["siginfo"] == 67
+    assert [p for p in report["problems"] if p.get("severity") == "error"] == []
+    code, report, err = cli(capsys, mirror, "lint", "--pedantic", mirror.url)
+    assert code == 1, err  # the one OE-core default path, the same on every machine
+    assert report["files_checked"] == 67 and report["unreadable"] == []
+    assert [f["variable"] for f in report["findings"]] == ["SYSROOT_DIRS"]
