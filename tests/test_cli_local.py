@@ -321,3 +321,20 @@ def test_entry_points(tmp_path: Path, oe_cache_a: Path) -> None:
     res = subprocess.run([exe, "info", "-q", "--json", str(oe_cache_a)], capture_output=True,
                          text=True, env=env, check=True)
     assert json.loads(res.stdout)["files"] == 93
+
+
+def test_clean_and_info_take_isar_sstates_filter(tmp_path: Path, oe_cache_a: Path,
+                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    mirror = tmp_path / "mirror"
+    assert run(capsys, "upload", "-q", str(oe_cache_a), str(mirror))[0] == 0
+    code, out, _ = run(capsys, "--json", "info", "--filter", "zeta$", str(mirror))
+    assert code == 0 and json.loads(out)["files"] == 9
+    code, out, _ = run(capsys, "--json", "info", "--arch", "allarch", str(mirror))
+    assert code == 0 and json.loads(out)["files"] == 4
+    _backdate(mirror, lambda n: True, 40)
+    # only the selected recipe is cleaned, however old the rest is
+    code, out, _ = run(capsys, "--json", "clean", "--filter", "zeta$", "--max-age", "30d",
+                       str(mirror))
+    assert code == 0 and json.loads(out)["result"]["deleted"] == 9
+    left = stats(mirror)
+    assert len(left) == 84 and not any(":zeta:" in p for p in left)

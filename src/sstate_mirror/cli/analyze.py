@@ -23,9 +23,8 @@ from ..commands.analyze import (
     plan_analysis,
     shorten_hashes,
 )
-from ..commands.listing import list_artifacts
+from ..commands.listing import Selection, list_artifacts
 from ..commands.sigstore import SignatureStore
-from ..commands.upload import Selection
 from ..errors import UsageError
 from ..signatures.textdiff import colors_for
 from ..transfer import Progress

@@ -8,10 +8,17 @@ from typing import Any, Dict, Sequence
 
 from ..backends import open_backend
 from ..commands.clean import RULES, CleanOptions, execute_clean, plan_clean
-from ..commands.listing import list_artifacts
+from ..commands.listing import Selection, list_artifacts, select
 from ..transfer import Progress
 from ..units import format_size, parse_age, parse_size
-from .common import add_backend_options, add_jobs_option, backend_options_from_args, jobs_from_args
+from .common import (
+    add_backend_options,
+    add_jobs_option,
+    add_selection_options,
+    backend_options_from_args,
+    compile_filter,
+    jobs_from_args,
+)
 from .progress import make_progress
 from .ui import UI
 
@@ -45,6 +52,7 @@ def register(sub: Any, parents: Sequence[argparse.ArgumentParser]) -> None:
                         " delete an orphaned .sig younger than that (default: 1h)")
     p.add_argument("-n", "--dry-run", action="store_true",
                    help="show what would be deleted and why; change nothing")
+    add_selection_options(p)
     add_jobs_option(p)
     add_backend_options(p)
     p.set_defaults(run=run)
@@ -57,6 +65,7 @@ def run(args: argparse.Namespace, ui: UI) -> int:
 
 def _run(args: argparse.Namespace, ui: UI, progress: Progress) -> int:
     # every value is checked before the mirror is contacted
+    selection = Selection(pn_filter=compile_filter(args.filter), arch=args.arch)
     options = CleanOptions(
         max_age=parse_age(args.max_age, "--max-age") if args.max_age is not None else None,
         max_sig_age=(parse_age(args.max_sig_age, "--max-sig-age")
@@ -71,7 +80,7 @@ def _run(args: argparse.Namespace, ui: UI, progress: Progress) -> int:
         target.check()
         ui.info(f"scanning {target.url}")
         now = time.time()
-        artifacts = list_artifacts(target, progress=progress)
+        artifacts = select(list_artifacts(target, progress=progress), selection)
         plan = plan_clean(artifacts, options, now)
         scanned = ", ".join(f"{n} {kind}" for kind, n in sorted(plan.counts.items()))
         ui.info(f"  {len(artifacts)} files ({scanned or 'empty'})")

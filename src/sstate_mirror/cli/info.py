@@ -8,9 +8,14 @@ from typing import Any, Dict, List, Sequence
 
 from ..backends import open_backend
 from ..commands.info import AGE_BUCKETS, InfoReport, Tally, summarize
-from ..commands.listing import list_artifacts
+from ..commands.listing import Selection, list_artifacts, select
 from ..units import format_age, format_size
-from .common import add_backend_options, backend_options_from_args
+from .common import (
+    add_backend_options,
+    add_selection_options,
+    backend_options_from_args,
+    compile_filter,
+)
 from .progress import make_progress
 from .ui import UI
 
@@ -29,6 +34,7 @@ def register(sub: Any, parents: Sequence[argparse.ArgumentParser]) -> None:
                    help="mirror or cache: a directory, file://, http(s):// or s3:// URL")
     p.add_argument("--top", type=int, default=TOP, metavar="N",
                    help=f"how many recipes to list by size (default: {TOP})")
+    add_selection_options(p)
     add_backend_options(p)
     p.set_defaults(run=run)
 
@@ -39,7 +45,9 @@ def run(args: argparse.Namespace, ui: UI) -> int:
         ui.info(f"scanning {target.url}")
         now = time.time()
         with make_progress(ui) as progress:
-            report = summarize(list_artifacts(target, progress=progress), now)
+            selection = Selection(pn_filter=compile_filter(args.filter), arch=args.arch)
+            report = summarize(select(list_artifacts(target, progress=progress), selection),
+                               now)
         if ui.json_mode:
             data: Dict[str, Any] = {"command": "info", "target": target.url, "now": now}
             data.update(report.to_dict(top=args.top, detail=ui.verbose > 0))

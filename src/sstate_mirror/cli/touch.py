@@ -7,8 +7,8 @@ import time
 from typing import Any, Dict, Sequence
 
 from ..backends import open_backend
-from ..commands.listing import list_artifacts, remote_sizes
-from ..commands.upload import SENDABLE, Selection, execute_touch, plan_upload
+from ..commands.listing import Selection, list_artifacts, remote_sizes
+from ..commands.upload import SENDABLE, execute_touch, plan_upload
 from ..transfer import Progress
 from ..units import parse_age
 from .common import (

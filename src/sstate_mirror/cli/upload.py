@@ -7,8 +7,8 @@ import time
 from typing import Any, Dict, List, Sequence
 
 from ..backends import open_backend
-from ..commands.listing import list_artifacts, remote_sizes
-from ..commands.upload import SENDABLE, Selection, Skipped, execute_upload, plan_upload
+from ..commands.listing import Selection, list_artifacts, remote_sizes
+from ..commands.upload import SENDABLE, Skipped, execute_upload, plan_upload
 from ..errors import NotFoundError
 from ..transfer import Progress
 from ..units import format_size, parse_age

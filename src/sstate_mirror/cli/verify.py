@@ -8,8 +8,7 @@ from typing import Any, Dict, List, Sequence
 
 from ..archive_check import ArchiveLimits
 from ..backends import Backend, open_backend
-from ..commands.listing import list_artifacts
-from ..commands.upload import Selection
+from ..commands.listing import Selection, list_artifacts
 from ..commands.verify import (
     DEFAULT_SAMPLE,
     ERROR,

@@ -33,6 +33,7 @@ from ..signatures.compare import compare_signatures
 from ..signatures.finder import Recursor
 from ..signatures.model import Signature
 from ..transfer import Progress
+from .listing import Selection
 from .rootcause import (
     Cause,
     ExplanationGraph,
@@ -51,7 +52,6 @@ from .rootcause import (
     unreadable_cause,
 )
 from .sigstore import Location, SignatureStore, UnionFinder
-from .upload import Selection
 
 LOCAL = "local"
 MIRROR = "mirror"

@@ -2,11 +2,29 @@
 
 from __future__ import annotations
 
-from typing import Callable, Dict, List, Optional, Sequence
+from dataclasses import dataclass
+from typing import Callable, Dict, List, Optional, Pattern, Sequence
 
 from ..backends.base import Backend
 from ..naming import Artifact, make_artifact
 from ..transfer import Progress, run_parallel
+
+
+@dataclass(frozen=True)
+class Selection:
+    """Which artifacts a command looks at: ``--filter`` on PN, ``--arch`` on SSTATE_PKGARCH."""
+
+    pn_filter: Optional[Pattern[str]] = None
+    arch: Optional[str] = None
+
+    def matches(self, art: Artifact) -> bool:
+        if self.pn_filter is not None and not self.pn_filter.match(art.pn):
+            return False
+        return self.arch is None or art.arch == self.arch
+
+
+#: The selection of a command run without ``--filter`` and ``--arch``.
+EVERYTHING = Selection()
 
 
 def list_artifacts(
@@ -59,3 +77,10 @@ def remote_sizes(
     if failures:
         raise next(iter(failures.values()))
     return sizes
+
+
+def select(artifacts: Sequence[Artifact], selection: Selection) -> List[Artifact]:
+    """The artifacts a ``--filter``/``--arch`` selection keeps (all without one)."""
+    if selection.pn_filter is None and selection.arch is None:
+        return list(artifacts)
+    return [a for a in artifacts if selection.matches(a)]

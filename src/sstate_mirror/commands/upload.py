@@ -19,25 +19,13 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Dict, List, Optional, Pattern, Tuple
+from typing import Any, Dict, List, Optional, Tuple
 
 from ..backends.base import Backend
 from ..errors import BackendError, PermanentError
 from ..naming import Artifact, Kind, group_artifacts, group_key
 from ..transfer import Progress, batched, run_parallel
-
-
-@dataclass(frozen=True)
-class Selection:
-    """Which artifacts a command looks at: ``--filter`` on PN, ``--arch`` on SSTATE_PKGARCH."""
-
-    pn_filter: Optional[Pattern[str]] = None
-    arch: Optional[str] = None
-
-    def matches(self, art: Artifact) -> bool:
-        if self.pn_filter is not None and not self.pn_filter.match(art.pn):
-            return False
-        return self.arch is None or art.arch == self.arch
+from .listing import EVERYTHING, Selection
 
 
 @dataclass(frozen=True)
@@ -111,7 +99,7 @@ _SKIP_REASONS = {
 def plan_upload(
     local: Iterable[Artifact],
     remote_sizes: Mapping[str, int],
-    selection: Selection = Selection(),
+    selection: Selection = EVERYTHING,
     *,
     now: float = 0.0,
     used_within: Optional[float] = None,

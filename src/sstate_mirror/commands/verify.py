@@ -29,7 +29,7 @@ from typing import Any, Dict, List, Optional, Set
 from ..errors import UsageError
 from ..naming import Artifact, Group, Kind, group_artifacts
 from .clean import Deletion
-from .upload import Selection
+from .listing import Selection
 
 DEFAULT_SAMPLE = 100
 #: Leftovers and orphaned ``.sig`` files younger than this may belong to an upload running
