@@ -7,8 +7,8 @@ import time
 from typing import Any, Dict, Sequence
 
 from ..backends import open_backend
-from ..commands.listing import Selection, list_artifacts, remote_sizes
-from ..commands.upload import SENDABLE, execute_touch, plan_upload
+from ..commands.listing import Selection
+from ..commands.upload import execute_touch, plan_against_mirror
 from ..transfer import Progress
 from ..units import parse_age
 from .common import (
@@ -60,10 +60,8 @@ def _run(args: argparse.Namespace, ui: UI, progress: Progress) -> int:
         check_source(source)
         target.check()
         jobs = jobs_from_args(args, target.properties.connections)
-        local = list_artifacts(source, progress=progress)
-        wanted = [a for a in local if a.kind in SENDABLE and selection.matches(a)]
-        remote = remote_sizes(target, wanted, jobs=jobs, progress=progress)
-        plan = plan_upload(local, remote, selection, now=time.time(), used_within=used_within)
+        plan = plan_against_mirror(source, target, selection, now=time.time(),
+                                   used_within=used_within, jobs=jobs, progress=progress)
         report: Dict[str, Any] = {"command": "touch", "source": source.url,
                                   "target": target.url, "dry_run": args.dry_run,
                                   "to_touch": plan.touches}

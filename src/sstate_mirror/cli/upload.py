@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import argparse
 import time
-from typing import Any, Dict, List, Sequence
+from typing import Any, Dict, Sequence
 
 from ..backends import open_backend
-from ..commands.listing import Selection, list_artifacts, remote_sizes
-from ..commands.upload import SENDABLE, Skipped, execute_upload, plan_upload
+from ..commands.listing import Selection
+from ..commands.upload import Skipped, execute_upload, plan_against_mirror
 from ..errors import NotFoundError
 from ..transfer import Progress
 from ..units import format_size, parse_age
@@ -57,6 +57,7 @@ def run(args: argparse.Namespace, ui: UI) -> int:
 def _run(args: argparse.Namespace, ui: UI, progress: Progress) -> int:
     selection = Selection(pn_filter=compile_filter(args.filter), arch=args.arch)
     options = backend_options_from_args(args)
+    used_within = None if args.no_touch else parse_age(args.used_within, "--used-within")
     with open_backend(args.source, options) as source, \
             open_backend(args.target, options) as target:
         check_source(source)
@@ -69,18 +70,12 @@ def _run(args: argparse.Namespace, ui: UI, progress: Progress) -> int:
             mirror_exists = False  # a dry run does not create it: everything is missing
         jobs = jobs_from_args(args, target.properties.connections)
         ui.info(f"uploading {source.url} to {target.url}")
-        dangling: List[Skipped] = []
-        local = list_artifacts(source, progress=progress,
-                               on_skip=lambda p, why: dangling.append(Skipped(p, why)))
-        wanted = [a for a in local if a.kind in SENDABLE and selection.matches(a)]
-        remote = (remote_sizes(target, wanted, jobs=jobs, progress=progress)
-                  if mirror_exists else {})
-        used_within = None if args.no_touch else parse_age(args.used_within, "--used-within")
-        plan = plan_upload(local, remote, selection, now=time.time(), used_within=used_within)
+        plan = plan_against_mirror(source, target, selection, now=time.time(),
+                                   used_within=used_within, jobs=jobs,
+                                   mirror_exists=mirror_exists, progress=progress)
         if plan.touches and target.properties.touch == "none":
             ui.warn(f"{target.url} cannot record use; not marking {len(plan.touches)} files")
             plan.touches = []
-        plan.skipped.extend(dangling)
         ui.info(f"  {len(plan.transfers)} files to upload ({format_size(plan.bytes_to_send)}),"
                 f" {plan.present} already present, {len(plan.touches)} of them to mark as used")
         for t in plan.transfers:

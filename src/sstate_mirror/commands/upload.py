@@ -25,7 +25,7 @@ from ..backends.base import Backend
 from ..errors import BackendError, PermanentError
 from ..naming import Artifact, Kind, group_artifacts, group_key
 from ..transfer import Progress, batched, run_parallel
-from .listing import EVERYTHING, Selection
+from .listing import EVERYTHING, Selection, list_artifacts, remote_sizes
 
 
 @dataclass(frozen=True)
@@ -136,6 +136,32 @@ def plan_upload(
             plan.archives.append(transfer)
         else:
             plan.companions.append(transfer)
+    return plan
+
+
+def plan_against_mirror(
+    source: Backend,
+    target: Backend,
+    selection: Selection,
+    *,
+    now: float,
+    used_within: Optional[float],
+    jobs: int,
+    mirror_exists: bool = True,
+    progress: Optional[Progress] = None,
+) -> UploadPlan:
+    """List the cache, learn what the mirror holds of it, and plan (upload and touch).
+
+    Files the cache listing passes over (dangling links, loops) are in ``plan.skipped``.
+    """
+    skipped: List[Skipped] = []
+    local = list_artifacts(source, progress=progress,
+                           on_skip=lambda p, why: skipped.append(Skipped(p, why)))
+    wanted = [a for a in local if a.kind in SENDABLE and selection.matches(a)]
+    remote = (remote_sizes(target, wanted, jobs=jobs, progress=progress)
+              if mirror_exists else {})
+    plan = plan_upload(local, remote, selection, now=now, used_within=used_within)
+    plan.skipped.extend(skipped)
     return plan
 
 
