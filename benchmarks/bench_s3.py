@@ -131,7 +131,11 @@ class MotoState:
     """moto's S3 in this process, and a way to put a prefix back to a planned state fast."""
 
     def __init__(self) -> None:
+        import logging
+
         from moto.server import ThreadedMotoServer
+
+        logging.getLogger("werkzeug").setLevel(logging.ERROR)  # one line per request
 
         self.port = benchlib.free_port()
         self.server = ThreadedMotoServer(ip_address="127.0.0.1", port=self.port, verbose=False)

@@ -62,25 +62,38 @@ def peer_env() -> Dict[str, str]:
     })
 
 
-def commands(scenario: str, url: str, local: Path, prefix: str, jobs: str) -> Dict[str, str]:
+#: rclone's WebDAV remote waits at least 10 ms between two requests by default (its
+#: "pacer"), whatever ``--checkers``; with 0 it runs as fast as the server answers.
+NO_PACER = "--webdav-pacer-min-sleep 0"
+
+
+def commands(scenario: str, url: str, local: Path, prefix: str, jobs: str,
+             default_pacer: bool = True) -> Dict[str, str]:
+    """The same job for each tool. rclone runs with its defaults (``--checkers 8``,
+    ``--transfers 4``) and once more without its pacer; the default pacer is left out of
+    the 100,000-file scenarios with ``default_pacer=False`` (minutes per run)."""
     mirror = f"{url}{prefix}/"
     remote = f"--webdav-url {url} dav:{prefix}"
+    cmds: Dict[str, str] = {}
     if scenario == "upload":
-        return {
-            "sstate-mirror upload --no-touch": (f"{TOOL} upload -q --no-touch --no-netrc{jobs}"
-                                                f" {local} {mirror}"),
-            "rclone copy --size-only": f"rclone copy --size-only {local} {remote}",
-            "rclone copy": f"rclone copy {local} {remote}",
-        }
-    if scenario == "clean":
-        return {
-            "sstate-mirror clean": f"{TOOL} clean -q --no-netrc{jobs} --max-age 30d {mirror}",
-            "rclone delete --min-age 30d": f"rclone delete --min-age 30d {remote}",
-        }
-    return {
-        "sstate-mirror info": f"{TOOL} info --no-netrc {mirror} > /dev/null",
-        "rclone size": f"rclone size {remote} > /dev/null",
-    }
+        cmds["sstate-mirror upload --no-touch"] = (f"{TOOL} upload -q --no-touch --no-netrc{jobs}"
+                                                   f" {local} {mirror}")
+        cmds["rclone copy --size-only, no pacer"] = (f"rclone copy --size-only {NO_PACER}"
+                                                     f" {local} {remote}")
+        if default_pacer:
+            cmds["rclone copy --size-only"] = f"rclone copy --size-only {local} {remote}"
+    elif scenario == "clean":
+        cmds["sstate-mirror clean"] = f"{TOOL} clean -q --no-netrc{jobs} --max-age 30d {mirror}"
+        cmds["rclone delete --min-age 30d, no pacer"] = (f"rclone delete --min-age 30d"
+                                                         f" {NO_PACER} {remote}")
+        if default_pacer:
+            cmds["rclone delete --min-age 30d"] = f"rclone delete --min-age 30d {remote}"
+    else:
+        cmds["sstate-mirror info"] = f"{TOOL} info --no-netrc {mirror} > /dev/null"
+        cmds["rclone size, no pacer"] = f"rclone size {NO_PACER} {remote} > /dev/null"
+        if default_pacer:
+            cmds["rclone size"] = f"rclone size {remote} > /dev/null"
+    return cmds
 
 
 def main(argv: Optional[List[str]] = None) -> int:
@@ -93,6 +106,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     ap.add_argument("--jobs", type=int, default=None, help="sstate-mirror --jobs")
     ap.add_argument("--only", nargs="*", choices=("upload", "clean", "info"))
     ap.add_argument("--skip", nargs="*", default=[], help="commands (labels) not to run")
+    ap.add_argument("--default-pacer", choices=("upload", "all", "none"), default="upload",
+                    help="where to also run rclone with its default pacer (default: upload)")
     args = ap.parse_args(argv)
     benchlib.need("hyperfine", "rclone")
     shm = "/dev/shm" if Path("/dev/shm").is_dir() else None
@@ -137,8 +152,9 @@ def main(argv: Optional[List[str]] = None) -> int:
                 pristine = pristine_up if scenario == "upload" else pristine_big
                 target = docroot / "sstate" / prefix
                 prep = f"rm -rf {target} && cp -al {pristine} {target}"
-                cmds = {k: v for k, v in commands(scenario, server.url, local, prefix,
-                                                  jobs).items() if k not in args.skip}
+                pacer = args.default_pacer == "all" or (args.default_pacer == scenario)
+                cmds = {k: v for k, v in commands(scenario, server.url, local, prefix, jobs,
+                                                  pacer).items() if k not in args.skip}
                 if scenario == "info":  # read-only: one copy for every run
                     benchlib.sh_run(prep)
                     prep = "true"

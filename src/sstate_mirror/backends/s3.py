@@ -10,8 +10,8 @@ What S3 gives and what it does not, and how each primitive copes:
 * **put** is atomic by nature: an object appears only when its upload completes. Large
   files go up in parts (s3transfer), an aborted multipart upload leaves nothing behind.
 * **list** pages through ListObjectsV2 to the end (a page says whether more follow); a big
-  mirror is listed as parallel key ranges, one per top-level directory (two hex digits) and
-  one per ``<native-dir>/<hh>/``.
+  mirror is listed as parallel key ranges, one per first hex digit of the top-level
+  directories (``3`` for ``30/`` to ``3f/``) and the same below ``<native-dir>/``.
 * **delete** uses DeleteObjects batches of 1,000 keys with per-key errors.
 * **touch** copies an object onto itself with replaced (identical) metadata: S3 has no other
   way to move ``LastModified`` without re-uploading.
