@@ -33,6 +33,7 @@ from sstate_mirror.backends.s3 import (
     parse_s3_url,
     parse_utc_timestamp,
     prefer_probes,
+    range_prefixes,
 )
 from sstate_mirror.errors import (
     AuthError,
@@ -239,6 +240,20 @@ def test_listing_stays_inside_the_prefix(s3_bucket: S3Bucket) -> None:
         assert b.delete(["aa/bb/in"]) == {}
     keys = {o["Key"] for o in c.list_objects_v2(Bucket=s3_bucket.name)["Contents"]}
     assert keys == {"a/bc/aa/bb/out", "a/b", "a/b/", "a/b/aa/", "other"}
+
+
+def test_range_prefixes_group_hash_directories_without_overlap() -> None:
+    hexdirs = [f"m/{i:02x}/" for i in range(256)]
+    # d is taken by debian-12/, 3 by the file "3rdparty.txt": those stay one range each
+    ranges = range_prefixes("m/", ["3rdparty.txt"], [*hexdirs, "m/debian-12/", "m/universal/"])
+    grouped = [r for r in ranges if not r.endswith("/")]
+    assert set(grouped) == {f"m/{c}" for c in "012456789abcef"}
+    assert {r for r in ranges if r.endswith("/")} == {
+        *(f"m/3{c}/" for c in "0123456789abcdef"), *(f"m/d{c}/" for c in "0123456789abcdef"),
+        "m/debian-12/", "m/universal/"}
+    # a lone directory needs no grouping; nothing else is touched
+    assert range_prefixes("", [], ["00/", "zz/"]) == ["00/", "zz/"]
+    assert range_prefixes("", [], []) == []
 
 
 def test_unusable_key_names_are_reported_not_listed(s3_bucket: S3Bucket) -> None:

@@ -10,8 +10,8 @@ What S3 gives and what it does not, and how each primitive copes:
 * **put** is atomic by nature: an object appears only when its upload completes. Large
   files go up in parts (s3transfer), an aborted multipart upload leaves nothing behind.
 * **list** pages through ListObjectsV2 to the end (a page says whether more follow); a big
-  mirror is listed as parallel key ranges, one per top-level directory (two hex digits) and
-  one per ``<native-dir>/<hh>/``.
+  mirror is listed as parallel key ranges, one per first hex digit of the top-level
+  directories (``3`` for ``30/`` to ``3f/``) and the same below ``<native-dir>/``.
 * **delete** uses DeleteObjects batches of 1,000 keys with per-key errors.
 * **touch** copies an object onto itself with replaced (identical) metadata: S3 has no other
   way to move ``LastModified`` without re-uploading.
@@ -86,6 +86,7 @@ __all__ = [
     "parse_s3_url",
     "parse_utc_timestamp",
     "prefer_probes",
+    "range_prefixes",
     "translate_error",
 ]
 
@@ -186,6 +187,35 @@ def estimate_from_first_page(count: int, truncated: bool, last_key: str) -> Opti
 
 
 # -- streams ---------------------------------------------------------------------------------
+
+
+def range_prefixes(level: str, objects: Sequence[str], prefixes: Sequence[str]) -> List[str]:
+    """The prefixes that list everything in ``prefixes`` (the "directories" directly below
+    ``level``, as ListObjectsV2 gives them with ``Delimiter="/"``) as few ranges.
+
+    Hash directories (``3f/``) sharing their first character become one range (``3``):
+    16 ranges of 16 directories instead of 256 of one. That is fewer requests (the pages
+    are fuller) and on servers whose listing cost grows with the number of keys below the
+    prefix it is still a narrow prefix. A character is grouped only when nothing else below
+    ``level`` starts with it (``objects``: names of the files directly below ``level``),
+    so that no key is listed twice; other directories stay ranges of their own.
+    """
+    by_char: Dict[str, List[str]] = {}
+    others: List[str] = []
+    for p in prefixes:
+        name = p[len(level):].rstrip("/")
+        if _HEX2.match(name):
+            by_char.setdefault(name[0], []).append(p)
+        else:
+            others.append(p)
+    taken = {n[:1] for n in objects} | {p[len(level):len(level) + 1] for p in others}
+    out: List[str] = []
+    for char, group in sorted(by_char.items()):
+        if char in taken or len(group) == 1:
+            out.extend(group)
+        else:
+            out.append(level + char)
+    return out + others
 
 
 class _ExactReader(io.RawIOBase):
@@ -582,39 +612,38 @@ class S3Backend(Backend):
 
     def _list_parallel(self, base: str,
                        on_skip: Optional[SkipCallback] = None) -> Iterator[Entry]:
-        """List below ``base`` as parallel ranges: one per directory of the first level,
-        and one per second-level directory below first-level names that are not a hash
-        fan-out level (``universal/``, ``debian-12/`` hold a full ``hh/hh`` tree each)."""
+        """List below ``base`` as parallel ranges: one per group of first-level hash
+        directories (see :func:`range_prefixes`), and the same one level further down below
+        first-level names that are not a hash fan-out level (``universal/``, ``debian-12/``
+        hold a full ``hh/hh`` tree each)."""
         pool = concurrent.futures.ThreadPoolExecutor(
             max_workers=self.list_workers, thread_name_prefix="s3-list")
-        pending: Dict[concurrent.futures.Future[Any], str] = {}
+        pending: Dict[concurrent.futures.Future[Any], Tuple[str, str]] = {}
 
-        def submit_split(prefix: str) -> None:
-            pending[pool.submit(self._split, prefix)] = "split"
-
-        def submit_range(prefix: str) -> None:
-            pending[pool.submit(self._range_objects, prefix)] = "range"
+        def submit_level(objects: List[Dict[str, Any]], prefixes: List[str],
+                         level: str, split_others: bool) -> None:
+            names = [o["Key"][len(level):] for o in objects]
+            for p in range_prefixes(level, names, prefixes):
+                if split_others and not _HEX2.match(p[len(level):].rstrip("/")) \
+                        and p.endswith("/"):
+                    pending[pool.submit(self._split, p)] = ("split", p)
+                else:
+                    pending[pool.submit(self._range_objects, p)] = ("range", p)
 
         try:
             objects, prefixes = self._split(base)
             yield from self._entries(objects, on_skip)
-            for p in prefixes:
-                name = p[len(base):].rstrip("/")
-                if _HEX2.match(name):
-                    submit_range(p)
-                else:
-                    submit_split(p)
+            submit_level(objects, prefixes, base, split_others=True)
             while pending:
                 done, _ = concurrent.futures.wait(
                     pending, return_when=concurrent.futures.FIRST_COMPLETED)
                 for fut in done:
-                    kind = pending.pop(fut)
+                    kind, level = pending.pop(fut)
                     result = fut.result()  # re-raises a failed range: the listing fails
                     if kind == "split":
                         sub_objects, sub_prefixes = result
                         yield from self._entries(sub_objects, on_skip)
-                        for sp in sub_prefixes:
-                            submit_range(sp)
+                        submit_level(sub_objects, sub_prefixes, level, split_others=False)
                     else:
                         # entries (and on_skip calls) are made here, in the caller's thread
                         yield from self._entries(result, on_skip)

@@ -118,6 +118,9 @@ class WebDAVBackend(Backend):
         self.url = self._origin + self._base_path
 
         self._known_collections: Set[Tuple[str, ...]] = set()
+        #: the known collections by parent, so that forgetting one and what is below it
+        #: costs what is below it, not a scan of every collection the listing saw
+        self._known_children: Dict[Tuple[str, ...], Set[Tuple[str, ...]]] = {}
         self._lock = threading.Lock()
         self._infinity: Optional[bool] = None  # unknown until the first listing
         self._move_supported: Optional[bool] = None
@@ -381,7 +384,7 @@ class WebDAVBackend(Backend):
         if not found:
             raise PermanentError(f"{self.url}: the PROPFIND answer does not describe the URL",
                                  url=self.url)
-        self._known_collections.add(tuple(self._base_segments))
+        self._remember_collection(tuple(self._base_segments))
 
     def list(self, prefix: str = "", on_skip: Optional[SkipCallback] = None) -> Iterator[Entry]:
         rel = prefix.strip("/")
@@ -428,7 +431,7 @@ class WebDAVBackend(Backend):
                 url=self.url, path=path or None,
             )
         if item.is_collection:
-            self._known_collections.add(tuple(self._base_segments + _split(path)))
+            self._remember_collection(tuple(self._base_segments + _split(path)))
             return None
         if not path:
             raise PermanentError(f"{self.url} is a file, not a collection", url=self.url)
@@ -479,7 +482,7 @@ class WebDAVBackend(Backend):
             if len(_split(path)) != depth + 1:
                 continue  # the collection itself, or deeper (a server ignoring Depth: 1)
             if item.is_collection:
-                self._known_collections.add(tuple(self._base_segments + _split(path)))
+                self._remember_collection(tuple(self._base_segments + _split(path)))
                 children.append(path)
                 continue
             entry = self._entry(item, rel)
@@ -639,7 +642,7 @@ class WebDAVBackend(Backend):
                 missing.append(current)
                 current = current[:-1]
                 continue
-            self._known_collections.add(current)
+            self._remember_collection(current)
             break
         for seg in reversed(missing):
             status = self._mkcol(seg)
@@ -647,7 +650,7 @@ class WebDAVBackend(Backend):
                 raise PermanentError(
                     f"cannot create collection {self._abs_path(seg, True)} on {self._origin}"
                     " (409 Conflict)", url=self.url)
-            self._known_collections.add(seg)
+            self._remember_collection(seg)
 
     def _mkcol(self, segments: Tuple[str, ...]) -> int:
         """MKCOL one collection; 201 created, 405 exists, 409 parent missing."""
@@ -668,11 +671,22 @@ class WebDAVBackend(Backend):
             return 405
         raise self._fail(response, f"cannot create collection {rel}/")
 
+    def _remember_collection(self, segments: Tuple[str, ...]) -> None:
+        """Note that a collection exists (no MKCOL needed); safe from several threads."""
+        self._known_collections.add(segments)
+        if segments:
+            self._known_children.setdefault(segments[:-1], set()).add(segments)
+
     def _forget_collection(self, segments: Tuple[str, ...]) -> None:
+        """Forget a deleted collection and every known collection below it."""
         with self._lock:
-            for known in list(self._known_collections):
-                if known[: len(segments)] == segments:
-                    self._known_collections.discard(known)
+            if segments:
+                self._known_children.get(segments[:-1], set()).discard(segments)
+            todo = [segments]
+            while todo:
+                current = todo.pop()
+                self._known_collections.discard(current)
+                todo.extend(self._known_children.pop(current, ()))
 
     # -- deleting ------------------------------------------------------------------------
 

