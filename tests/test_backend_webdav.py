@@ -16,7 +16,7 @@ import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Dict, List, Optional, Tuple
+from typing import Any, Dict, List, Optional, Tuple
 
 import httpx
 import pytest
@@ -698,3 +698,33 @@ def test_timezone_does_not_change_times(webdav_mirror: DavMirror,
             time.tzset()
     real = (webdav_mirror.root / "aa/bb/x").stat().st_mtime
     assert abs(entry.mtime - real) < 1.5 and st is not None and abs(st.mtime - real) < 1.5
+
+
+def test_delete_probes_only_collections_that_may_be_empty(
+        webdav_mirror: DavMirror, oe_cache_a: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """After a full listing, a collection known to still hold files is not probed: a clean of
+    a big mirror saves a PROPFIND per batch and collection, and still prunes what empties."""
+    backend = _backend(webdav_mirror)
+    files = [p for p in oe_cache_a.rglob("*") if p.is_file()]
+    for p in files:
+        data = p.read_bytes()
+        backend.put(str(p.relative_to(oe_cache_a)), io.BytesIO(data), len(data))
+    assert len(list(backend.list())) == 93
+    probes: List[str] = []
+    real = backend._propfind
+
+    def counting(rel: str, depth: str, *args: Any, **kwargs: Any) -> Any:
+        if depth == "1":
+            probes.append(rel)
+        return real(rel, depth, *args, **kwargs)
+
+    monkeypatch.setattr(backend, "_propfind", counting)
+    archives = [str(p.relative_to(oe_cache_a)) for p in files if p.name.endswith(".tar.zst")]
+    assert backend.delete(archives) == {}
+    assert probes == []  # every archive's .siginfo is still next to it
+    rest = [str(p.relative_to(oe_cache_a)) for p in files if not p.name.endswith(".tar.zst")]
+    assert backend.delete(rest) == {}
+    assert probes  # now the collections may be empty: checked, then removed
+    assert list(backend.list()) == []
+    assert [p for p in webdav_mirror.root.iterdir()] == []
+    backend.close()

@@ -122,6 +122,9 @@ class WebDAVBackend(Backend):
         #: costs what is below it, not a scan of every collection the listing saw
         self._known_children: Dict[Tuple[str, ...], Set[Tuple[str, ...]]] = {}
         self._lock = threading.Lock()
+        #: files per collection as the last complete listing saw them (minus what this
+        #: backend deleted since): a collection known to hold files is not probed for pruning
+        self._file_counts: Dict[str, int] = {}
         self._infinity: Optional[bool] = None  # unknown until the first listing
         self._move_supported: Optional[bool] = None
         self._touch_method: Optional[str] = None  # "proppatch" | "copy" | "none"
@@ -387,6 +390,20 @@ class WebDAVBackend(Backend):
         self._remember_collection(tuple(self._base_segments))
 
     def list(self, prefix: str = "", on_skip: Optional[SkipCallback] = None) -> Iterator[Entry]:
+        counts: Dict[str, int] = {}
+        for entry in self._list(prefix):
+            parent = entry.path.rsplit("/", 1)[0] if "/" in entry.path else ""
+            counts[parent] = counts.get(parent, 0) + 1
+            yield entry
+        # only a listing that ran to its end says how many files each collection holds
+        with self._lock:
+            rel = prefix.strip("/")
+            for key in [k for k in self._file_counts if not rel or k == rel
+                        or k.startswith(rel + "/")]:
+                del self._file_counts[key]
+            self._file_counts.update(counts)
+
+    def _list(self, prefix: str) -> Iterator[Entry]:
         rel = prefix.strip("/")
         if rel:
             check_relative_path(rel)
@@ -705,8 +722,15 @@ class WebDAVBackend(Backend):
                 failures[path] = exc
                 continue
             if "/" in path:
-                parents.add(path.rsplit("/", 1)[0])
+                parent = path.rsplit("/", 1)[0]
+                with self._lock:
+                    if parent in self._file_counts:
+                        self._file_counts[parent] -= 1
+                parents.add(parent)
         for parent in sorted(parents, key=lambda p: p.count("/"), reverse=True):
+            with self._lock:
+                if self._file_counts.get(parent, 0) > 0:
+                    continue  # files the listing saw are still there: not empty
             try:
                 self._prune(parent)
             except BackendError as exc:  # pruning is tidying up, never a delete failure
