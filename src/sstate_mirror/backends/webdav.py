@@ -31,6 +31,7 @@ import ssl
 import threading
 import time
 import urllib.parse
+import weakref
 from collections import deque
 from collections.abc import Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
@@ -76,6 +77,8 @@ RETRY_STATUSES = {408, 429, 502, 503, 504}
 NO_DAV_STATUSES = {405, 501}
 
 _CHUNK = 1 << 20
+#: Answers returned after the last allowed retry, so their error is not retried again.
+_retries_used: weakref.WeakSet[httpx.Response] = weakref.WeakSet()
 _XML_HEADERS = {"Content-Type": 'application/xml; charset="utf-8"'}
 
 
@@ -295,16 +298,19 @@ class WebDAVBackend(Backend):
             except httpx.HTTPError as exc:
                 error = translate(what, url=self.url, path=path, exc=exc)
                 safe = isinstance(exc, httpx.ConnectError) or idempotent
-                if not (error.retryable and safe) or attempt >= self.options.retries or (
-                    isinstance(content, _Body) and not content.replayable
-                ):
+                if isinstance(content, _Body) and not content.replayable:
+                    raise error from exc  # the caller may restart from a fresh source
+                if not (error.retryable and safe) or attempt >= self.options.retries:
+                    error.retried = error.retryable and safe
                     raise error from exc
                 delay = _backoff(attempt, None)
                 reason = error.message
             else:
                 if response.status_code not in RETRY_STATUSES or not idempotent or (
-                    attempt >= self.options.retries
-                ) or (isinstance(content, _Body) and not content.replayable):
+                    isinstance(content, _Body) and not content.replayable):
+                    return response
+                if attempt >= self.options.retries:
+                    _retries_used.add(response)
                     return response
                 delay = _backoff(attempt, response.headers.get("Retry-After"))
                 reason = f"status {response.status_code}"
@@ -318,6 +324,7 @@ class WebDAVBackend(Backend):
               ) -> BackendError:
         response.close()
         error = translate(what, url=self.url, path=path, response=response)
+        error.retried = response in _retries_used
         if response.status_code == 401 and self._client.auth is not None:
             error.hint = ("the server rejected the credentials given (" + self._auth_source
                           + "); check them, or --auth basic|digest")
