@@ -81,10 +81,11 @@ def source_files(root: Path) -> Dict[str, bytes]:
 
 def assert_no_partial_file(m: Mirror, source: Path) -> Dict[str, int]:
     """Every file on the mirror is complete (same bytes as the source); no temp files."""
-    sizes = m.sizes()
-    for path in sizes:
-        assert not os.path.basename(path).startswith(".sstate-mirror-"), path
-        assert m.read(path) == (source / path).read_bytes(), f"{path} is not complete"
+    with m.backend() as b:
+        sizes = {e.path: e.size for e in b.list()}
+        for path in sizes:
+            assert not os.path.basename(path).startswith(".sstate-mirror-"), path
+            assert b.read(path, 1 << 24) == (source / path).read_bytes(), f"{path} is partial"
     return sizes
 
 

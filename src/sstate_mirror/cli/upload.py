@@ -9,7 +9,7 @@ from typing import Any, Dict, List, Sequence
 from ..backends import open_backend
 from ..commands.listing import list_artifacts, remote_sizes
 from ..commands.upload import SENDABLE, Selection, Skipped, execute_upload, plan_upload
-from ..errors import NotFoundError
+from ..errors import Interrupted, NotFoundError
 from ..transfer import Progress
 from ..units import format_size, parse_age
 from .common import (
@@ -107,7 +107,8 @@ def _run(args: argparse.Namespace, ui: UI, progress: Progress) -> int:
             ui.warn(f"could not mark {path} as used: {err}")
     skipped_reasons = _count_reasons(plan.skipped)
     ui.info(
-        f"upload: {result.uploaded} files ({format_size(result.uploaded_bytes)}) uploaded,"
+        ("upload interrupted: " if result.interrupted else "upload: ")
+        + f"{result.uploaded} files ({format_size(result.uploaded_bytes)}) uploaded,"
         f" {plan.present} already present, {len(plan.skipped)} skipped"
         + (f" ({skipped_reasons})" if skipped_reasons else "")
         + f", {result.touched} marked as used, {len(result.failed)} failed"
@@ -115,6 +116,8 @@ def _run(args: argparse.Namespace, ui: UI, progress: Progress) -> int:
     if ui.json_mode:
         report["result"] = result.to_dict()
         ui.emit_json(report)
+    if result.interrupted:
+        return Interrupted.exit_code
     return 1 if result.failed else 0
 
 
