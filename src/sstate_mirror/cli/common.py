@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import re
 from typing import Optional, Pattern
@@ -78,8 +79,9 @@ def add_selection_options(parser: argparse.ArgumentParser) -> None:
 
 def backend_options_from_args(args: argparse.Namespace) -> BackendOptions:
     """Collect connection options; secrets come from the environment, never from argv."""
-    if getattr(args, "timeout", 60.0) <= 0:
-        raise UsageError("--timeout must be positive")
+    timeout = getattr(args, "timeout", 60.0)
+    if not (math.isfinite(timeout) and timeout > 0):  # NaN compares false with everything
+        raise UsageError("--timeout must be a positive number of seconds")
     if getattr(args, "retries", 5) < 0:
         raise UsageError("--retries must not be negative")
     user = getattr(args, "user", None) or os.environ.get("SSTATE_MIRROR_USER") or None

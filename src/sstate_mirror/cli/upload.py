@@ -56,6 +56,8 @@ def run(args: argparse.Namespace, ui: UI) -> int:
 def _run(args: argparse.Namespace, ui: UI, progress: Progress) -> int:
     selection = Selection(pn_filter=compile_filter(args.filter), arch=args.arch)
     options = backend_options_from_args(args)
+    # every value is checked before the mirror is contacted
+    used_within = None if args.no_touch else parse_age(args.used_within, "--used-within")
     with open_backend(args.source, options) as source, \
             open_backend(args.target, options) as target:
         source.check()
@@ -74,7 +76,6 @@ def _run(args: argparse.Namespace, ui: UI, progress: Progress) -> int:
         wanted = [a for a in local if a.kind in SENDABLE and selection.matches(a)]
         remote = (remote_sizes(target, wanted, jobs=jobs, progress=progress)
                   if mirror_exists else {})
-        used_within = None if args.no_touch else parse_age(args.used_within, "--used-within")
         plan = plan_upload(local, remote, selection, now=time.time(), used_within=used_within)
         if plan.touches and target.properties.touch == "none":
             ui.warn(f"{target.url} cannot record use; not marking {len(plan.touches)} files")
