@@ -637,7 +637,25 @@ class WebDAVBackend(Backend):
             log.debug("cannot remove temporary %s: %s", rel, exc)
 
     def _mkcol_chain(self, segments: Tuple[str, ...]) -> None:
-        """Make sure the collection exists, creating missing parents (bottom-up on 409)."""
+        """Make sure the collection exists, creating missing parents (bottom-up on 409).
+
+        A parent this backend created or listed may have been pruned since by a concurrent
+        clean: on a 409 from below a "known" parent, forget what is known of that subtree
+        and walk up again (a few times; a collection that keeps vanishing is an error).
+        """
+        top = segments[: len(self._base_segments) + 1]
+        for _attempt in range(3):
+            try:
+                self._mkcol_chain_once(segments)
+                return
+            except _ParentVanished:
+                self._forget_collection(top)
+        raise PermanentError(
+            f"cannot create collection {self._abs_path(segments, True)} on {self._origin}"
+            " (409 Conflict: a parent is missing, or keeps disappearing while a clean runs)",
+            url=self.url)
+
+    def _mkcol_chain_once(self, segments: Tuple[str, ...]) -> None:
         missing: List[Tuple[str, ...]] = []
         current = segments
         while current and current not in self._known_collections:
@@ -651,9 +669,7 @@ class WebDAVBackend(Backend):
         for seg in reversed(missing):
             status = self._mkcol(seg)
             if status == 409:
-                raise PermanentError(
-                    f"cannot create collection {self._abs_path(seg, True)} on {self._origin}"
-                    " (409 Conflict)", url=self.url)
+                raise _ParentVanished()
             self._known_collections.add(seg)
 
     def _mkcol(self, segments: Tuple[str, ...]) -> int:
