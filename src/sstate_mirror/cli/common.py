@@ -54,7 +54,8 @@ def add_backend_options(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--timeout", type=float, default=60.0, metavar="SECONDS",
                    help="network timeout per request (default: 60)")
     g.add_argument("--retries", type=int, default=5, metavar="N",
-                   help="retries for transient errors (default: 5)")
+                   help="retries of a request that failed transiently (timeout, reset,"
+                        " 429, 5xx): at most N + 1 attempts, with backoff (default: 5)")
 
 
 def add_use_options(parser: argparse.ArgumentParser) -> None:
