@@ -275,6 +275,8 @@ class FaultProxy:
             for s in (client, upstream):
                 if s is not None:
                     with contextlib.suppress(OSError):
+                        s.shutdown(socket.SHUT_RDWR)  # wakes the relay thread's recv()
+                    with contextlib.suppress(OSError):
                         s.close()
             if relay is not None:
                 relay.join(5)
