@@ -140,6 +140,21 @@ def test_parent_pruned_by_someone_else_is_recreated(webdav_mirror: DavMirror) ->
         assert b.read("aa/bb/two", 10) == b"2"
 
 
+def test_sibling_of_a_pruned_parent_is_created(webdav_mirror: DavMirror) -> None:
+    """A clean pruned "aa" while this backend still knew it: a new "aa/cc" needs "aa" again.
+
+    Found by the concurrency test (upload next to a clean): MKCOL aa/cc answered 409, the
+    stale knowledge of "aa" stopped the walk up, and the upload failed.
+    """
+    with _backend(webdav_mirror) as b:
+        _put(b, "aa/bb/one", b"1")
+        import shutil
+
+        shutil.rmtree(webdav_mirror.root / "aa")
+        _put(b, "aa/cc/two", b"2")
+        assert b.read("aa/cc/two", 10) == b"2"
+
+
 def test_no_temporary_files_left(webdav_mirror: DavMirror) -> None:
     with _backend(webdav_mirror) as b:
         for i in range(5):

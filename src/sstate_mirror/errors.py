@@ -54,6 +54,10 @@ class BackendError(SstateMirrorError):
 
     exit_code = 3
     retryable = False
+    #: The backend already retried the failing request as often as ``--retries`` allows, so
+    #: the transfer layer must not retry the whole operation again (that would multiply the
+    #: attempts a server sees: ``--retries 2`` meant 9 requests instead of 3).
+    retried = False
 
     def __init__(
         self,

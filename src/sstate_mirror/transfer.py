@@ -7,10 +7,15 @@ only the CLI decides how to draw it.
 
 Transient errors (:class:`~sstate_mirror.errors.TransientError`) are retried here with
 exponential backoff and jitter, around the whole operation: a half-sent upload whose stream
-cannot be rewound is restarted from a freshly opened source.
+cannot be rewound is restarted from a freshly opened source. Backends retry single requests
+themselves (they know which ones are safe to repeat); an error they already retried
+(``BackendError.retried``) is not retried again here, so ``--retries N`` bounds the attempts
+of any request at N + 1.
 
 On Ctrl-C, pending items are cancelled, in-flight ones are allowed to finish (an atomic put
-either completes or removes its temporary file), and ``KeyboardInterrupt`` propagates.
+either completes or removes its temporary file), and :class:`TransferInterrupted` (a
+``KeyboardInterrupt``) propagates with what was done, so that the command can still report
+it before exiting with 130.
 """
 
 from __future__ import annotations
@@ -19,7 +24,7 @@ import random
 import time
 from collections.abc import Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
-from typing import Callable, Dict, List, Optional, TypeVar
+from typing import Callable, Dict, List, Optional, Set, TypeVar
 
 from .errors import BackendError, PermanentError, SstateMirrorError
 
@@ -52,6 +57,19 @@ class Progress:
         self.close()
 
 
+class TransferInterrupted(KeyboardInterrupt):
+    """Ctrl-C during :func:`run_parallel`, after the in-flight items finished.
+
+    ``done`` holds the indexes of the items that completed, ``failures`` those that failed;
+    every other item was not started.
+    """
+
+    def __init__(self, done: Set[int], failures: Dict[int, BackendError]) -> None:
+        super().__init__("interrupted")
+        self.done = done
+        self.failures = failures
+
+
 def as_backend_error(exc: BaseException, what: str) -> BackendError:
     """Any exception from a worker as a reportable error (bugs included, not swallowed)."""
     if isinstance(exc, BackendError):
@@ -77,7 +95,7 @@ def call_with_retries(
         try:
             return fn()
         except BackendError as exc:
-            if not exc.retryable or attempt >= retries:
+            if not exc.retryable or exc.retried or attempt >= retries:
                 raise
             delay = min(max_delay, base_delay * (2**attempt)) * (0.5 + random.random() / 2)  # noqa: S311
             if progress is not None:
@@ -113,7 +131,17 @@ def run_parallel(
     executor = ThreadPoolExecutor(max_workers=max(1, min(jobs, len(items))),
                                   thread_name_prefix="sstate-mirror")
     pending: Dict[Future[None], int] = {}
+    done_items: Set[int] = set()
     next_index = 0
+
+    def collect(fut: Future[None], index: int) -> None:
+        exc = fut.exception()
+        if exc is not None:
+            failures[index] = as_backend_error(exc, describe(items[index]))
+        else:
+            done_items.add(index)
+        progress.advance(1, weight(items[index]) if exc is None else 0)
+
     try:
         # Submit lazily (at most 2*jobs queued) so that Ctrl-C leaves little to cancel.
         while next_index < len(items) or pending:
@@ -122,11 +150,15 @@ def run_parallel(
                 next_index += 1
             done, _ = wait(list(pending), return_when=FIRST_COMPLETED)
             for fut in done:
-                index = pending.pop(fut)
-                exc = fut.exception()
-                if exc is not None:
-                    failures[index] = as_backend_error(exc, describe(items[index]))
-                progress.advance(1, weight(items[index]) if exc is None else 0)
+                collect(fut, pending.pop(fut))
+    except KeyboardInterrupt:
+        for fut in pending:
+            fut.cancel()
+        executor.shutdown(wait=True)  # in-flight items finish (or roll back) first
+        for fut, index in pending.items():
+            if not fut.cancelled():
+                collect(fut, index)
+        raise TransferInterrupted(done_items, failures) from None
     except BaseException:
         for fut in pending:
             fut.cancel()

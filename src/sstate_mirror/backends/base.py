@@ -25,6 +25,7 @@ Contract, checked for every backend by ``tests/backend_contract.py``:
 
 from __future__ import annotations
 
+import re
 import secrets
 import urllib.parse
 from abc import ABC, abstractmethod
@@ -139,6 +140,18 @@ def redact_url(url: str) -> str:
         netloc = f"***@{host}"
     query = "***" if parts.query else ""
     return urllib.parse.urlunsplit((parts.scheme, netloc, parts.path, query, ""))
+
+
+_USERINFO = re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://)[^/@\s]*@")
+
+
+def redact_text(text: str) -> str:
+    """``text`` with the credentials of any URL in it replaced by ``***``.
+
+    A last line of defence for messages that quote what the user typed (a URL given where a
+    file was expected, say): every line the CLI prints goes through here.
+    """
+    return _USERINFO.sub(r"\1***@", text)
 
 
 class Backend(ABC):

@@ -331,6 +331,29 @@ def translate_error(
             f"{what}: TLS verification of {endpoint} failed", url=url, path=path,
             hint="pass --ca-cert FILE (or set AWS_CA_BUNDLE) for a private certificate authority",
         )
+    error = _translate(exc, what, url=url, bucket=bucket, endpoint=endpoint, path=path,
+                       code=code, status=status)
+    # botocore's own retry handler (standard mode, --retries) already repeated these;
+    # an answer it does not retry (429 without a throttling code) is left to the caller
+    error.retried = error.retryable and (
+        isinstance(exc, (EndpointConnectionError, ConnectionClosedError, ReadTimeoutError))
+        or (isinstance(exc, ClientError) and code is None and bool(
+            exc.response.get("ResponseMetadata", {}).get("MaxAttemptsReached"))))
+    return error
+
+
+def _translate(
+    exc: BaseException,
+    what: str,
+    *,
+    url: str,
+    bucket: str,
+    endpoint: str,
+    path: Optional[str] = None,
+    code: Optional[str] = None,
+    status: Optional[int] = None,
+) -> BackendError:
+    """:func:`translate_error` for the failures that reach the server (or try to)."""
     if isinstance(exc, (EndpointConnectionError, ConnectionClosedError, ReadTimeoutError)):
         return TransientError(
             f"{what}: cannot reach {endpoint} ({type(exc).__name__})", url=url, path=path,

@@ -31,6 +31,7 @@ import ssl
 import threading
 import time
 import urllib.parse
+import weakref
 from collections import deque
 from collections.abc import Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
@@ -76,6 +77,8 @@ RETRY_STATUSES = {408, 429, 502, 503, 504}
 NO_DAV_STATUSES = {405, 501}
 
 _CHUNK = 1 << 20
+#: Answers returned after the last allowed retry, so their error is not retried again.
+_retries_used: weakref.WeakSet[httpx.Response] = weakref.WeakSet()
 _XML_HEADERS = {"Content-Type": 'application/xml; charset="utf-8"'}
 
 
@@ -301,16 +304,19 @@ class WebDAVBackend(Backend):
             except httpx.HTTPError as exc:
                 error = translate(what, url=self.url, path=path, exc=exc)
                 safe = isinstance(exc, httpx.ConnectError) or idempotent
-                if not (error.retryable and safe) or attempt >= self.options.retries or (
-                    isinstance(content, _Body) and not content.replayable
-                ):
+                if isinstance(content, _Body) and not content.replayable:
+                    raise error from exc  # the caller may restart from a fresh source
+                if not (error.retryable and safe) or attempt >= self.options.retries:
+                    error.retried = error.retryable and safe
                     raise error from exc
                 delay = _backoff(attempt, None)
                 reason = error.message
             else:
                 if response.status_code not in RETRY_STATUSES or not idempotent or (
-                    attempt >= self.options.retries
-                ) or (isinstance(content, _Body) and not content.replayable):
+                    isinstance(content, _Body) and not content.replayable):
+                    return response
+                if attempt >= self.options.retries:
+                    _retries_used.add(response)
                     return response
                 delay = _backoff(attempt, response.headers.get("Retry-After"))
                 reason = f"status {response.status_code}"
@@ -324,6 +330,7 @@ class WebDAVBackend(Backend):
               ) -> BackendError:
         response.close()
         error = translate(what, url=self.url, path=path, response=response)
+        error.retried = response in _retries_used
         if response.status_code == 401 and self._client.auth is not None:
             error.hint = ("the server rejected the credentials given (" + self._auth_source
                           + "); check them, or --auth basic|digest")
@@ -650,7 +657,25 @@ class WebDAVBackend(Backend):
             log.debug("cannot remove temporary %s: %s", rel, exc)
 
     def _mkcol_chain(self, segments: Tuple[str, ...]) -> None:
-        """Make sure the collection exists, creating missing parents (bottom-up on 409)."""
+        """Make sure the collection exists, creating missing parents (bottom-up on 409).
+
+        A parent this backend created or listed may have been pruned since by a concurrent
+        clean: on a 409 from below a "known" parent, forget what is known of that subtree
+        and walk up again (a few times; a collection that keeps vanishing is an error).
+        """
+        top = segments[: len(self._base_segments) + 1]
+        for _attempt in range(3):
+            try:
+                self._mkcol_chain_once(segments)
+                return
+            except _ParentVanished:
+                self._forget_collection(top)
+        raise PermanentError(
+            f"cannot create collection {self._abs_path(segments, True)} on {self._origin}"
+            " (409 Conflict: a parent is missing, or keeps disappearing while a clean runs)",
+            url=self.url)
+
+    def _mkcol_chain_once(self, segments: Tuple[str, ...]) -> None:
         missing: List[Tuple[str, ...]] = []
         current = segments
         while current and current not in self._known_collections:
@@ -664,9 +689,7 @@ class WebDAVBackend(Backend):
         for seg in reversed(missing):
             status = self._mkcol(seg)
             if status == 409:
-                raise PermanentError(
-                    f"cannot create collection {self._abs_path(seg, True)} on {self._origin}"
-                    " (409 Conflict)", url=self.url)
+                raise _ParentVanished()
             self._remember_collection(seg)
 
     def _mkcol(self, segments: Tuple[str, ...]) -> int:

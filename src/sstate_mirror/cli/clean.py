@@ -9,6 +9,7 @@ from typing import Any, Dict, Sequence
 from ..backends import open_backend
 from ..commands.clean import RULES, CleanOptions, execute_clean, plan_clean
 from ..commands.listing import Selection, list_artifacts, select
+from ..errors import Interrupted
 from ..transfer import Progress
 from ..units import format_size, parse_age, parse_size
 from .common import (
@@ -107,9 +108,12 @@ def _run(args: argparse.Namespace, ui: UI, progress: Progress) -> int:
                                progress=progress)
     for path, err in sorted(result.failed.items()):
         ui.error(f"{path}: {err}")
-    ui.info(f"clean: {result.deleted} files deleted, {format_size(result.freed_bytes)} freed,"
+    ui.info(("clean interrupted: " if result.interrupted else "clean: ")
+            + f"{result.deleted} files deleted, {format_size(result.freed_bytes)} freed,"
             f" {plan.kept} files kept, {len(result.failed)} failed")
     if ui.json_mode:
         report["result"] = result.to_dict()
         ui.emit_json(report)
+    if result.interrupted:
+        return Interrupted.exit_code
     return 1 if result.failed else 0

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import re
 from typing import Optional, Pattern
@@ -53,7 +54,8 @@ def add_backend_options(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--timeout", type=float, default=60.0, metavar="SECONDS",
                    help="network timeout per request (default: 60)")
     g.add_argument("--retries", type=int, default=5, metavar="N",
-                   help="retries for transient errors (default: 5)")
+                   help="retries of a request that failed transiently (timeout, reset,"
+                        " 429, 5xx): at most N + 1 attempts, with backoff (default: 5)")
 
 
 def add_use_options(parser: argparse.ArgumentParser) -> None:
@@ -78,8 +80,9 @@ def add_selection_options(parser: argparse.ArgumentParser) -> None:
 
 def backend_options_from_args(args: argparse.Namespace) -> BackendOptions:
     """Collect connection options; secrets come from the environment, never from argv."""
-    if getattr(args, "timeout", 60.0) <= 0:
-        raise UsageError("--timeout must be positive")
+    timeout = getattr(args, "timeout", 60.0)
+    if not (math.isfinite(timeout) and timeout > 0):  # NaN compares false with everything
+        raise UsageError("--timeout must be a positive number of seconds")
     if getattr(args, "retries", 5) < 0:
         raise UsageError("--retries must not be negative")
     user = getattr(args, "user", None) or os.environ.get("SSTATE_MIRROR_USER") or None

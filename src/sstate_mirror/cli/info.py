@@ -9,6 +9,7 @@ from typing import Any, Dict, List, Sequence
 from ..backends import open_backend
 from ..commands.info import AGE_BUCKETS, InfoReport, Tally, summarize
 from ..commands.listing import Selection, list_artifacts, select
+from ..errors import UsageError
 from ..units import format_age, format_size
 from .common import (
     add_backend_options,
@@ -40,6 +41,8 @@ def register(sub: Any, parents: Sequence[argparse.ArgumentParser]) -> None:
 
 
 def run(args: argparse.Namespace, ui: UI) -> int:
+    if args.top < 0:
+        raise UsageError("--top must not be negative")
     with open_backend(args.target, backend_options_from_args(args)) as target:
         target.check()
         ui.info(f"scanning {target.url}")

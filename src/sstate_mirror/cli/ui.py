@@ -13,6 +13,7 @@ import os
 import sys
 from typing import IO, Any, Optional
 
+from ..backends.base import redact_text
 from ..errors import SstateMirrorError
 
 
@@ -58,12 +59,12 @@ class UI:
     def info(self, message: str) -> None:
         """A normal progress/summary line (hidden by ``-q``)."""
         if not self.quiet:
-            print(message, file=self._human, flush=True)
+            print(redact_text(message), file=self._human, flush=True)
 
     def detail(self, message: str, level: int = 1) -> None:
         """A line shown only with ``-v`` (``level`` times)."""
         if self.verbose >= level and not self.quiet:
-            print(message, file=self._human, flush=True)
+            print(redact_text(message), file=self._human, flush=True)
 
     def result(self, text: str) -> None:
         """Primary output of a command (a dump, a diff); printed even with ``-q``."""
@@ -71,17 +72,17 @@ class UI:
         self.out.flush()
 
     def warn(self, message: str) -> None:
-        print(f"warning: {message}", file=self.err, flush=True)
+        print(f"warning: {redact_text(message)}", file=self.err, flush=True)
 
     def error(self, message: str) -> None:
-        print(f"error: {message}", file=self.err, flush=True)
+        print(f"error: {redact_text(message)}", file=self.err, flush=True)
 
     def report_exception(self, exc: SstateMirrorError) -> None:
         self.error(str(exc))
         if exc.hint:
-            print(f"hint: {exc.hint}", file=self.err, flush=True)
+            print(f"hint: {redact_text(exc.hint)}", file=self.err, flush=True)
 
     def emit_json(self, data: Any) -> None:
-        json.dump(data, self.out, indent=2, sort_keys=False, default=str)
+        self.out.write(redact_text(json.dumps(data, indent=2, sort_keys=False, default=str)))
         self.out.write("\n")
         self.out.flush()

@@ -9,7 +9,7 @@ from typing import Any, Dict, Sequence
 from ..backends import open_backend
 from ..commands.listing import Selection
 from ..commands.upload import Skipped, execute_upload, plan_against_mirror
-from ..errors import NotFoundError
+from ..errors import Interrupted, NotFoundError
 from ..transfer import Progress
 from ..units import format_size, parse_age
 from .common import (
@@ -57,6 +57,7 @@ def run(args: argparse.Namespace, ui: UI) -> int:
 def _run(args: argparse.Namespace, ui: UI, progress: Progress) -> int:
     selection = Selection(pn_filter=compile_filter(args.filter), arch=args.arch)
     options = backend_options_from_args(args)
+    # every value is checked before the mirror is contacted
     used_within = None if args.no_touch else parse_age(args.used_within, "--used-within")
     with open_backend(args.source, options) as source, \
             open_backend(args.target, options) as target:
@@ -103,7 +104,8 @@ def _run(args: argparse.Namespace, ui: UI, progress: Progress) -> int:
             ui.warn(f"could not mark {path} as used: {err}")
     skipped_reasons = _count_reasons(plan.skipped)
     ui.info(
-        f"upload: {result.uploaded} files ({format_size(result.uploaded_bytes)}) uploaded,"
+        ("upload interrupted: " if result.interrupted else "upload: ")
+        + f"{result.uploaded} files ({format_size(result.uploaded_bytes)}) uploaded,"
         f" {plan.present} already present, {len(plan.skipped)} skipped"
         + (f" ({skipped_reasons})" if skipped_reasons else "")
         + f", {result.touched} marked as used, {len(result.failed)} failed"
@@ -111,6 +113,8 @@ def _run(args: argparse.Namespace, ui: UI, progress: Progress) -> int:
     if ui.json_mode:
         report["result"] = result.to_dict()
         ui.emit_json(report)
+    if result.interrupted:
+        return Interrupted.exit_code
     return 1 if result.failed else 0
 
 

@@ -39,12 +39,12 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Dict, List, Optional, Set, Tuple
 
 from ..backends.base import Backend
 from ..errors import BackendError, UsageError
 from ..naming import Artifact, Group, Kind, group_artifacts
-from ..transfer import Progress, batched, run_parallel
+from ..transfer import Progress, TransferInterrupted, batched, run_parallel
 
 DEFAULT_TEMP_AGE = 86400
 DEFAULT_MIN_AGE = 3600
@@ -263,9 +263,12 @@ class CleanResult:
     deleted: int = 0
     freed_bytes: int = 0
     failed: Dict[str, BackendError] = field(default_factory=dict)
+    interrupted: bool = False
+    """Ctrl-C: batches in flight were finished, the rest was not started."""
 
     def to_dict(self) -> Dict[str, Any]:
         return {
+            "interrupted": self.interrupted,
             "deleted": self.deleted,
             "freed_bytes": self.freed_bytes,
             "failed": {p: str(e) for p, e in sorted(self.failed.items())},
@@ -303,14 +306,23 @@ def execute_clean(
             progress.advance(len(batch) - len(failures),
                              sum(d.artifact.size for d in batch if d.path not in failures))
 
-        errors = run_parallel(batches, delete_batch, jobs=jobs,
-                              describe=lambda b: f"delete batch starting at {b[0].path}",
-                              retries=retries)
+        not_started: Set[int] = set()
+        try:
+            errors = run_parallel(batches, delete_batch, jobs=jobs,
+                                  describe=lambda b: f"delete batch starting at {b[0].path}",
+                                  retries=retries)
+        except TransferInterrupted as stop:
+            errors = stop.failures
+            not_started = set(range(len(batches))) - stop.done - set(errors)
+            result.interrupted = True
+        skipped = {d.path for i in not_started for d in batches[i]}
         for index, error in errors.items():
             for d in batches[index]:
                 lost.setdefault(d.path, error)
         progress.done()
         for d in deletions:
+            if d.path in skipped:
+                continue
             if d.path in lost:
                 result.failed[d.path] = lost[d.path]
                 if d.artifact.kind is Kind.ARCHIVE:
@@ -318,4 +330,6 @@ def execute_clean(
             else:
                 result.deleted += 1
                 result.freed_bytes += d.artifact.size
+        if result.interrupted:
+            break  # an archive's companions stay when the archive's deletion did not run
     return result

@@ -24,7 +24,7 @@ from typing import Any, Dict, List, Optional, Tuple
 from ..backends.base import Backend
 from ..errors import BackendError, PermanentError
 from ..naming import Artifact, Kind, group_artifacts, group_key
-from ..transfer import Progress, batched, run_parallel
+from ..transfer import Progress, TransferInterrupted, batched, run_parallel
 from .listing import EVERYTHING, Selection, list_artifacts, remote_sizes
 
 
@@ -172,9 +172,12 @@ class UploadResult:
     touched: int = 0
     failed: Dict[str, BackendError] = field(default_factory=dict)
     touch_failed: Dict[str, BackendError] = field(default_factory=dict)
+    interrupted: bool = False
+    """Ctrl-C: in-flight files were finished, the rest was not started."""
 
     def to_dict(self) -> Dict[str, Any]:
         return {
+            "interrupted": self.interrupted,
             "uploaded": self.uploaded,
             "uploaded_bytes": self.uploaded_bytes,
             "touched": self.touched,
@@ -204,19 +207,26 @@ def execute_upload(
         if not transfers:
             return
         progress.phase(name, len(transfers), sum(t.size for t in transfers))
-        failures = run_parallel(
-            transfers, send, jobs=jobs, describe=lambda t: t.path, weight=lambda t: t.size,
-            progress=progress, retries=retries,
-        )
+        try:
+            failures = run_parallel(
+                transfers, send, jobs=jobs, describe=lambda t: t.path, weight=lambda t: t.size,
+                progress=progress, retries=retries,
+            )
+            done = set(range(len(transfers)))
+        except TransferInterrupted as stop:
+            failures, done = stop.failures, stop.done
+            result.interrupted = True
         progress.done()
         for i, t in enumerate(transfers):
             if i in failures:
                 result.failed[t.path] = failures[i]
-            else:
+            elif i in done:
                 result.uploaded += 1
                 result.uploaded_bytes += t.size
 
     run_phase("uploading signatures", plan.companions)
+    if result.interrupted:
+        return result
     failed_groups = {group_key(p) for p in result.failed}
     archives = []
     for t in plan.archives:
@@ -228,7 +238,7 @@ def execute_upload(
         else:
             archives.append(t)
     run_phase("uploading archives", archives)
-    if plan.touches:
+    if plan.touches and not result.interrupted:
         touched, failed = execute_touch(plan.touches, target, jobs=jobs, retries=retries,
                                         progress=progress)
         result.touched = touched

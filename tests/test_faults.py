@@ -1,0 +1,310 @@
+"""Faults during transfer and listing, injected on the wire in front of real servers.
+
+Every test runs the real command line against a real S3 (moto) or WebDAV (nginx, wsgidav)
+server through :mod:`faultproxy`, and checks what a shared mirror needs after a failure:
+
+* the command exits non-zero and names what failed;
+* no partial archive (or companion) is visible at its final name: every file on the mirror
+  has exactly the bytes of the source;
+* ``--retries N`` means N + 1 attempts of a request on the wire, no more;
+* running the command again once the server is healthy completes the job;
+* a listing cut half-way makes ``clean`` delete nothing and ``info`` print no numbers.
+
+Apache is left out here: mod_dav refuses a MOVE whose Destination names another port than
+its own (the proxy's), which says nothing about fault handling.
+
+The directory backend has no server and no wire, so its faults are injected at the OS call
+boundary instead (see ``test_dir_*``).
+"""
+
+from __future__ import annotations
+
+import errno
+import json
+import os
+import urllib.parse
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Dict, List, Tuple
+
+import pytest
+
+from faultproxy import Fault, FaultProxy, Request
+from mirrors import Mirror, make_mirror
+from sstate_mirror.backends import local as local_backend
+from sstate_mirror.cli import main
+
+PROXIED_KINDS = ["s3-moto", "dav-nginx", "dav-wsgidav"]
+DAY = 86400
+
+
+@dataclass
+class Proxied:
+    """A mirror reached through a fault proxy (``url``/``args``) and directly (``mirror``)."""
+
+    mirror: Mirror
+    proxy: FaultProxy
+    url: str
+    args: List[str]
+
+
+@pytest.fixture(params=PROXIED_KINDS)
+def proxied(request: pytest.FixtureRequest) -> Iterator[Proxied]:
+    yield from _proxied(request, request.param)
+
+
+def _proxied(request: pytest.FixtureRequest, kind: str) -> Iterator[Proxied]:
+    m = make_mirror(request, kind)
+    if kind.startswith("s3"):
+        port = urllib.parse.urlsplit(m.cli_args[1]).port
+    else:
+        port = urllib.parse.urlsplit(m.url).port
+    assert port is not None
+    with FaultProxy(port) as proxy:
+        if kind.startswith("s3"):
+            yield Proxied(m, proxy, m.url, ["--endpoint-url", proxy.url])
+        else:
+            yield Proxied(m, proxy, m.url.replace(f":{port}/", f":{proxy.port}/"), [])
+
+
+def run(capsys: pytest.CaptureFixture[str], *argv: str) -> Tuple[int, Dict, str]:
+    code = main(["--json", *argv])
+    out, err = capsys.readouterr()
+    return code, (json.loads(out) if out.strip() else {}), err
+
+
+def source_files(root: Path) -> Dict[str, bytes]:
+    return {str(p.relative_to(root)): p.read_bytes() for p in root.rglob("*") if p.is_file()}
+
+
+def assert_no_partial_file(m: Mirror, source: Path) -> Dict[str, int]:
+    """Every file on the mirror is complete (same bytes as the source); no temp files."""
+    with m.backend() as b:
+        sizes = {e.path: e.size for e in b.list()}
+        for path in sizes:
+            assert not os.path.basename(path).startswith(".sstate-mirror-"), path
+            assert b.read(path, 1 << 24) == (source / path).read_bytes(), f"{path} is partial"
+    return sizes
+
+
+def is_put(r: Request) -> bool:
+    return r.method == "PUT"
+
+
+ZETA = ["--filter", "zeta"]
+
+
+def zeta_files(cache: Path) -> Dict[str, bytes]:
+    return {p: d for p, d in source_files(cache).items() if ":zeta:" in p}
+
+
+@pytest.mark.parametrize("status", [500, 503, 429])
+def test_failing_server_answers_are_retried_bounded_then_rerun_completes(
+        proxied: Proxied, status: int, oe_cache_a: Path,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    # 429 without an S3 error code: botocore does not retry it, the transfer layer does
+    proxied.proxy.add(Fault("status", status=status, match=is_put))
+    code, report, err = run(capsys, "upload", str(oe_cache_a), proxied.url, *ZETA,
+                            "--retries", "2", "-j", "4", *proxied.args)
+    assert code == 1
+    failed = report["result"]["failed"]
+    assert set(failed) == set(zeta_files(oe_cache_a))  # every file named
+    assert all(path in err for path in failed)
+    # --retries 2: three attempts of each PUT on the wire, no more (was 9 before the fix);
+    # archives are held back when their signature failed, so only companions are tried
+    companions = [p for p in failed if not p.endswith(".tar.zst")]
+    assert proxied.proxy.count(is_put) == 3 * len(companions)
+    assert assert_no_partial_file(proxied.mirror, oe_cache_a) == {}
+    proxied.proxy.clear()
+    code, report, err = run(capsys, "upload", str(oe_cache_a), proxied.url, *ZETA,
+                            *proxied.args)
+    assert code == 0, err
+    assert set(assert_no_partial_file(proxied.mirror, oe_cache_a)) == set(zeta_files(oe_cache_a))
+
+
+def test_connection_reset_mid_upload_is_retried(proxied: Proxied, oe_cache_a: Path,
+                                                capsys: pytest.CaptureFixture[str]) -> None:
+    """The server goes away after part of the body: the upload is sent again, whole."""
+    proxied.proxy.add(Fault("reset", after_bytes=700, times=3, match=is_put))
+    code, _, err = run(capsys, "upload", str(oe_cache_a), proxied.url, *ZETA,
+                       "--retries", "3", "-j", "1", *proxied.args)
+    assert code == 0, err
+    assert proxied.proxy.count(lambda r: r.fault == "reset") == 3
+    assert set(assert_no_partial_file(proxied.mirror, oe_cache_a)) == set(zeta_files(oe_cache_a))
+
+
+def test_server_killed_mid_upload_leaves_nothing_partial(
+        proxied: Proxied, oe_cache_a: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Every upload is cut after 300 bytes, always: failure, named, nothing half-written."""
+    proxied.proxy.add(Fault("reset", after_bytes=300, match=is_put))
+    code, report, err = run(capsys, "upload", str(oe_cache_a), proxied.url, *ZETA,
+                            "--retries", "1", *proxied.args)
+    assert code == 1
+    assert report["result"]["uploaded"] == 0 or proxied.mirror.kind.startswith("dav")
+    assert report["result"]["failed"]
+    assert all(path in err for path in report["result"]["failed"])
+    assert_no_partial_file(proxied.mirror, oe_cache_a)
+    proxied.proxy.clear()
+    code, _, err = run(capsys, "upload", str(oe_cache_a), proxied.url, *ZETA, *proxied.args)
+    assert code == 0, err
+    assert set(assert_no_partial_file(proxied.mirror, oe_cache_a)) == set(zeta_files(oe_cache_a))
+
+
+def test_stalled_server_times_out_and_is_retried_bounded(
+        proxied: Proxied, oe_cache_a: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A server that takes a request and never answers: --timeout catches it, per attempt."""
+    first: List[str] = []
+
+    def first_put(r: Request) -> bool:
+        if r.method != "PUT":
+            return False
+        if not first:
+            first.append(r.path)
+        return r.path == first[0]
+
+    proxied.proxy.add(Fault("stall", stall=30, match=first_put))
+    code, report, err = run(capsys, "upload", str(oe_cache_a), proxied.url, *ZETA,
+                            "--retries", "1", "--timeout", "1", "-j", "1", *proxied.args)
+    assert code == 1
+    assert proxied.proxy.count(lambda r: r.fault == "stall") == 2  # first try + 1 retry
+    failed = report["result"]["failed"]
+    assert len(failed) in (1, 2)  # the stalled file (and the archive it holds back)
+    assert all(path in err for path in failed)
+    assert_no_partial_file(proxied.mirror, oe_cache_a)
+    proxied.proxy.clear()
+    code, _, err = run(capsys, "upload", str(oe_cache_a), proxied.url, *ZETA, *proxied.args)
+    assert code == 0, err
+    assert set(assert_no_partial_file(proxied.mirror, oe_cache_a)) == set(zeta_files(oe_cache_a))
+
+
+# -- listings that fail half-way ------------------------------------------------------------
+
+
+def _listing_cut(kind: str) -> Callable[[Request], bool]:
+    """The requests to cut so that a listing fails after it has returned some entries."""
+    if kind.startswith("s3"):
+        return lambda r: r.method == "GET" and "continuation-token" in r.query
+    if kind == "dav-nginx":  # Depth: 1 walk (nginx has no Depth: infinity): a sub-collection
+        return lambda r: (r.method == "PROPFIND" and r.headers.get("depth") == "1"
+                          and r.path.rstrip("/").count("/") >= 4)
+    return lambda r: r.method == "PROPFIND" and r.headers.get("depth") == "infinity"
+
+
+@pytest.fixture
+def old_full_mirror(proxied: Proxied, oe_cache_a: Path,
+                    capsys: pytest.CaptureFixture[str]) -> Proxied:
+    """A mirror holding cache-a, everything 40 days old; on S3 enough keys for 2+ pages."""
+    m = proxied.mirror
+    assert main(["-q", "upload", str(oe_cache_a), m.url, *m.cli_args]) == 0
+    if m.kind.startswith("s3"):
+        from s3_servers import _moto_seed
+
+        bucket = m.url[len("s3://"):].split("/")[0]
+        _moto_seed(bucket, {f"sstate/zz/filler-{i:05d}.txt": b"x" for i in range(1200)})
+    m.age_all(40 * DAY)
+    capsys.readouterr()
+    return proxied
+
+
+def test_listing_cut_half_way_clean_deletes_nothing(
+        old_full_mirror: Proxied, capsys: pytest.CaptureFixture[str]) -> None:
+    p = old_full_mirror
+    before = p.mirror.sizes()
+    p.proxy.add(Fault("cut", after_bytes=1500, match=_listing_cut(p.mirror.kind)))
+    code, report, err = run(capsys, "clean", "--max-age", "30d", "--retries", "1", p.url,
+                            *p.args)
+    assert code == 3, err
+    assert report == {}  # no plan, no partial numbers
+    assert "error:" in err and "list" in err
+    assert p.proxy.count(lambda r: r.fault == "cut") >= 1
+    assert p.proxy.count(lambda r: r.method in ("DELETE", "POST")) == 0
+    assert p.mirror.sizes() == before
+
+
+@pytest.mark.parametrize("command", ["info", "analyze"])
+def test_listing_cut_half_way_is_reported_not_counted(
+        old_full_mirror: Proxied, command: str, oe_cache_b: Path,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    p = old_full_mirror
+    p.proxy.add(Fault("cut", after_bytes=1500, match=_listing_cut(p.mirror.kind)))
+    argv = [command, p.url] if command == "info" else [command, str(oe_cache_b), p.url]
+    code = main([*argv, "--retries", "1", *p.args])
+    out, err = capsys.readouterr()
+    assert code == 3, out + err
+    assert "error:" in err
+    # no partial numbers: nothing on stdout that looks like a count of files or bytes
+    assert "files" not in out and " B" not in out, out
+
+
+# -- the directory backend: faults at the OS call boundary -----------------------------------
+
+
+def test_dir_disk_full_mid_write_leaves_nothing_partial(
+        tmp_path: Path, oe_cache_a: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """ENOSPC half-way through writing an archive.
+
+    There is no server in front of a directory, so the fault is injected where the OS would
+    raise it: the backend's copy loop writes half of the file and then fails as a full disk
+    does (a real tiny tmpfs needs root).
+    """
+    mirror = tmp_path / "mirror"
+    real_copy = local_backend._copy
+    hit: List[str] = []
+
+    def full_disk(src, out, size):  # type: ignore[no-untyped-def]
+        if size > 2000 and len(hit) < 2:
+            out.write(src.read(size // 2))
+            out.flush()
+            hit.append(out.name)
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real_copy(src, out, size)
+
+    monkeypatch.setattr(local_backend, "_copy", full_disk)
+    code, report, err = run(capsys, "upload", str(oe_cache_a), str(mirror), *ZETA, "-j", "1")
+    assert code == 1
+    assert len(report["result"]["failed"]) >= 2
+    assert all(path in err for path in report["result"]["failed"])
+    assert "No space left on device" in err
+    files = source_files(mirror)
+    assert not [p for p in files if ".sstate-mirror-" in p]  # temp files removed
+    for path, data in files.items():
+        assert data == (oe_cache_a / path).read_bytes(), path
+    monkeypatch.setattr(local_backend, "_copy", real_copy)
+    assert run(capsys, "upload", str(oe_cache_a), str(mirror), *ZETA)[0] == 0
+    assert source_files(mirror) == zeta_files(oe_cache_a)
+
+
+def test_dir_rename_failure_leaves_no_temp_file(
+        tmp_path: Path, oe_cache_a: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """EIO from the final rename (a flaky NFS server): retried, then reported; no leftovers.
+
+    Injected by replacing ``os.replace`` as the backend module sees it: no server, no wire.
+    """
+    calls: List[str] = []
+
+    class FlakyOs:
+        def __getattr__(self, name: str) -> object:
+            return getattr(os, name)
+
+        @staticmethod
+        def replace(src: str, dst: str) -> None:
+            calls.append(dst)
+            raise OSError(errno.EIO, "Input/output error")
+
+    monkeypatch.setattr(local_backend, "os", FlakyOs())
+    mirror = tmp_path / "mirror"
+    code, report, err = run(capsys, "upload", str(oe_cache_a), str(mirror), *ZETA,
+                            "--retries", "2")
+    assert code == 1
+    failed = report["result"]["failed"]
+    assert failed and all(path in err for path in failed)
+    # EIO is transient: each companion tried 3 times (--retries 2), archives held back
+    assert set(Counter(calls).values()) == {3}
+    assert source_files(mirror) == {}
+    monkeypatch.undo()
+    assert run(capsys, "upload", str(oe_cache_a), str(mirror), *ZETA)[0] == 0
+    assert source_files(mirror) == zeta_files(oe_cache_a)

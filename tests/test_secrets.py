@@ -1,0 +1,177 @@
+"""Credentials never appear in output, logs, exceptions or --json, whatever the command.
+
+Every command that talks to a mirror runs with credentials given each way the tool accepts
+them (URL userinfo, environment, netrc, bearer token, AWS secret key), against a real server,
+in success and in failure (wrong password, unreachable server), with ``-vv`` and with
+``--json``, and with every logger captured at DEBUG. All of it is searched for the secret
+values (and for the Basic authorization header that would carry them).
+
+Earlier tests cover the error translation of each backend in isolation
+(``test_backend_s3.py``, ``test_backend_webdav.py``); this one checks the whole tool.
+"""
+
+from __future__ import annotations
+
+import base64
+import logging
+import os
+import urllib.parse
+from pathlib import Path
+from typing import List, Tuple
+
+import pytest
+
+from mirrors import make_mirror
+from sstate_mirror.cli import main
+from webdav_servers import PASSWORD, TOKEN, USER, DavServer
+
+WRONG = "Wr0ng-pass-7Zq-secret"
+
+
+def _commands(cache: Path, url: str, siginfo: str) -> List[List[str]]:
+    """Every command that reads or writes a mirror, pointed at ``url``."""
+    return [
+        ["upload", str(cache), url],
+        ["touch", str(cache), url],
+        ["info", url],
+        ["verify", "--all", url],
+        ["analyze", str(cache), url],
+        ["lint", url],
+        ["dumpsig", url.rstrip("/") + "/" + siginfo],
+        ["clean", "--max-age", "30d", url],
+    ]
+
+
+def _run_all(argvs: List[List[str]], capsys: pytest.CaptureFixture[str],
+             caplog: pytest.LogCaptureFixture) -> Tuple[str, List[int]]:
+    """Run each command with -vv and with --json; everything printed and logged, and codes."""
+    caplog.set_level(logging.DEBUG)
+    text: List[str] = []
+    codes: List[int] = []
+    for argv in argvs:
+        for extra in (["-vv", "--json"],):  # -vv text goes to stderr, the JSON to stdout
+            try:
+                codes.append(main([*extra, *argv, "--retries", "0", "--timeout", "5"]
+                                  if argv[0] != "dumpsig" else [*extra, *argv]))
+            except Exception as exc:
+                text.append(repr(exc))
+                codes.append(-1)
+            out, err = capsys.readouterr()
+            text += [out, err]
+    text.append(caplog.text)
+    text += [repr(r.args) + repr(r.exc_info) for r in caplog.records]
+    return "\n".join(text), codes
+
+
+def _assert_clean(text: str, secrets: List[str]) -> None:
+    for secret in secrets:
+        assert secret not in text, f"secret {secret[:3]}... appears in the output"
+        assert urllib.parse.quote(secret) not in text
+    basic = base64.b64encode(f"{USER}:{PASSWORD}".encode()).decode()
+    assert basic not in text
+
+
+def _siginfo(cache: Path) -> str:
+    return next(str(p.relative_to(cache)) for p in sorted(cache.rglob("*.siginfo")))
+
+
+@pytest.fixture
+def dav_auth(wsgidav_server: DavServer, monkeypatch: pytest.MonkeyPatch,
+             tmp_path: Path) -> Tuple[DavServer, str]:
+    """A wsgidav location that requires USER/PASSWORD; no credentials in the environment."""
+    for var in ("SSTATE_MIRROR_USER", "SSTATE_MIRROR_PASSWORD", "SSTATE_MIRROR_TOKEN"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("NETRC", os.devnull)
+    mirror = wsgidav_server.mirror("auth", credentials=False)
+    return wsgidav_server, mirror.url
+
+
+@pytest.mark.parametrize("how", ["url", "env", "netrc"])
+def test_webdav_password_never_shown(how: str, dav_auth: Tuple[DavServer, str],
+                                     oe_cache_a: Path, tmp_path: Path,
+                                     monkeypatch: pytest.MonkeyPatch,
+                                     capsys: pytest.CaptureFixture[str],
+                                     caplog: pytest.LogCaptureFixture) -> None:
+    _, url = dav_auth
+    parts = urllib.parse.urlsplit(url)
+
+    def with_credentials(password: str) -> str:
+        if how == "url":
+            netloc = f"{USER}:{urllib.parse.quote(password, safe='')}@{parts.netloc}"
+            return urllib.parse.urlunsplit(parts._replace(netloc=netloc))
+        if how == "env":
+            monkeypatch.setenv("SSTATE_MIRROR_USER", USER)
+            monkeypatch.setenv("SSTATE_MIRROR_PASSWORD", password)
+        else:
+            netrc = tmp_path / "netrc"
+            netrc.write_text(f"machine {parts.hostname} login {USER} password {password}\n")
+            netrc.chmod(0o600)
+            monkeypatch.setenv("NETRC", str(netrc))
+        return url
+
+    good = with_credentials(PASSWORD)
+    text, codes = _run_all(_commands(oe_cache_a, good, _siginfo(oe_cache_a)), capsys, caplog)
+    assert codes[0] == 0, text[-3000:]  # the upload worked: the credentials were used
+    _assert_clean(text, [PASSWORD])
+    bad = with_credentials(WRONG)
+    text, codes = _run_all(_commands(oe_cache_a, bad, _siginfo(oe_cache_a)), capsys, caplog)
+    assert codes[0] == 3 and "error:" in text
+    _assert_clean(text, [WRONG, PASSWORD])
+
+
+def test_unreachable_server_with_credentials(oe_cache_a: Path, monkeypatch: pytest.MonkeyPatch,
+                                             capsys: pytest.CaptureFixture[str],
+                                             caplog: pytest.LogCaptureFixture) -> None:
+    from s3_servers import free_port
+
+    monkeypatch.setenv("SSTATE_MIRROR_TOKEN", TOKEN)
+    url = f"http://{USER}:{urllib.parse.quote(PASSWORD)}@127.0.0.1:{free_port()}/m/"
+    text, codes = _run_all(_commands(oe_cache_a, url, _siginfo(oe_cache_a)), capsys, caplog)
+    assert all(c != 0 for c in codes)
+    assert "127.0.0.1" in text
+    _assert_clean(text, [PASSWORD, TOKEN])
+
+
+def test_bearer_token_never_shown(nginx_server: DavServer, oe_cache_a: Path,
+                                  monkeypatch: pytest.MonkeyPatch,
+                                  capsys: pytest.CaptureFixture[str],
+                                  caplog: pytest.LogCaptureFixture) -> None:
+    monkeypatch.setenv("NETRC", os.devnull)
+    mirror = nginx_server.mirror("bearer", credentials=False)
+    monkeypatch.setenv("SSTATE_MIRROR_TOKEN", TOKEN)
+    text, codes = _run_all(_commands(oe_cache_a, mirror.url, _siginfo(oe_cache_a)), capsys,
+                           caplog)
+    assert codes[0] == 0, text[-3000:]
+    _assert_clean(text, [TOKEN])
+    monkeypatch.setenv("SSTATE_MIRROR_TOKEN", WRONG)
+    text, codes = _run_all(_commands(oe_cache_a, mirror.url, _siginfo(oe_cache_a)), capsys,
+                           caplog)
+    assert codes[0] == 3
+    _assert_clean(text, [TOKEN, WRONG])
+
+
+@pytest.mark.parametrize("kind", ["s3-rclone"])  # rclone, unlike moto, rejects a wrong key
+def test_aws_secret_key_never_shown(kind: str, request: pytest.FixtureRequest,
+                                    oe_cache_a: Path, monkeypatch: pytest.MonkeyPatch,
+                                    capsys: pytest.CaptureFixture[str],
+                                    caplog: pytest.LogCaptureFixture) -> None:
+    m = make_mirror(request, kind)
+    secret = os.environ["AWS_SECRET_ACCESS_KEY"]
+    endpoint = m.cli_args
+    argvs = [[*argv, *endpoint] for argv in _commands(oe_cache_a, m.url, _siginfo(oe_cache_a))]
+    text, codes = _run_all(argvs, capsys, caplog)
+    assert codes[0] == 0, text[-3000:]
+    _assert_clean(text, [secret])
+    # a wrong key (rclone rejects it; moto takes any), then an unreachable endpoint
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", WRONG)
+    text, codes = _run_all(argvs, capsys, caplog)
+    assert codes[0] == 3
+    _assert_clean(text, [secret, WRONG])
+    from s3_servers import free_port
+
+    dead = ["--endpoint-url", f"http://127.0.0.1:{free_port()}"]
+    argvs = [[*argv, *dead] for argv in _commands(oe_cache_a, m.url, _siginfo(oe_cache_a))
+             if argv[0] in ("upload", "info", "clean")]
+    text, codes = _run_all(argvs, capsys, caplog)
+    assert all(c != 0 for c in codes)
+    _assert_clean(text, [secret, WRONG])
