@@ -35,6 +35,7 @@ from faultproxy import Fault, FaultProxy, Request
 from mirrors import Mirror, make_mirror
 from sstate_mirror.backends import local as local_backend
 from sstate_mirror.cli import main
+from sstate_mirror.naming import Kind, classify
 
 PROXIED_KINDS = ["s3-moto", "dav-nginx", "dav-wsgidav"]
 DAY = 86400
@@ -79,12 +80,21 @@ def source_files(root: Path) -> Dict[str, bytes]:
     return {str(p.relative_to(root)): p.read_bytes() for p in root.rglob("*") if p.is_file()}
 
 
-def assert_no_partial_file(m: Mirror, source: Path) -> Dict[str, int]:
-    """Every file on the mirror is complete (same bytes as the source); no temp files."""
+def assert_no_partial_file(m: Mirror, source: Path, *, temp_may_remain: bool = False
+                           ) -> Dict[str, int]:
+    """Every file at a final name is complete (same bytes as the source); no temp files.
+
+    ``temp_may_remain``: after a connection reset, a server may finish writing a temporary
+    upload after the client's DELETE of it (wsgidav does, under load). Such a leftover is a
+    ``temp`` file, never at a final name, and ``clean`` removes it; it is left out here.
+    """
     with m.backend() as b:
         sizes = {e.path: e.size for e in b.list()}
-        for path in sizes:
-            assert not os.path.basename(path).startswith(".sstate-mirror-"), path
+        for path in list(sizes):
+            if os.path.basename(path).startswith(".sstate-mirror-"):
+                assert temp_may_remain and classify(path) is Kind.TEMP, path
+                del sizes[path]
+                continue
             assert b.read(path, 1 << 24) == (source / path).read_bytes(), f"{path} is partial"
     return sizes
 
@@ -145,11 +155,12 @@ def test_server_killed_mid_upload_leaves_nothing_partial(
     assert report["result"]["uploaded"] == 0 or proxied.mirror.kind.startswith("dav")
     assert report["result"]["failed"]
     assert all(path in err for path in report["result"]["failed"])
-    assert_no_partial_file(proxied.mirror, oe_cache_a)
+    assert_no_partial_file(proxied.mirror, oe_cache_a, temp_may_remain=True)
     proxied.proxy.clear()
     code, _, err = run(capsys, "upload", str(oe_cache_a), proxied.url, *ZETA, *proxied.args)
     assert code == 0, err
-    assert set(assert_no_partial_file(proxied.mirror, oe_cache_a)) == set(zeta_files(oe_cache_a))
+    complete = assert_no_partial_file(proxied.mirror, oe_cache_a, temp_may_remain=True)
+    assert set(complete) == set(zeta_files(oe_cache_a))
 
 
 def test_stalled_server_times_out_and_is_retried_bounded(

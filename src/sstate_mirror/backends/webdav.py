@@ -82,6 +82,9 @@ _retries_used: weakref.WeakSet[httpx.Response] = weakref.WeakSet()
 _XML_HEADERS = {"Content-Type": 'application/xml; charset="utf-8"'}
 
 
+#: Attempts of one put while a concurrent clean keeps pruning its collection.
+PUT_ATTEMPTS = 5
+
 class WebDAVBackend(Backend):
     """A mirror on an HTTP/WebDAV server (``http://`` or ``https://``)."""
 
@@ -565,7 +568,7 @@ class WebDAVBackend(Backend):
         check_relative_path(path)
         body = _Body(src, size, path)
         parent = tuple(self._base_segments + _split(path)[:-1])
-        for attempt in range(2):
+        for attempt in range(PUT_ATTEMPTS):
             self._mkcol_chain(parent)
             try:
                 if self._move_supported is False:
@@ -575,10 +578,13 @@ class WebDAVBackend(Backend):
                 return
             except _ParentVanished:
                 # a concurrent clean pruned the collection (and maybe its parents): create
-                # them again, once
+                # them again, after a short pause that lets its pruning pass move on
                 self._forget_collection(parent[: len(self._base_segments) + 1])
-                if attempt == 1 or not body.replayable:
-                    raise PermanentError(
+                time.sleep(0.05 * (attempt + 1) * (0.5 + random.random()))  # noqa: S311
+                if attempt == PUT_ATTEMPTS - 1 or not body.replayable:
+                    # transient: the caller's retry, seconds later, finds the clean's
+                    # pruning of this part of the tree over (and re-opens the source)
+                    raise TransientError(
                         f"cannot write {path}: its collection keeps disappearing"
                         " (is a clean running at the same time?)", url=self.url, path=path
                     ) from None
