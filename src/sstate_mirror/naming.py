@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import enum
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Dict, List, NamedTuple, Optional
 
@@ -40,9 +40,6 @@ ARCHIVE_EXTENSIONS = ("tar.zst", "tgz")
 #: Companion suffixes appended to an archive name.
 SIGINFO_SUFFIX = ".siginfo"
 SIG_SUFFIX = ".sig"
-
-#: The longest name OE-core writes (archives keep 8 characters free for ".siginfo").
-MAX_NAME_LENGTH = 254
 
 #: Temporary names this tool writes while uploading (``.sstate-mirror-<hex>.tmp``). They are
 #: short on purpose: a long sstate name plus any prefix would exceed NAME_MAX (255).
@@ -323,11 +320,6 @@ def directory_prefix(path: str, name: SstateName, layout: Optional[str] = None) 
     depth = {"hh/hh": 2, "hh": 1}.get(layout or layout_of(path, name), 0)
     return "/".join(parts[: len(parts) - depth])
 
-
-def iter_companion_paths(archive_path: str) -> Iterator[str]:
-    """The companion paths an archive may have, in upload order."""
-    yield archive_path + SIGINFO_SUFFIX
-    yield archive_path + SIG_SUFFIX
 
 
 # --- signature files in a build's stamps directory ------------------------------------------
