@@ -115,6 +115,11 @@ class LocalBackend(Backend):
             try:
                 with os.scandir(directory) as it:
                     children = list(it)
+            except FileNotFoundError:
+                if directory == start:
+                    raise NotFoundError(f"{start} disappeared while listing it", url=self.url
+                                        ) from None
+                continue  # removed since its parent was listed (a clean pruning it): empty
             except OSError as exc:
                 raise _translate(exc, f"cannot list {directory}") from exc
             for child in children:
@@ -122,9 +127,9 @@ class LocalBackend(Backend):
                 try:
                     st = child.stat()  # follows symlinks
                 except FileNotFoundError:
-                    if on_skip is not None:
+                    if on_skip is not None and child.is_symlink():
                         on_skip(child_rel, "dangling symbolic link")
-                    continue
+                    continue  # else deleted since the directory was read
                 except OSError as exc:
                     if exc.errno == errno.ELOOP:
                         if on_skip is not None:
