@@ -715,11 +715,13 @@ def test_timezone_does_not_change_times(webdav_mirror: DavMirror,
     assert abs(entry.mtime - real) < 1.5 and st is not None and abs(st.mtime - real) < 1.5
 
 
+@pytest.mark.parametrize("pipelining", [True, False], ids=["pipelined", "one-by-one"])
 def test_delete_probes_only_collections_that_may_be_empty(
-        webdav_mirror: DavMirror, oe_cache_a: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        webdav_mirror: DavMirror, oe_cache_a: Path, monkeypatch: pytest.MonkeyPatch,
+        pipelining: bool) -> None:
     """After a full listing, a collection known to still hold files is not probed: a clean of
     a big mirror saves a PROPFIND per batch and collection, and still prunes what empties."""
-    backend = _backend(webdav_mirror)
+    backend = _backend(webdav_mirror, pipelining=pipelining)
     files = [p for p in oe_cache_a.rglob("*") if p.is_file()]
     for p in files:
         data = p.read_bytes()
@@ -734,6 +736,13 @@ def test_delete_probes_only_collections_that_may_be_empty(
         return real(rel, depth, *args, **kwargs)
 
     monkeypatch.setattr(backend, "_propfind", counting)
+    real_request = backend._propfind_request
+
+    def counting_request(rel: str, tag: object) -> Any:
+        probes.append(rel)
+        return real_request(rel, tag)
+
+    monkeypatch.setattr(backend, "_propfind_request", counting_request)
     archives = [str(p.relative_to(oe_cache_a)) for p in files if p.name.endswith(".tar.zst")]
     assert backend.delete(archives) == {}
     assert probes == []  # every archive's .siginfo is still next to it

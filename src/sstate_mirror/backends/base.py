@@ -91,6 +91,7 @@ class BackendOptions:
     use_netrc: bool = True
     ca_cert: Optional[str] = None
     verify_tls: bool = True
+    pipelining: bool = True
     # all
     timeout: float = 60.0
     retries: int = 5

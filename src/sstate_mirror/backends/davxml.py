@@ -131,6 +131,31 @@ def iter_multistatus(reader: LimitedReader) -> Iterator[DavResponse]:
         raise XMLError("empty answer where a DAV:multistatus document was expected")
 
 
+#: Bodies up to this size are parsed whole (faster); larger ones incrementally.
+WHOLE_PARSE_MAX = 1024 * 1024
+
+
+def parse_multistatus(body: bytes, max_element: int) -> Iterator[DavResponse]:
+    """The responses of a multistatus body already in memory (a pipelined answer).
+
+    A small body is parsed in one go, which costs half of the incremental parse per
+    request; a large one goes through :func:`iter_multistatus`, so that memory stays bounded
+    by one element whatever a server sends.
+    """
+    if len(body) > WHOLE_PARSE_MAX:
+        yield from iter_multistatus(LimitedReader([body], len(body), max_element))
+        return
+    try:
+        root = SafeET.fromstring(body, forbid_dtd=True, forbid_entities=True,
+                                 forbid_external=True)
+    except (ParseError, defusedxml.DefusedXmlException) as exc:
+        raise XMLError(f"invalid or unsafe XML: {exc}") from exc
+    if root.tag != DAV + "multistatus":
+        raise XMLError(f"expected a DAV:multistatus document, got <{root.tag}>")
+    for elem in root.iterfind(DAV + "response"):
+        yield _response(elem)
+
+
 def _response(elem: Element) -> DavResponse:
     href_el = elem.find(DAV + "href")
     if href_el is None or not (href_el.text or "").strip():
@@ -190,11 +215,25 @@ def _status(text: Optional[str]) -> Optional[int]:
     return int(m.group(1)) if m else None
 
 
+_MONTHS = {m: i for i, m in enumerate(
+    ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"), 1)}
+_IMF_FIXDATE = re.compile(
+    r"[A-Z][a-z]{2}, (\d{2}) ([A-Z][a-z]{2}) (\d{4}) (\d{2}):(\d{2}):(\d{2}) GMT")
+
+
 def parse_http_date(text: str) -> Optional[float]:
     """RFC 1123 (and the older forms HTTP allows) to a POSIX timestamp; None if unreadable.
 
     A date without a zone is read as GMT, as HTTP says, never as local time.
     """
+    m = _IMF_FIXDATE.fullmatch(text)  # the form servers send, read without email.utils
+    if m is not None and m.group(2) in _MONTHS:
+        day, _mon, year, hour, minute, second = m.groups()
+        try:
+            return float(calendar.timegm((int(year), _MONTHS[m.group(2)], int(day), int(hour),
+                                          int(minute), int(second), 0, 0, 0)))
+        except (OverflowError, ValueError):
+            return None
     try:
         parsed = email.utils.parsedate_tz(text)
     except (TypeError, ValueError, IndexError):

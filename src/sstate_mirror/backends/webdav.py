@@ -21,23 +21,27 @@ Credentials come from options, the URL or netrc and never appear in a message.
 
 from __future__ import annotations
 
+import base64
 import email.utils
 import io
 import logging
 import netrc
 import os
 import random
+import re
+import secrets
 import ssl
 import threading
 import time
 import urllib.parse
+import urllib.request
 import weakref
 from collections import deque
 from collections.abc import Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from contextlib import contextmanager
 from dataclasses import replace
-from typing import IO, Deque, Dict, Generator, List, Optional, Set, Tuple, Union
+from typing import IO, Deque, Dict, Generator, List, Optional, Set, Tuple, Union, cast
 
 import httpx
 
@@ -66,8 +70,10 @@ from .davxml import (
     XMLError,
     iter_multistatus,
     parse_http_date,
+    parse_multistatus,
     proppatch_lastmodified_body,
 )
+from .httppipe import Answer, Failure, Outcome, Pipeline, PipeRequest
 
 log = logging.getLogger(__name__)
 
@@ -84,6 +90,15 @@ _XML_HEADERS = {"Content-Type": 'application/xml; charset="utf-8"'}
 
 #: Attempts of one put while a concurrent clean keeps pruning its collection.
 PUT_ATTEMPTS = 5
+#: Characters after which an href needs the full resolution of ``_rel_from_href``.
+_UNPLAIN = re.compile(r"[%?#\\\x00-\x20\x7f]")
+#: A path segment that percent-encoding leaves as it is.
+_PLAIN_SEGMENT = re.compile(r"[A-Za-z0-9_.~-]+")
+#: DELETE answers meaning "gone" (404/410: already gone, which is what was asked).
+_DELETED = (200, 202, 204, 404, 410)
+
+#: An answer through httpx (streamed) or through a pipeline (read).
+_AnyResponse = Union[httpx.Response, Answer]
 
 class WebDAVBackend(Backend):
     """A mirror on an HTTP/WebDAV server (``http://`` or ``https://``)."""
@@ -95,8 +110,15 @@ class WebDAVBackend(Backend):
     max_stream_bytes = 16 * 1024 * 1024 * 1024
     #: Largest single ``<D:response>`` element.
     max_element_bytes = 1024 * 1024
-    #: Parallel PROPFIND requests of a Depth: 1 walk.
+    #: Parallel PROPFIND requests of a Depth: 1 walk without pipelining.
     walk_concurrency = 8
+    #: Pipelined connections of a walk, and of each delete() call (clean runs several).
+    walk_connections = 4
+    delete_connections = 2
+    #: Requests in flight per pipelined connection.
+    pipeline_depth = 32
+    #: Largest pipelined answer held in memory; a larger listing is fetched streamed.
+    max_pipelined_body = 16 * 1024 * 1024
 
     def __init__(self, url: str, options: BackendOptions) -> None:
         self.options = options
@@ -120,6 +142,7 @@ class WebDAVBackend(Backend):
             urllib.parse.unquote(s) for s in parts.path.split("/") if s
         ]
         self._origin = f"{self._scheme}://{netloc}"
+        self._netloc = netloc
         self._base_path = "/" + "".join(_quote(s) + "/" for s in self._base_segments)
         self.url = self._origin + self._base_path
 
@@ -135,9 +158,15 @@ class WebDAVBackend(Backend):
         self._move_supported: Optional[bool] = None
         self._touch_method: Optional[str] = None  # "proppatch" | "copy" | "none"
         self._auth_source = "none"
+        #: ``Authorization`` for pipelined requests once basic auth is known to apply
+        self._basic_header: Optional[str] = None
+        #: idle pipelines, one taken per thread at a time (see :meth:`_pipeline`)
+        self._pipes: List[Pipeline] = []
+        self._pipelining_checked = False
+        self._verify = self._make_verify()
         self._client = httpx.Client(
             auth=self._make_auth(parts),
-            verify=self._make_verify(),
+            verify=self._verify,
             timeout=httpx.Timeout(options.timeout, pool=None),
             limits=httpx.Limits(max_connections=100, max_keepalive_connections=32),
             follow_redirects=False,
@@ -175,6 +204,8 @@ class WebDAVBackend(Backend):
                 " --password-env) or in ~/.netrc",
             )
         method = (opts.auth_method or "auto").lower()
+        self._basic_header = "Basic " + base64.b64encode(
+            f"{user}:{password}".encode()).decode("ascii")
         if method == "basic":
             return httpx.BasicAuth(user, password)
         if method == "digest":
@@ -218,8 +249,14 @@ class WebDAVBackend(Backend):
         return path
 
     def _url(self, rel: str, collection: bool = False) -> str:
-        segs = self._base_segments + (rel.split("/") if rel else [])
-        return self._origin + self._abs_path(segs, collection or not rel)
+        return self._origin + self._target(rel, collection)
+
+    def _target(self, rel: str, collection: bool = False) -> str:
+        """The percent-encoded absolute path of a mirror-relative path."""
+        if not rel:
+            return self._base_path
+        path = self._base_path + "/".join(_quote(s) for s in rel.split("/"))
+        return path + "/" if collection else path
 
     def _rel_from_href(self, href: str, request_rel: str) -> str:
         """The mirror-relative path an href names; PermanentError if it leaves the mirror.
@@ -227,6 +264,16 @@ class WebDAVBackend(Backend):
         ``request_rel`` is the collection that was asked about: an answer about anything
         outside it is as suspicious as one about another host.
         """
+        # the common case, decided without parsing: the href is the requested collection's
+        # own path followed by plain names (nothing to decode, nothing to resolve)
+        prefix = self._target(request_rel, True)
+        if href.startswith(prefix) and not _UNPLAIN.search(href, len(prefix)):
+            rest = href[len(prefix):-1] if href.endswith("/") else href[len(prefix):]
+            names = rest.split("/") if rest else []
+            if "" not in names and "." not in names and ".." not in names:
+                if not names:
+                    return request_rel
+                return f"{request_rel}/{rest}" if request_rel else rest
         shown = href if len(href) <= 200 else href[:200] + "..."
 
         def reject(why: str) -> PermanentError:
@@ -329,11 +376,12 @@ class WebDAVBackend(Backend):
                      reason, attempt, self.options.retries, delay)
             time.sleep(delay)
 
-    def _fail(self, response: httpx.Response, what: str, path: Optional[str] = None
+    def _fail(self, response: _AnyResponse, what: str, path: Optional[str] = None
               ) -> BackendError:
         response.close()
         error = translate(what, url=self.url, path=path, response=response)
-        error.retried = response in _retries_used
+        error.retried = (response.retried if isinstance(response, Answer)
+                         else response in _retries_used)
         if response.status_code == 401 and self._client.auth is not None:
             error.hint = ("the server rejected the credentials given (" + self._auth_source
                           + "); check them, or --auth basic|digest")
@@ -351,16 +399,18 @@ class WebDAVBackend(Backend):
             stream=True,
         )
 
-    def _multistatus(self, response: httpx.Response, rel: str, limit: int
+    def _multistatus(self, response: _AnyResponse, rel: str, limit: int
                      ) -> Iterator[DavResponse]:
         """The parsed responses of a 207, with XML problems turned into clear errors."""
         if response.status_code != 207:
             raise _no_dav_or(self._fail(response, f"cannot list {rel or 'the mirror root'}",
                                         rel or None), response, self.url)
-        reader = LimitedReader(_iter_body(response, self.url, rel),
-                               limit, self.max_element_bytes)
         try:
-            yield from iter_multistatus(reader)
+            if isinstance(response, Answer):
+                yield from parse_multistatus(response.body, self.max_element_bytes)
+            else:
+                yield from iter_multistatus(LimitedReader(
+                    _iter_body(response, self.url, rel), limit, self.max_element_bytes))
         except XMLError as exc:
             raise PermanentError(
                 f"{self.url}: bad PROPFIND answer for {rel or 'the mirror root'}: {exc}",
@@ -370,6 +420,164 @@ class WebDAVBackend(Backend):
             ) from None
         finally:
             response.close()
+
+    # -- pipelining ----------------------------------------------------------------------
+
+    def _pipe_headers(self) -> Optional[List[Tuple[str, str]]]:
+        """Headers for pipelined requests, or None where each request goes through httpx.
+
+        None when pipelining is off, a proxy is configured (it may not pass pipelined
+        requests through), or the server wants digest auth (a fresh nonce count per
+        request). With credentials whose scheme the server has not asked for yet, requests
+        go without, as httpx sends them; a 401 is then answered through httpx.
+        """
+        if not self.options.pipelining or self._proxied():
+            return None
+        headers = [("User-Agent", "sstate-mirror")]
+        auth = self._client.auth
+        header: Optional[str]
+        if auth is None:
+            return headers
+        if isinstance(auth, _BearerAuth):
+            header = auth.header
+        elif isinstance(auth, httpx.BasicAuth):
+            header = self._basic_header
+        elif isinstance(auth, _ChallengeAuth) and auth.scheme != "digest":
+            header = self._basic_header if auth.scheme == "basic" else None
+        else:
+            return None
+        if header is not None:
+            headers.append(("Authorization", header))
+        return headers
+
+    def _proxied(self) -> bool:
+        proxies = urllib.request.getproxies_environment()
+        if not (proxies.get(self._scheme) or proxies.get("all")):
+            return False
+        return not urllib.request.proxy_bypass(self._host)
+
+    def _pipe_ssl_context(self) -> Optional[ssl.SSLContext]:
+        if self._scheme != "https":
+            return None
+        if isinstance(self._verify, ssl.SSLContext):
+            return self._verify
+        ctx = ssl.create_default_context()
+        if self._verify is False:
+            ctx.check_hostname = False
+            ctx.verify_mode = ssl.CERT_NONE
+        return ctx
+
+    @contextmanager
+    def _pipeline(self, connections: int) -> Iterator[Optional[Pipeline]]:
+        """A pipeline for this thread (kept for reuse), or None where pipelining is off."""
+        headers = self._pipe_headers()
+        if headers is None:
+            yield None
+            return
+        with self._lock:
+            pipe = self._pipes.pop() if self._pipes else None
+        if pipe is None:
+            pipe = Pipeline(
+                host=self._host, port=self._port, host_header=self._netloc,
+                ssl_context=self._pipe_ssl_context(), timeout=self.options.timeout,
+                retries=self.options.retries, connections=connections,
+                depth=self.pipeline_depth, retry_statuses=RETRY_STATUSES,
+                max_body=self.max_pipelined_body, base_headers=headers,
+            )
+        else:
+            pipe.connections = connections
+            pipe.set_base_headers(headers)
+        finished = False
+        try:
+            if not self._pipelining_checked and not self._check_pipelining(pipe):
+                finished = True
+                with self._lock:
+                    self._pipes.append(pipe)
+                yield None
+                return
+            yield pipe
+            finished = True
+        finally:
+            if finished:
+                with self._lock:
+                    self._pipes.append(pipe)
+            else:  # stopped half-way: requests may be in flight
+                pipe.close()
+
+    def _check_pipelining(self, pipe: Pipeline) -> bool:
+        """Whether answers to pipelined requests match them, checked once per mirror.
+
+        Three requests in one burst on one connection: the mirror root, a name that does not
+        exist, the root again. Anything but 207, 404, 207 describing the root means something
+        in between (an old proxy) mixes answers up: requests then go one at a time. A proxy
+        that stalls instead is caught by the pipeline's timeout.
+        """
+        probe = self._base_path + ".sstate-mirror-probe-" + secrets.token_hex(6)
+        saved, pipe.connections = pipe.connections, 1
+        answers: Dict[int, Answer] = {}
+        try:
+            for tag, target in enumerate((self._base_path, probe, self._base_path)):
+                pipe.submit(PipeRequest("PROPFIND", target, (("Depth", "0"),
+                                                              *_XML_HEADERS.items()),
+                                        PROPFIND_BODY, tag))
+            for request, outcome in pipe.results():
+                if isinstance(outcome, Failure):
+                    raise _pipe_error(outcome, "cannot list the mirror root", self.url, None)
+                answers[cast(int, request.tag)] = outcome
+        finally:
+            pipe.connections = saved
+        statuses = [answers[i].status_code for i in range(3)]
+        if statuses[0] != 207 and statuses[0] == statuses[2] and statuses[1] in (404, 401,
+                                                                                 403):
+            return False  # cannot tell yet (no mirror, no credentials): one by one for now
+        if statuses == [207, 404, 207] and all(self._names_root(answers[i]) for i in (0, 2)):
+            self._pipelining_checked = True
+            return True
+        with self._lock:
+            if self.options.pipelining:
+                self.options = replace(self.options, pipelining=False)
+                log.warning("%s: answers to pipelined requests did not match them (%s);"
+                            " sending one request at a time per connection (as"
+                            " --no-pipelining does)", self.url,
+                            ", ".join(str(s) for s in statuses))
+        return False
+
+    def _names_root(self, answer: Answer) -> bool:
+        try:
+            items = list(self._multistatus(answer, "", self.max_xml_bytes))
+            return len(items) == 1 and self._rel_from_href(items[0].href, "") == "" and (
+                items[0].is_collection)
+        except BackendError:
+            return False
+
+    def _propfind_request(self, rel: str, tag: object) -> PipeRequest:
+        return PipeRequest("PROPFIND", self._target(rel, True),
+                           (("Depth", "1"), *_XML_HEADERS.items()), PROPFIND_BODY, tag)
+
+    def _settle(self, pipe: Pipeline, request: PipeRequest, outcome: Outcome, what: str,
+                path: Optional[str]) -> Answer:
+        """The answer to a pipelined request; a failure becomes the error it means.
+
+        A 401 while the server has not yet said which scheme it wants is sent again through
+        httpx, which answers the challenge; the pipeline then sends the credentials too.
+        """
+        if isinstance(outcome, Failure):
+            error = _pipe_error(outcome, what, self.url, path)
+            error.retried = True
+            raise error
+        auth = self._client.auth
+        if outcome.status_code == 401 and isinstance(auth, _ChallengeAuth):
+            response = self._send(request.method, self._origin + request.target, what=what,
+                                  path=path, headers=dict(request.headers),
+                                  content=request.body or None)
+            headers = self._pipe_headers()
+            if headers is not None:
+                pipe.set_base_headers(headers)
+            return Answer(response.status_code, response.reason_phrase,
+                          [(k.lower().encode("latin-1"), v.encode("latin-1"))
+                           for k, v in response.headers.multi_items()],
+                          response.content, retried=response in _retries_used)
+        return outcome
 
     # -- interface -----------------------------------------------------------------------
 
@@ -448,9 +656,11 @@ class WebDAVBackend(Backend):
             if entry is not None:
                 yield entry
 
-    def _entry(self, item: DavResponse, request_rel: str) -> Optional[Entry]:
+    def _entry(self, item: DavResponse, request_rel: str, path: Optional[str] = None
+               ) -> Optional[Entry]:
         """A file entry, or None for collections (remembered as existing)."""
-        path = self._rel_from_href(item.href, request_rel)
+        if path is None:
+            path = self._rel_from_href(item.href, request_rel)
         if item.status is not None and not 200 <= item.status < 300:
             raise PermanentError(
                 f"{self.url}: the server could not list {path or 'the root'} (status"
@@ -473,6 +683,10 @@ class WebDAVBackend(Backend):
 
     def _walk(self, rel: str) -> Iterator[Entry]:
         """Depth: 1 PROPFINDs, several at a time, over the whole tree below ``rel``."""
+        with self._pipeline(self.walk_connections) as pipe:
+            if pipe is not None:
+                yield from self._walk_pipelined(rel, pipe)
+                return
         workers = max(1, self.walk_concurrency)
         todo: Deque[str] = deque([rel])
         inflight: Set[Future[Tuple[List[Entry], List[str]]]] = set()
@@ -493,8 +707,27 @@ class WebDAVBackend(Backend):
                 future.cancel()
             pool.shutdown(wait=True)
 
+    def _walk_pipelined(self, rel: str, pipe: Pipeline) -> Iterator[Entry]:
+        pipe.submit(self._propfind_request(rel, rel))
+        for request, outcome in pipe.results():
+            collection = cast(str, request.tag)
+            answer = self._settle(pipe, request, outcome,
+                                  f"cannot list {collection or 'the mirror root'}",
+                                  collection or None)
+            if answer.overflow:  # too big to hold: list this one streamed, on its own
+                files, children = self._list_collection(collection, collection == rel)
+            else:
+                files, children = self._collection(answer, collection, collection == rel)
+            for child in children:
+                pipe.submit(self._propfind_request(child, child))
+            yield from files
+
     def _list_collection(self, rel: str, is_start: bool) -> Tuple[List[Entry], List[str]]:
-        response = self._propfind(rel, "1", True)
+        return self._collection(self._propfind(rel, "1", True), rel, is_start)
+
+    def _collection(self, response: _AnyResponse, rel: str, is_start: bool
+                    ) -> Tuple[List[Entry], List[str]]:
+        """The files and child collections a Depth: 1 answer about ``rel`` names."""
         if response.status_code == 404:
             response.close()
             if is_start and not rel:
@@ -512,7 +745,7 @@ class WebDAVBackend(Backend):
                 self._remember_collection(tuple(self._base_segments + _split(path)))
                 children.append(path)
                 continue
-            entry = self._entry(item, rel)
+            entry = self._entry(item, rel, path)
             if entry is not None:
                 files.append(entry)
         return files, children
@@ -739,32 +972,106 @@ class WebDAVBackend(Backend):
     def delete(self, paths: Sequence[str]) -> Dict[str, BackendError]:
         failures: Dict[str, BackendError] = {}
         parents: Set[str] = set()
+        wanted: List[str] = []
         for path in paths:
             try:
-                check_relative_path(path)
+                wanted.append(check_relative_path(path))
+            except BackendError as exc:
+                failures[path] = exc
+        with self._pipeline(self.delete_connections) as pipe:
+            if pipe is not None:
+                for path in wanted:
+                    pipe.submit(PipeRequest("DELETE", self._target(path), tag=path))
+                for request, outcome in pipe.results():
+                    path = cast(str, request.tag)
+                    try:
+                        answer = self._settle(pipe, request, outcome, f"cannot delete {path}",
+                                              path)
+                        if answer.status_code not in _DELETED:
+                            raise self._fail(answer, f"cannot delete {path}", path)
+                    except BackendError as exc:
+                        failures[path] = exc
+                        continue
+                    self._deleted_file(path, parents)
+                self._prune_pipelined(parents, pipe)
+                return failures
+        for path in wanted:
+            try:
                 response = self._send("DELETE", self._url(path), what=f"cannot delete {path}",
                                       path=path)
                 response.close()
-                if response.status_code not in (200, 202, 204, 404, 410):
+                if response.status_code not in _DELETED:
                     raise self._fail(response, f"cannot delete {path}", path)
             except BackendError as exc:
                 failures[path] = exc
                 continue
-            if "/" in path:
-                parent = path.rsplit("/", 1)[0]
-                with self._lock:
-                    if parent in self._file_counts:
-                        self._file_counts[parent] -= 1
-                parents.add(parent)
+            self._deleted_file(path, parents)
         for parent in sorted(parents, key=lambda p: p.count("/"), reverse=True):
-            with self._lock:
-                if self._file_counts.get(parent, 0) > 0:
-                    continue  # files the listing saw are still there: not empty
+            if not self._may_be_empty(parent):
+                continue
             try:
                 self._prune(parent)
             except BackendError as exc:  # pruning is tidying up, never a delete failure
                 log.debug("not pruning %s: %s", parent, exc)
         return failures
+
+    def _deleted_file(self, path: str, parents: Set[str]) -> None:
+        if "/" in path:
+            parent = path.rsplit("/", 1)[0]
+            with self._lock:
+                if parent in self._file_counts:
+                    self._file_counts[parent] -= 1
+            parents.add(parent)
+
+    def _may_be_empty(self, rel_dir: str) -> bool:
+        """False when the last listing (or this run) saw files or collections still in it."""
+        with self._lock:
+            if self._file_counts.get(rel_dir, 0) > 0:
+                return False
+            return not self._known_children.get(tuple(self._base_segments + _split(rel_dir)))
+
+    def _prune_pipelined(self, parents: Set[str], pipe: Pipeline) -> None:
+        """:meth:`_prune` for many collections at once, one tree level per round.
+
+        Each collection is checked empty and deleted as soon as its check answers; its
+        parent is looked at in the next round, once everything below has had its turn.
+        """
+        level = {p for p in parents if self._may_be_empty(p)}
+        while level:
+            for rel_dir in level:
+                pipe.submit(self._propfind_request(rel_dir, ("probe", rel_dir)))
+            emptied: Set[str] = set()
+            for request, outcome in pipe.results():
+                step, rel_dir = cast(Tuple[str, str], request.tag)
+                try:
+                    answer = self._settle(pipe, request, outcome,
+                                          f"cannot remove collection {rel_dir}/", rel_dir)
+                except BackendError as exc:  # pruning is tidying up, never a delete failure
+                    log.debug("not pruning %s: %s", rel_dir, exc)
+                    continue
+                if step == "probe":
+                    if answer.status_code == 404:
+                        self._forget_collection(tuple(self._base_segments + _split(rel_dir)))
+                        emptied.add(rel_dir)  # pruned meanwhile: its parent may be empty
+                    elif self._holds_nothing(answer, rel_dir):
+                        pipe.submit(PipeRequest("DELETE", self._target(rel_dir, True),
+                                                tag=("delete", rel_dir)))
+                elif answer.status_code in _DELETED:
+                    self._forget_collection(tuple(self._base_segments + _split(rel_dir)))
+                    emptied.add(rel_dir)
+            level = {p.rsplit("/", 1)[0] for p in emptied if "/" in p}
+            level = {p for p in level if self._may_be_empty(p)}
+
+    def _holds_nothing(self, response: _AnyResponse, rel_dir: str) -> bool:
+        """Whether a Depth: 1 answer about ``rel_dir`` lists nothing but the collection."""
+        try:
+            for item in self._multistatus(response, rel_dir, self.max_xml_bytes):
+                if self._rel_from_href(item.href, rel_dir) != rel_dir:
+                    return False
+        except BackendError as exc:
+            log.debug("not pruning %s: %s", rel_dir, exc)
+            return False
+        return True
 
     def _prune(self, rel_dir: str) -> None:
         """Delete ``rel_dir`` and its parents while they are empty (never the mirror root).
@@ -778,17 +1085,18 @@ class WebDAVBackend(Backend):
             if response.status_code == 404:
                 response.close()
             else:
-                for item in self._multistatus(response, rel_dir, self.max_xml_bytes):
-                    if self._rel_from_href(item.href, rel_dir) != rel_dir:
-                        response.close()
-                        return  # not empty
+                if not self._holds_nothing(response, rel_dir):
+                    response.close()
+                    return
                 response = self._send("DELETE", self._url(rel_dir, collection=True),
                                       what=f"cannot delete collection {rel_dir}/")
                 response.close()
-                if response.status_code not in (200, 202, 204, 404, 410):
+                if response.status_code not in _DELETED:
                     return
             self._forget_collection(tuple(self._base_segments + _split(rel_dir)))
             rel_dir = rel_dir.rsplit("/", 1)[0] if "/" in rel_dir else ""
+            if rel_dir and not self._may_be_empty(rel_dir):
+                return
 
     # -- touching ------------------------------------------------------------------------
 
@@ -912,6 +1220,10 @@ class WebDAVBackend(Backend):
                 self._delete_quietly(tmp)
 
     def close(self) -> None:
+        with self._lock:
+            pipes, self._pipes = self._pipes, []
+        for pipe in pipes:
+            pipe.close()
         self._client.close()
 
 
@@ -923,7 +1235,7 @@ def translate(
     *,
     url: str,
     path: Optional[str] = None,
-    response: Optional[httpx.Response] = None,
+    response: Optional[_AnyResponse] = None,
     exc: Optional[BaseException] = None,
 ) -> BackendError:
     """The one place that turns an httpx failure or an HTTP status into the error tree."""
@@ -951,7 +1263,7 @@ def translate(
         if status == 507:
             return PermanentError(msg, url=url, path=path, hint="the server's disk is full")
         if 300 <= status < 400:
-            location = redact_url(response.headers.get("Location", "?"))
+            location = redact_url(response.headers.get("Location") or "?")
             return PermanentError(f"{what}: the server redirects to {location} ({url})",
                                   url=url, path=path,
                                   hint="use the URL the server redirects to")
@@ -984,7 +1296,28 @@ def translate(
     return PermanentError(f"{what}: {exc}", url=url, path=path)
 
 
-def _no_dav_or(error: BackendError, response: httpx.Response, url: str) -> BackendError:
+def _pipe_error(failure: Failure, what: str, url: str, path: Optional[str]) -> BackendError:
+    """A pipelined request's failure in the error tree, worded as :func:`translate` does."""
+    if failure.kind == "tls":
+        if isinstance(failure.cause, ssl.SSLCertVerificationError):
+            return PermanentError(
+                f"{what}: the server's TLS certificate cannot be verified ({url})",
+                url=url, path=path,
+                hint="give its CA with --ca-cert FILE (or --insecure, not recommended)",
+            )
+        return PermanentError(f"{what}: TLS handshake with {url} failed: {failure.reason}",
+                              url=url, path=path)
+    if failure.kind == "timeout":
+        return TransientError(f"{what}: {url} did not answer in time ({failure.reason})",
+                              url=url, path=path, hint="raise --timeout for slow servers")
+    if failure.reason.startswith("cannot connect"):
+        return TransientError(f"{what}: {failure.reason} ({url})", url=url, path=path,
+                              hint="check the URL and that the server is running")
+    return TransientError(f"{what}: connection to {url} failed: {failure.reason}", url=url,
+                          path=path)
+
+
+def _no_dav_or(error: BackendError, response: _AnyResponse, url: str) -> BackendError:
     """A PROPFIND refusal explained as what it is: no WebDAV on this URL."""
     status = response.status_code
     if status in NO_DAV_STATUSES or 200 <= status < 300:
@@ -1009,11 +1342,11 @@ class _BearerAuth(httpx.Auth):
     """``Authorization: Bearer <token>`` on every request."""
 
     def __init__(self, token: str) -> None:
-        self._header = f"Bearer {token}"
+        self.header = f"Bearer {token}"
 
     def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response,
                                                               None]:
-        request.headers["Authorization"] = self._header
+        request.headers["Authorization"] = self.header
         yield request
 
     def __repr__(self) -> str:
@@ -1031,6 +1364,13 @@ class _ChallengeAuth(httpx.Auth):
         self._basic = httpx.BasicAuth(user, password)
         self._digest = httpx.DigestAuth(user, password)
         self._chosen: Optional[httpx.Auth] = None
+
+    @property
+    def scheme(self) -> str:
+        """``basic`` or ``digest`` once the server has asked, ``none`` before."""
+        if self._chosen is None:
+            return "none"
+        return "digest" if self._chosen is self._digest else "basic"
 
     def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response,
                                                               None]:
@@ -1146,6 +1486,8 @@ def _iter_body(response: httpx.Response, url: str, rel: str) -> Iterator[bytes]:
 
 def _quote(segment: str) -> str:
     """Percent-encode one path segment as bitbake does (``:`` -> ``%3A``, ``+``, spaces...)."""
+    if _PLAIN_SEGMENT.fullmatch(segment):
+        return segment  # nothing to encode (the hh/ directories), decided cheaply
     return urllib.parse.quote(segment, safe="")
 
 

@@ -51,6 +51,9 @@ def add_backend_options(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--ca-cert", metavar="FILE", help="HTTPS: CA bundle to verify the server")
     g.add_argument("--insecure", action="store_true",
                    help="HTTPS: do not verify the server certificate (not recommended)")
+    g.add_argument("--no-pipelining", action="store_true",
+                   help="HTTP: one request at a time per connection, for a proxy that"
+                        " mishandles HTTP/1.1 pipelining")
     g.add_argument("--timeout", type=float, default=60.0, metavar="SECONDS",
                    help="network timeout per request (default: 60)")
     g.add_argument("--retries", type=int, default=5, metavar="N",
@@ -101,6 +104,7 @@ def backend_options_from_args(args: argparse.Namespace) -> BackendOptions:
         use_netrc=not getattr(args, "no_netrc", False),
         ca_cert=getattr(args, "ca_cert", None),
         verify_tls=not getattr(args, "insecure", False),
+        pipelining=not getattr(args, "no_pipelining", False),
         timeout=getattr(args, "timeout", 60.0),
         retries=getattr(args, "retries", 5),
     )
