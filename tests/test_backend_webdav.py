@@ -11,6 +11,7 @@ import base64
 import io
 import logging
 import os
+import ssl
 import threading
 import time
 from collections.abc import Iterator
@@ -23,9 +24,10 @@ import pytest
 
 from backend_contract import *  # noqa: F403 - the shared contract tests
 from backend_contract import ContractEnv
-from sstate_mirror.backends import open_backend
+from sstate_mirror.backends import open_backend, webdav
 from sstate_mirror.backends.base import BackendOptions
 from sstate_mirror.backends.davxml import parse_http_date, parse_iso8601
+from sstate_mirror.backends.httppipe import Failure, Pipeline, PipeRequest
 from sstate_mirror.backends.webdav import WebDAVBackend
 from sstate_mirror.errors import (
     AuthError,
@@ -351,6 +353,60 @@ def test_auth_mirror_fixture(webdav_auth_mirror: DavMirror) -> None:
         _put(b, "aa/bb/y", b"y")
 
 
+def test_pipelined_walk_and_delete_with_credentials(webdav_auth_mirror: DavMirror) -> None:
+    """Pipelined requests carry the credentials once the server has asked for basic auth;
+    the Depth: 1 walk (with Depth: infinity refused) and deletes go through the pipeline."""
+    m = webdav_auth_mirror
+    with _backend(m) as b:
+        for i in range(30):
+            _put(b, f"{i:02x}/{i:02x}/f{i}", b"x" * i)
+        b._infinity = False  # walk, whatever the server allows
+        assert sorted(e.path for e in b.list()) == sorted(
+            f"{i:02x}/{i:02x}/f{i}" for i in range(30))
+        if m.server == "wsgidav":  # it asks for digest: one request at a time
+            assert b._client.auth.scheme == "digest" and b._pipe_headers() is None
+        else:
+            assert b._client.auth.scheme == "basic" and b._pipelining_checked
+        assert b.delete([f"{i:02x}/{i:02x}/f{i}" for i in range(30)]) == {}
+        assert list(b.list()) == []
+    assert list(m.root.iterdir()) == []  # the emptied collections are pruned too
+    with _backend(m, password="wrong") as b, pytest.raises(AuthError):
+        list(b.list())
+
+
+def test_pipelining_waits_for_a_mirror_to_check_it_on(webdav_mirror: DavMirror) -> None:
+    """Before the mirror exists the burst check cannot tell (404s): requests go one by one,
+    the check runs again once the mirror is there, and each thread still gets its own
+    pipeline (one handed to two threads would mix their answers up)."""
+    m = webdav_mirror
+    m.root.rmdir()
+    with _backend(m) as b:
+        b._infinity = False
+        with pytest.raises(NotFoundError):
+            list(b.list())
+        assert not b._pipelining_checked
+        threads = [threading.Thread(target=_put, args=(b, f"{i:02x}/aa/f", b"x" * i))
+                   for i in range(16)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert len(b._pipes) == len({id(pipe) for pipe in b._pipes})
+        assert len(list(b.list())) == 16
+        assert b._pipelining_checked
+
+
+def test_digest_is_never_pipelined(apache_server: DavServer) -> None:
+    m = apache_server.mirror("digest")
+    with _backend(m) as b:
+        _put(b, "aa/bb/x", b"x")
+        b._infinity = False
+        assert [e.path for e in b.list()] == ["aa/bb/x"]
+        assert b._pipe_headers() is None  # a fresh nonce count per request: one by one
+        assert b.delete(["aa/bb/x"]) == {}
+        assert list(b.list()) == []
+
+
 def test_bearer_token(nginx_server: DavServer, caplog: pytest.LogCaptureFixture) -> None:
     m = nginx_server.mirror("bearer")
     assert m.options.token == TOKEN
@@ -358,6 +414,8 @@ def test_bearer_token(nginx_server: DavServer, caplog: pytest.LogCaptureFixture)
         b.check()
         _put(b, "aa/bb/x", b"tok")
         assert b.read("aa/bb/x", 10) == b"tok"
+        assert [e.path for e in b.list()] == ["aa/bb/x"]  # pipelined, with the token
+        assert b._pipelining_checked
         assert TOKEN not in repr(b) and TOKEN not in repr(b._client.auth)
     _assert_no_secret(caplog.text)
 
@@ -667,6 +725,18 @@ def test_https_verification(nginx_server: DavServer, caplog: pytest.LogCaptureFi
         b.check()
         _put(b, "aa/bb/x", b"over tls")
         assert b.read("aa/bb/x", 100) == b"over tls"
+        assert [e.path for e in b.list()] == ["aa/bb/x"]  # the walk, pipelined over TLS
+        assert b._pipelining_checked
+    # the pipeline verifies certificates too
+    pipe = Pipeline(host="127.0.0.1", port=nginx_server.tls_port, host_header="127.0.0.1",
+                    ssl_context=ssl.create_default_context(), timeout=5, retries=0)
+    pipe.submit(PipeRequest("DELETE", "/open/aa/bb/x"))
+    [(_request, failure)] = list(pipe.results())
+    pipe.close()
+    assert isinstance(failure, Failure) and failure.kind == "tls"
+    error = webdav._pipe_error(failure, "cannot delete x", m.url, "x")
+    assert isinstance(error, PermanentError) and "certificate" in str(error)
+    assert (m.root / "aa/bb/x").exists()
     with _backend(m, ca_cert=None) as b, pytest.raises(PermanentError) as info:
         b.check()  # verification is on by default, and a self-signed certificate fails it
     assert "certificate" in str(info.value) and "--ca-cert" in str(info.value.hint)

@@ -369,3 +369,89 @@ def test_a_mirror_behind_something_that_mixes_answers_up_is_not_pipelined(
     assert backend.options.pipelining is True  # type: ignore[attr-defined]
     assert good.connections <= 2
     backend.close()
+
+
+def test_a_request_that_must_not_be_repeated_fails_instead(
+        serve: Callable[..., ScriptedServer]) -> None:
+    """A MOVE may have been carried out when the connection broke before its answer: it is
+    reported failed (the caller starts over), never sent twice."""
+    def cut(conn: int, _n: int, _m: str, target: str) -> Optional[bytes]:
+        return None if conn == 0 and target == "/m/move" else ok(target.encode())
+
+    server = serve(cut)
+    pipe = pipeline(server.port, connections=1)
+    pipe.submit(PipeRequest("PUT", "/m/tmp", body=b"data", tag="put"))
+    pipe.submit(PipeRequest("MOVE", "/m/move", tag="move", idempotent=False))
+    pipe.submit(PipeRequest("DELETE", "/m/after", tag="after"))
+    outcomes = {request.tag: outcome for request, outcome in pipe.results()}
+    assert isinstance(outcomes["put"], Answer)
+    assert isinstance(outcomes["move"], Failure)
+    assert isinstance(outcomes["after"], Answer)  # idempotent: sent again
+    assert [r[2] for r in server.requests].count("/m/move") == 1
+
+
+def test_a_limit_learnt_on_one_connection_does_not_block_the_next_run(
+        serve: Callable[..., ScriptedServer]) -> None:
+    """After the limit is learnt, a kept connection that reached it is replaced, not
+    waited on (the server does not close a connection that is merely idle)."""
+    def limited(conn: int, n: int, _m: str, target: str) -> bytes:
+        # the first connection closes after 2 answers; the others never close
+        return ok(target.encode(), "Connection: close\r\n" if conn == 0 and n == 1 else "")
+
+    server = serve(limited)
+    pipe = pipeline(server.port, connections=1, depth=1, timeout=3)
+    for round_ in range(4):
+        started = time.monotonic()
+        assert bodies(run(pipe, [f"/m/{round_}"])) == {f"/m/{round_}": f"/m/{round_}".encode()}
+        assert time.monotonic() - started < 2
+
+
+def test_an_error_that_closes_the_connection_is_not_a_limit(
+        serve: Callable[..., ScriptedServer]) -> None:
+    def failing_once(conn: int, _n: int, _m: str, target: str) -> bytes:
+        if conn == 0:
+            return b"HTTP/1.1 500 Oops\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+        return ok(target.encode())
+
+    server = serve(failing_once)
+    pipe = pipeline(server.port, connections=1, depth=8)
+    outcomes = run(pipe, targets(1))
+    assert isinstance(outcomes["/m/000"], Answer) and outcomes["/m/000"].status_code == 500
+    assert bodies(run(pipe, targets(16))) == {t: t.encode() for t in targets(16)}
+    assert server.connections == 2  # all 16 pipelined on one new connection
+
+
+@pytest.mark.parametrize("statuses, verdict", [
+    ((207, 404, 207), "pipelined"),
+    ((404, 404, 404), "not yet"),  # no mirror yet
+    ((404, 404, 207), "not yet"),  # the mirror was created between the requests
+    ((401, 401, 401), "not yet"),  # credentials not asked for yet
+    ((207, 503, 207), "not yet"),
+    ((207, 207, 207), "mixed up"),  # the answer to the first request, three times
+    ((404, 207, 404), "mixed up"),
+])
+def test_the_burst_check_tells_mixed_answers_from_a_changing_mirror(
+        serve: Callable[..., ScriptedServer], statuses: Tuple[int, int, int],
+        verdict: str) -> None:
+    root = (b'<?xml version="1.0"?><D:multistatus xmlns:D="DAV:"><D:response>'
+            b"<D:href>/m/</D:href><D:propstat><D:prop><D:resourcetype><D:collection/>"
+            b"</D:resourcetype></D:prop><D:status>HTTP/1.1 200 OK</D:status></D:propstat>"
+            b"</D:response></D:multistatus>")
+    seen = iter(statuses)
+
+    def scripted(_c: int, _n: int, method: str, target: str) -> bytes:
+        status = next(seen, 207 if target == "/m/" else 404)
+        if status == 207:
+            return (b"HTTP/1.1 207 Multi-Status\r\nContent-Length: %d\r\n\r\n" % len(root)
+                    + root)
+        return b"HTTP/1.1 %d X\r\nContent-Length: 0\r\n\r\n" % status
+
+    server = serve(scripted)
+    backend = open_backend(f"http://127.0.0.1:{server.port}/m/", BackendOptions(retries=0))
+    with backend._pipeline(1) as pipe:  # type: ignore[attr-defined]
+        used = pipe is not None
+    expected = {"pipelined": (True, True, True), "not yet": (False, False, True),
+                "mixed up": (False, False, False)}[verdict]
+    assert (used, backend._pipelining_checked,  # type: ignore[attr-defined]
+            backend.options.pipelining) == expected  # type: ignore[attr-defined]
+    backend.close()

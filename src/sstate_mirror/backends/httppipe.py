@@ -33,13 +33,14 @@ import time
 from collections import deque
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import Deque, List, Optional, Sequence, Tuple, Union
+from typing import Deque, Dict, List, Optional, Sequence, Tuple, Union
 
 import h11
 
 log = logging.getLogger(__name__)
 
 _RECV = 256 * 1024
+_END = h11.EndOfMessage()
 
 
 @dataclass
@@ -55,6 +56,9 @@ class PipeRequest:
     attempts: int = 0
     """Failed tries so far (broken connection, timeout, a status worth retrying)."""
     not_before: float = 0.0
+    idempotent: bool = True
+    """False (``MOVE``): after a broken connection it may have been carried out, so it
+    fails instead of being sent again, and so do the requests behind it."""
 
 
 @dataclass
@@ -173,6 +177,7 @@ class Pipeline:
         self._connect_failures = 0
         self._connect_after = 0.0
         self._degraded = False
+        self._prime_events: Dict[str, h11.Request] = {}
 
     # -- the caller's side -------------------------------------------------------------
 
@@ -254,10 +259,12 @@ class Pipeline:
 
     def _pick(self, depth: int) -> Optional[_Conn]:
         best: Optional[_Conn] = None
-        for conn in self._conns:
-            if conn.closing or len(conn.inflight) >= depth:
+        for conn in list(self._conns):
+            spent = self._max_per_conn is not None and conn.sent >= self._max_per_conn
+            if spent and not conn.inflight:
+                self._close(conn)  # the server would close it next: make room for a new one
                 continue
-            if self._max_per_conn is not None and conn.sent >= self._max_per_conn:
+            if spent or conn.closing or len(conn.inflight) >= depth:
                 continue
             if best is None or len(conn.inflight) < len(best.inflight):
                 best = conn
@@ -275,10 +282,16 @@ class Pipeline:
         """Tell h11 which request the next answer belongs to (its bytes are already sent)."""
         parser = conn.parser
         if parser.our_state is h11.IDLE and conn.inflight:
-            req = conn.inflight[0]
-            parser.send(h11.Request(method=req.method, target=req.target,
-                                    headers=[("Host", self._host_header)]))
-            parser.send(h11.EndOfMessage())
+            method = conn.inflight[0].method
+            # only the method matters to reading the answer (HEAD has no body): one
+            # prepared event per method spares building and validating one per request
+            event = self._prime_events.get(method)
+            if event is None:
+                event = h11.Request(method=method, target="/",
+                                    headers=[("Host", self._host_header)])
+                self._prime_events[method] = event
+            parser.send(event)
+            parser.send(_END)
 
     def _want_write(self, conn: _Conn, want: bool) -> None:
         if conn.want_write != want:
@@ -365,12 +378,26 @@ class Pipeline:
         if not conn.inflight:
             return
         first = conn.inflight.popleft()
-        self._queue.extendleft(reversed(conn.inflight))
-        self._retry_or_fail(first, failure)
+        again = []
+        for request in conn.inflight:
+            if request.idempotent:
+                again.append(request)
+            else:
+                self._ready.append((request, failure))
+        self._queue.extendleft(reversed(again))
+        if first.idempotent:
+            self._retry_or_fail(first, failure)
+        else:
+            self._ready.append((first, failure))
 
-    def _retire(self, conn: _Conn) -> None:
-        """The server closes this connection after its last answer: resend the rest."""
-        if conn.answered and (self._max_per_conn is None or conn.answered < self._max_per_conn):
+    def _retire(self, conn: _Conn, status: int) -> None:
+        """The server closes this connection after its last answer: resend the rest.
+
+        A close announced with a successful answer is a limit of requests per connection
+        (Apache's MaxKeepAliveRequests): remembered. One after an error is not.
+        """
+        if status < 400 and conn.answered and (self._max_per_conn is None
+                                               or conn.answered < self._max_per_conn):
             self._max_per_conn = conn.answered
         self._close(conn)
         self._queue.extendleft(reversed(conn.inflight))
@@ -442,7 +469,7 @@ class Pipeline:
             elif kind is h11.EndOfMessage:
                 self._answered(conn)
                 if parser.their_state is h11.MUST_CLOSE or parser.our_state is h11.MUST_CLOSE:
-                    self._retire(conn)
+                    self._retire(conn, conn.status)
                     return False
             elif event is h11.PAUSED:
                 parser.start_next_cycle()
