@@ -114,7 +114,7 @@ class WebDAVBackend(Backend):
     walk_concurrency = 8
     #: Pipelined connections of a walk, and of each delete() call (clean runs several).
     walk_connections = 4
-    delete_connections = 2
+    delete_connections = 1
     #: Requests in flight per pipelined connection.
     pipeline_depth = 32
     #: Largest pipelined answer held in memory; a larger listing is fetched streamed.
@@ -125,7 +125,10 @@ class WebDAVBackend(Backend):
 
     def __init__(self, url: str, options: BackendOptions) -> None:
         self.options = options
-        self.properties = Properties(connections=8, atomic_put=True, delete_batch=64,
+        # 16 transfers: an upload waits a round trip for each PUT and MOVE, so across a
+        # network more connections are faster (2,000 files 10 ms away: 10.3 s with 8, 5.7 s
+        # with 16); next to the server it makes no difference
+        self.properties = Properties(connections=16, atomic_put=True, delete_batch=64,
                                      touch="copy")
         parts = urllib.parse.urlsplit(url)
         if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
