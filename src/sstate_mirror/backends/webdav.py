@@ -73,7 +73,7 @@ from .davxml import (
     parse_multistatus,
     proppatch_lastmodified_body,
 )
-from .httppipe import Answer, Failure, Outcome, Pipeline, PipeRequest
+from .httppipe import Answer, Failure, Outcome, Pipeline, PipeRequest, backoff
 
 log = logging.getLogger(__name__)
 
@@ -366,7 +366,7 @@ class WebDAVBackend(Backend):
                 if not (error.retryable and safe) or attempt >= self.options.retries:
                     error.retried = error.retryable and safe
                     raise error from exc
-                delay = _backoff(attempt, None)
+                delay = backoff(attempt)
                 reason = error.message
             else:
                 if response.status_code not in RETRY_STATUSES or not idempotent or (
@@ -375,7 +375,7 @@ class WebDAVBackend(Backend):
                 if attempt >= self.options.retries:
                     _retries_used.add(response)
                     return response
-                delay = _backoff(attempt, response.headers.get("Retry-After"))
+                delay = backoff(attempt, response.headers.get("Retry-After"))
                 reason = f"status {response.status_code}"
                 response.close()
             attempt += 1
@@ -1533,13 +1533,6 @@ def _quote(segment: str) -> str:
 
 def _split(rel: str) -> List[str]:
     return rel.split("/") if rel else []
-
-
-def _backoff(attempt: int, retry_after: Optional[str]) -> float:
-    if retry_after and retry_after.strip().isdigit():
-        return min(60.0, float(retry_after.strip()))
-    base: float = min(10.0, 0.25 * 2.0**attempt)
-    return base * (0.5 + random.random() / 2)  # noqa: S311 - jitter, not crypto
 
 
 def _netrc_lookup(host: str) -> Optional[Tuple[str, str]]:
