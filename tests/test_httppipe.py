@@ -336,21 +336,40 @@ def test_headers_cannot_be_smuggled() -> None:
         pipe.set_base_headers([("X-A", "b\r\nX-Evil: 1")])
 
 
+ROOT_ANSWER = (b'<?xml version="1.0"?><D:multistatus xmlns:D="DAV:"><D:response>'
+               b"<D:href>/m/</D:href><D:propstat><D:prop><D:resourcetype><D:collection/>"
+               b"</D:resourcetype></D:prop><D:status>HTTP/1.1 200 OK</D:status></D:propstat>"
+               b"</D:response></D:multistatus>")
+
+
+def dav(_c: int, _n: int, method: str, target: str) -> bytes:
+    """A WebDAV server holding an empty mirror /m/: it exists, nothing else does."""
+    if method == "PROPFIND" and target == "/m/":
+        return (b"HTTP/1.1 207 Multi-Status\r\nContent-Length: %d\r\n\r\n"
+                % len(ROOT_ANSWER) + ROOT_ANSWER)
+    return b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n"
+
+
+def test_a_mirror_behind_something_that_stalls_is_no_longer_pipelined(
+        serve: Callable[..., ScriptedServer], caplog: pytest.LogCaptureFixture) -> None:
+    """The first stall costs one --timeout; later jobs, on any thread, go one by one."""
+    server = serve(dav, stall=True)
+    backend = open_backend(f"http://127.0.0.1:{server.port}/m/",
+                           BackendOptions(retries=1, timeout=1))
+    with caplog.at_level(logging.WARNING):
+        assert backend.delete(["00/ab/x.siginfo"]) == {}
+    assert "one request at a time" in caplog.text
+    assert backend.options.pipelining is False  # type: ignore[attr-defined]
+    started = time.monotonic()
+    assert backend.delete([f"00/ab/{i}.siginfo" for i in range(10)]) == {}
+    assert time.monotonic() - started < 1
+    backend.close()
+
+
 def test_a_mirror_behind_something_that_mixes_answers_up_is_not_pipelined(
         serve: Callable[..., ScriptedServer], caplog: pytest.LogCaptureFixture) -> None:
     """Before the first pipelined job, a burst of three requests with known answers (207,
     404, 207) must come back as such; here a "proxy" repeats the first answer."""
-    root = (b'<?xml version="1.0"?><D:multistatus xmlns:D="DAV:"><D:response>'
-            b"<D:href>/m/</D:href><D:propstat><D:prop><D:resourcetype><D:collection/>"
-            b"</D:resourcetype></D:prop><D:status>HTTP/1.1 200 OK</D:status></D:propstat>"
-            b"</D:response></D:multistatus>")
-
-    def dav(_c: int, _n: int, method: str, target: str) -> bytes:
-        if method == "PROPFIND" and target == "/m/":
-            return (b"HTTP/1.1 207 Multi-Status\r\nContent-Length: %d\r\n\r\n" % len(root)
-                    + root)
-        return b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n"
-
     server = serve(dav, echo_first=True)
     backend = open_backend(f"http://127.0.0.1:{server.port}/m/", BackendOptions(retries=0))
     with caplog.at_level(logging.WARNING):
@@ -433,17 +452,12 @@ def test_an_error_that_closes_the_connection_is_not_a_limit(
 def test_the_burst_check_tells_mixed_answers_from_a_changing_mirror(
         serve: Callable[..., ScriptedServer], statuses: Tuple[int, int, int],
         verdict: str) -> None:
-    root = (b'<?xml version="1.0"?><D:multistatus xmlns:D="DAV:"><D:response>'
-            b"<D:href>/m/</D:href><D:propstat><D:prop><D:resourcetype><D:collection/>"
-            b"</D:resourcetype></D:prop><D:status>HTTP/1.1 200 OK</D:status></D:propstat>"
-            b"</D:response></D:multistatus>")
     seen = iter(statuses)
 
     def scripted(_c: int, _n: int, method: str, target: str) -> bytes:
         status = next(seen, 207 if target == "/m/" else 404)
         if status == 207:
-            return (b"HTTP/1.1 207 Multi-Status\r\nContent-Length: %d\r\n\r\n" % len(root)
-                    + root)
+            return dav(0, 0, "PROPFIND", "/m/")
         return b"HTTP/1.1 %d X\r\nContent-Length: 0\r\n\r\n" % status
 
     server = serve(scripted)

@@ -199,6 +199,11 @@ class Pipeline:
                 return
             self._step()
 
+    @property
+    def degraded(self) -> bool:
+        """Pipelined requests stalled here: one at a time is all this server can take."""
+        return self._degraded
+
     def close(self) -> None:
         for conn in list(self._conns):
             self._close(conn)

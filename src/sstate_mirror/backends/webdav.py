@@ -527,6 +527,9 @@ class WebDAVBackend(Backend):
             yield pipe
             finished = True
         finally:
+            if pipe.degraded and self.options.pipelining:
+                with self._lock:  # other threads need not wait for the same stall
+                    self.options = replace(self.options, pipelining=False)
             if finished:
                 with self._lock:
                     self._pipes.append(pipe)
