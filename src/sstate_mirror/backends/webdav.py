@@ -1216,8 +1216,9 @@ class WebDAVBackend(Backend):
         """Apply one touch method; False if the server does not offer it."""
         if method == "proppatch":
             body = proppatch_lastmodified_body(email.utils.formatdate(usegmt=True))
-            response = self._send("PROPPATCH", self._url(path), what=f"cannot touch {path}",
-                                  path=path, headers=_XML_HEADERS, content=body, stream=True)
+            response = self._request("PROPPATCH", self._target(path),
+                                     what=f"cannot touch {path}", path=path,
+                                     headers=_XML_HEADERS, content=body)
             if response.status_code == 404:
                 response.close()
                 raise NotFoundError(f"cannot mark {path} as used: it does not exist",
@@ -1233,8 +1234,8 @@ class WebDAVBackend(Backend):
             return ok
         # COPY to a temporary name (a fresh file, so a fresh time), then MOVE it back
         tmp = new_temp_name(path)
-        response = self._send(
-            "COPY", self._url(path), what=f"cannot touch {path}", path=path,
+        response = self._request(
+            "COPY", self._target(path), what=f"cannot touch {path}", path=path,
             headers={"Destination": self._url(tmp), "Overwrite": "T", "Depth": "0"},
         )
         response.close()
@@ -1247,9 +1248,9 @@ class WebDAVBackend(Backend):
             raise self._fail(response, f"cannot touch {path}", path)
         moved = False
         try:
-            response = self._send(
-                "MOVE", self._url(tmp), what=f"cannot touch {path}", path=path,
-                headers={"Destination": self._url(path), "Overwrite": "T"},
+            response = self._request(
+                "MOVE", self._target(tmp), what=f"cannot touch {path}", path=path,
+                headers={"Destination": self._url(path), "Overwrite": "T"}, idempotent=False,
             )
             response.close()
             if response.status_code in NO_DAV_STATUSES:
