@@ -24,7 +24,7 @@ import pytest
 
 from backend_contract import *  # noqa: F403 - the shared contract tests
 from backend_contract import ContractEnv
-from sstate_mirror.backends import open_backend, webdav
+from sstate_mirror.backends import daverrors, open_backend
 from sstate_mirror.backends.base import BackendOptions
 from sstate_mirror.backends.davxml import parse_http_date, parse_iso8601
 from sstate_mirror.backends.httppipe import Failure, Pipeline, PipeRequest
@@ -734,7 +734,7 @@ def test_https_verification(nginx_server: DavServer, caplog: pytest.LogCaptureFi
     [(_request, failure)] = list(pipe.results())
     pipe.close()
     assert isinstance(failure, Failure) and failure.kind == "tls"
-    error = webdav._pipe_error(failure, "cannot delete x", m.url, "x")
+    error = daverrors.pipe_error(failure, "cannot delete x", m.url, "x")
     assert isinstance(error, PermanentError) and "certificate" in str(error)
     assert (m.root / "aa/bb/x").exists()
     with _backend(m, ca_cert=None) as b, pytest.raises(PermanentError) as info:

@@ -25,7 +25,6 @@ import base64
 import email.utils
 import io
 import logging
-import netrc
 import os
 import random
 import re
@@ -35,13 +34,12 @@ import threading
 import time
 import urllib.parse
 import urllib.request
-import weakref
 from collections import deque
 from collections.abc import Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from contextlib import contextmanager
 from dataclasses import replace
-from typing import IO, Deque, Dict, Generator, List, Optional, Set, Tuple, Union, cast
+from typing import IO, Deque, Dict, List, Optional, Set, Tuple, Union, cast
 
 import httpx
 
@@ -63,6 +61,17 @@ from .base import (
     new_temp_name,
     redact_url,
 )
+from .davauth import BearerAuth, ChallengeAuth, netrc_lookup
+from .daverrors import (
+    NO_DAV_STATUSES,
+    RETRY_STATUSES,
+    AnyResponse,
+    no_dav_or,
+    pipe_error,
+    retries_used,
+    translate,
+)
+from .davio import CHUNK, Body, ResponseReader, iter_body
 from .davxml import (
     PROPFIND_BODY,
     DavResponse,
@@ -77,14 +86,7 @@ from .httppipe import Answer, Failure, Outcome, Pipeline, PipeRequest, backoff
 
 log = logging.getLogger(__name__)
 
-#: Statuses worth retrying (for requests that can safely be repeated).
-RETRY_STATUSES = {408, 429, 502, 503, 504}
-#: Statuses that mean "the server has no WebDAV here".
-NO_DAV_STATUSES = {405, 501}
 
-_CHUNK = 1 << 20
-#: Answers returned after the last allowed retry, so their error is not retried again.
-_retries_used: weakref.WeakSet[httpx.Response] = weakref.WeakSet()
 _XML_HEADERS = {"Content-Type": 'application/xml; charset="utf-8"'}
 
 
@@ -97,8 +99,6 @@ _PLAIN_SEGMENT = re.compile(r"[A-Za-z0-9_.~-]+")
 #: DELETE answers meaning "gone" (404/410: already gone, which is what was asked).
 _DELETED = (200, 202, 204, 404, 410)
 
-#: An answer through httpx (streamed) or through a pipeline (read).
-_AnyResponse = Union[httpx.Response, Answer]
 
 class WebDAVBackend(Backend):
     """A mirror on an HTTP/WebDAV server (``http://`` or ``https://``)."""
@@ -187,7 +187,7 @@ class WebDAVBackend(Backend):
         opts = self.options
         if opts.token:
             self._auth_source = "bearer token"
-            return _BearerAuth(opts.token)
+            return BearerAuth(opts.token)
         user = opts.user or (urllib.parse.unquote(parts.username) if parts.username else None)
         password = opts.password
         if password is None and parts.password is not None and (
@@ -196,7 +196,7 @@ class WebDAVBackend(Backend):
             password = urllib.parse.unquote(parts.password)
         source = "password"
         if password is None and opts.use_netrc:
-            found = _netrc_lookup(self._host)
+            found = netrc_lookup(self._host)
             if found is not None and (user is None or user == found[0]):
                 user, password = found
                 source = "netrc password"
@@ -219,7 +219,7 @@ class WebDAVBackend(Backend):
             return httpx.DigestAuth(user, password)
         if method != "auto":
             raise UsageError(f"unknown HTTP authentication scheme {opts.auth_method!r}")
-        return _ChallengeAuth(user, password)
+        return ChallengeAuth(user, password)
 
     def _make_verify(self) -> Union[bool, ssl.SSLContext]:
         opts = self.options
@@ -341,7 +341,7 @@ class WebDAVBackend(Backend):
         what: str,
         path: Optional[str] = None,
         headers: Optional[Dict[str, str]] = None,
-        content: Union[bytes, _Body, None] = None,
+        content: Union[bytes, Body, None] = None,
         stream: bool = False,
         idempotent: bool = True,
     ) -> httpx.Response:
@@ -352,7 +352,7 @@ class WebDAVBackend(Backend):
         """
         attempt = 0
         while True:
-            if isinstance(content, _Body):
+            if isinstance(content, Body):
                 content.rewind()
             try:
                 request = self._client.build_request(method, url, headers=headers,
@@ -361,7 +361,7 @@ class WebDAVBackend(Backend):
             except httpx.HTTPError as exc:
                 error = translate(what, url=self.url, path=path, exc=exc)
                 safe = isinstance(exc, httpx.ConnectError) or idempotent
-                if isinstance(content, _Body) and not content.replayable:
+                if isinstance(content, Body) and not content.replayable:
                     raise error from exc  # the caller may restart from a fresh source
                 if not (error.retryable and safe) or attempt >= self.options.retries:
                     error.retried = error.retryable and safe
@@ -370,10 +370,10 @@ class WebDAVBackend(Backend):
                 reason = error.message
             else:
                 if response.status_code not in RETRY_STATUSES or not idempotent or (
-                    isinstance(content, _Body) and not content.replayable):
+                    isinstance(content, Body) and not content.replayable):
                     return response
                 if attempt >= self.options.retries:
-                    _retries_used.add(response)
+                    retries_used.add(response)
                     return response
                 delay = backoff(attempt, response.headers.get("Retry-After"))
                 reason = f"status {response.status_code}"
@@ -385,7 +385,7 @@ class WebDAVBackend(Backend):
 
     def _request(self, method: str, target: str, *, what: str, path: Optional[str] = None,
                  headers: Optional[Dict[str, str]] = None, content: Optional[bytes] = None,
-                 idempotent: bool = True) -> _AnyResponse:
+                 idempotent: bool = True) -> AnyResponse:
         """One small request, on this thread's pipeline connection where there is one.
 
         Half the Python of an httpx request, which counts when an upload is thousands of
@@ -402,12 +402,12 @@ class WebDAVBackend(Backend):
         return self._send(method, self._origin + target, what=what, path=path,
                           headers=headers, content=content, idempotent=idempotent)
 
-    def _fail(self, response: _AnyResponse, what: str, path: Optional[str] = None
+    def _fail(self, response: AnyResponse, what: str, path: Optional[str] = None
               ) -> BackendError:
         response.close()
         error = translate(what, url=self.url, path=path, response=response)
         error.retried = (response.retried if isinstance(response, Answer)
-                         else response in _retries_used)
+                         else response in retries_used)
         if response.status_code == 401 and self._client.auth is not None:
             error.hint = ("the server rejected the credentials given (" + self._auth_source
                           + "); check them, or --auth basic|digest")
@@ -425,18 +425,18 @@ class WebDAVBackend(Backend):
             stream=True,
         )
 
-    def _multistatus(self, response: _AnyResponse, rel: str, limit: int
+    def _multistatus(self, response: AnyResponse, rel: str, limit: int
                      ) -> Iterator[DavResponse]:
         """The parsed responses of a 207, with XML problems turned into clear errors."""
         if response.status_code != 207:
-            raise _no_dav_or(self._fail(response, f"cannot list {rel or 'the mirror root'}",
+            raise no_dav_or(self._fail(response, f"cannot list {rel or 'the mirror root'}",
                                         rel or None), response, self.url)
         try:
             if isinstance(response, Answer):
                 yield from parse_multistatus(response.body, self.max_element_bytes)
             else:
                 yield from iter_multistatus(LimitedReader(
-                    _iter_body(response, self.url, rel), limit, self.max_element_bytes))
+                    iter_body(response, self.url, rel), limit, self.max_element_bytes))
         except XMLError as exc:
             raise PermanentError(
                 f"{self.url}: bad PROPFIND answer for {rel or 'the mirror root'}: {exc}",
@@ -464,11 +464,11 @@ class WebDAVBackend(Backend):
         header: Optional[str]
         if auth is None:
             return headers
-        if isinstance(auth, _BearerAuth):
+        if isinstance(auth, BearerAuth):
             header = auth.header
         elif isinstance(auth, httpx.BasicAuth):
             header = self._basic_header
-        elif isinstance(auth, _ChallengeAuth) and auth.scheme != "digest":
+        elif isinstance(auth, ChallengeAuth) and auth.scheme != "digest":
             header = self._basic_header if auth.scheme == "basic" else None
         else:
             return None
@@ -554,7 +554,7 @@ class WebDAVBackend(Backend):
                                         PROPFIND_BODY, tag))
             for request, outcome in pipe.results():
                 if isinstance(outcome, Failure):
-                    raise _pipe_error(outcome, "cannot list the mirror root", self.url, None)
+                    raise pipe_error(outcome, "cannot list the mirror root", self.url, None)
                 answers[cast(int, request.tag)] = outcome
         finally:
             pipe.connections = saved
@@ -597,11 +597,11 @@ class WebDAVBackend(Backend):
         httpx, which answers the challenge; the pipeline then sends the credentials too.
         """
         if isinstance(outcome, Failure):
-            error = _pipe_error(outcome, what, self.url, path)
+            error = pipe_error(outcome, what, self.url, path)
             error.retried = True
             raise error
         auth = self._client.auth
-        if outcome.status_code == 401 and isinstance(auth, _ChallengeAuth):
+        if outcome.status_code == 401 and isinstance(auth, ChallengeAuth):
             response = self._send(request.method, self._origin + request.target, what=what,
                                   path=path, headers=dict(request.headers),
                                   content=request.body or None)
@@ -611,7 +611,7 @@ class WebDAVBackend(Backend):
             return Answer(response.status_code, response.reason_phrase,
                           [(k.lower().encode("latin-1"), v.encode("latin-1"))
                            for k, v in response.headers.multi_items()],
-                          response.content, retried=response in _retries_used)
+                          response.content, retried=response in retries_used)
         return outcome
 
     # -- interface -----------------------------------------------------------------------
@@ -681,7 +681,7 @@ class WebDAVBackend(Backend):
                 raise NotFoundError(f"the mirror {self.url} does not exist on the server (404)",
                                     url=self.url, hint="check the URL; an upload creates it")
             else:
-                raise _no_dav_or(self._fail(response, f"cannot list {rel or self.url}",
+                raise no_dav_or(self._fail(response, f"cannot list {rel or self.url}",
                                             rel or None), response, self.url)
         yield from self._walk(rel)
 
@@ -760,7 +760,7 @@ class WebDAVBackend(Backend):
     def _list_collection(self, rel: str, is_start: bool) -> Tuple[List[Entry], List[str]]:
         return self._collection(self._propfind(rel, "1", True), rel, is_start)
 
-    def _collection(self, response: _AnyResponse, rel: str, is_start: bool
+    def _collection(self, response: AnyResponse, rel: str, is_start: bool
                     ) -> Tuple[List[Entry], List[str]]:
         """The files and child collections a Depth: 1 answer about ``rel`` names."""
         if response.status_code == 404:
@@ -826,7 +826,7 @@ class WebDAVBackend(Backend):
                                     path=path)
             if response.status_code != 200:
                 raise self._fail(response, f"cannot read {path}", path)
-            yield io.BufferedReader(_ResponseReader(response, self.url, path), _CHUNK)
+            yield io.BufferedReader(ResponseReader(response, self.url, path), CHUNK)
         finally:
             response.close()
 
@@ -834,7 +834,7 @@ class WebDAVBackend(Backend):
 
     def put(self, path: str, src: IO[bytes], size: int) -> None:
         check_relative_path(path)
-        body = _Body(src, size, path)
+        body = Body(src, size, path)
         parent = tuple(self._base_segments + _split(path)[:-1])
         for attempt in range(PUT_ATTEMPTS):
             self._mkcol_chain(parent)
@@ -857,7 +857,7 @@ class WebDAVBackend(Backend):
                         " (is a clean running at the same time?)", url=self.url, path=path
                     ) from None
 
-    def _put_request(self, target: str, body: _Body, what_path: str) -> _AnyResponse:
+    def _put_request(self, target: str, body: Body, what_path: str) -> AnyResponse:
         what = f"cannot upload {what_path}"
         if body.size <= self.max_pipelined_put and self.options.pipelining:
             body.rewind()
@@ -872,7 +872,7 @@ class WebDAVBackend(Backend):
             content=body,
         )
 
-    def _put_atomic(self, path: str, body: _Body) -> None:
+    def _put_atomic(self, path: str, body: Body) -> None:
         tmp = new_temp_name(path)
         moved = False
         try:
@@ -923,7 +923,7 @@ class WebDAVBackend(Backend):
                     "%s does not support WebDAV MOVE: uploading directly to the final names;"
                     " a reader may see a partly written file while it uploads", self.url)
 
-    def _put_direct(self, path: str, body: _Body) -> None:
+    def _put_direct(self, path: str, body: Body) -> None:
         response = self._put_request(path, body, path)
         response.close()
         if response.status_code == 409:
@@ -1105,7 +1105,7 @@ class WebDAVBackend(Backend):
             level = {p.rsplit("/", 1)[0] for p in emptied if "/" in p}
             level = {p for p in level if self._may_be_empty(p)}
 
-    def _holds_nothing(self, response: _AnyResponse, rel_dir: str) -> bool:
+    def _holds_nothing(self, response: AnyResponse, rel_dir: str) -> bool:
         """Whether a Depth: 1 answer about ``rel_dir`` lists nothing but the collection."""
         try:
             for item in self._multistatus(response, rel_dir, self.max_xml_bytes):
@@ -1271,261 +1271,11 @@ class WebDAVBackend(Backend):
         self._client.close()
 
 
-# -- errors ------------------------------------------------------------------------------
-
-
-def translate(
-    what: str,
-    *,
-    url: str,
-    path: Optional[str] = None,
-    response: Optional[_AnyResponse] = None,
-    exc: Optional[BaseException] = None,
-) -> BackendError:
-    """The one place that turns an httpx failure or an HTTP status into the error tree."""
-    if response is not None:
-        status = response.status_code
-        reason = f"{status} {response.reason_phrase}".strip()
-        msg = f"{what}: the server answered {reason} ({url})"
-        if status == 401:
-            return AuthError(msg, url=url, path=path,
-                             hint="credentials are missing or wrong: use --user with"
-                             " SSTATE_MIRROR_PASSWORD, a token in SSTATE_MIRROR_TOKEN, or"
-                             " ~/.netrc")
-        if status == 403:
-            return AuthError(msg, url=url, path=path,
-                             hint="the server refuses this operation for these credentials")
-        if status in (404, 410):
-            return NotFoundError(msg, url=url, path=path)
-        if status in NO_DAV_STATUSES:
-            return PermanentError(msg, url=url, path=path,
-                                  hint="the server does not allow this WebDAV method here")
-        if status == 413:
-            return PermanentError(msg, url=url, path=path,
-                                  hint="the server limits upload sizes (nginx:"
-                                  " client_max_body_size 0; Apache: LimitRequestBody 0)")
-        if status == 507:
-            return PermanentError(msg, url=url, path=path, hint="the server's disk is full")
-        if 300 <= status < 400:
-            location = redact_url(response.headers.get("Location") or "?")
-            return PermanentError(f"{what}: the server redirects to {location} ({url})",
-                                  url=url, path=path,
-                                  hint="use the URL the server redirects to")
-        if status in RETRY_STATUSES or status == 500 or status == 423:
-            return TransientError(msg, url=url, path=path)
-        return PermanentError(msg, url=url, path=path)
-    if isinstance(exc, httpx.ConnectError):
-        text = str(exc)
-        if "CERTIFICATE_VERIFY_FAILED" in text or isinstance(exc.__context__,
-                                                              ssl.SSLCertVerificationError):
-            return PermanentError(
-                f"{what}: the server's TLS certificate cannot be verified ({url})",
-                url=url, path=path,
-                hint="give its CA with --ca-cert FILE (or --insecure, not recommended)",
-            )
-        if isinstance(exc.__context__, ssl.SSLError) or "SSL" in text:
-            return PermanentError(f"{what}: TLS handshake with {url} failed: {text}",
-                                  url=url, path=path)
-        return TransientError(f"{what}: cannot connect to {url}: {text or 'refused'}",
-                              url=url, path=path,
-                              hint="check the URL and that the server is running")
-    if isinstance(exc, httpx.TimeoutException):
-        return TransientError(f"{what}: {url} did not answer in time ({type(exc).__name__})",
-                              url=url, path=path, hint="raise --timeout for slow servers")
-    if isinstance(exc, (httpx.NetworkError, httpx.RemoteProtocolError)):
-        return TransientError(f"{what}: connection to {url} failed: {exc}", url=url,
-                              path=path)
-    if isinstance(exc, (httpx.UnsupportedProtocol, httpx.InvalidURL)):
-        return PermanentError(f"{what}: {exc}", url=url, path=path)
-    return PermanentError(f"{what}: {exc}", url=url, path=path)
-
-
-def _pipe_error(failure: Failure, what: str, url: str, path: Optional[str]) -> BackendError:
-    """A pipelined request's failure in the error tree, worded as :func:`translate` does."""
-    if failure.kind == "tls":
-        if isinstance(failure.cause, ssl.SSLCertVerificationError):
-            return PermanentError(
-                f"{what}: the server's TLS certificate cannot be verified ({url})",
-                url=url, path=path,
-                hint="give its CA with --ca-cert FILE (or --insecure, not recommended)",
-            )
-        return PermanentError(f"{what}: TLS handshake with {url} failed: {failure.reason}",
-                              url=url, path=path)
-    if failure.kind == "timeout":
-        return TransientError(f"{what}: {url} did not answer in time ({failure.reason})",
-                              url=url, path=path, hint="raise --timeout for slow servers")
-    if failure.reason.startswith("cannot connect"):
-        return TransientError(f"{what}: {failure.reason} ({url})", url=url, path=path,
-                              hint="check the URL and that the server is running")
-    return TransientError(f"{what}: connection to {url} failed: {failure.reason}", url=url,
-                          path=path)
-
-
-def _no_dav_or(error: BackendError, response: _AnyResponse, url: str) -> BackendError:
-    """A PROPFIND refusal explained as what it is: no WebDAV on this URL."""
-    status = response.status_code
-    if status in NO_DAV_STATUSES or 200 <= status < 300:
-        return PermanentError(
-            f"{url} does not speak WebDAV: PROPFIND answered {status}"
-            f" {response.reason_phrase}".rstrip(),
-            url=url,
-            hint="enable WebDAV for this location (Apache: Dav On; nginx: dav_methods and"
-            " dav_ext_methods PROPFIND OPTIONS), see docs/webdav.md",
-        )
-    return error
-
-
 # -- building blocks ---------------------------------------------------------------------
 
 
 class _ParentVanished(Exception):
     """A PUT or MOVE found no parent collection (409): create it and try again."""
-
-
-class _BearerAuth(httpx.Auth):
-    """``Authorization: Bearer <token>`` on every request."""
-
-    def __init__(self, token: str) -> None:
-        self.header = f"Bearer {token}"
-
-    def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response,
-                                                              None]:
-        request.headers["Authorization"] = self.header
-        yield request
-
-    def __repr__(self) -> str:
-        return "_BearerAuth(***)"
-
-
-class _ChallengeAuth(httpx.Auth):
-    """Basic or digest, as the server's first challenge asks.
-
-    Nothing is sent before the server asks, so a password never travels in a scheme the
-    server did not offer (basic to a digest server would expose it on plain HTTP).
-    """
-
-    def __init__(self, user: str, password: str) -> None:
-        self._basic = httpx.BasicAuth(user, password)
-        self._digest = httpx.DigestAuth(user, password)
-        self._chosen: Optional[httpx.Auth] = None
-
-    @property
-    def scheme(self) -> str:
-        """``basic`` or ``digest`` once the server has asked, ``none`` before."""
-        if self._chosen is None:
-            return "none"
-        return "digest" if self._chosen is self._digest else "basic"
-
-    def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response,
-                                                              None]:
-        chosen = self._chosen
-        if chosen is None:
-            response = yield request
-            if response.status_code != 401:
-                return
-            schemes = {
-                h.strip().split(" ", 1)[0].lower()
-                for h in response.headers.get_list("WWW-Authenticate")
-                if h.strip()
-            }
-            for value in response.headers.get_list("WWW-Authenticate"):
-                schemes.update(part.strip().split(" ", 1)[0].lower()
-                               for part in value.split(",") if part.strip())
-            if "digest" in schemes:
-                chosen = self._digest
-            elif "basic" in schemes:
-                chosen = self._basic
-            else:
-                return
-            self._chosen = chosen
-            response.read()
-        yield from chosen.auth_flow(request)
-
-    def __repr__(self) -> str:
-        return "_ChallengeAuth(***)"
-
-
-class _Body:
-    """An upload body of exactly ``size`` bytes that can be sent again when ``src`` seeks.
-
-    Not a generator (httpx refuses to resend those) and without ``read`` (httpx would read
-    it whole-heartedly without our size check).
-    """
-
-    def __init__(self, src: IO[bytes], size: int, path: str) -> None:
-        self.src = src
-        self.size = size
-        self.path = path
-        self._started = False
-        try:
-            self._start: Optional[int] = src.tell() if src.seekable() else None
-        except (OSError, AttributeError, ValueError):
-            self._start = None
-
-    @property
-    def replayable(self) -> bool:
-        return self._start is not None or not self._started
-
-    def rewind(self) -> None:
-        if self._started and self._start is not None:
-            self.src.seek(self._start)
-            self._started = False
-
-    def __iter__(self) -> Iterator[bytes]:
-        if self._started:
-            self.rewind()
-        self._started = True
-        sent = 0
-        while True:
-            chunk = self.src.read(min(_CHUNK, self.size + 1 - sent))
-            if not chunk:
-                break
-            sent += len(chunk)
-            if sent > self.size:
-                raise PermanentError(
-                    f"{self.path}: source is longer than the {self.size} bytes announced"
-                    " (did the file change during the upload?)", path=self.path)
-            yield chunk
-        if sent != self.size:
-            raise PermanentError(
-                f"{self.path}: source gave {sent} bytes, expected {self.size}"
-                " (did the file change during the upload?)", path=self.path)
-
-
-class _ResponseReader(io.RawIOBase):
-    """A GET body as a readable stream, with transport errors in the project's terms."""
-
-    def __init__(self, response: httpx.Response, url: str, path: str) -> None:
-        super().__init__()
-        self._iter = response.iter_bytes(_CHUNK)  # undoes a Content-Encoding, if any
-        self._buffer = b""
-        self._url = url
-        self._path = path
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, b: bytearray | memoryview) -> int:  # type: ignore[override]
-        if not self._buffer:
-            try:
-                self._buffer = next(self._iter, b"")
-            except httpx.HTTPError as exc:
-                raise translate(f"cannot read {self._path}", url=self._url, path=self._path,
-                                exc=exc) from exc
-            if not self._buffer:
-                return 0
-        n = min(len(b), len(self._buffer))
-        b[:n] = self._buffer[:n]
-        self._buffer = self._buffer[n:]
-        return n
-
-
-def _iter_body(response: httpx.Response, url: str, rel: str) -> Iterator[bytes]:
-    try:
-        yield from response.iter_bytes()
-    except httpx.HTTPError as exc:
-        raise translate(f"cannot list {rel or 'the mirror root'}", url=url, path=rel or None,
-                        exc=exc) from exc
 
 
 def _quote(segment: str) -> str:
@@ -1537,23 +1287,3 @@ def _quote(segment: str) -> str:
 
 def _split(rel: str) -> List[str]:
     return rel.split("/") if rel else []
-
-
-def _netrc_lookup(host: str) -> Optional[Tuple[str, str]]:
-    """(login, password) for ``host`` from ``$NETRC`` or ``~/.netrc``, as curl reads it."""
-    path = os.environ.get("NETRC") or os.path.join(os.path.expanduser("~"), ".netrc")
-    if not os.path.isfile(path):
-        return None
-    try:
-        found = netrc.netrc(path).authenticators(host)
-    except (netrc.NetrcParseError, OSError) as exc:
-        # the parser's message may quote a token from the file: say where, not what
-        line = getattr(exc, "lineno", None)
-        log.warning("cannot read %s%s; ignoring it", path, f" (line {line})" if line else "")
-        return None
-    if not found:
-        return None
-    login, _account, password = found
-    if not login or password is None:
-        return None
-    return login, password
