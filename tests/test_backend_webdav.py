@@ -396,6 +396,29 @@ def test_pipelining_waits_for_a_mirror_to_check_it_on(webdav_mirror: DavMirror) 
         assert b._pipelining_checked
 
 
+def test_a_listing_too_big_to_hold_is_fetched_again_streamed(webdav_mirror: DavMirror
+                                                              ) -> None:
+    """A pipelined answer is held in memory up to a limit; a directory whose listing is
+    bigger (a flat legacy mirror) is listed again on its own, streamed."""
+    with _backend(webdav_mirror) as b:
+        b.max_pipelined_body = 4000  # the flat directory's answer is larger, small/'s not
+        for i in range(40):
+            _put(b, f"flat/f{i:03d}", b"x")
+        _put(b, "small/one", b"1")
+        b._infinity = False
+        streamed: List[str] = []
+        real = b._list_collection
+
+        def counting(rel: str, is_start: bool) -> Any:
+            streamed.append(rel)
+            return real(rel, is_start)
+
+        b._list_collection = counting  # type: ignore[method-assign]
+        paths = sorted(e.path for e in b.list())
+        assert paths == sorted([f"flat/f{i:03d}" for i in range(40)] + ["small/one"])
+        assert "flat" in streamed and "small" not in streamed
+
+
 def test_digest_is_never_pipelined(apache_server: DavServer) -> None:
     m = apache_server.mirror("digest")
     with _backend(m) as b:
