@@ -157,6 +157,46 @@ def test_sibling_of_a_pruned_parent_is_created(webdav_mirror: DavMirror) -> None
         assert b.read("aa/cc/two", 10) == b"2"
 
 
+def test_collection_noted_after_its_subtree_was_forgotten_is_recreated(
+        webdav_mirror: DavMirror) -> None:
+    """Two upload threads next to a clean, replayed step by step.
+
+    Thread B's MKCOL of debian-12/aa/cc answers; thread A, after a 409 elsewhere below
+    debian-12, forgets that subtree; then B notes cc as existing, below parents no longer
+    known; the clean prunes cc, still empty. Found by the concurrency test on Apache: the
+    note was out of reach of forgetting the subtree, so every PUT into cc answered 409
+    without a MKCOL, through every retry ("its collection keeps disappearing").
+    """
+    import shutil
+
+    with _backend(webdav_mirror) as b:
+        _put(b, "debian-12/aa/bb/one", b"1")
+        base = tuple(b._base_segments)
+        cc = (*base, "debian-12", "aa", "cc")
+        assert b._mkcol(cc) == 201  # B
+        b._forget_collection((*base, "debian-12"))  # A
+        b._remember_collection(cc)  # B
+        shutil.rmtree(webdav_mirror.root / "debian-12/aa/cc")  # the clean
+        _put(b, "debian-12/aa/cc/two", b"2")
+        assert b.read("debian-12/aa/cc/two", 10) == b"2"
+
+
+def test_stale_parent_out_of_reach_does_not_stop_the_walk_up(
+        webdav_mirror: DavMirror) -> None:
+    """A MKCOL answered 409 walks up asking the server, past what is remembered."""
+    import shutil
+
+    with _backend(webdav_mirror) as b:
+        _put(b, "debian-12/aa/bb/one", b"1")
+        shutil.rmtree(webdav_mirror.root / "debian-12")
+        base = tuple(b._base_segments)
+        # debian-12/aa is still "known", out of reach of forgetting debian-12
+        b._known_collections = {base, (*base, "debian-12", "aa")}
+        b._known_children = {}
+        _put(b, "debian-12/aa/cc/two", b"2")
+        assert b.read("debian-12/aa/cc/two", 10) == b"2"
+
+
 def test_no_temporary_files_left(webdav_mirror: DavMirror) -> None:
     with _backend(webdav_mirror) as b:
         for i in range(5):
