@@ -36,6 +36,7 @@ import time
 import urllib.parse
 import urllib.request
 import weakref
+from array import array
 from collections import deque
 from collections.abc import Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
@@ -659,7 +660,23 @@ class WebDAVBackend(Backend):
             status = response.status_code
             if status == 207:
                 self._infinity = True
-                yield from self._list_infinity(response, rel)
+                seen = array("q")  # what the answer listed, 8 bytes a file (a hash)
+                try:
+                    for entry in self._list_infinity(response, rel):
+                        seen.append(hash(entry.path))
+                        yield entry
+                    return
+                except TransientError as exc:
+                    # Apache cuts the answer short when a collection vanishes during its
+                    # walk (a clean running meanwhile): the Depth: 1 walk, whose requests
+                    # are each retried, lists the rest
+                    log.info("%s: the Depth: infinity listing broke off (%s); walking with"
+                             " Depth: 1", self.url, exc)
+                listed = set(seen)
+                del seen
+                for entry in self._walk(rel):
+                    if hash(entry.path) not in listed:
+                        yield entry
                 return
             if status in (400, 403, 409, 412, 501):
                 # 403 propfind-finite-depth (Apache, nginx), 400/501 (servers without
