@@ -34,6 +34,7 @@ import threading
 import time
 import urllib.parse
 import urllib.request
+from array import array
 from collections import deque
 from collections.abc import Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
@@ -665,7 +666,23 @@ class WebDAVBackend(Backend):
             status = response.status_code
             if status == 207:
                 self._infinity = True
-                yield from self._list_infinity(response, rel)
+                seen = array("q")  # what the answer listed, 8 bytes a file (a hash)
+                try:
+                    for entry in self._list_infinity(response, rel):
+                        seen.append(hash(entry.path))
+                        yield entry
+                    return
+                except TransientError as exc:
+                    # Apache cuts the answer short when a collection vanishes during its
+                    # walk (a clean running meanwhile): the Depth: 1 walk, whose requests
+                    # are each retried, lists the rest
+                    log.info("%s: the Depth: infinity listing broke off (%s); walking with"
+                             " Depth: 1", self.url, exc)
+                listed = set(seen)
+                del seen
+                for entry in self._walk(rel):
+                    if hash(entry.path) not in listed:
+                        yield entry
                 return
             if status in (400, 403, 409, 412, 501):
                 # 403 propfind-finite-depth (Apache, nginx), 400/501 (servers without
@@ -846,8 +863,10 @@ class WebDAVBackend(Backend):
                 return
             except _ParentVanished:
                 # a concurrent clean pruned the collection (and maybe its parents): create
-                # them again, after a short pause that lets its pruning pass move on
-                self._forget_collection(parent[: len(self._base_segments) + 1])
+                # them again, after a short pause that lets its pruning pass move on. The
+                # 409 (or the MOVE's 404) is about this very collection: forget it, whatever
+                # else is remembered, so that the next attempt starts with its MKCOL
+                self._forget_collection(parent)
                 time.sleep(0.05 * (attempt + 1) * (0.5 + random.random()))  # noqa: S311
                 if attempt == PUT_ATTEMPTS - 1 or not body.replayable:
                     # transient: the caller's retry, seconds later, finds the clean's
@@ -942,8 +961,9 @@ class WebDAVBackend(Backend):
         """Make sure the collection exists, creating missing parents (bottom-up on 409).
 
         A parent this backend created or listed may have been pruned since by a concurrent
-        clean: on a 409 from below a "known" parent, forget what is known of that subtree
-        and walk up again (a few times; a collection that keeps vanishing is an error).
+        clean: a 409 walks up past what is remembered, and one while creating the chain
+        again (a parent pruned a moment after its MKCOL) forgets what is known of that
+        subtree and starts over (a few times; a collection that keeps vanishing is an error).
         """
         top = segments[: len(self._base_segments) + 1]
         for _attempt in range(3):
@@ -960,7 +980,9 @@ class WebDAVBackend(Backend):
     def _mkcol_chain_once(self, segments: Tuple[str, ...]) -> None:
         missing: List[Tuple[str, ...]] = []
         current = segments
-        while current and current not in self._known_collections:
+        # once a MKCOL answered 409 its parent is missing, whatever this backend remembers
+        # of it (a concurrent clean may have pruned it since): walk up asking the server
+        while current and (missing or current not in self._known_collections):
             status = self._mkcol(current)
             if status == 409:  # parent missing
                 missing.append(current)
@@ -994,10 +1016,21 @@ class WebDAVBackend(Backend):
         raise self._fail(response, f"cannot create collection {rel}/")
 
     def _remember_collection(self, segments: Tuple[str, ...]) -> None:
-        """Note that a collection exists (no MKCOL needed); safe from several threads."""
-        self._known_collections.add(segments)
-        if segments:
-            self._known_children.setdefault(segments[:-1], set()).add(segments)
+        """Note that a collection exists (no MKCOL needed); safe from several threads.
+
+        It is linked below each of its parents, remembered or not, so that forgetting any
+        of them forgets it too: another thread may have forgotten a parent (after a 409)
+        between this one learning that the collection exists and noting it here.
+        """
+        with self._lock:
+            self._known_collections.add(segments)
+            child = segments
+            while child:
+                siblings = self._known_children.setdefault(child[:-1], set())
+                if child in siblings:
+                    break
+                siblings.add(child)
+                child = child[:-1]
 
     def _forget_collection(self, segments: Tuple[str, ...]) -> None:
         """Forget a deleted collection and every known collection below it."""
