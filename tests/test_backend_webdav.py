@@ -24,6 +24,7 @@ import pytest
 
 from backend_contract import *  # noqa: F403 - the shared contract tests
 from backend_contract import ContractEnv
+from faultproxy import FaultProxy
 from sstate_mirror.backends import daverrors, open_backend
 from sstate_mirror.backends.base import BackendOptions
 from sstate_mirror.backends.davxml import parse_http_date, parse_iso8601
@@ -457,6 +458,32 @@ def test_a_listing_too_big_to_hold_is_fetched_again_streamed(webdav_mirror: DavM
         paths = sorted(e.path for e in b.list())
         assert paths == sorted([f"flat/f{i:03d}" for i in range(40)] + ["small/one"])
         assert "flat" in streamed and "small" not in streamed
+
+
+def test_pruning_deletes_a_collection_right_after_checking_it(nginx_server: DavServer
+                                                              ) -> None:
+    """WebDAV has no "delete if empty": a file moved in between the check and the DELETE
+    would go with the collection, so no other request may come between the two."""
+    m = nginx_server.mirror("open")
+    with FaultProxy(nginx_server.port) as proxy:
+        url = proxy.url + m.url.split(str(nginx_server.port), 1)[1]
+        b = open_backend(url, m.options)
+        assert isinstance(b, WebDAVBackend)
+        b.prune_connections = 1  # one sequence of requests to read
+        paths = [f"{i:02x}/{j:02x}/f" for i in range(4) for j in range(6)]
+        for path in paths:
+            _put(b, path, b"x")
+        list(b.list())
+        start = len(proxy.requests)
+        assert b.delete(paths) == {}
+        seen = [(r.method, r.path) for r in proxy.requests[start:]]
+        b.close()
+    deletes = [i for i, (method, path) in enumerate(seen)
+               if method == "DELETE" and path.endswith("/")]
+    assert len(deletes) == 4 * 6 + 4  # every hh/hh/, then every hh/
+    for i in deletes:
+        assert seen[i - 1] == ("PROPFIND", seen[i][1]), seen[i - 2:i + 1]
+    assert list(m.root.iterdir()) == []
 
 
 def test_digest_is_never_pipelined(apache_server: DavServer) -> None:

@@ -469,3 +469,40 @@ def test_the_burst_check_tells_mixed_answers_from_a_changing_mirror(
     assert (used, backend._pipelining_checked,  # type: ignore[attr-defined]
             backend.options.pipelining) == expected  # type: ignore[attr-defined]
     backend.close()
+
+
+def test_a_request_may_retry_more_statuses_than_the_pipeline(
+        serve: Callable[..., ScriptedServer]) -> None:
+    """nginx answers 500 to a PROPFIND whose directory changes while it answers: a walk's
+    PROPFIND asks again, a DELETE takes the 500 as it is."""
+    tries: Dict[str, int] = {}
+
+    def flaky(_c: int, _n: int, _m: str, target: str) -> bytes:
+        tries[target] = tries.get(target, 0) + 1
+        if tries[target] == 1:
+            return b"HTTP/1.1 500 Oops\r\nContent-Length: 0\r\n\r\n"
+        return ok(target.encode())
+
+    server = serve(flaky)
+    pipe = pipeline(server.port)
+    pipe.submit(PipeRequest("PROPFIND", "/m/a/", body=b"<x/>", tag="walk",
+                            retry_also=frozenset({500})))
+    pipe.submit(PipeRequest("DELETE", "/m/b", tag="delete"))
+    outcomes = {request.tag: outcome for request, outcome in pipe.results()}
+    walk, delete = outcomes["walk"], outcomes["delete"]
+    assert isinstance(walk, Answer) and walk.status_code == 200 and tries["/m/a/"] == 2
+    assert isinstance(delete, Answer) and delete.status_code == 500 and tries["/m/b"] == 1
+
+
+def test_submit_first_goes_ahead_of_what_waits(serve: Callable[..., ScriptedServer]) -> None:
+    server = serve(echo)
+    pipe = pipeline(server.port, connections=1, depth=1)
+    for target in targets(3):
+        pipe.submit(PipeRequest("DELETE", target, tag=target))
+    order = []
+    for request, _outcome in pipe.results():
+        order.append(request.tag)
+        if request.tag == "/m/000":
+            pipe.submit(PipeRequest("DELETE", "/m/now", tag="/m/now"), first=True)
+    assert order == ["/m/000", "/m/now", "/m/001", "/m/002"]
+    assert [r[2] for r in server.requests] == order

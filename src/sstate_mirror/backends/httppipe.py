@@ -33,7 +33,7 @@ import time
 from collections import deque
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import Deque, Dict, List, Optional, Sequence, Tuple, Union
+from typing import Deque, Dict, FrozenSet, List, Optional, Sequence, Tuple, Union
 
 import h11
 
@@ -59,6 +59,8 @@ class PipeRequest:
     idempotent: bool = True
     """False (``MOVE``): after a broken connection it may have been carried out, so it
     fails instead of being sent again, and so do the requests behind it."""
+    retry_also: FrozenSet[int] = frozenset()
+    """Statuses worth retrying for this request besides the pipeline's own."""
 
 
 @dataclass
@@ -186,8 +188,12 @@ class Pipeline:
         self._prefix_headers = f"Host: {self._host_header}\r\n" + "".join(
             f"{_check(k)}: {_check(v)}\r\n" for k, v in base_headers)
 
-    def submit(self, request: PipeRequest) -> None:
-        self._queue.append(request)
+    def submit(self, request: PipeRequest, first: bool = False) -> None:
+        """Queue a request; ``first`` puts it ahead of everything not yet sent."""
+        if first:
+            self._queue.appendleft(request)
+        else:
+            self._queue.append(request)
 
     def results(self) -> Iterator[Tuple[PipeRequest, Outcome]]:
         """Drive the connections until everything submitted has an outcome."""
@@ -495,7 +501,7 @@ class Pipeline:
         answer = Answer(conn.status, conn.reason, conn.headers, b"".join(conn.body),
                         overflow=conn.overflow)
         conn.body = []
-        if answer.status_code in self.retry_statuses:
+        if answer.status_code in self.retry_statuses or answer.status_code in request.retry_also:
             if request.attempts < self.retries:
                 request.attempts += 1
                 delay = backoff(request.attempts - 1, answer.headers.get("Retry-After"))

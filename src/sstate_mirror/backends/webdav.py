@@ -116,6 +116,8 @@ class WebDAVBackend(Backend):
     #: Pipelined connections of a walk, and of each delete() call (clean runs several).
     walk_connections = 4
     delete_connections = 1
+    #: Connections of each delete() call's pruning, one request at a time on each.
+    prune_connections = 2
     #: Requests in flight per pipelined connection.
     pipeline_depth = 32
     #: Largest pipelined answer held in memory; a larger listing is fetched streamed.
@@ -587,8 +589,11 @@ class WebDAVBackend(Backend):
             return False
 
     def _propfind_request(self, rel: str, tag: object) -> PipeRequest:
+        # nginx answers 500 to a PROPFIND when an entry goes away while it answers (a clean
+        # running meanwhile): asking again is safe, and then gets a consistent answer
         return PipeRequest("PROPFIND", self._target(rel, True),
-                           (("Depth", "1"), *_XML_HEADERS.items()), PROPFIND_BODY, tag)
+                           (("Depth", "1"), *_XML_HEADERS.items()), PROPFIND_BODY, tag,
+                           retry_also=frozenset({500}))
 
     def _settle(self, pipe: Pipeline, request: PipeRequest, outcome: Outcome, what: str,
                 path: Optional[str]) -> Answer:
@@ -1111,7 +1116,18 @@ class WebDAVBackend(Backend):
 
         Each collection is checked empty and deleted as soon as its check answers; its
         parent is looked at in the next round, once everything below has had its turn.
+        Not pipelined: a file moved into the collection between the check and the DELETE
+        would be lost with it, so the DELETE must follow its check at once, not wait behind
+        other requests in flight (one request per connection, the DELETE first in line).
         """
+        depth, connections = pipe.depth, pipe.connections
+        pipe.depth, pipe.connections = 1, self.prune_connections
+        try:
+            self._prune_levels(parents, pipe)
+        finally:
+            pipe.depth, pipe.connections = depth, connections
+
+    def _prune_levels(self, parents: Set[str], pipe: Pipeline) -> None:
         level = {p for p in parents if self._may_be_empty(p)}
         while level:
             for rel_dir in level:
@@ -1131,7 +1147,7 @@ class WebDAVBackend(Backend):
                         emptied.add(rel_dir)  # pruned meanwhile: its parent may be empty
                     elif self._holds_nothing(answer, rel_dir):
                         pipe.submit(PipeRequest("DELETE", self._target(rel_dir, True),
-                                                tag=("delete", rel_dir)))
+                                                tag=("delete", rel_dir)), first=True)
                 elif answer.status_code in _DELETED:
                     self._forget_collection(tuple(self._base_segments + _split(rel_dir)))
                     emptied.add(rel_dir)
