@@ -224,6 +224,12 @@ def test_move_fallback_without_move(nginx_server: DavServer,
     warnings = [r for r in caplog.records if "MOVE" in r.getMessage()]
     assert len(warnings) == 1  # said once, not per file
     assert sorted(os.listdir(m.root / "aa/bb")) == ["one", "two"]
+    # pruning cannot rename there: it checks, then deletes in place, both ways
+    for pipelining in (True, False):
+        with _backend(m, pipelining=pipelining) as b:
+            _put(b, "cc/dd/x", b"x")
+            assert b.delete(["cc/dd/x"]) == {}
+        assert not (m.root / "cc").exists()
 
 
 @pytest.mark.parametrize(("server", "location", "method"),
@@ -460,16 +466,16 @@ def test_a_listing_too_big_to_hold_is_fetched_again_streamed(webdav_mirror: DavM
         assert "flat" in streamed and "small" not in streamed
 
 
-def test_pruning_deletes_a_collection_right_after_checking_it(nginx_server: DavServer
-                                                              ) -> None:
-    """WebDAV has no "delete if empty": a file moved in between the check and the DELETE
-    would go with the collection, so no other request may come between the two."""
+def test_pruning_renames_a_collection_before_checking_and_deleting_it(
+        nginx_server: DavServer) -> None:
+    """WebDAV has no "delete if empty", and DELETE of a collection is recursive: a file
+    moved in between a check and the DELETE would go with it. Pruning renames the
+    collection first (nobody writes under the private name), then checks and deletes that."""
     m = nginx_server.mirror("open")
     with FaultProxy(nginx_server.port) as proxy:
         url = proxy.url + m.url.split(str(nginx_server.port), 1)[1]
         b = open_backend(url, m.options)
         assert isinstance(b, WebDAVBackend)
-        b.prune_connections = 1  # one sequence of requests to read
         paths = [f"{i:02x}/{j:02x}/f" for i in range(4) for j in range(6)]
         for path in paths:
             _put(b, path, b"x")
@@ -478,12 +484,41 @@ def test_pruning_deletes_a_collection_right_after_checking_it(nginx_server: DavS
         assert b.delete(paths) == {}
         seen = [(r.method, r.path) for r in proxy.requests[start:]]
         b.close()
-    deletes = [i for i, (method, path) in enumerate(seen)
-               if method == "DELETE" and path.endswith("/")]
-    assert len(deletes) == 4 * 6 + 4  # every hh/hh/, then every hh/
-    for i in deletes:
-        assert seen[i - 1] == ("PROPFIND", seen[i][1]), seen[i - 2:i + 1]
+    moves = [path for method, path in seen if method == "MOVE"]
+    assert len(moves) == 4 * 6 + 4  # every hh/hh/, then every hh/
+    collection_deletes = [path for method, path in seen
+                          if method == "DELETE" and path.endswith("/")]
+    assert len(collection_deletes) == len(moves)
+    assert all("/.sstate-mirror-prune-" in path for path in collection_deletes)
+    for path in collection_deletes:  # each checked under its private name first
+        assert seen.index(("PROPFIND", path)) < seen.index(("DELETE", path))
     assert list(m.root.iterdir()) == []
+
+
+def test_pruning_puts_back_what_landed_meanwhile(webdav_mirror: DavMirror) -> None:
+    """A collection that held something after all is moved back, whole or (when an upload
+    created it again meanwhile) entry by entry; nothing is lost, nothing left hidden."""
+    with _backend(webdav_mirror) as b:
+        _put(b, "aa/bb/keep", b"1")
+        with b._pipeline(4) as pipe:
+            assert pipe is not None
+            b._prune_pipelined({"aa/bb"}, pipe)  # believed empty, is not
+        assert b.read("aa/bb/keep", 10) == b"1"
+        assert sorted(p.name for p in (webdav_mirror.root / "aa").iterdir()) == ["bb"]
+        # renamed, then an upload creates the collection again before the check
+        hidden = "aa/.sstate-mirror-prune-test"
+        moved = b._request("MOVE", b._target("aa/bb", True), what="test",
+                           headers={"Destination": b._url(hidden, True), "Overwrite": "F"})
+        assert moved.status_code in (201, 204)
+        b._forget_collection((*b._base_segments, "aa", "bb"))
+        _put(b, "aa/bb/new", b"2")
+        _put(b, f"{hidden}/sub/deep", b"3")
+        _put(b, f"{hidden}/new", b"2")  # the same name on both sides
+        b._unhide(hidden, "aa/bb")
+        assert b.read("aa/bb/keep", 10) == b"1"
+        assert b.read("aa/bb/new", 10) == b"2"
+        assert b.read("aa/bb/sub/deep", 10) == b"3"
+        assert sorted(p.name for p in (webdav_mirror.root / "aa").iterdir()) == ["bb"]
 
 
 def test_digest_is_never_pipelined(apache_server: DavServer) -> None:
@@ -900,30 +935,22 @@ def test_timezone_does_not_change_times(webdav_mirror: DavMirror,
 def test_delete_probes_only_collections_that_may_be_empty(
         webdav_mirror: DavMirror, oe_cache_a: Path, monkeypatch: pytest.MonkeyPatch,
         pipelining: bool) -> None:
-    """After a full listing, a collection known to still hold files is not probed: a clean of
-    a big mirror saves a PROPFIND per batch and collection, and still prunes what empties."""
+    """After a full listing, a collection known to still hold files is not tried: a clean of
+    a big mirror saves requests per batch and collection, and still prunes what empties."""
     backend = _backend(webdav_mirror, pipelining=pipelining)
     files = [p for p in oe_cache_a.rglob("*") if p.is_file()]
     for p in files:
         data = p.read_bytes()
         backend.put(str(p.relative_to(oe_cache_a)), io.BytesIO(data), len(data))
     assert len(list(backend.list())) == 93
-    probes: List[str] = []
-    real = backend._propfind
+    probes: List[str] = []  # collections a prune was tried on (renamed, checked, deleted)
+    real = backend._prune_move
 
-    def counting(rel: str, depth: str, *args: Any, **kwargs: Any) -> Any:
-        if depth == "1":
-            probes.append(rel)
-        return real(rel, depth, *args, **kwargs)
-
-    monkeypatch.setattr(backend, "_propfind", counting)
-    real_request = backend._propfind_request
-
-    def counting_request(rel: str, tag: object) -> Any:
+    def counting(rel: str) -> Any:
         probes.append(rel)
-        return real_request(rel, tag)
+        return real(rel)
 
-    monkeypatch.setattr(backend, "_propfind_request", counting_request)
+    monkeypatch.setattr(backend, "_prune_move", counting)
     archives = [str(p.relative_to(oe_cache_a)) for p in files if p.name.endswith(".tar.zst")]
     assert backend.delete(archives) == {}
     assert probes == []  # every archive's .siginfo is still next to it

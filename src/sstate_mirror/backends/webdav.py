@@ -116,8 +116,6 @@ class WebDAVBackend(Backend):
     #: Pipelined connections of a walk, and of each delete() call (clean runs several).
     walk_connections = 4
     delete_connections = 1
-    #: Connections of each delete() call's pruning, one request at a time on each.
-    prune_connections = 2
     #: Requests in flight per pipelined connection.
     pipeline_depth = 32
     #: Largest pipelined answer held in memory; a larger listing is fetched streamed.
@@ -1114,45 +1112,111 @@ class WebDAVBackend(Backend):
     def _prune_pipelined(self, parents: Set[str], pipe: Pipeline) -> None:
         """:meth:`_prune` for many collections at once, one tree level per round.
 
-        Each collection is checked empty and deleted as soon as its check answers; its
-        parent is looked at in the next round, once everything below has had its turn.
-        Not pipelined: a file moved into the collection between the check and the DELETE
-        would be lost with it, so the DELETE must follow its check at once, not wait behind
-        other requests in flight (one request per connection, the DELETE first in line).
+        WebDAV has no "delete if empty", and DELETE of a collection is recursive: a file
+        moved into it between a check and the DELETE would go with it. So a collection is
+        first renamed (``MOVE`` to a private name next to it, atomic on the server), then
+        the renamed one is checked and deleted: nobody else can write there. Should it hold
+        something after all (an upload that landed just before), it is moved back. Uploads
+        that come after the rename find the collection gone and create it again.
+        Its parent is looked at in the next round, once everything below has had its turn.
         """
-        depth, connections = pipe.depth, pipe.connections
-        pipe.depth, pipe.connections = 1, self.prune_connections
-        try:
-            self._prune_levels(parents, pipe)
-        finally:
-            pipe.depth, pipe.connections = depth, connections
-
-    def _prune_levels(self, parents: Set[str], pipe: Pipeline) -> None:
         level = {p for p in parents if self._may_be_empty(p)}
         while level:
             for rel_dir in level:
-                pipe.submit(self._propfind_request(rel_dir, ("probe", rel_dir)))
+                pipe.submit(self._prune_move(rel_dir))
             emptied: Set[str] = set()
             for request, outcome in pipe.results():
-                step, rel_dir = cast(Tuple[str, str], request.tag)
+                step, rel_dir, hidden = cast(Tuple[str, str, str], request.tag)
                 try:
                     answer = self._settle(pipe, request, outcome,
                                           f"cannot remove collection {rel_dir}/", rel_dir)
                 except BackendError as exc:  # pruning is tidying up, never a delete failure
                     log.debug("not pruning %s: %s", rel_dir, exc)
                     continue
-                if step == "probe":
-                    if answer.status_code == 404:
+                status = answer.status_code
+                if step == "move":
+                    if status in (404, 410):  # gone already: its parent may be empty
                         self._forget_collection(tuple(self._base_segments + _split(rel_dir)))
-                        emptied.add(rel_dir)  # pruned meanwhile: its parent may be empty
-                    elif self._holds_nothing(answer, rel_dir):
+                        emptied.add(rel_dir)
+                    elif status in (201, 204):
+                        pipe.submit(self._propfind_request(hidden, ("check", rel_dir, hidden)))
+                    elif status in NO_DAV_STATUSES:  # no MOVE: check, then delete in place
+                        pipe.submit(self._propfind_request(rel_dir, ("check", rel_dir, rel_dir)))
+                    # else (412, 403...): not pruned
+                elif step == "check" and hidden == rel_dir:
+                    if status == 207 and self._holds_nothing(answer, rel_dir):
                         pipe.submit(PipeRequest("DELETE", self._target(rel_dir, True),
-                                                tag=("delete", rel_dir)), first=True)
-                elif answer.status_code in _DELETED:
+                                                tag=("delete", rel_dir, rel_dir)), first=True)
+                elif step == "check":
+                    if status == 207 and self._holds_nothing(answer, hidden):
+                        pipe.submit(PipeRequest("DELETE", self._target(hidden, True),
+                                                tag=("delete", rel_dir, hidden)))
+                    else:
+                        self._unhide(hidden, rel_dir)
+                elif status in _DELETED:
                     self._forget_collection(tuple(self._base_segments + _split(rel_dir)))
                     emptied.add(rel_dir)
             level = {p.rsplit("/", 1)[0] for p in emptied if "/" in p}
             level = {p for p in level if self._may_be_empty(p)}
+
+    def _prune_move(self, rel_dir: str) -> PipeRequest:
+        """The MOVE of a collection to a private name next to it, the first step of pruning."""
+        parent = rel_dir.rsplit("/", 1)[0] + "/" if "/" in rel_dir else ""
+        hidden = f"{parent}.sstate-mirror-prune-{secrets.token_hex(8)}"
+        return PipeRequest("MOVE", self._target(rel_dir, True),
+                           (("Destination", self._url(hidden, True)), ("Overwrite", "F")),
+                           tag=("move", rel_dir, hidden), idempotent=False)
+
+    def _unhide(self, hidden: str, rel_dir: str) -> None:
+        """Put back what a pruned collection turned out to hold (one by one: rare).
+
+        Back whole if the name is free; if an upload has created the collection again
+        meanwhile, entry by entry, where an entry of the same name already there wins (an
+        sstate name says what the file holds). The private collection is deleted only once
+        everything in it went back; else it stays, and a warning names it.
+        """
+        what = f"cannot put back {rel_dir}/"
+        response = self._request("MOVE", self._target(hidden, True), what=what,
+                                 headers={"Destination": self._url(rel_dir, True),
+                                          "Overwrite": "F"}, idempotent=False)
+        if response.status_code in (201, 204):
+            log.info("%s: %s/ was not empty any more, kept", self.url, rel_dir)
+            return
+        if response.status_code == 412 and self._merge_back(hidden, rel_dir):
+            return
+        log.warning("%s: could not put %s/ back in place: its files are in %s/",
+                    self.url, rel_dir, hidden)
+
+    def _merge_back(self, source: str, target: str) -> bool:
+        """Move each entry of ``source`` into the existing ``target``; True when all went."""
+        listing = self._request("PROPFIND", self._target(source, True),
+                                what=f"cannot list {source}/",
+                                headers={"Depth": "1", **_XML_HEADERS}, content=PROPFIND_BODY)
+        if listing.status_code != 207:
+            return False
+        entries = [(self._rel_from_href(item.href, source), item.is_collection)
+                   for item in self._multistatus(listing, source, self.max_xml_bytes)]
+        done = True
+        for path, is_collection in entries:
+            if path == source:
+                continue
+            name = path.rsplit("/", 1)[-1]
+            answer = self._request(
+                "MOVE", self._target(path, is_collection), what=f"cannot put back {name}",
+                headers={"Destination": self._url(f"{target}/{name}", is_collection),
+                         "Overwrite": "F"}, idempotent=False)
+            if answer.status_code in (201, 204):
+                continue
+            if answer.status_code == 412 and is_collection:
+                done = self._merge_back(path, f"{target}/{name}") and done
+            elif answer.status_code == 412:  # the same sstate name is there again
+                self._delete_quietly(path)
+            else:
+                done = False
+        if done:
+            self._request("DELETE", self._target(source, True), what=f"cannot delete {source}/"
+                          ).close()
+        return done
 
     def _holds_nothing(self, response: AnyResponse, rel_dir: str) -> bool:
         """Whether a Depth: 1 answer about ``rel_dir`` lists nothing but the collection."""
@@ -1166,25 +1230,38 @@ class WebDAVBackend(Backend):
         return True
 
     def _prune(self, rel_dir: str) -> None:
-        """Delete ``rel_dir`` and its parents while they are empty (never the mirror root).
-
-        WebDAV has no "remove if empty": DELETE on a collection is recursive. The collection
-        is checked empty just before; an upload landing in the gap re-creates it (MKCOL on
-        409), and only a file moved into it in that instant could be lost.
-        """
+        """Delete ``rel_dir`` and its parents while they are empty (never the mirror root),
+        one request at a time, as :meth:`_prune_pipelined` does (rename, check, delete)."""
         while rel_dir:
-            response = self._propfind(rel_dir, "1", True)
-            if response.status_code == 404:
-                response.close()
-            else:
-                if not self._holds_nothing(response, rel_dir):
-                    response.close()
+            move = self._prune_move(rel_dir)
+            hidden = cast(Tuple[str, str, str], move.tag)[2]
+            response = self._request("MOVE", move.target, what=f"cannot prune {rel_dir}/",
+                                     headers=dict(move.headers), idempotent=False)
+            if response.status_code in (201, 204):
+                check = self._request("PROPFIND", self._target(hidden, True),
+                                      what=f"cannot prune {rel_dir}/",
+                                      headers={"Depth": "1", **_XML_HEADERS},
+                                      content=PROPFIND_BODY)
+                if check.status_code != 207 or not self._holds_nothing(check, hidden):
+                    self._unhide(hidden, rel_dir)
                     return
-                response = self._send("DELETE", self._url(rel_dir, collection=True),
-                                      what=f"cannot delete collection {rel_dir}/")
-                response.close()
+                response = self._request("DELETE", self._target(hidden, True),
+                                         what=f"cannot delete collection {rel_dir}/")
                 if response.status_code not in _DELETED:
                     return
+            elif response.status_code in NO_DAV_STATUSES:  # no MOVE: check, then delete
+                check = self._request("PROPFIND", self._target(rel_dir, True),
+                                      what=f"cannot prune {rel_dir}/",
+                                      headers={"Depth": "1", **_XML_HEADERS},
+                                      content=PROPFIND_BODY)
+                if check.status_code != 207 or not self._holds_nothing(check, rel_dir):
+                    return
+                response = self._request("DELETE", self._target(rel_dir, True),
+                                         what=f"cannot delete collection {rel_dir}/")
+                if response.status_code not in _DELETED:
+                    return
+            elif response.status_code not in (404, 410):
+                return  # not pruned
             self._forget_collection(tuple(self._base_segments + _split(rel_dir)))
             rel_dir = rel_dir.rsplit("/", 1)[0] if "/" in rel_dir else ""
             if rel_dir and not self._may_be_empty(rel_dir):
