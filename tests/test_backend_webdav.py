@@ -15,6 +15,7 @@ import ssl
 import threading
 import time
 from collections.abc import Iterator
+from dataclasses import replace
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Tuple
@@ -24,7 +25,7 @@ import pytest
 
 from backend_contract import *  # noqa: F403 - the shared contract tests
 from backend_contract import ContractEnv
-from faultproxy import FaultProxy
+from faultproxy import Fault, FaultProxy
 from sstate_mirror.backends import daverrors, open_backend
 from sstate_mirror.backends.base import BackendOptions
 from sstate_mirror.backends.davxml import parse_http_date, parse_iso8601
@@ -493,6 +494,31 @@ def test_pruning_renames_a_collection_before_checking_and_deleting_it(
     for path in collection_deletes:  # each checked under its private name first
         assert seen.index(("PROPFIND", path)) < seen.index(("DELETE", path))
     assert list(m.root.iterdir()) == []
+
+
+@pytest.mark.parametrize("pipelining", [True, False], ids=["pipelined", "one-by-one"])
+def test_pruning_that_fails_after_the_rename_puts_the_collection_back(
+        nginx_server: DavServer, pipelining: bool) -> None:
+    """The check of a renamed collection fails (the connection is reset every time): the
+    collection goes back to its name, with what it holds."""
+    m = nginx_server.mirror("open")
+    with FaultProxy(nginx_server.port) as proxy:
+        url = proxy.url + m.url.split(str(nginx_server.port), 1)[1]
+        b = open_backend(url, replace(m.options, pipelining=pipelining, retries=0))
+        assert isinstance(b, WebDAVBackend)
+        _put(b, "aa/bb/keep", b"1")
+        proxy.add(Fault("reset", match=lambda r: r.method == "PROPFIND"
+                        and "sstate-mirror-prune" in r.path))
+        if pipelining:
+            with b._pipeline(4) as pipe:
+                assert pipe is not None
+                b._prune_pipelined({"aa/bb"}, pipe)
+        else:
+            b._prune("aa/bb")
+        assert proxy.count(lambda r: r.fault == "reset") >= 1
+        b.close()
+    assert (m.root / "aa/bb/keep").read_bytes() == b"1"
+    assert sorted(p.name for p in (m.root / "aa").iterdir()) == ["bb"]
 
 
 def test_pruning_puts_back_what_landed_meanwhile(webdav_mirror: DavMirror) -> None:

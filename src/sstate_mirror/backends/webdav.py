@@ -1132,6 +1132,8 @@ class WebDAVBackend(Backend):
                                           f"cannot remove collection {rel_dir}/", rel_dir)
                 except BackendError as exc:  # pruning is tidying up, never a delete failure
                     log.debug("not pruning %s: %s", rel_dir, exc)
+                    if step != "delete" and hidden != rel_dir:
+                        self._unhide_quietly(hidden, rel_dir)  # the rename may have happened
                     continue
                 status = answer.status_code
                 if step == "move":
@@ -1182,10 +1184,19 @@ class WebDAVBackend(Backend):
         if response.status_code in (201, 204):
             log.info("%s: %s/ was not empty any more, kept", self.url, rel_dir)
             return
+        if response.status_code in (404, 410):
+            return  # nothing was hidden (the rename did not happen)
         if response.status_code == 412 and self._merge_back(hidden, rel_dir):
             return
         log.warning("%s: could not put %s/ back in place: its files are in %s/",
                     self.url, rel_dir, hidden)
+
+    def _unhide_quietly(self, hidden: str, rel_dir: str) -> None:
+        try:
+            self._unhide(hidden, rel_dir)
+        except BackendError as exc:
+            log.warning("%s: could not put %s/ back in place (%s): its files may be in %s/",
+                        self.url, rel_dir, exc, hidden)
 
     def _merge_back(self, source: str, target: str) -> bool:
         """Move each entry of ``source`` into the existing ``target``; True when all went."""
@@ -1238,12 +1249,16 @@ class WebDAVBackend(Backend):
             response = self._request("MOVE", move.target, what=f"cannot prune {rel_dir}/",
                                      headers=dict(move.headers), idempotent=False)
             if response.status_code in (201, 204):
-                check = self._request("PROPFIND", self._target(hidden, True),
-                                      what=f"cannot prune {rel_dir}/",
-                                      headers={"Depth": "1", **_XML_HEADERS},
-                                      content=PROPFIND_BODY)
-                if check.status_code != 207 or not self._holds_nothing(check, hidden):
-                    self._unhide(hidden, rel_dir)
+                try:
+                    check = self._request("PROPFIND", self._target(hidden, True),
+                                          what=f"cannot prune {rel_dir}/",
+                                          headers={"Depth": "1", **_XML_HEADERS},
+                                          content=PROPFIND_BODY)
+                    empty = check.status_code == 207 and self._holds_nothing(check, hidden)
+                except BackendError:
+                    empty = False
+                if not empty:
+                    self._unhide_quietly(hidden, rel_dir)
                     return
                 response = self._request("DELETE", self._target(hidden, True),
                                          what=f"cannot delete collection {rel_dir}/")
