@@ -170,6 +170,8 @@ class WebDAVBackend(Backend):
         #: idle pipelines, one taken per thread at a time (see :meth:`_pipeline`)
         self._pipes: List[Pipeline] = []
         self._pipelining_checked = False
+        #: one lock per top-level collection, held while pruning below it
+        self._prune_locks: Dict[str, threading.Lock] = {}
         self._proxy_in_use: Optional[bool] = None
         self._verify = self._make_verify()
         self._client = httpx.Client(
@@ -1122,44 +1124,69 @@ class WebDAVBackend(Backend):
         """
         level = {p for p in parents if self._may_be_empty(p)}
         while level:
-            for rel_dir in level:
-                pipe.submit(self._prune_move(rel_dir))
-            emptied: Set[str] = set()
-            for request, outcome in pipe.results():
-                step, rel_dir, hidden = cast(Tuple[str, str, str], request.tag)
-                try:
-                    answer = self._settle(pipe, request, outcome,
-                                          f"cannot remove collection {rel_dir}/", rel_dir)
-                except BackendError as exc:  # pruning is tidying up, never a delete failure
-                    log.debug("not pruning %s: %s", rel_dir, exc)
-                    if step != "delete" and hidden != rel_dir:
-                        self._unhide_quietly(hidden, rel_dir)  # the rename may have happened
-                    continue
-                status = answer.status_code
-                if step == "move":
-                    if status in (404, 410):  # gone already: its parent may be empty
-                        self._forget_collection(tuple(self._base_segments + _split(rel_dir)))
-                        emptied.add(rel_dir)
-                    elif status in (201, 204):
-                        pipe.submit(self._propfind_request(hidden, ("check", rel_dir, hidden)))
-                    elif status in NO_DAV_STATUSES:  # no MOVE: check, then delete in place
-                        pipe.submit(self._propfind_request(rel_dir, ("check", rel_dir, rel_dir)))
-                    # else (412, 403...): not pruned
-                elif step == "check" and hidden == rel_dir:
-                    if status == 207 and self._holds_nothing(answer, rel_dir):
-                        pipe.submit(PipeRequest("DELETE", self._target(rel_dir, True),
-                                                tag=("delete", rel_dir, rel_dir)), first=True)
-                elif step == "check":
-                    if status == 207 and self._holds_nothing(answer, hidden):
-                        pipe.submit(PipeRequest("DELETE", self._target(hidden, True),
-                                                tag=("delete", rel_dir, hidden)))
-                    else:
-                        self._unhide(hidden, rel_dir)
-                elif status in _DELETED:
-                    self._forget_collection(tuple(self._base_segments + _split(rel_dir)))
-                    emptied.add(rel_dir)
+            with self._pruning(level):
+                emptied = self._prune_round(level, pipe)
             level = {p.rsplit("/", 1)[0] for p in emptied if "/" in p}
             level = {p for p in level if self._may_be_empty(p)}
+
+    @contextmanager
+    def _pruning(self, collections: Set[str]) -> Iterator[None]:
+        """Hold the pruning lock of each top-level collection these are under.
+
+        Renaming a collection while another thread of this process renames (or puts back)
+        one inside it would leave that one's files under a private name: within a top-level
+        collection, one prune round at a time. Locks are taken in order (no deadlock).
+        """
+        with self._lock:
+            locks = [self._prune_locks.setdefault(top, threading.Lock())
+                     for top in sorted({c.split("/", 1)[0] for c in collections})]
+        for lock in locks:
+            lock.acquire()
+        try:
+            yield
+        finally:
+            for lock in reversed(locks):
+                lock.release()
+
+    def _prune_round(self, level: Set[str], pipe: Pipeline) -> Set[str]:
+        """Prune the collections of one tree level; the ones now gone."""
+        for rel_dir in level:
+            pipe.submit(self._prune_move(rel_dir))
+        emptied: Set[str] = set()
+        for request, outcome in pipe.results():
+            step, rel_dir, hidden = cast(Tuple[str, str, str], request.tag)
+            try:
+                answer = self._settle(pipe, request, outcome,
+                                      f"cannot remove collection {rel_dir}/", rel_dir)
+            except BackendError as exc:  # pruning is tidying up, never a delete failure
+                log.debug("not pruning %s: %s", rel_dir, exc)
+                if step != "delete" and hidden != rel_dir:
+                    self._unhide_quietly(hidden, rel_dir)  # the rename may have happened
+                continue
+            status = answer.status_code
+            if step == "move":
+                if status in (404, 410):  # gone already: its parent may be empty
+                    self._forget_collection(tuple(self._base_segments + _split(rel_dir)))
+                    emptied.add(rel_dir)
+                elif status in (201, 204):
+                    pipe.submit(self._propfind_request(hidden, ("check", rel_dir, hidden)))
+                elif status in NO_DAV_STATUSES:  # no MOVE: check, then delete in place
+                    pipe.submit(self._propfind_request(rel_dir, ("check", rel_dir, rel_dir)))
+                # else (412, 403...): not pruned
+            elif step == "check" and hidden == rel_dir:
+                if status == 207 and self._holds_nothing(answer, rel_dir):
+                    pipe.submit(PipeRequest("DELETE", self._target(rel_dir, True),
+                                            tag=("delete", rel_dir, rel_dir)), first=True)
+            elif step == "check":
+                if status == 207 and self._holds_nothing(answer, hidden):
+                    pipe.submit(PipeRequest("DELETE", self._target(hidden, True),
+                                            tag=("delete", rel_dir, hidden)))
+                else:
+                    self._unhide(hidden, rel_dir)
+            elif status in _DELETED:
+                self._forget_collection(tuple(self._base_segments + _split(rel_dir)))
+                emptied.add(rel_dir)
+        return emptied
 
     def _prune_move(self, rel_dir: str) -> PipeRequest:
         """The MOVE of a collection to a private name next to it, the first step of pruning."""
@@ -1243,6 +1270,10 @@ class WebDAVBackend(Backend):
     def _prune(self, rel_dir: str) -> None:
         """Delete ``rel_dir`` and its parents while they are empty (never the mirror root),
         one request at a time, as :meth:`_prune_pipelined` does (rename, check, delete)."""
+        with self._pruning({rel_dir}):
+            self._prune_up(rel_dir)
+
+    def _prune_up(self, rel_dir: str) -> None:
         while rel_dir:
             move = self._prune_move(rel_dir)
             hidden = cast(Tuple[str, str, str], move.tag)[2]
