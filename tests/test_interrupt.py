@@ -62,9 +62,13 @@ def _upstream_port(m: Mirror) -> int:
 
 def _interrupt(argv: List[str], proxy: FaultProxy, when: Callable[[Request], bool],
                count: int) -> subprocess.CompletedProcess[str]:
+    # a shell without job control starts background jobs with SIGINT ignored, and an ignored
+    # signal stays ignored across exec (Python then never raises KeyboardInterrupt): give
+    # the command the default disposition, as a terminal would
     proc = subprocess.Popen([sys.executable, "-m", "sstate_mirror", *argv],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            env={**os.environ, **ENV})
+                            env={**os.environ, **ENV},
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.monotonic() + 60
     while proxy.count(when) < count and time.monotonic() < deadline and proc.poll() is None:
         time.sleep(0.02)
