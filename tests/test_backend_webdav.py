@@ -26,7 +26,7 @@ import pytest
 from backend_contract import *  # noqa: F403 - the shared contract tests
 from backend_contract import ContractEnv
 from faultproxy import Fault, FaultProxy
-from sstate_mirror.backends import daverrors, open_backend
+from sstate_mirror.backends import daverrors, open_backend, webdav
 from sstate_mirror.backends.base import BackendOptions
 from sstate_mirror.backends.davxml import parse_http_date, parse_iso8601
 from sstate_mirror.backends.httppipe import Failure, Pipeline, PipeRequest
@@ -509,12 +509,9 @@ def test_pruning_that_fails_after_the_rename_puts_the_collection_back(
         _put(b, "aa/bb/keep", b"1")
         proxy.add(Fault("reset", match=lambda r: r.method == "PROPFIND"
                         and "sstate-mirror-prune" in r.path))
-        if pipelining:
-            with b._pipeline(4) as pipe:
-                assert pipe is not None
-                b._prune_pipelined({"aa/bb"}, pipe)
-        else:
-            b._prune("aa/bb")
+        with b._pipeline(4) as pipe:
+            assert (pipe is not None) == pipelining
+            b._prune({"aa/bb"}, pipe if pipe is not None else webdav._OneByOne())
         assert proxy.count(lambda r: r.fault == "reset") >= 1
         b.close()
     assert (m.root / "aa/bb/keep").read_bytes() == b"1"
@@ -528,7 +525,7 @@ def test_pruning_puts_back_what_landed_meanwhile(webdav_mirror: DavMirror) -> No
         _put(b, "aa/bb/keep", b"1")
         with b._pipeline(4) as pipe:
             assert pipe is not None
-            b._prune_pipelined({"aa/bb"}, pipe)  # believed empty, is not
+            b._prune({"aa/bb"}, pipe)  # believed empty, is not
         assert b.read("aa/bb/keep", 10) == b"1"
         assert sorted(p.name for p in (webdav_mirror.root / "aa").iterdir()) == ["bb"]
         # renamed, then an upload creates the collection again before the check

@@ -40,7 +40,7 @@ from collections.abc import Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from contextlib import contextmanager
 from dataclasses import replace
-from typing import IO, Deque, Dict, List, Optional, Set, Tuple, Union, cast
+from typing import IO, Deque, Dict, List, Optional, Protocol, Set, Tuple, Union, cast
 
 import httpx
 
@@ -595,30 +595,39 @@ class WebDAVBackend(Backend):
                            (("Depth", "1"), *_XML_HEADERS.items()), PROPFIND_BODY, tag,
                            retry_also=frozenset({500}))
 
-    def _settle(self, pipe: Pipeline, request: PipeRequest, outcome: Outcome, what: str,
-                path: Optional[str]) -> Answer:
-        """The answer to a pipelined request; a failure becomes the error it means.
+    def _settle(self, pipe: _Sender, request: PipeRequest, outcome: Optional[Outcome],
+                what: str, path: Optional[str]) -> Answer:
+        """The answer to a request; a failure becomes the error it means.
 
-        A 401 while the server has not yet said which scheme it wants is sent again through
-        httpx, which answers the challenge; the pipeline then sends the credentials too.
+        No outcome yet (:class:`_OneByOne`): the request is sent now, through httpx. A
+        pipelined 401 while the server has not yet said which scheme it wants is sent again
+        through httpx, which answers the challenge; the pipeline then sends the credentials
+        too.
         """
+        if outcome is None:
+            return self._send_now(request, what, path)
         if isinstance(outcome, Failure):
             error = pipe_error(outcome, what, self.url, path)
             error.retried = True
             raise error
         auth = self._client.auth
         if outcome.status_code == 401 and isinstance(auth, ChallengeAuth):
-            response = self._send(request.method, self._origin + request.target, what=what,
-                                  path=path, headers=dict(request.headers),
-                                  content=request.body or None)
+            answer = self._send_now(request, what, path)
             headers = self._pipe_headers()
-            if headers is not None:
+            if headers is not None and isinstance(pipe, Pipeline):
                 pipe.set_base_headers(headers)
-            return Answer(response.status_code, response.reason_phrase,
-                          [(k.lower().encode("latin-1"), v.encode("latin-1"))
-                           for k, v in response.headers.multi_items()],
-                          response.content, retried=response in retries_used)
+            return answer
         return outcome
+
+    def _send_now(self, request: PipeRequest, what: str, path: Optional[str]) -> Answer:
+        """A pipeline's request sent through httpx instead, its answer read whole."""
+        response = self._send(request.method, self._origin + request.target, what=what,
+                              path=path, headers=dict(request.headers),
+                              content=request.body or None, idempotent=request.idempotent)
+        return Answer(response.status_code, response.reason_phrase,
+                      [(k.lower().encode("latin-1"), v.encode("latin-1"))
+                       for k, v in response.headers.multi_items()],
+                      response.content, retried=response in retries_used)
 
     # -- interface -----------------------------------------------------------------------
 
@@ -1060,40 +1069,21 @@ class WebDAVBackend(Backend):
             except BackendError as exc:
                 failures[path] = exc
         with self._pipeline(self.delete_connections) as pipe:
-            if pipe is not None:
-                for path in wanted:
-                    pipe.submit(PipeRequest("DELETE", self._target(path), tag=path))
-                for request, outcome in pipe.results():
-                    path = cast(str, request.tag)
-                    try:
-                        answer = self._settle(pipe, request, outcome, f"cannot delete {path}",
-                                              path)
-                        if answer.status_code not in _DELETED:
-                            raise self._fail(answer, f"cannot delete {path}", path)
-                    except BackendError as exc:
-                        failures[path] = exc
-                        continue
-                    self._deleted_file(path, parents)
-                self._prune_pipelined(parents, pipe)
-                return failures
-        for path in wanted:
-            try:
-                response = self._send("DELETE", self._url(path), what=f"cannot delete {path}",
-                                      path=path)
-                response.close()
-                if response.status_code not in _DELETED:
-                    raise self._fail(response, f"cannot delete {path}", path)
-            except BackendError as exc:
-                failures[path] = exc
-                continue
-            self._deleted_file(path, parents)
-        for parent in sorted(parents, key=lambda p: p.count("/"), reverse=True):
-            if not self._may_be_empty(parent):
-                continue
-            try:
-                self._prune(parent)
-            except BackendError as exc:  # pruning is tidying up, never a delete failure
-                log.debug("not pruning %s: %s", parent, exc)
+            sender: _Sender = pipe if pipe is not None else _OneByOne()
+            for path in wanted:
+                sender.submit(PipeRequest("DELETE", self._target(path), tag=path))
+            for request, outcome in sender.results():
+                path = cast(str, request.tag)
+                try:
+                    answer = self._settle(sender, request, outcome, f"cannot delete {path}",
+                                          path)
+                    if answer.status_code not in _DELETED:
+                        raise self._fail(answer, f"cannot delete {path}", path)
+                except BackendError as exc:
+                    failures[path] = exc
+                    continue
+                self._deleted_file(path, parents)
+            self._prune(parents, sender)
         return failures
 
     def _deleted_file(self, path: str, parents: Set[str]) -> None:
@@ -1111,8 +1101,9 @@ class WebDAVBackend(Backend):
                 return False
             return not self._known_children.get(tuple(self._base_segments + _split(rel_dir)))
 
-    def _prune_pipelined(self, parents: Set[str], pipe: Pipeline) -> None:
-        """:meth:`_prune` for many collections at once, one tree level per round.
+    def _prune(self, parents: Set[str], pipe: _Sender) -> None:
+        """Delete these collections and their parents while empty (never the mirror root),
+        one tree level per round.
 
         WebDAV has no "delete if empty", and DELETE of a collection is recursive: a file
         moved into it between a check and the DELETE would go with it. So a collection is
@@ -1148,7 +1139,7 @@ class WebDAVBackend(Backend):
             for lock in reversed(locks):
                 lock.release()
 
-    def _prune_round(self, level: Set[str], pipe: Pipeline) -> Set[str]:
+    def _prune_round(self, level: Set[str], pipe: _Sender) -> Set[str]:
         """Prune the collections of one tree level; the ones now gone."""
         for rel_dir in level:
             pipe.submit(self._prune_move(rel_dir))
@@ -1266,52 +1257,6 @@ class WebDAVBackend(Backend):
             log.debug("not pruning %s: %s", rel_dir, exc)
             return False
         return True
-
-    def _prune(self, rel_dir: str) -> None:
-        """Delete ``rel_dir`` and its parents while they are empty (never the mirror root),
-        one request at a time, as :meth:`_prune_pipelined` does (rename, check, delete)."""
-        with self._pruning({rel_dir}):
-            self._prune_up(rel_dir)
-
-    def _prune_up(self, rel_dir: str) -> None:
-        while rel_dir:
-            move = self._prune_move(rel_dir)
-            hidden = cast(Tuple[str, str, str], move.tag)[2]
-            response = self._request("MOVE", move.target, what=f"cannot prune {rel_dir}/",
-                                     headers=dict(move.headers), idempotent=False)
-            if response.status_code in (201, 204):
-                try:
-                    check = self._request("PROPFIND", self._target(hidden, True),
-                                          what=f"cannot prune {rel_dir}/",
-                                          headers={"Depth": "1", **_XML_HEADERS},
-                                          content=PROPFIND_BODY)
-                    empty = check.status_code == 207 and self._holds_nothing(check, hidden)
-                except BackendError:
-                    empty = False
-                if not empty:
-                    self._unhide_quietly(hidden, rel_dir)
-                    return
-                response = self._request("DELETE", self._target(hidden, True),
-                                         what=f"cannot delete collection {rel_dir}/")
-                if response.status_code not in _DELETED:
-                    return
-            elif response.status_code in NO_DAV_STATUSES:  # no MOVE: check, then delete
-                check = self._request("PROPFIND", self._target(rel_dir, True),
-                                      what=f"cannot prune {rel_dir}/",
-                                      headers={"Depth": "1", **_XML_HEADERS},
-                                      content=PROPFIND_BODY)
-                if check.status_code != 207 or not self._holds_nothing(check, rel_dir):
-                    return
-                response = self._request("DELETE", self._target(rel_dir, True),
-                                         what=f"cannot delete collection {rel_dir}/")
-                if response.status_code not in _DELETED:
-                    return
-            elif response.status_code not in (404, 410):
-                return  # not pruned
-            self._forget_collection(tuple(self._base_segments + _split(rel_dir)))
-            rel_dir = rel_dir.rsplit("/", 1)[0] if "/" in rel_dir else ""
-            if rel_dir and not self._may_be_empty(rel_dir):
-                return
 
     # -- touching ------------------------------------------------------------------------
 
@@ -1444,6 +1389,33 @@ class WebDAVBackend(Backend):
 
 
 # -- building blocks ---------------------------------------------------------------------
+
+
+class _Sender(Protocol):
+    """What deleting and pruning need of a :class:`Pipeline`."""
+
+    def submit(self, request: PipeRequest, first: bool = False) -> None: ...
+
+    def results(self) -> Iterator[Tuple[PipeRequest, Optional[Outcome]]]: ...
+
+
+class _OneByOne:
+    """A :class:`Pipeline`'s interface for where pipelining is off: deleting and pruning
+    run the same code either way. It hands the requests back in order without an outcome;
+    :meth:`WebDAVBackend._settle` then sends each through httpx, one at a time."""
+
+    def __init__(self) -> None:
+        self._queue: Deque[PipeRequest] = deque()
+
+    def submit(self, request: PipeRequest, first: bool = False) -> None:
+        if first:
+            self._queue.appendleft(request)
+        else:
+            self._queue.append(request)
+
+    def results(self) -> Iterator[Tuple[PipeRequest, Optional[Outcome]]]:
+        while self._queue:
+            yield self._queue.popleft(), None
 
 
 class _ParentVanished(Exception):
