@@ -205,18 +205,9 @@ def main(argv: Optional[List[str]] = None) -> int:
     want = args.only or ["upload", "clean", "info"]
     rows: Dict[str, List[Row]] = {}
 
-    first = gencache.plan(args.files, seed=1, now=now - 3 * 86400)
-    second = gencache.derive(first, 0.1, seed=2, now=now - 600)
-    big = gencache.plan(args.big, seed=3, now=now, mtime_spread=60)
-    expired = sum(1 for e in big if now - e.mtime >= 30 * 86400)
-    local = work / "local"
-    if not local.exists():
-        gencache.write_cache(local, second)
-    present = len({e.path for e in first} & {e.path for e in second})
-    sizes = (f"upload: {len(second)} local files ({sum(e.size for e in second) / 2**20:.0f} MiB),"
-             f" {present} already on the mirror; clean/info: {len(big)} objects"
-             f" ({sum(e.size for e in big) / 2**30:.1f} GiB of zeros), {expired} older than 30 d")
-    print(sizes, flush=True)
+    plan = benchlib.scenarios(work, args.files, args.big, now, noun="objects",
+                              stored=" of zeros")
+    first, big, local, sizes = plan.first, plan.big, plan.local, plan.sizes
 
     def select(scenario: str, cmds: Dict[str, str]) -> Dict[str, str]:
         return {k: v for k, v in cmds.items() if k not in args.skip}

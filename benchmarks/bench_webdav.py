@@ -136,18 +136,9 @@ def main(argv: Optional[List[str]] = None) -> int:
     now = int(time.time())
     want = args.only or ["upload", "clean", "info"]
 
-    first = gencache.plan(args.files, seed=1, now=now - 3 * 86400)
-    second = gencache.derive(first, 0.1, seed=2, now=now - 600)
-    big = gencache.plan(args.big, seed=3, now=now, mtime_spread=60)
-    expired = sum(1 for e in big if now - e.mtime >= 30 * 86400)
-    local = work / "local"
-    if not local.exists():
-        gencache.write_cache(local, second)
-    present = len({e.path for e in first} & {e.path for e in second})
-    sizes = (f"upload: {len(second)} local files ({sum(e.size for e in second) / 2**20:.0f} MiB),"
-             f" {present} already on the mirror; clean/info: {len(big)} files"
-             f" ({sum(e.size for e in big) / 2**30:.1f} GiB, sparse), {expired} older than 30 d")
-    print(sizes, flush=True)
+    plan = benchlib.scenarios(work, args.files, args.big, now, noun="files",
+                              stored=", sparse")
+    first, big, local, sizes = plan.first, plan.big, plan.local, plan.sizes
     pristine_up, pristine_big = work / "mirror-90", work / "big"
     if not pristine_up.exists():
         gencache.write_cache(pristine_up, first, sparse=True)

@@ -25,6 +25,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
+import gencache
+
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 RESULTS = HERE / "results"
@@ -34,6 +36,43 @@ TOOL = f"{shlex.quote(sys.executable)} -m sstate_mirror"
 
 #: (label, mean seconds, standard deviation seconds)
 Row = Tuple[str, float, float]
+
+
+@dataclass
+class Scenarios:
+    """The caches of the upload, clean and info jobs, the same for every peer benchmark."""
+
+    first: List[gencache.Entry]
+    """The build already on the mirror before the upload."""
+    second: List[gencache.Entry]
+    """The next build (90 % of it in ``first``), written to ``local``."""
+    big: List[gencache.Entry]
+    """The mirror that clean and info work on, built over 60 days."""
+    local: Path
+    sizes: str
+    """One line saying what the jobs are about, for the log and the results."""
+
+
+def scenarios(work: Path, files: int, big: int, now: int, *, noun: str, stored: str
+              ) -> Scenarios:
+    """Plan the caches (same seeds everywhere) and write the upload's local cache once.
+
+    ``noun`` and ``stored`` say how the big mirror is held ("objects", " of zeros").
+    """
+    first = gencache.plan(files, seed=1, now=now - 3 * 86400)
+    second = gencache.derive(first, 0.1, seed=2, now=now - 600)
+    big_entries = gencache.plan(big, seed=3, now=now, mtime_spread=60)
+    expired = sum(1 for e in big_entries if now - e.mtime >= 30 * 86400)
+    local = work / "local"
+    if not local.exists():
+        gencache.write_cache(local, second)
+    present = len({e.path for e in first} & {e.path for e in second})
+    sizes = (f"upload: {len(second)} local files ({sum(e.size for e in second) / 2**20:.0f} MiB),"
+             f" {present} already on the mirror; clean/info: {len(big_entries)} {noun}"
+             f" ({sum(e.size for e in big_entries) / 2**30:.1f} GiB{stored}), {expired} older"
+             " than 30 d")
+    print(sizes, flush=True)
+    return Scenarios(first, second, big_entries, local, sizes)
 
 
 def tool_env(extra: Optional[Dict[str, str]] = None) -> Dict[str, str]:
