@@ -131,7 +131,6 @@ class _Conn:
         self.body_size = 0
         self.overflow = False
         self.last_progress = time.monotonic()
-        self.closing = False  # the server said it closes after the current answers
         self.want_write = False
 
 
@@ -169,6 +168,7 @@ class Pipeline:
         self.max_body = max_body
         self._host_header = host_header
         self._prefix_headers = ""
+        self._base_headers: Optional[Tuple[Tuple[str, str], ...]] = None
         self.set_base_headers(base_headers)
         self._conns: List[_Conn] = []
         self._queue: Deque[PipeRequest] = deque()
@@ -185,6 +185,9 @@ class Pipeline:
 
     def set_base_headers(self, base_headers: Sequence[Tuple[str, str]]) -> None:
         """Headers of every request from now on (e.g. credentials once they are known)."""
+        if tuple(base_headers) == self._base_headers:
+            return  # the usual case: the same as when this pipeline was last taken
+        self._base_headers = tuple(base_headers)
         self._prefix_headers = f"Host: {self._host_header}\r\n" + "".join(
             f"{_check(k)}: {_check(v)}\r\n" for k, v in base_headers)
 
@@ -275,7 +278,7 @@ class Pipeline:
             if spent and not conn.inflight:
                 self._close(conn)  # the server would close it next: make room for a new one
                 continue
-            if spent or conn.closing or len(conn.inflight) >= depth:
+            if spent or len(conn.inflight) >= depth:
                 continue
             if best is None or len(conn.inflight) < len(best.inflight):
                 best = conn
@@ -360,15 +363,13 @@ class Pipeline:
             if conn.inflight:
                 continue
             try:
-                data = conn.sock.recv(1)
+                conn.sock.recv(1)
             except (BlockingIOError, ssl.SSLWantReadError, ssl.SSLWantWriteError):
                 continue  # open and quiet: reusable
             except OSError:
-                data = b""
-            if not data:
-                self._close(conn)
-            else:  # an unrequested byte: the connection is not in a state to reuse
-                self._close(conn)
+                pass
+            # closed by the server, broken, or an unrequested byte: not in a state to reuse
+            self._close(conn)
 
     def _close(self, conn: _Conn) -> None:
         if conn in self._conns:
@@ -414,15 +415,21 @@ class Pipeline:
         self._queue.extendleft(reversed(conn.inflight))
 
     def _retry_or_fail(self, request: PipeRequest, failure: Failure) -> None:
-        request.attempts += 1
-        if request.attempts > self.retries:
+        if not self._retry_later(request, failure.reason):
             self._ready.append((request, failure))
-            return
-        delay = backoff(request.attempts - 1)
+
+    def _retry_later(self, request: PipeRequest, reason: str,
+                     retry_after: Optional[str] = None) -> bool:
+        """Send the request again after a backoff; False once its retries are used up."""
+        if request.attempts >= self.retries:
+            return False
+        request.attempts += 1
+        delay = backoff(request.attempts - 1, retry_after)
         log.info("%s %s failed (%s), retry %d/%d in %.1fs", request.method, request.target,
-                 failure.reason, request.attempts, self.retries, delay)
+                 reason, request.attempts, self.retries, delay)
         request.not_before = time.monotonic() + delay
         self._delayed.append(request)
+        return True
 
     # -- I/O ---------------------------------------------------------------------------
 
@@ -502,14 +509,8 @@ class Pipeline:
                         overflow=conn.overflow)
         conn.body = []
         if answer.status_code in self.retry_statuses or answer.status_code in request.retry_also:
-            if request.attempts < self.retries:
-                request.attempts += 1
-                delay = backoff(request.attempts - 1, answer.headers.get("Retry-After"))
-                log.info("%s %s failed (status %d), retry %d/%d in %.1fs", request.method,
-                         request.target, answer.status_code, request.attempts, self.retries,
-                         delay)
-                request.not_before = time.monotonic() + delay
-                self._delayed.append(request)
+            if self._retry_later(request, f"status {answer.status_code}",
+                                 answer.headers.get("Retry-After")):
                 return
             answer.retried = True
         self._ready.append((request, answer))
