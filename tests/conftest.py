@@ -1,15 +1,88 @@
-"""Shared fixtures: paths to the real sstate data shipped in tests/data."""
+"""Shared fixtures (the real sstate data in tests/data, a writable copy of it, a dead port),
+and the suite's rules:
+
+* in CI (the environment variable ``CI`` set, as ``.ci/run`` does) a skipped test is a
+  failed test: a green CI has run everything (``realparts`` says what a missing part needs);
+* every test that uses a real server carries the ``server`` marker, put there from the
+  fixtures it uses (``-m "not server"`` runs the rest);
+* Hypothesis runs derandomized and without deadlines in CI (profile ``ci``).
+"""
 
 from __future__ import annotations
 
+import os
+import shutil
+import socket
 import sys
+from collections.abc import Iterator
 from pathlib import Path
+from typing import List
 
 import pytest
+from hypothesis import settings
 
 TESTS = Path(__file__).parent
 DATA = TESTS / "data"
 sys.path.insert(0, str(TESTS))  # so test modules can import backend_contract and helpers
+
+from realparts import IN_CI  # noqa: E402
+
+settings.register_profile("ci", derandomize=True, deadline=None, print_blob=True)
+settings.register_profile("dev", deadline=None)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci" if IN_CI else "dev"))
+
+#: Fixtures that start (or stand for) a real server; a test using one is a ``server`` test.
+SERVER_FIXTURES = {
+    "moto_s3", "rclone_s3", "s3_server", "s3_bucket", "s3_bucket_url", "apache_server",
+    "nginx_server", "wsgidav_server", "webdav_server", "webdav_mirror", "webdav_auth_mirror",
+    "mirror", "proxied",
+}
+#: Parameter values that name a server kind (``make_mirror(request, kind)``).
+SERVER_KINDS = ("s3-", "dav-")
+
+
+def pytest_collection_modifyitems(items: List[pytest.Item]) -> None:
+    for item in items:
+        names = set(getattr(item, "fixturenames", ()))
+        params = getattr(getattr(item, "callspec", None), "params", {})
+        by_kind = any(isinstance(v, str) and v.startswith(SERVER_KINDS)
+                      for v in params.values())
+        if names & SERVER_FIXTURES or by_kind:
+            item.add_marker(pytest.mark.server)
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
+    outcome = yield
+    report = outcome.get_result()
+    if IN_CI and report.skipped and not hasattr(report, "wasxfail"):
+        reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else report.longrepr
+        report.outcome = "failed"
+        report.longrepr = f"skipped in CI, where every test must run: {reason}"
+
+
+def writable_copy(src: Path, dst: Path) -> Path:
+    """A copy of the cache ``src`` at ``dst`` that tests may change (the data is read-only)."""
+    shutil.copytree(src, dst)
+    for d, _dirs, files in os.walk(dst):
+        os.chmod(d, 0o755)
+        for f in files:
+            os.chmod(os.path.join(d, f), 0o644)
+    return dst
+
+
+@pytest.fixture
+def cache_a_copy(tmp_path: Path, oe_cache_a: Path) -> Path:
+    """A writable copy of cache-a, for tests that change the local cache."""
+    return writable_copy(oe_cache_a, tmp_path / "sstate-cache")
+
+
+@pytest.fixture
+def dead_port() -> Iterator[int]:
+    """A port of 127.0.0.1 where nothing listens, held for the test (connections refused)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))  # bound, never listening: the kernel refuses connections
+        yield int(s.getsockname()[1])
 
 
 @pytest.fixture(scope="session")

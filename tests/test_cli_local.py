@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from realparts import tool
 from sstate_mirror.backends import _BACKENDS
 from sstate_mirror.cli import main
 
@@ -315,9 +316,7 @@ def test_entry_points(tmp_path: Path, oe_cache_a: Path) -> None:
     out = subprocess.run([sys.executable, "-m", "sstate_mirror", "--version"],
                          capture_output=True, text=True, env=env, check=True)
     assert out.stdout.startswith("sstate-mirror ")
-    exe = shutil.which("sstate-mirror")
-    if exe is None:
-        pytest.skip("console script not installed (run through scripts/test)")
+    exe = tool("sstate-mirror", "pip install -e . ; scripts/test installs it")
     res = subprocess.run([exe, "info", "-q", "--json", str(oe_cache_a)], capture_output=True,
                          text=True, env=env, check=True)
     assert json.loads(res.stdout)["files"] == 93

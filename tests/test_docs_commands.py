@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Dict, Iterator, List, Set, Tuple
 
 import pytest
+import yaml
 
 from sstate_mirror.cli import COMMANDS, build_parser
 
@@ -245,7 +246,6 @@ YAML_BLOCKS = _yaml_blocks()
 @pytest.mark.parametrize(("where", "block"), YAML_BLOCKS, ids=[w for w, _ in YAML_BLOCKS])
 def test_yaml_recipes_parse(where: str, block: str) -> None:
     """CI recipes are valid YAML, and each script line stays one string (no stray ': ')."""
-    yaml = pytest.importorskip("yaml")
     data = yaml.safe_load(block)
     assert isinstance(data, (dict, list)), where
     for step in _steps(data):

@@ -2,19 +2,18 @@
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 import sys
 from pathlib import Path
 
-import pytest
+from realparts import module
 
 ROOT = Path(__file__).parents[1]
 
 
 def _tool(name: str) -> list[str]:
-    if shutil.which(name) is None:
-        pytest.skip(f"{name} is not installed (pip install -e '.[test]')")
+    """``python -m name`` with this interpreter: found whether or not the venv is on PATH."""
+    module(name, "pip install -e '.[test]'; scripts/test installs it")
     return [sys.executable, "-m", name]
 
 

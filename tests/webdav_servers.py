@@ -35,10 +35,11 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Dict, List, Optional
+from typing import Callable, Dict, List, Optional
 
 import pytest
 
+from realparts import find_tool, module, require
 from sstate_mirror.backends.base import BackendOptions
 
 __all__ = [
@@ -157,10 +158,6 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def _which(name: str) -> Optional[str]:
-    return shutil.which(name) or shutil.which(name, path="/usr/sbin:/sbin:/usr/local/sbin")
-
-
 def _server_dirs(name: str, locations: List[str]) -> Path:
     base = Path(tempfile.mkdtemp(prefix=f"sstate-{name}-"))
     os.chmod(base, 0o755)
@@ -171,8 +168,31 @@ def _server_dirs(name: str, locations: List[str]) -> Path:
     return base
 
 
-def _start(name: str, argv: List[str], base: Path, port: int, log_file: Path,
+class _PortTaken(Exception):
+    """Another process took the port between choosing it and the server's bind."""
+
+
+def _start(name: str, configure: Callable[[int], List[str]], base: Path, log_file: Path,
            env: Optional[Dict[str, str]] = None) -> DavServer:
+    """Start the server on a free port; choose another if someone else bound it first.
+
+    ``configure(port)`` writes the configuration for ``port`` and returns the command line.
+    Choosing a free port and the server's bind are two steps, and other test runs on the
+    machine choose ports too: a server that exits with EADDRINUSE is started again.
+    """
+    for _attempt in range(5):
+        port = free_port()
+        argv = configure(port)
+        try:
+            return _start_once(name, argv, base, port, log_file, env)
+        except _PortTaken:
+            continue
+    pytest.fail(f"{name}: every port tried was taken by another process")
+
+
+def _start_once(name: str, argv: List[str], base: Path, port: int, log_file: Path,
+                env: Optional[Dict[str, str]]) -> DavServer:
+    log_file.write_bytes(b"")
     with open(log_file, "ab") as out:
         proc = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, cwd=base,
                                 env=env, start_new_session=True)
@@ -180,17 +200,19 @@ def _start(name: str, argv: List[str], base: Path, port: int, log_file: Path,
     deadline = time.monotonic() + 20
     while time.monotonic() < deadline:
         if proc.poll() is not None:
+            if "in use" in server.log().lower():
+                raise _PortTaken()
             pytest.fail(f"{name} exited with {proc.returncode} at start:\n{server.log()}")
         try:
             with socket.create_connection(("127.0.0.1", port), timeout=0.5):
                 return server
         except OSError:
             time.sleep(0.05)
-    _stop(server)
+    _stop(server, remove=False)
     pytest.fail(f"{name} did not listen on port {port} within 20 s:\n{server.log()}")
 
 
-def _stop(server: DavServer) -> None:
+def _stop(server: DavServer, remove: bool = True) -> None:
     if server.process.poll() is None:
         server.process.terminate()
         try:
@@ -198,7 +220,8 @@ def _stop(server: DavServer) -> None:
         except subprocess.TimeoutExpired:
             server.process.kill()
             server.process.wait(5)
-    shutil.rmtree(server.docroot.parent, ignore_errors=True)
+    if remove:
+        shutil.rmtree(server.docroot.parent, ignore_errors=True)
 
 
 # -- wsgidav -----------------------------------------------------------------------------
@@ -220,16 +243,11 @@ except KeyboardInterrupt:
 
 @pytest.fixture(scope="session")
 def wsgidav_server() -> Iterator[DavServer]:
-    try:
-        import cheroot  # noqa: F401
-        import wsgidav  # noqa: F401
-    except ImportError as exc:
-        pytest.skip(f"wsgidav tests need {exc.name} (pip install wsgidav cheroot)")
+    for name in ("wsgidav", "cheroot"):
+        module(name, "pip install -e '.[test]'; scripts/test installs it")
     base = _server_dirs("wsgidav", ["open", "auth"])
-    port = free_port()
     config = {
         "host": "127.0.0.1",
-        "port": port,
         "provider_mapping": {"/open": str(base / "root/open"),
                              "/auth": str(base / "root/auth")},
         "simple_dc": {"user_mapping": {
@@ -243,9 +261,12 @@ def wsgidav_server() -> Iterator[DavServer]:
         "verbose": 1,
         "logging": {"enable": False},
     }
-    (base / "wsgidav.json").write_text(json.dumps(config))
-    server = _start("wsgidav", [sys.executable, "-c", _WSGIDAV_MAIN, str(base / "wsgidav.json")],
-                    base, port, base / "server.log")
+
+    def configure(port: int) -> List[str]:
+        (base / "wsgidav.json").write_text(json.dumps({**config, "port": port}))
+        return [sys.executable, "-c", _WSGIDAV_MAIN, str(base / "wsgidav.json")]
+
+    server = _start("wsgidav", configure, base, base / "server.log")
     yield server
     _stop(server)
 
@@ -265,14 +286,11 @@ def _apache_module_dir() -> Optional[Path]:
 
 @pytest.fixture(scope="session")
 def apache_server() -> Iterator[DavServer]:
-    binary = _which("apache2") or _which("httpd")
-    modules = _apache_module_dir()
-    if binary is None or modules is None:
-        pytest.skip("Apache httpd with mod_dav_fs is not installed"
-                    " (Debian package apache2; scripts/test installs it)")
+    install = "Debian package apache2; scripts/test installs it"
+    binary = require(find_tool("apache2") or find_tool("httpd"), "Apache httpd", install)
+    modules = require(_apache_module_dir(), "Apache's mod_dav_fs", install)
     base = _server_dirs("apache", ["open", "infinity", "rw", "digest"])
     root = base / "root"
-    port = free_port()
     _write_htpasswd(base / "htpasswd")
     ha1 = hashlib.md5(f"{USER}:sstate:{PASSWORD}".encode()).hexdigest()
     (base / "htdigest").write_text(f"{USER}:sstate:{ha1}\n")
@@ -284,7 +302,7 @@ def apache_server() -> Iterator[DavServer]:
     conf = f"""
 ServerRoot "{base}"
 ServerName 127.0.0.1
-Listen 127.0.0.1:{port}
+Listen 127.0.0.1:@PORT@
 PidFile "{base}/httpd.pid"
 ErrorLog "{base}/server.log"
 LogLevel warn
@@ -337,9 +355,12 @@ DocumentRoot "{root}"
     Require valid-user
 </Directory>
 """
-    (base / "httpd.conf").write_text(conf)
-    server = _start("apache", [binary, "-f", str(base / "httpd.conf"), "-DFOREGROUND"],
-                    base, port, base / "server.log")
+
+    def configure(port: int) -> List[str]:
+        (base / "httpd.conf").write_text(conf.replace("@PORT@", str(port)))
+        return [binary, "-f", str(base / "httpd.conf"), "-DFOREGROUND"]
+
+    server = _start("apache", configure, base, base / "server.log")
     yield server
     _stop(server)
 
@@ -374,19 +395,16 @@ def _nginx_dav_ext() -> Optional[Path]:
 
 @pytest.fixture(scope="session")
 def nginx_server() -> Iterator[DavServer]:
-    binary = _which("nginx")
-    module = _nginx_dav_ext()
-    if binary is None or module is None:
-        pytest.skip("nginx with the dav-ext module is not installed (Debian packages nginx,"
-                    " libnginx-mod-http-dav-ext; scripts/test installs them)")
+    install = "Debian packages nginx, libnginx-mod-http-dav-ext; scripts/test installs them"
+    binary = require(find_tool("nginx"), "nginx", install)
+    dav_ext = require(_nginx_dav_ext(), "nginx's dav-ext module", install)
     base = _server_dirs("nginx", ["open", "strict", "nomove", "bearer", "plain", "rw"])
     root = base / "root"
-    port = free_port()
     _write_htpasswd(base / "htpasswd")
     for d in ("body", "proxy", "fastcgi", "uwsgi", "scgi"):
         (base / "tmp" / d).mkdir(parents=True)
     user = "user root root;" if os.geteuid() == 0 else ""
-    tls_port, ca_cert = free_port(), base / "cert.pem"
+    ca_cert = base / "cert.pem"
     tls = _self_signed(base, ca_cert)
     dav = ("dav_methods PUT DELETE MKCOL COPY MOVE; dav_ext_methods PROPFIND OPTIONS;"
            " dav_access user:rw group:rw all:r;")
@@ -405,7 +423,7 @@ def nginx_server() -> Iterator[DavServer]:
     tls_server = ""
     if tls:
         tls_server = f"""server {{
-        listen 127.0.0.1:{tls_port} ssl;
+        listen 127.0.0.1:@TLS_PORT@ ssl;
         ssl_certificate {ca_cert};
         ssl_certificate_key {base}/key.pem;
         root {root};
@@ -416,7 +434,7 @@ def nginx_server() -> Iterator[DavServer]:
 worker_processes 2;
 pid {base}/nginx.pid;
 error_log {base}/server.log warn;
-load_module {module};
+load_module {dav_ext};
 events {{ worker_connections 512; }}
 http {{
     access_log off;
@@ -427,7 +445,7 @@ http {{
     scgi_temp_path {base}/tmp/scgi;
     client_max_body_size 0;
     server {{
-        listen 127.0.0.1:{port};
+        listen 127.0.0.1:@PORT@;
         root {root};
         location /open/ {{ {dav} create_full_put_path on; }}
         location /strict/ {{ {dav} }}
@@ -444,10 +462,17 @@ http {{
     {tls_server}
 }}
 """
-    (base / "nginx.conf").write_text(conf)
-    server = _start("nginx", [binary, "-p", f"{base}/", "-e", str(base / "server.log"),
-                              "-c", str(base / "nginx.conf"), "-g", "daemon off;"],
-                    base, port, base / "server.log")
+    tls_port = 0
+
+    def configure(port: int) -> List[str]:
+        nonlocal tls_port
+        tls_port = free_port()
+        (base / "nginx.conf").write_text(conf.replace("@PORT@", str(port))
+                                         .replace("@TLS_PORT@", str(tls_port)))
+        return [binary, "-p", f"{base}/", "-e", str(base / "server.log"),
+                "-c", str(base / "nginx.conf"), "-g", "daemon off;"]
+
+    server = _start("nginx", configure, base, base / "server.log")
     if tls:
         server.tls_port, server.ca_cert = tls_port, ca_cert
     yield server
@@ -455,10 +480,9 @@ http {{
 
 
 def _self_signed(base: Path, cert: Path) -> bool:
-    """A certificate for 127.0.0.1 made with the openssl tool; False where it is missing."""
-    openssl = _which("openssl")
-    if openssl is None:
-        return False
+    """A certificate for 127.0.0.1 made with the openssl tool."""
+    openssl = require(find_tool("openssl"), "openssl",
+                      "Debian package openssl; scripts/test installs it")
     result = subprocess.run(
         [openssl, "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
          "-keyout", str(base / "key.pem"), "-out", str(cert), "-subj", "/CN=127.0.0.1",
@@ -475,7 +499,7 @@ SERVERS = ["wsgidav", "apache", "nginx"]
 
 @pytest.fixture(params=SERVERS)
 def webdav_server(request: pytest.FixtureRequest) -> DavServer:
-    """Each of the three servers in turn (skipped where one is not installed)."""
+    """Each of the three servers in turn (see realparts: skipped or failed where missing)."""
     server: DavServer = request.getfixturevalue(f"{request.param}_server")
     return server
 
