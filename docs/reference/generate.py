@@ -12,8 +12,12 @@ top-level ``sstate-mirror --help``.
     python docs/reference/generate.py --out DIR  # write into DIR (keeps DIR's hand-written parts)
 
 argparse wraps help text to the terminal width, so the help is formatted with COLUMNS=100 and
-without colour, whatever the terminal. tests/test_docs_reference.py runs this against the
-committed pages, so the reference cannot drift from the tool.
+without colour, whatever the terminal. argparse's layout also changed between Pythons (3.10
+renamed "optional arguments:" to "options:", 3.13 prints "-j, --jobs N" for "-j N, --jobs N"
+and wraps long usage lines elsewhere), so the pages are laid out by :class:`StableFormatter`,
+the layout of Python 3.10 to 3.12, on every Python: the same pages on 3.9 and on 3.13.
+tests/test_docs_reference.py runs this against the committed pages on every Python the suite
+runs on, so the reference cannot drift from the tool.
 """
 
 from __future__ import annotations
@@ -21,10 +25,11 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
+import re
 import sys
 from pathlib import Path
 from types import ModuleType
-from typing import Dict, Iterator, List, Optional, Sequence
+from typing import Dict, Iterable, Iterator, List, Optional, Sequence
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[1]
@@ -58,6 +63,89 @@ def _help_environment() -> Iterator[None]:
                 os.environ[key] = value
 
 
+#: How argparse (3.10 to 3.12) splits a usage line into the parts it wraps between.
+_USAGE_PART = re.compile(r"\(.*?\)+(?=\s|$)|\[.*?\]+(?=\s|$)|\S+")
+
+
+class StableFormatter(argparse.HelpFormatter):
+    """argparse's help layout of Python 3.10 to 3.12, whatever Python runs this.
+
+    Only the layout is fixed here, not the content: every option, metavar and help text
+    comes from the parser as the tool builds it.
+    """
+
+    def _format_action_invocation(self, action: argparse.Action) -> str:
+        if not action.option_strings or action.nargs == 0:
+            return super()._format_action_invocation(action)
+        args = self._format_args(action, self._get_default_metavar_for_optional(action))
+        return ", ".join(f"{option} {args}" for option in action.option_strings)
+
+    def _format_usage(self, usage: Optional[str], actions: Iterable[argparse.Action],
+                      groups: Iterable[argparse._MutuallyExclusiveGroup],
+                      prefix: Optional[str]) -> str:
+        """The usage line as argparse built it, wrapped as 3.10 to 3.12 wrap it."""
+        actions = list(actions)
+        text = super()._format_usage(usage, actions, groups, prefix)
+        prefix = "usage: " if prefix is None else prefix
+        prog = self._prog
+        body = " ".join(text[len(prefix):].split())
+        if usage is not None or not body.startswith(prog):
+            return text
+        rest = body[len(prog):].strip()
+        positionals = " ".join(
+            self._format_args(a, self._get_default_metavar_for_positional(a))
+            for a in actions if not a.option_strings and a.help != argparse.SUPPRESS)
+        optionals = rest[:len(rest) - len(positionals)].strip() if rest.endswith(
+            positionals) else rest
+        opt_parts = _USAGE_PART.findall(optionals)
+        pos_parts = _USAGE_PART.findall(positionals) if optionals != rest else []
+        text_width = max(self._width - self._current_indent, 11)
+        if len(prefix) + len(body) <= text_width:
+            return f"{prefix}{body}\n\n"
+
+        def lines_of(parts: List[str], indent: str, first: Optional[str] = None) -> List[str]:
+            lines: List[str] = []
+            line: List[str] = []
+            length = len(first) - 1 if first is not None else len(indent) - 1
+            for part in parts:
+                if length + 1 + len(part) > text_width and line:
+                    lines.append(indent + " ".join(line))
+                    line, length = [], len(indent) - 1
+                line.append(part)
+                length += len(part) + 1
+            if line:
+                lines.append(indent + " ".join(line))
+            if first is not None:
+                lines[0] = lines[0][len(indent):]
+            return lines
+
+        if len(prefix) + len(prog) <= 0.75 * text_width:
+            indent = " " * (len(prefix) + len(prog) + 1)
+            if opt_parts:
+                lines = lines_of([prog, *opt_parts], indent, prefix)
+                lines.extend(lines_of(pos_parts, indent))
+            else:
+                lines = lines_of([prog, *pos_parts], indent, prefix)
+        else:
+            indent = " " * len(prefix)
+            lines = lines_of(opt_parts + pos_parts, indent)
+            if len(lines) > 1:
+                lines = lines_of(opt_parts, indent) + lines_of(pos_parts, indent)
+            lines = [prog, *lines]
+        return prefix + "\n".join(lines) + "\n\n"
+
+
+def _stable(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    """``parser`` (and its subcommands) laid out by :class:`StableFormatter`."""
+    parser.formatter_class = StableFormatter
+    parser._optionals.title = "options"  # "optional arguments" before Python 3.10
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for sub in action.choices.values():
+                _stable(sub)
+    return parser
+
+
 def _import_cli() -> ModuleType:
     try:
         import sstate_mirror.cli as cli
@@ -78,7 +166,7 @@ def help_texts() -> Dict[str, str]:
     """``{"": top-level help, command: its help}`` exactly as ``--help`` prints them."""
     cli = _import_cli()
     with _help_environment():
-        parser = cli.build_parser()
+        parser = _stable(cli.build_parser())
         texts = {"": parser.format_help()}
         choices = _subparsers(parser).choices
         for name in cli.COMMANDS:
