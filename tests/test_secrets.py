@@ -17,7 +17,7 @@ import logging
 import os
 import urllib.parse
 from pathlib import Path
-from typing import List, Tuple
+from typing import Dict, List, Tuple
 
 import pytest
 
@@ -28,7 +28,7 @@ from webdav_servers import PASSWORD, TOKEN, USER, DavServer
 WRONG = "Wr0ng-pass-7Zq-secret"
 
 
-def _commands(cache: Path, url: str, siginfo: str) -> List[List[str]]:
+def _commands(cache: Path, url: str) -> List[List[str]]:
     """Every command that reads or writes a mirror, pointed at ``url``."""
     return [
         ["upload", str(cache), url],
@@ -36,31 +36,36 @@ def _commands(cache: Path, url: str, siginfo: str) -> List[List[str]]:
         ["info", url],
         ["verify", "--all", url],
         ["analyze", str(cache), url],
-        ["lint", url],
-        ["dumpsig", url.rstrip("/") + "/" + siginfo],
+        ["lint", "--pedantic", url],
         ["clean", "--max-age", "30d", url],
     ]
 
 
 def _run_all(argvs: List[List[str]], capsys: pytest.CaptureFixture[str],
-             caplog: pytest.LogCaptureFixture) -> Tuple[str, List[int]]:
-    """Run each command with -vv and with --json; everything printed and logged, and codes."""
+             caplog: pytest.LogCaptureFixture) -> Tuple[str, Dict[str, int]]:
+    """Run each command with -vv and --json: everything printed and logged, and each exit code.
+
+    An exception out of ``main`` is a crash and fails the test (the CLI turns every error
+    into a message and an exit code).
+    """
     caplog.set_level(logging.DEBUG)
     text: List[str] = []
-    codes: List[int] = []
+    codes: Dict[str, int] = {}
     for argv in argvs:
-        for extra in (["-vv", "--json"],):  # -vv text goes to stderr, the JSON to stdout
-            try:
-                codes.append(main([*extra, *argv, "--retries", "0", "--timeout", "5"]
-                                  if argv[0] != "dumpsig" else [*extra, *argv]))
-            except Exception as exc:
-                text.append(repr(exc))
-                codes.append(-1)
-            out, err = capsys.readouterr()
-            text += [out, err]
+        extra = ["-vv", "--json"]  # -vv text goes to stderr, the JSON to stdout
+        codes[argv[0]] = main([*extra, *argv, "--retries", "0", "--timeout", "5"])
+        out, err = capsys.readouterr()
+        text += [out, err]
     text.append(caplog.text)
     text += [repr(r.args) + repr(r.exc_info) for r in caplog.records]
     return "\n".join(text), codes
+
+
+#: Exit codes: everything works with the right credentials (``lint`` finds the test cache's
+#: deliberate problems), and nothing can be done without them (3: the mirror cannot be used).
+ALL_OK = {"upload": 0, "touch": 0, "info": 0, "verify": 0, "analyze": 0, "lint": 1,
+          "clean": 0}
+ALL_REFUSED = dict.fromkeys(ALL_OK, 3)
 
 
 def _assert_clean(text: str, secrets: List[str]) -> None:
@@ -69,10 +74,6 @@ def _assert_clean(text: str, secrets: List[str]) -> None:
         assert urllib.parse.quote(secret) not in text
     basic = base64.b64encode(f"{USER}:{PASSWORD}".encode()).decode()
     assert basic not in text
-
-
-def _siginfo(cache: Path) -> str:
-    return next(str(p.relative_to(cache)) for p in sorted(cache.rglob("*.siginfo")))
 
 
 @pytest.fixture
@@ -110,24 +111,24 @@ def test_webdav_password_never_shown(how: str, dav_auth: Tuple[DavServer, str],
         return url
 
     good = with_credentials(PASSWORD)
-    text, codes = _run_all(_commands(oe_cache_a, good, _siginfo(oe_cache_a)), capsys, caplog)
-    assert codes[0] == 0, text[-3000:]  # the upload worked: the credentials were used
+    text, codes = _run_all(_commands(oe_cache_a, good), capsys, caplog)
+    assert codes == ALL_OK, text[-3000:]  # the credentials were used, by every command
     _assert_clean(text, [PASSWORD])
     bad = with_credentials(WRONG)
-    text, codes = _run_all(_commands(oe_cache_a, bad, _siginfo(oe_cache_a)), capsys, caplog)
-    assert codes[0] == 3 and "error:" in text
+    text, codes = _run_all(_commands(oe_cache_a, bad), capsys, caplog)
+    assert codes == ALL_REFUSED, text[-3000:]
+    assert "error:" in text
     _assert_clean(text, [WRONG, PASSWORD])
 
 
 def test_unreachable_server_with_credentials(oe_cache_a: Path, monkeypatch: pytest.MonkeyPatch,
                                              capsys: pytest.CaptureFixture[str],
-                                             caplog: pytest.LogCaptureFixture) -> None:
-    from s3_servers import free_port
-
+                                             caplog: pytest.LogCaptureFixture,
+                                             dead_port: int) -> None:
     monkeypatch.setenv("SSTATE_MIRROR_TOKEN", TOKEN)
-    url = f"http://{USER}:{urllib.parse.quote(PASSWORD)}@127.0.0.1:{free_port()}/m/"
-    text, codes = _run_all(_commands(oe_cache_a, url, _siginfo(oe_cache_a)), capsys, caplog)
-    assert all(c != 0 for c in codes)
+    url = f"http://{USER}:{urllib.parse.quote(PASSWORD)}@127.0.0.1:{dead_port}/m/"
+    text, codes = _run_all(_commands(oe_cache_a, url), capsys, caplog)
+    assert codes == ALL_REFUSED, text[-3000:]
     assert "127.0.0.1" in text
     _assert_clean(text, [PASSWORD, TOKEN])
 
@@ -139,14 +140,14 @@ def test_bearer_token_never_shown(nginx_server: DavServer, oe_cache_a: Path,
     monkeypatch.setenv("NETRC", os.devnull)
     mirror = nginx_server.mirror("bearer", credentials=False)
     monkeypatch.setenv("SSTATE_MIRROR_TOKEN", TOKEN)
-    text, codes = _run_all(_commands(oe_cache_a, mirror.url, _siginfo(oe_cache_a)), capsys,
+    text, codes = _run_all(_commands(oe_cache_a, mirror.url), capsys,
                            caplog)
-    assert codes[0] == 0, text[-3000:]
+    assert codes == ALL_OK, text[-3000:]
     _assert_clean(text, [TOKEN])
     monkeypatch.setenv("SSTATE_MIRROR_TOKEN", WRONG)
-    text, codes = _run_all(_commands(oe_cache_a, mirror.url, _siginfo(oe_cache_a)), capsys,
+    text, codes = _run_all(_commands(oe_cache_a, mirror.url), capsys,
                            caplog)
-    assert codes[0] == 3
+    assert codes == ALL_REFUSED, text[-3000:]
     _assert_clean(text, [TOKEN, WRONG])
 
 
@@ -154,24 +155,22 @@ def test_bearer_token_never_shown(nginx_server: DavServer, oe_cache_a: Path,
 def test_aws_secret_key_never_shown(kind: str, request: pytest.FixtureRequest,
                                     oe_cache_a: Path, monkeypatch: pytest.MonkeyPatch,
                                     capsys: pytest.CaptureFixture[str],
-                                    caplog: pytest.LogCaptureFixture) -> None:
+                                    caplog: pytest.LogCaptureFixture, dead_port: int) -> None:
     m = make_mirror(request, kind)
     secret = os.environ["AWS_SECRET_ACCESS_KEY"]
     endpoint = m.cli_args
-    argvs = [[*argv, *endpoint] for argv in _commands(oe_cache_a, m.url, _siginfo(oe_cache_a))]
+    argvs = [[*argv, *endpoint] for argv in _commands(oe_cache_a, m.url)]
     text, codes = _run_all(argvs, capsys, caplog)
-    assert codes[0] == 0, text[-3000:]
+    assert codes == ALL_OK, text[-3000:]
     _assert_clean(text, [secret])
     # a wrong key (rclone rejects it; moto takes any), then an unreachable endpoint
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", WRONG)
     text, codes = _run_all(argvs, capsys, caplog)
-    assert codes[0] == 3
+    assert codes == ALL_REFUSED, text[-3000:]
     _assert_clean(text, [secret, WRONG])
-    from s3_servers import free_port
-
-    dead = ["--endpoint-url", f"http://127.0.0.1:{free_port()}"]
-    argvs = [[*argv, *dead] for argv in _commands(oe_cache_a, m.url, _siginfo(oe_cache_a))
+    dead = ["--endpoint-url", f"http://127.0.0.1:{dead_port}"]
+    argvs = [[*argv, *dead] for argv in _commands(oe_cache_a, m.url)
              if argv[0] in ("upload", "info", "clean")]
     text, codes = _run_all(argvs, capsys, caplog)
-    assert all(c != 0 for c in codes)
+    assert codes == {"upload": 3, "info": 3, "clean": 3}, text[-3000:]
     _assert_clean(text, [secret, WRONG])
