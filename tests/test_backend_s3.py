@@ -15,6 +15,7 @@ import os
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -204,7 +205,13 @@ def test_list_more_than_1000_objects_under_one_prefix(bucket: S3Bucket) -> None:
         b.parallel_list_min = 1
         it = b.list()
         next(it)
+        assert _listing_threads(), "the listing ran in parallel: threads to leave behind"
         it.close()
+        assert _listing_threads() == []
+
+
+def _listing_threads() -> List[str]:
+    return [t.name for t in threading.enumerate() if t.name.startswith("s3-list")]
 
 
 def test_parallel_range_listing_equals_plain_listing(s3_bucket: S3Bucket) -> None:
