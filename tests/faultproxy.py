@@ -19,7 +19,14 @@ it:
   that dies mid-answer (a listing cut half-way);
 * ``stall``: hold the request without forwarding or answering, for ``stall`` seconds or until
   the proxy stops: a hung server, which the client's timeout must catch;
-* ``status``: answer ``status`` (500/503/429, ...) instead of the server, then close.
+* ``status``: answer ``status`` (500/503/429/408, ...) instead of the server, with
+  ``Retry-After: retry_after`` (none when None), then close;
+* ``hold``: call ``gate()`` (a barrier shared with other proxies, say), then forward the
+  request as usual: proves that several clients had a request in flight at one instant.
+
+Every request records when its head arrived (``Request.at``, ``time.monotonic()``), so a test
+can check the gap between a request and its retry. A WebDAV ``Destination`` header naming the
+proxy is rewritten to name the server (Apache refuses a ``MOVE`` to another host or port).
 
 ``throttle`` (seconds per 16 KiB chunk, both directions) slows every connection down, for
 tests that must interrupt a transfer mid-way. Every loop is bounded and the proxy stops by
@@ -39,7 +46,7 @@ from typing import Callable, Dict, Iterator, List, Optional, Tuple
 _CHUNK = 16 * 1024
 _MAX_HEAD = 64 * 1024
 
-REASONS = {429: "Too Many Requests", 500: "Internal Server Error", 502: "Bad Gateway",
+REASONS = {408: "Request Timeout", 429: "Too Many Requests", 500: "Internal Server Error", 502: "Bad Gateway",
            503: "Service Unavailable", 504: "Gateway Timeout"}
 
 
@@ -54,6 +61,8 @@ class Request:
     headers: Dict[str, str]
     fault: Optional[str] = None
     """The action applied to it, or None when it was forwarded untouched."""
+    at: float = 0.0
+    """``time.monotonic()`` when its head arrived."""
 
     @property
     def path(self) -> str:
@@ -66,11 +75,13 @@ class Request:
 
 @dataclass
 class Fault:
-    action: str  # "reset" | "cut" | "stall" | "status"
+    action: str  # "reset" | "cut" | "stall" | "status" | "hold"
     match: Callable[[Request], bool] = lambda _r: True
     times: Optional[int] = None
     """How many requests it acts on; None: every matching request."""
     status: int = 503
+    retry_after: Optional[str] = "0"
+    gate: Callable[[], None] = lambda: None
     after_bytes: int = 0
     stall: float = 30.0
     fired: int = 0
@@ -238,15 +249,20 @@ class FaultProxy:
                         for _ in body(None):  # read (and drop) the body the client sends
                             pass
                     reason = REASONS.get(fault.status, "Error")
+                    retry_after = ("" if fault.retry_after is None
+                                   else f"Retry-After: {fault.retry_after}\r\n")
                     client.sendall(
                         f"HTTP/1.1 {fault.status} {reason}\r\nContent-Length: 0\r\n"
-                        f"Retry-After: 0\r\nConnection: close\r\n\r\n".encode())
+                        f"{retry_after}Connection: close\r\n\r\n".encode())
                     client.shutdown(socket.SHUT_WR)
                     time.sleep(0.05)
                     return
                 if fault is not None and fault.action == "stall":
                     self._stop.wait(fault.stall)
                     return
+                if fault is not None and fault.action == "hold":
+                    fault.gate()
+                    fault = None
                 if upstream is None:
                     upstream = socket.create_connection(("127.0.0.1", self.upstream_port), 10)
                     upstream.settimeout(60)
@@ -288,8 +304,12 @@ class FaultProxy:
             first = reader.line()
         lines = [first]
         headers: Dict[str, str] = {}
+        proxy_origin = f"//127.0.0.1:{self.port}/"
         while True:
             line = reader.line()
+            if line.lower().startswith(b"destination:"):
+                line = line.decode("latin-1").replace(
+                    proxy_origin, f"//127.0.0.1:{self.upstream_port}/").encode("latin-1")
             lines.append(line)
             if line == b"\r\n":
                 break
@@ -302,7 +322,7 @@ class FaultProxy:
             raise _Closed()
         with self._lock:
             index = len(self.requests)
-        request = Request(index, parts[0], parts[1], headers)
+        request = Request(index, parts[0], parts[1], headers, at=time.monotonic())
 
         def body(limit: Optional[int]) -> Iterator[bytes]:
             return _body(reader, headers, limit)
