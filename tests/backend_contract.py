@@ -17,7 +17,7 @@ from typing import Optional
 import pytest
 
 from sstate_mirror.backends.base import Backend
-from sstate_mirror.errors import BackendError, NotFoundError, PermanentError
+from sstate_mirror.errors import NotFoundError, PermanentError
 from sstate_mirror.naming import Kind, classify
 
 __all__ = [
@@ -103,9 +103,9 @@ def test_contract_put_replaces(contract_env: ContractEnv) -> None:
 
 def test_contract_put_size_mismatch_leaves_nothing(contract_env: ContractEnv) -> None:
     b = contract_env.backend
-    with pytest.raises(BackendError):
+    with pytest.raises(PermanentError):
         b.put(OE_NAME, io.BytesIO(b"short"), 100)
-    with pytest.raises(BackendError):
+    with pytest.raises(PermanentError):
         b.put(OE_NAME, io.BytesIO(b"longer than announced"), 3)
     # neither the final name nor a leftover temporary file is visible
     assert [e.path for e in b.list() if classify(e.path) is not Kind.TEMP] == []
@@ -129,7 +129,7 @@ def test_contract_missing_object(contract_env: ContractEnv) -> None:
 def test_contract_read_limit(contract_env: ContractEnv) -> None:
     b = contract_env.backend
     _put(b, "aa/bb/big", b"x" * 5000)
-    with pytest.raises(BackendError):
+    with pytest.raises(PermanentError):
         b.read("aa/bb/big", 4096)
 
 
