@@ -1,0 +1,50 @@
+"""Running the command line in tests: in this process (fast, output captured by pytest's
+``capsys``) or as a child process (signals, concurrency, file-mode checks, a terminal).
+
+The child runs this checkout's code (``PYTHONPATH=src``), not an installed copy.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any, Dict, List, Optional, Sequence, Tuple
+
+import pytest
+
+from sstate_mirror.cli import main
+
+SRC = str(Path(__file__).parents[1] / "src")
+
+
+def run(capsys: pytest.CaptureFixture[str], *argv: str) -> Tuple[int, str, str]:
+    """``sstate-mirror ARGV`` in this process: exit code, stdout, stderr."""
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def run_json(capsys: pytest.CaptureFixture[str], *argv: str) -> Tuple[int, Dict[str, Any], str]:
+    """``sstate-mirror --json ARGV``: exit code, the JSON document ({} when none), stderr."""
+    code, out, err = run(capsys, "--json", *argv)
+    return code, (json.loads(out) if out.strip() else {}), err
+
+
+def child_env(extra: Optional[Dict[str, str]] = None) -> Dict[str, str]:
+    """The environment of a child process running this checkout's code."""
+    return {**os.environ, "PYTHONPATH": SRC, **(extra or {})}
+
+
+def command(*argv: str, prefix: Sequence[str] = ()) -> List[str]:
+    """The argv of ``sstate-mirror ARGV`` run by this interpreter (after ``prefix``)."""
+    return [*prefix, sys.executable, "-m", "sstate_mirror", *argv]
+
+
+def run_process(*argv: str, prefix: Sequence[str] = (), timeout: float = 120,
+                env: Optional[Dict[str, str]] = None) -> subprocess.CompletedProcess[str]:
+    """``sstate-mirror ARGV`` as a child process, output captured."""
+    return subprocess.run(command(*argv, prefix=prefix), capture_output=True, text=True,
+                          timeout=timeout, env=child_env(env), check=False)
