@@ -25,8 +25,9 @@ it:
   request as usual: proves that several clients had a request in flight at one instant.
 
 Every request records when its head arrived (``Request.at``, ``time.monotonic()``), so a test
-can check the gap between a request and its retry. A WebDAV ``Destination`` header naming the
-proxy is rewritten to name the server (Apache refuses a ``MOVE`` to another host or port).
+can check the gap between a request and its retry. ``Host`` and a WebDAV ``Destination``
+naming the proxy are rewritten to name the server, as a reverse proxy does (Apache refuses a
+``MOVE`` to another port than its own, wsgidav one to another host than the request's).
 
 ``throttle`` (seconds per 16 KiB chunk, both directions) slows every connection down, for
 tests that must interrupt a transfer mid-way. Every loop is bounded and the proxy stops by
@@ -310,6 +311,8 @@ class FaultProxy:
             if line.lower().startswith(b"destination:"):
                 line = line.decode("latin-1").replace(
                     proxy_origin, f"//127.0.0.1:{self.upstream_port}/").encode("latin-1")
+            elif line.lower().startswith(b"host:") and f":{self.port}".encode() in line:
+                line = f"Host: 127.0.0.1:{self.upstream_port}\r\n".encode("latin-1")
             lines.append(line)
             if line == b"\r\n":
                 break

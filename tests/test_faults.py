@@ -111,11 +111,11 @@ def zeta_files(cache: Path) -> Dict[str, bytes]:
     return {p: d for p, d in source_files(cache).items() if ":zeta:" in p}
 
 
-@pytest.mark.parametrize("status", [500, 503, 429])
+@pytest.mark.parametrize("status", [500, 503, 429, 408])
 def test_failing_server_answers_are_retried_bounded_then_rerun_completes(
         proxied: Proxied, status: int, oe_cache_a: Path,
         capsys: pytest.CaptureFixture[str]) -> None:
-    # 429 without an S3 error code: botocore does not retry it, the transfer layer does
+    # 429/408 without an S3 error code: botocore may not retry it, the transfer layer does
     proxied.proxy.add(Fault("status", status=status, match=is_put))
     code, report, err = run(capsys, "upload", str(oe_cache_a), proxied.url, *ZETA,
                             "--retries", "2", "-j", "4", *proxied.args)
@@ -252,19 +252,27 @@ def test_infinity_listing_cut_half_way_goes_on_with_depth_1(
     assert set(paths) == set(before)
 
 
-@pytest.mark.parametrize("command", ["info", "analyze"])
+@pytest.mark.parametrize("command", ["info", "analyze", "verify", "touch", "lint"])
 def test_listing_cut_half_way_is_reported_not_counted(
         old_full_mirror: Proxied, command: str, oe_cache_b: Path,
         capsys: pytest.CaptureFixture[str]) -> None:
     p = old_full_mirror
+    before = p.mirror.sizes()
     p.proxy.add(Fault("cut", after_bytes=1500, match=_listing_cut(p.mirror.kind)))
-    argv = [command, p.url] if command == "info" else [command, str(oe_cache_b), p.url]
+    argv = {"info": ["info", p.url], "analyze": ["analyze", str(oe_cache_b), p.url],
+            "verify": ["verify", "--all", "--fix", p.url], "touch": ["touch", str(oe_cache_b), p.url],
+            "lint": ["lint", "--pedantic", p.url]}[command]
     code = main([*argv, "--retries", "1", *p.args])
     out, err = capsys.readouterr()
     assert code == 3, out + err
     assert "error:" in err
     # no partial numbers: nothing on stdout that looks like a count of files or bytes
     assert "files" not in out and " B" not in out, out
+    assert p.proxy.count(lambda r: r.fault == "cut") >= 1
+    # nothing changed on the mirror: no deletion (verify --fix), no refresh (touch)
+    assert p.proxy.count(lambda r: r.method not in ("GET", "HEAD", "PROPFIND", "OPTIONS")
+                         ) == 0
+    assert p.mirror.sizes() == before
 
 
 # -- the directory backend: faults at the OS call boundary -----------------------------------

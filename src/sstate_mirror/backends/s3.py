@@ -334,7 +334,7 @@ def translate_error(
     error = _translate(exc, what, url=url, bucket=bucket, endpoint=endpoint, path=path,
                        code=code, status=status)
     # botocore's own retry handler (standard mode, --retries) already repeated these;
-    # an answer it does not retry (429 without a throttling code) is left to the caller
+    # an answer it does not retry (408, 429 without a throttling code) is left to the caller
     error.retried = error.retryable and (
         isinstance(exc, (EndpointConnectionError, ConnectionClosedError, ReadTimeoutError))
         or (isinstance(exc, ClientError) and code is None and bool(
@@ -382,7 +382,7 @@ def _translate(
                     "IllegalLocationConstraintException"):
             return PermanentError(f"{what}: bucket {bucket} is in another region ({code})",
                                   url=url, path=path, hint="pass the bucket's --region")
-        if code in _TRANSIENT_CODES or status >= 500 or status == 429:
+        if code in _TRANSIENT_CODES or status >= 500 or status in (408, 429):
             return TransientError(f"{what}: server busy or failing ({code or status})",
                                   url=url, path=path)
         return PermanentError(f"{what}: {code or status}", url=url, path=path)
