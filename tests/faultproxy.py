@@ -47,7 +47,7 @@ from typing import Callable, Dict, Iterator, List, Optional, Tuple
 _CHUNK = 16 * 1024
 _MAX_HEAD = 64 * 1024
 
-REASONS = {408: "Request Timeout", 429: "Too Many Requests", 500: "Internal Server Error", 502: "Bad Gateway",
+REASONS = {408: "Request Timeout", 409: "Conflict", 429: "Too Many Requests", 500: "Internal Server Error", 502: "Bad Gateway",
            503: "Service Unavailable", 504: "Gateway Timeout"}
 
 

@@ -345,3 +345,91 @@ def test_dir_rename_failure_leaves_no_temp_file(
     monkeypatch.undo()
     assert run(capsys, "upload", str(oe_cache_a), str(mirror), *ZETA)[0] == 0
     assert source_files(mirror) == zeta_files(oe_cache_a)
+
+
+# -- how retries are spaced (WebDAV: the tool's own retry policy) ---------------------------
+
+DAV_KINDS = ["dav-nginx", "dav-wsgidav"]
+
+
+def _first_attempts(times: int) -> Callable[[Request], bool]:
+    """Matches the first ``times`` PUTs of each path."""
+    seen: Counter[str] = Counter()
+
+    def match(r: Request) -> bool:
+        if r.method != "PUT":
+            return False
+        seen[r.path] += 1
+        return seen[r.path] <= times
+
+    return match
+
+
+def _gaps(proxy: FaultProxy, path: str) -> List[float]:
+    """Seconds between consecutive PUTs of ``path``, as the server side saw them arrive."""
+    times = [r.at for r in proxy.seen(lambda r: r.method == "PUT" and r.path == path)]
+    return [b - a for a, b in zip(times, times[1:])]
+
+
+@pytest.mark.parametrize("proxied", DAV_KINDS, indirect=True)
+def test_retry_after_is_honoured(proxied: Proxied, oe_cache_a: Path,
+                                 capsys: pytest.CaptureFixture[str]) -> None:
+    """503 with ``Retry-After: 2``: the request comes again no sooner than 2 s later."""
+    proxied.proxy.add(Fault("status", status=503, retry_after="2", times=1, match=is_put))
+    code, _, err = run(capsys, "upload", str(oe_cache_a), proxied.url, *ZETA, "-j", "1",
+                       "--retries", "2", *proxied.args)
+    assert code == 0, err
+    refused = proxied.proxy.seen(lambda r: r.fault == "status")
+    assert len(refused) == 1
+    gaps = _gaps(proxied.proxy, refused[0].path)
+    assert len(gaps) == 1 and gaps[0] >= 2.0, gaps  # a lower bound: no race
+
+
+@pytest.mark.parametrize("proxied", DAV_KINDS, indirect=True)
+def test_backoff_is_exponential_with_jitter(proxied: Proxied, oe_cache_a: Path,
+                                            capsys: pytest.CaptureFixture[str]) -> None:
+    """No Retry-After: the k-th retry waits 0.25 s * 2^k, jittered to 50-100 % of that.
+
+    Lower bounds only (a loaded machine makes gaps longer, never shorter): every gap is at
+    least half its nominal delay, so the gaps grow; and the first retries of different
+    requests are not spaced alike (jitter), which needs several requests to show.
+    """
+    proxied.proxy.add(Fault("status", status=503, retry_after=None, match=_first_attempts(3)))
+    code, _, err = run(capsys, "upload", str(oe_cache_a), proxied.url, *ZETA, "-j", "4",
+                       "--retries", "3", *proxied.args)
+    assert code == 0, err
+    paths = {r.path for r in proxied.proxy.seen(lambda r: r.fault == "status")}
+    assert len(paths) >= 8
+    firsts = []
+    for path in paths:
+        gaps = _gaps(proxied.proxy, path)
+        assert len(gaps) == 3, (path, gaps)  # 3 refusals, then the accepted attempt
+        for k, gap in enumerate(gaps):
+            assert gap >= 0.5 * 0.25 * 2**k, (path, gaps)
+        firsts.append(gaps[0])
+    assert max(firsts) - min(firsts) >= 0.03, firsts  # spread over [0.125, 0.25] s
+
+
+@pytest.mark.parametrize("proxied", DAV_KINDS, indirect=True)
+def test_upload_gives_up_when_its_collection_keeps_disappearing(
+        proxied: Proxied, oe_cache_a: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Every PUT into one collection is answered 409 (a clean pruning it each time): the
+    upload re-creates it and tries again a bounded number of times, then names the file,
+    exits 1 and leaves nothing partial; the other files are uploaded."""
+    target = sorted(p for p in zeta_files(oe_cache_a) if p.endswith(".siginfo"))[0]
+    collection = "/" + target.rsplit("/", 1)[0] + "/"
+
+    def into_collection(r: Request) -> bool:
+        return r.method == "PUT" and collection in urllib.parse.unquote(r.path)
+
+    proxied.proxy.add(Fault("status", status=409, retry_after=None, match=into_collection))
+    code, report, err = run(capsys, "upload", str(oe_cache_a), proxied.url, *ZETA, "-j", "2",
+                            "--retries", "1", *proxied.args)
+    assert code == 1, err
+    failed = report["result"]["failed"]
+    assert target in failed and all(p.startswith(collection[1:]) for p in failed), failed
+    assert "keeps disappearing" in err
+    refused = proxied.proxy.count(lambda r: r.fault == "status")
+    assert 2 <= refused <= 5 * 2 * len(failed), refused  # bounded: --retries 1, 5 per try
+    uploaded = assert_no_partial_file(proxied.mirror, oe_cache_a)
+    assert set(uploaded) == set(zeta_files(oe_cache_a)) - set(failed)
