@@ -20,6 +20,7 @@ boundary instead (see ``test_dir_*``).
 from __future__ import annotations
 
 import errno
+import io
 import json
 import os
 import urllib.parse
@@ -27,7 +28,7 @@ from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Dict, List, Tuple
+from typing import Callable, Dict, List, Set, Tuple
 
 import pytest
 
@@ -433,3 +434,55 @@ def test_upload_gives_up_when_its_collection_keeps_disappearing(
     assert 2 <= refused <= 5 * 2 * len(failed), refused  # bounded: --retries 1, 5 per try
     uploaded = assert_no_partial_file(proxied.mirror, oe_cache_a)
     assert set(uploaded) == set(zeta_files(oe_cache_a)) - set(failed)
+
+
+@pytest.mark.parametrize("proxied", ["dav-nginx"], indirect=True)
+def test_one_prune_round_at_a_time_per_top_level_collection(
+        proxied: Proxied, capsys: pytest.CaptureFixture[str]) -> None:
+    """A prune round renames emptied collections to private names, checks and deletes them.
+    Within a top-level collection, a round starts only when the one before it is done: no
+    rename into ``.sstate-mirror-prune-*`` below it while an earlier one there is still
+    being checked, as the requests arrive at the server."""
+    m = proxied.mirror
+    files = {f"{top:02x}/{sub:02x}/sstate:x::1:r0::14:{top:02x}{sub:02x}{i:060x}"
+             "_populate_lic.tar.zst": b"x"
+             for top in (0xa0, 0xb1, 0xc2, 0xd3) for sub in range(12) for i in range(2)}
+    with m.backend() as b:
+        for path, data in files.items():
+            b.put(path, io.BytesIO(data), len(data))
+    m.age_all(40 * DAY)
+    code, report, err = run(capsys, "clean", "--max-age", "30d", "-j", "4", proxied.url,
+                            *proxied.args)
+    assert code == 0 and report["result"]["deleted"] == len(files), err
+    base = urllib.parse.urlsplit(proxied.url).path
+
+    def rel(url_or_path: str) -> str:
+        return urllib.parse.unquote(urllib.parse.urlsplit(url_or_path).path)[len(base):]
+
+    open_: Dict[str, Set[str]] = {}  # top-level collection -> prune names not yet resolved
+    owner: Dict[str, str] = {}  # prune name -> the top-level collection it belongs to
+    checking: Dict[str, bool] = {}
+    rounds = 0
+    for r in proxied.proxy.seen():
+        path = rel(r.path).rstrip("/")
+        if ".sstate-mirror-prune-" in path:
+            hidden = next(h for h in owner if path == h or path.startswith(h + "/"))
+            top = owner[hidden]
+            if r.method in ("PROPFIND", "DELETE"):
+                checking[top] = True
+            if r.method == "DELETE" or r.method == "MOVE":  # deleted, or moved back
+                open_[top].discard(hidden)
+            continue
+        destination = r.headers.get("destination", "")
+        if r.method == "MOVE" and ".sstate-mirror-prune-" in destination:
+            top = path.split("/", 1)[0]
+            assert not (checking.get(top) and open_.get(top)), \
+                f"a prune round began below {top}/ while another was being checked"
+            if not open_.get(top):
+                rounds += 1
+            hidden = rel(destination).rstrip("/")
+            owner[hidden] = top
+            open_.setdefault(top, set()).add(hidden)
+            checking[top] = False
+    assert rounds >= 8  # each top-level collection: its children, then itself
+    assert not any(open_.values()), open_
