@@ -177,9 +177,11 @@ def test_stalled_server_times_out_and_is_retried_bounded(
             first.append(r.path)
         return r.path == first[0]
 
-    proxied.proxy.add(Fault("stall", stall=30, match=first_put))
+    proxied.proxy.add(Fault("stall", stall=60, match=first_put))
+    # every request has this timeout, and moto answers from this very process: leave it
+    # room on a loaded machine (1 s was too close); the stalled request costs 2 x 4 s
     code, report, err = run(capsys, "upload", str(oe_cache_a), proxied.url, *ZETA,
-                            "--retries", "1", "--timeout", "1", "-j", "1", *proxied.args)
+                            "--retries", "1", "--timeout", "4", "-j", "1", *proxied.args)
     assert code == 1
     assert proxied.proxy.count(lambda r: r.fault == "stall") == 2  # first try + 1 retry
     failed = report["result"]["failed"]

@@ -295,14 +295,9 @@ def test_retry_statuses_are_retried_then_returned(serve: Callable[..., ScriptedS
     assert tries["/m/always"] == 4
 
 
-def test_refused_connection_fails_every_request() -> None:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]  # nothing listens once closed
-    pipe = pipeline(port, retries=1)
-    started = time.monotonic()
+def test_refused_connection_fails_every_request(dead_port: int) -> None:
+    pipe = pipeline(dead_port, retries=1)
     outcomes = run(pipe, targets(5))
-    assert time.monotonic() - started < 10
     assert set(outcomes) == set(targets(5))
     for outcome in outcomes.values():
         assert isinstance(outcome, Failure) and "cannot connect" in outcome.reason
@@ -360,9 +355,12 @@ def test_a_mirror_behind_something_that_stalls_is_no_longer_pipelined(
         assert backend.delete(["00/ab/x.siginfo"]) == {}
     assert "one request at a time" in caplog.text
     assert backend.options.pipelining is False  # type: ignore[attr-defined]
-    started = time.monotonic()
+    before = len(server.requests)
     assert backend.delete([f"00/ab/{i}.siginfo" for i in range(10)]) == {}
-    assert time.monotonic() - started < 1
+    # one by one, nothing stalls: each request sent once (a stalled one would time out
+    # and be sent again)
+    later = [target for _, method, target in server.requests[before:] if method == "DELETE"]
+    assert sorted(later) == sorted(set(later)) and len(later) == 10
     backend.close()
 
 
@@ -418,11 +416,13 @@ def test_a_limit_learnt_on_one_connection_does_not_block_the_next_run(
         return ok(target.encode(), "Connection: close\r\n" if conn == 0 and n == 1 else "")
 
     server = serve(limited)
-    pipe = pipeline(server.port, connections=1, depth=1, timeout=3)
+    # waiting on the kept connection would cost the whole timeout: a bound far below it
+    # and far above any real answer time, so that load cannot fail the test
+    pipe = pipeline(server.port, connections=1, depth=1, timeout=30)
     for round_ in range(4):
         started = time.monotonic()
         assert bodies(run(pipe, [f"/m/{round_}"])) == {f"/m/{round_}": f"/m/{round_}".encode()}
-        assert time.monotonic() - started < 2
+        assert time.monotonic() - started < 15
 
 
 def test_an_error_that_closes_the_connection_is_not_a_limit(
