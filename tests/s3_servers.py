@@ -34,7 +34,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Optional
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
 import pytest
 
@@ -78,6 +78,30 @@ def wait_for_port(
         except OSError:
             time.sleep(0.05)
     raise RuntimeError(f"nothing listens on 127.0.0.1:{port} after {timeout}s")
+
+
+def start_on_free_port(argv: Callable[[int], List[str]], log_path: Path,
+                       env: Optional[Dict[str, str]] = None, timeout: float = 30.0
+                       ) -> Tuple[subprocess.Popen, int]:  # type: ignore[type-arg]
+    """Start the server ``argv(port)`` on a free port of 127.0.0.1; the process and port.
+
+    A port is chosen free, then the server binds it: another process on the machine may take
+    it in between, and a server that exits saying so is started again on another port.
+    """
+    for _attempt in range(5):
+        port = free_port()
+        with open(log_path, "wb") as log:
+            proc = subprocess.Popen(argv(port), stdout=log, stderr=subprocess.STDOUT,
+                                    stdin=subprocess.DEVNULL, env=env)
+        try:
+            wait_for_port(port, timeout=timeout, proc=proc)
+            return proc, port
+        except RuntimeError:
+            proc.kill()
+            proc.wait()
+            if "in use" not in log_path.read_text(errors="replace"):
+                raise
+    pytest.fail(f"every port tried for {argv(0)[0]} was taken by another process")
 
 
 @dataclass
@@ -232,28 +256,13 @@ def rclone_s3() -> Iterator[S3Server]:
     root = Path(tempfile.mkdtemp(prefix="sstate-rclone-s3-"))
     access, secret = "RCLONETESTKEY", "rclone-secret-not-a-real-key"
     log_path = root.with_suffix(".log")
-    for _attempt in range(5):  # another process may take the port before rclone binds it
-        port = free_port()
-        log = open(log_path, "wb")  # noqa: SIM115 - closed below
-        proc = subprocess.Popen(
-            [exe, "serve", "s3", "--auth-key", f"{access},{secret}",
-             "--addr", f"127.0.0.1:{port}",
-             # files written or re-dated behind rclone's back must be seen at once;
-             "--dir-cache-time", "1ms",  # 0s deadlocks concurrent uploads (rclone 1.75)
-             "--config", os.devnull, str(root)],
-            stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-        )
-        try:
-            wait_for_port(port, proc=proc)
-            break
-        except RuntimeError:
-            proc.kill()
-            proc.wait()
-            log.close()
-            if "in use" not in log_path.read_text(errors="replace"):
-                raise
-    else:
-        pytest.fail("rclone: every port tried was taken by another process")
+    proc, port = start_on_free_port(
+        lambda port: [exe, "serve", "s3", "--auth-key", f"{access},{secret}",
+                      "--addr", f"127.0.0.1:{port}",
+                      # files written or re-dated behind rclone's back must be seen at once;
+                      # 0s deadlocks concurrent uploads (rclone 1.75)
+                      "--dir-cache-time", "1ms", "--config", os.devnull, str(root)],
+        log_path)
 
     def backdate(bucket: str, key: str, seconds: float) -> None:
         target = root / bucket / key
@@ -282,7 +291,6 @@ def rclone_s3() -> Iterator[S3Server]:
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
-        log.close()
         shutil.rmtree(root, ignore_errors=True)
         root.with_suffix(".log").unlink(missing_ok=True)
 

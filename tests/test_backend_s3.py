@@ -13,7 +13,6 @@ import io
 import logging
 import os
 import socket
-import subprocess
 import sys
 import threading
 import time
@@ -25,7 +24,7 @@ import pytest
 
 from backend_contract import *  # noqa: F403 - the shared contract tests
 from backend_contract import ContractEnv
-from s3_servers import S3Bucket, S3Server, free_port, s3_test_env, wait_for_port
+from s3_servers import S3Bucket, S3Server, s3_test_env, start_on_free_port
 from sstate_mirror.backends import BackendOptions, open_backend
 from sstate_mirror.backends.s3 import (
     S3Backend,
@@ -430,9 +429,9 @@ def test_choose_lookup(s3_bucket: S3Bucket) -> None:
 
 
 def test_unreachable_server(monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
-                            moto_s3: S3Server) -> None:
+                            moto_s3: S3Server, dead_port: int) -> None:
     s3_test_env(monkeypatch, moto_s3, tmp_path)
-    port = free_port()  # nothing listens there
+    port = dead_port  # nothing listens there
     b = open_backend("s3://bucket", BackendOptions(endpoint_url=f"http://127.0.0.1:{port}",
                                                    timeout=2, retries=0))
     with pytest.raises(TransientError, match=f"cannot reach http://127.0.0.1:{port}"):
@@ -513,16 +512,12 @@ def moto_with_iam(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Dict[str
     """
     import boto3
 
-    port = free_port()
     env = {**os.environ, "INITIAL_NO_AUTH_ACTION_COUNT": "3"}
-    log = open(tmp_path_factory.mktemp("moto-iam") / "log", "wb")  # noqa: SIM115
-    proc = subprocess.Popen(
-        [sys.executable, "-c", "from moto.server import main; main()",
-         "-H", "127.0.0.1", "-p", str(port)],
-        env=env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-    )
+    proc, port = start_on_free_port(
+        lambda port: [sys.executable, "-c", "from moto.server import main; main()",
+                      "-H", "127.0.0.1", "-p", str(port)],
+        tmp_path_factory.mktemp("moto-iam") / "log", env=env)
     try:
-        wait_for_port(port, timeout=30, proc=proc)
         endpoint = f"http://127.0.0.1:{port}"
         admin = boto3.session.Session(aws_access_key_id="AKIAADMIN000000000000",
                                       aws_secret_access_key="admin", region_name="us-east-1")
@@ -535,7 +530,6 @@ def moto_with_iam(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Dict[str
     finally:
         proc.terminate()
         proc.wait(timeout=10)
-        log.close()
 
 
 def test_access_denied_and_unknown_key(

@@ -41,7 +41,7 @@ from sstate_mirror.errors import (
 )
 from sstate_mirror.naming import Kind, classify
 from webdav_servers import *  # noqa: F403 - server fixtures
-from webdav_servers import PASSWORD, TOKEN, USER, DavMirror, DavServer, free_port
+from webdav_servers import PASSWORD, TOKEN, USER, DavMirror, DavServer
 
 pytestmark = pytest.mark.server
 
@@ -626,8 +626,8 @@ def test_credentials_in_url_are_used_and_redacted(apache_server: DavServer) -> N
 # -- failures a user must understand ---------------------------------------------------
 
 
-def test_unreachable_server() -> None:
-    port = free_port()
+def test_unreachable_server(dead_port: int) -> None:
+    port = dead_port
     with open_backend(f"http://127.0.0.1:{port}/sstate/",
                       BackendOptions(retries=1, use_netrc=False)) as b:
         start = time.monotonic()
