@@ -11,7 +11,6 @@ and the suite's rules:
 from __future__ import annotations
 
 import os
-import shutil
 import socket
 import sys
 from collections.abc import Iterator
@@ -61,19 +60,11 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
         report.longrepr = f"skipped in CI, where every test must run: {reason}"
 
 
-def writable_copy(src: Path, dst: Path) -> Path:
-    """A copy of the cache ``src`` at ``dst`` that tests may change (the data is read-only)."""
-    shutil.copytree(src, dst)
-    for d, _dirs, files in os.walk(dst):
-        os.chmod(d, 0o755)
-        for f in files:
-            os.chmod(os.path.join(d, f), 0o644)
-    return dst
-
-
 @pytest.fixture
-def cache_a_copy(tmp_path: Path, oe_cache_a: Path) -> Path:
+def writable_cache(tmp_path: Path, oe_cache_a: Path) -> Path:
     """A writable copy of cache-a, for tests that change the local cache."""
+    from runcli import writable_copy
+
     return writable_copy(oe_cache_a, tmp_path / "sstate-cache")
 
 

@@ -103,7 +103,14 @@ def mirror(request: pytest.FixtureRequest, tmp_path: Path) -> Mirror:
 
 
 def make_mirror(request: pytest.FixtureRequest, kind: str) -> Mirror:
-    """A fresh empty mirror of ``kind`` (starting its server if needed)."""
+    """A fresh empty mirror of ``kind`` (starting its server if needed).
+
+    A test that gets a server this way carries the ``server`` marker: conftest puts it on
+    tests parametrised with a server kind; any other one says ``@pytest.mark.server``.
+    """
+    if kind != "dir" and request.node.get_closest_marker("server") is None:
+        pytest.fail(f"{request.node.nodeid} starts a server ({kind}) but is not marked"
+                    " @pytest.mark.server", pytrace=False)
     if kind == "dir":
         tmp_path = request.getfixturevalue("tmp_path")
         base = tmp_path / f"dir-{next(_dirs)}"

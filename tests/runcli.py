@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -48,3 +49,18 @@ def run_process(*argv: str, prefix: Sequence[str] = (), timeout: float = 120,
     """``sstate-mirror ARGV`` as a child process, output captured."""
     return subprocess.run(command(*argv, prefix=prefix), capture_output=True, text=True,
                           timeout=timeout, env=child_env(env), check=False)
+
+
+def writable_copy(src: Path, dst: Path) -> Path:
+    """A copy of the cache or mirror ``src`` at ``dst`` that a test may change.
+
+    The test data is read-only in a checkout made by another user; the copy's directories
+    and files get the modes a build user's cache has.
+    """
+    shutil.copytree(src, dst)
+    for d, _dirs, files in os.walk(dst):
+        os.chmod(d, 0o755)
+        for f in files:
+            if not os.path.islink(os.path.join(d, f)):
+                os.chmod(os.path.join(d, f), 0o644)
+    return dst

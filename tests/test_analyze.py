@@ -14,6 +14,8 @@ from typing import Any, Dict, List, Set, Tuple
 import pytest
 import zstandard
 
+from runcli import run
+from runcli import writable_copy as copy_cache
 from signature_helpers import LEGACY, OE, OE_EXPECTED, index_pairs
 from sstate_mirror.backends import open_backend
 from sstate_mirror.cli import main
@@ -29,19 +31,6 @@ from sstate_mirror.commands.sigstore import SignatureStore
 from sstate_mirror.naming import Kind, make_artifact, parse_name
 from sstate_mirror.signatures.reader import decode_raw
 from sstate_mirror.signatures.safepickle import loads_plain
-
-
-def run(capsys: pytest.CaptureFixture[str], *argv: str) -> Tuple[int, str, str]:
-    code = main(list(argv))
-    out, err = capsys.readouterr()
-    return code, out, err
-
-
-def copy_cache(src: Path, dst: Path) -> Path:
-    shutil.copytree(src, dst)
-    for d, _dirs, _files in os.walk(dst):
-        os.chmod(d, 0o755)
-    return dst
 
 
 @pytest.fixture(scope="module")

@@ -9,12 +9,12 @@ refused before anything is read or written.
 from __future__ import annotations
 
 import os
-import shutil
 from pathlib import Path
 from typing import Dict, List, Tuple
 
 import pytest
 
+from runcli import writable_copy
 from sstate_mirror.cli import main
 
 #: (command, option, bad value); SRC and DST stand for the cache and the mirror
@@ -62,11 +62,8 @@ def _snapshot(root: Path) -> Dict[str, Tuple[int, int, int]]:
 def tree(tmp_path_factory: pytest.TempPathFactory, oe_cache_b: Path) -> Tuple[Path, Path]:
     base = tmp_path_factory.mktemp("bad-values")
     cache, mirror = base / "cache", base / "mirror"
-    shutil.copytree(oe_cache_b, cache)
-    shutil.copytree(oe_cache_b, mirror)
-    for d, _, _ in os.walk(base):
-        os.chmod(d, 0o755)
-    return cache, mirror
+    os.chmod(base, 0o755)
+    return writable_copy(oe_cache_b, cache), writable_copy(oe_cache_b, mirror)
 
 
 @pytest.mark.parametrize(("command", "option", "value"), BAD,

@@ -2,24 +2,20 @@
 
 from __future__ import annotations
 
-import json
 import os
-import shutil
 import time
 from pathlib import Path
 
 import pytest
 
 from mirrors import Mirror
-from sstate_mirror.cli import main
+from runcli import run_json, writable_copy
 
 DAY = 86400
 
 
 def cli(capsys: pytest.CaptureFixture[str], m: Mirror, *argv: str) -> tuple[int, dict, str]:
-    code = main(["--json", *argv, *m.cli_args])
-    out, err = capsys.readouterr()
-    return code, (json.loads(out) if out.strip() else {}), err
+    return run_json(capsys, *argv, *m.cli_args)
 
 
 def local_files(root: Path) -> dict[str, bytes]:
@@ -73,9 +69,7 @@ def test_clean_by_age_and_use(mirror: Mirror, oe_cache_a: Path, tmp_path: Path,
         request.applymarker(pytest.mark.xfail(strict=True, reason="rclone serve s3 does not"
                                               " persist a self-copy, so use is not recorded"))
     cache = tmp_path / "cache"
-    shutil.copytree(oe_cache_a, cache)
-    for d, _, _ in os.walk(cache):
-        os.chmod(d, 0o755)
+    writable_copy(oe_cache_a, cache)
     assert cli(capsys, mirror, "upload", str(cache), mirror.url)[0] == 0
     mirror.age_all(40 * DAY)
     # a build today used gamma-native's artifacts: bitbake refreshed the local copies

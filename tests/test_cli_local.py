@@ -5,7 +5,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import shutil
 import subprocess
 import sys
 import time
@@ -14,8 +13,8 @@ from pathlib import Path
 import pytest
 
 from realparts import tool
+from runcli import run
 from sstate_mirror.backends import _BACKENDS
-from sstate_mirror.cli import main
 
 
 def snapshot(root: Path) -> dict[str, tuple[int, float, str]]:
@@ -39,20 +38,10 @@ def contents(root: Path) -> dict[str, str]:
     return {k: v[2] for k, v in snapshot(root).items()}
 
 
-def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
-    code = main(list(argv))
-    out, err = capsys.readouterr()
-    return code, out, err
-
-
 @pytest.fixture
-def cache(tmp_path: Path, oe_cache_a: Path) -> Path:
+def cache(writable_cache: Path) -> Path:
     """A writable copy of real cache A."""
-    dst = tmp_path / "sstate-cache"
-    shutil.copytree(oe_cache_a, dst)
-    for d, _dirs, _files in os.walk(dst):
-        os.chmod(d, 0o755)
-    return dst
+    return writable_cache
 
 
 def test_upload_reproduces_the_cache_exactly(tmp_path: Path, oe_cache_a: Path,

@@ -24,7 +24,6 @@ import contextlib
 import os
 import shutil
 import subprocess
-import sys
 import threading
 import urllib.parse
 from pathlib import Path
@@ -34,10 +33,10 @@ import pytest
 
 from faultproxy import Fault, FaultProxy, Request
 from mirrors import Mirror, make_mirror
+from runcli import SRC, child_env, command
 from sstate_mirror.cli import main
 
 DAY = 86400
-SRC = str(Path(__file__).parents[1] / "src")
 PROCESSES = 3
 
 #: Loaded by the child processes of the directory case: their first os.replace or os.unlink
@@ -71,9 +70,8 @@ Where = List[Tuple[str, List[str], Dict[str, str]]]
 
 
 def _start(argv: List[str], env: Dict[str, str]) -> subprocess.Popen[str]:
-    return subprocess.Popen([sys.executable, "-m", "sstate_mirror", *argv],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            env={**os.environ, "PYTHONPATH": SRC, **env})
+    return subprocess.Popen(command(*argv), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, env=child_env(env))
 
 
 def _is_change(r: Request) -> bool:

@@ -21,19 +21,19 @@ from __future__ import annotations
 
 import errno
 import io
-import json
 import os
 import urllib.parse
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Dict, List, Set, Tuple
+from typing import Callable, Dict, List, Set
 
 import pytest
 
 from faultproxy import Fault, FaultProxy, Request
 from mirrors import Mirror, make_mirror
+from runcli import run_json as run
 from sstate_mirror.backends import local as local_backend
 from sstate_mirror.backends import open_backend
 from sstate_mirror.cli import main
@@ -70,12 +70,6 @@ def _proxied(request: pytest.FixtureRequest, kind: str) -> Iterator[Proxied]:
             yield Proxied(m, proxy, m.url, ["--endpoint-url", proxy.url])
         else:
             yield Proxied(m, proxy, m.url.replace(f":{port}/", f":{proxy.port}/"), [])
-
-
-def run(capsys: pytest.CaptureFixture[str], *argv: str) -> Tuple[int, Dict, str]:
-    code = main(["--json", *argv])
-    out, err = capsys.readouterr()
-    return code, (json.loads(out) if out.strip() else {}), err
 
 
 def source_files(root: Path) -> Dict[str, bytes]:

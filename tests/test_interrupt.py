@@ -10,10 +10,8 @@ complete. Running the command again finishes the job.
 from __future__ import annotations
 
 import os
-import shutil
 import signal
 import subprocess
-import sys
 import time
 import urllib.parse
 from pathlib import Path
@@ -23,25 +21,16 @@ import pytest
 
 from faultproxy import FaultProxy, Request
 from mirrors import Mirror, make_mirror
+from runcli import child_env, command, run_process, writable_copy
 
 DAY = 86400
-#: run this checkout's code in the child processes, not an installed copy
-ENV = {"PYTHONPATH": str(Path(__file__).parents[1] / "src")}
-
-
-def _cli(*argv: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "sstate_mirror", *argv], capture_output=True,
-                          text=True, timeout=120, env={**os.environ, **ENV})
+_cli = run_process
 
 
 def _cache(tmp_path: Path, oe_cache_a: Path) -> Path:
     """cache-a with archives grown by 64 KiB each, so that an upload takes a moment."""
-    cache = tmp_path / "cache"
-    shutil.copytree(oe_cache_a, cache)
-    for d, _, _ in os.walk(cache):
-        os.chmod(d, 0o755)
+    cache = writable_copy(oe_cache_a, tmp_path / "cache")
     for p in cache.rglob("*.tar.zst"):
-        os.chmod(p, 0o644)
         with open(p, "ab") as f:
             f.write(os.urandom(64 * 1024))
     return cache
@@ -65,9 +54,9 @@ def _interrupt(argv: List[str], proxy: FaultProxy, when: Callable[[Request], boo
     # a shell without job control starts background jobs with SIGINT ignored, and an ignored
     # signal stays ignored across exec (Python then never raises KeyboardInterrupt): give
     # the command the default disposition, as a terminal would
-    proc = subprocess.Popen([sys.executable, "-m", "sstate_mirror", *argv],
+    proc = subprocess.Popen(command(*argv),
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            env={**os.environ, **ENV},
+                            env=child_env(),
                             preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.monotonic() + 60
     while proxy.count(when) < count and time.monotonic() < deadline and proc.poll() is None:
@@ -115,6 +104,7 @@ def test_ctrl_c_during_upload(kind: str, request: pytest.FixtureRequest, tmp_pat
 BIG = 9 * 1024 * 1024
 
 
+@pytest.mark.server
 def test_ctrl_c_during_multipart_upload(request: pytest.FixtureRequest, tmp_path: Path,
                                         oe_cache_a: Path) -> None:
     """Ctrl-C while a file goes up in parts: no incomplete multipart upload is left behind."""
@@ -143,6 +133,7 @@ def test_ctrl_c_during_multipart_upload(request: pytest.FixtureRequest, tmp_path
     assert len(sizes) == 93 and all(sizes[str(p.relative_to(cache))] == BIG for p in big)
 
 
+@pytest.mark.server
 def test_ctrl_c_during_clean(request: pytest.FixtureRequest, tmp_path: Path,
                              oe_cache_a: Path) -> None:
     m = make_mirror(request, "dav-nginx")

@@ -2,23 +2,21 @@
 
 from __future__ import annotations
 
-import json
 import os
-import shutil
 import time
 from pathlib import Path
 
 import pytest
 
+from runcli import run_json, writable_copy
 from sstate_mirror.cli import main
 
 DAY = 86400
 
 
 def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, dict]:
-    code = main(["--json", *argv])
-    out, _ = capsys.readouterr()
-    return code, json.loads(out) if out.strip() else {}
+    code, report, _ = run_json(capsys, *argv)
+    return code, report
 
 
 def set_times(path: Path, days_ago: float, atime_days_ago: float | None = None) -> None:
@@ -35,9 +33,7 @@ def files(root: Path) -> set[str]:
 def setup(tmp_path: Path, oe_cache_a: Path, capsys: pytest.CaptureFixture[str]):
     """A mirror made from cache A 60 days ago, and a local cache whose build used some of it."""
     cache = tmp_path / "cache"
-    shutil.copytree(oe_cache_a, cache)
-    for d, _, _ in os.walk(cache):
-        os.chmod(d, 0o755)
+    writable_copy(oe_cache_a, cache)
     mirror = tmp_path / "mirror"
     assert run(capsys, "upload", str(cache), str(mirror))[0] == 0
     for p in list(mirror.rglob("*")) + list(cache.rglob("*")):

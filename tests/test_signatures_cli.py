@@ -11,6 +11,7 @@ from typing import Any, Dict
 
 import pytest
 
+from runcli import writable_copy
 from signature_helpers import OE, OE_EXPECTED, dumpsig_cases, index_pairs, pair_files
 from sstate_mirror.cli import main
 
@@ -162,8 +163,7 @@ def test_diffsigs_warns_about_unreadable_dependency(tmp_path: Path,
                                                      capsys: pytest.CaptureFixture[str]) -> None:
     pair = _pair("alpha-native", "do_install")
     _, b = pair_files(pair)
-    cache = tmp_path / "cache"
-    shutil.copytree(OE / "cache-a", cache)
+    cache = writable_copy(OE / "cache-a", tmp_path / "cache")
     dep = next(cache.rglob("*618c9677f21c*_compile.tar.zst.siginfo"))
     dep.write_bytes(b"broken")
     assert main(["diffsigs", str(cache / pair["cache-a"]), str(b)]) == 0

@@ -9,37 +9,27 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
-import subprocess
-import sys
 from pathlib import Path
 from typing import List, Tuple
 
 import pytest
 
-SRC = str(Path(__file__).parents[1] / "src")
+from realparts import tool
+from runcli import run_process
 
 
 def _as_build_user(argv: List[str]) -> Tuple[int, str, str]:
     prefix: List[str] = []
     if os.geteuid() == 0:
-        setpriv = shutil.which("setpriv")
-        if setpriv is None:
-            pytest.skip("setpriv (util-linux) is needed to drop root's file-mode bypass")
+        setpriv = tool("setpriv", "Debian package util-linux")
         prefix = [setpriv, "--bounding-set", "-dac_override,-dac_read_search"]
-    env = dict(os.environ, PYTHONPATH=SRC)
-    res = subprocess.run([*prefix, sys.executable, "-m", "sstate_mirror", *argv],
-                         capture_output=True, text=True, env=env, timeout=120)
+    res = run_process(*argv, prefix=prefix)
     return res.returncode, res.stdout, res.stderr
 
 
 @pytest.fixture
-def cache(tmp_path: Path, oe_cache_a: Path) -> Path:
-    dst = tmp_path / "cache"
-    shutil.copytree(oe_cache_a, dst)
-    for d, _, _ in os.walk(dst):
-        os.chmod(d, 0o755)
-    return dst
+def cache(writable_cache: Path) -> Path:
+    return writable_cache
 
 
 def test_unreadable_file_fails_alone_and_holds_back_its_archive(cache: Path,

@@ -19,21 +19,16 @@ import zstandard
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from runcli import run
+from runcli import writable_copy as copy_cache
 from sstate_mirror.archive_check import ArchiveLimits
 from sstate_mirror.backends.local import LocalBackend
-from sstate_mirror.cli import main
 from sstate_mirror.commands.verify_run import verify_archive, verify_siginfo
 from sstate_mirror.errors import NotFoundError, TransientError
 from sstate_mirror.naming import make_artifact
 from sstate_mirror.signatures.zstdframes import decompress_frames
 
 OLD = time.time() - 2 * 86400
-
-
-def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
-    code = main(list(argv))
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def run_json(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, Dict[str, Any]]:
@@ -44,11 +39,6 @@ def run_json(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, Dict[
 def snapshot(root: Path) -> Dict[str, str]:
     return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
             for p in sorted(root.rglob("*")) if p.is_file()}
-
-
-def copy_cache(src: Path, dst: Path) -> Path:
-    shutil.copytree(src, dst)
-    return dst
 
 
 @pytest.fixture
