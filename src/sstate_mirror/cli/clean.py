@@ -20,6 +20,7 @@ from .common import (
     compile_filter,
     jobs_from_args,
 )
+from .hashserve import add_hashserve_options, check_admin, clean_server, hashserve_from_args
 from .progress import make_progress
 from .ui import UI
 
@@ -56,6 +57,8 @@ def register(sub: Any, parents: Sequence[argparse.ArgumentParser]) -> None:
     add_selection_options(p)
     add_jobs_option(p)
     add_backend_options(p)
+    add_hashserve_options(p, "after the clean, keep on this hash equivalence server only the"
+                             " unihashes of archives still on the mirror (needs @db-admin)")
     p.set_defaults(run=run)
 
 
@@ -76,12 +79,16 @@ def _run(args: argparse.Namespace, ui: UI, progress: Progress) -> int:
         min_age=parse_age(args.min_age, "--min-age"),
     )
     backend_options = backend_options_from_args(args)
+    hashserve = hashserve_from_args(args)
+    if hashserve is not None:
+        check_admin(hashserve, ui)  # before the mirror is touched
     with open_backend(args.target, backend_options) as target:
         jobs = jobs_from_args(args, target.properties.connections)
         target.check()
         ui.info(f"scanning {target.url}")
         now = time.time()
-        artifacts = select(list_artifacts(target, progress=progress), selection)
+        listed = list_artifacts(target, progress=progress)
+        artifacts = select(listed, selection)
         plan = plan_clean(artifacts, options, now)
         scanned = ", ".join(f"{n} {kind}" for kind, n in sorted(plan.counts.items()))
         ui.info(f"  {len(artifacts)} files ({scanned or 'empty'})")
@@ -101,9 +108,12 @@ def _run(args: argparse.Namespace, ui: UI, progress: Progress) -> int:
         if args.dry_run:
             ui.info(f"dry run: would delete {len(plan.deletions)} files,"
                     f" freeing {format_size(plan.bytes_to_free)}")
+            status = 0
+            if hashserve is not None:
+                status = clean_server(hashserve, ui, listed, plan, None, report)
             if ui.json_mode:
                 ui.emit_json(report)
-            return 0
+            return status
         result = execute_clean(plan, target, jobs=jobs, retries=backend_options.retries,
                                progress=progress)
     for path, err in sorted(result.failed.items()):
@@ -111,9 +121,12 @@ def _run(args: argparse.Namespace, ui: UI, progress: Progress) -> int:
     ui.info(("clean interrupted: " if result.interrupted else "clean: ")
             + f"{result.deleted} files deleted, {format_size(result.freed_bytes)} freed,"
             f" {plan.kept} files kept, {len(result.failed)} failed")
+    server_status = 0
+    if hashserve is not None:
+        server_status = clean_server(hashserve, ui, listed, plan, result, report)
     if ui.json_mode:
         report["result"] = result.to_dict()
         ui.emit_json(report)
     if result.interrupted:
         return Interrupted.exit_code
-    return 1 if result.failed else 0
+    return 1 if result.failed or server_status else 0
