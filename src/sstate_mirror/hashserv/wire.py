@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import socket
 import ssl
-from typing import Any, List, Optional, Sequence
+from contextlib import ExitStack
+from typing import Any, Dict, List, Optional, Sequence
 
 from ..errors import BackendUnavailable
 from .address import TCP, UNIX, Address
@@ -92,7 +93,9 @@ def _decode(raw: bytes, address: Address) -> str:
 class WebsocketTransport(Transport):
     """One text message per line (bitbake's ``WebsocketConnection``)."""
 
-    def __init__(self, connection: Any, address: Address, timeout: float) -> None:
+    def __init__(self, stack: ExitStack, connection: Any, address: Address,
+                 timeout: float) -> None:
+        self._stack = stack
         self._conn = connection
         self._address = address
         self._timeout = timeout
@@ -131,7 +134,7 @@ class WebsocketTransport(Transport):
         return str(message)
 
     def close(self) -> None:
-        self._conn.close()
+        self._stack.close()
 
 
 def open_transport(address: Address, *, timeout: float,
@@ -166,17 +169,19 @@ def _open_websocket(address: Address, *, timeout: float,
         raise BackendUnavailable(
             f"hash server {address}: ws:// and wss:// need the websockets package",
             hint="pip install 'sstate-mirror[websockets]'") from None
-    kwargs: dict[str, Any] = {}
+    kwargs: Dict[str, Any] = {}
     if address.url.startswith("wss://"):
         kwargs["ssl"] = ssl_context or ssl.create_default_context()
+    stack = ExitStack()
     try:
-        conn = connect(address.url, open_timeout=timeout, close_timeout=timeout,
-                       max_size=MAX_LINE, max_queue=16, compression=None,
-                       ping_interval=None, **kwargs)
+        # entered as a context manager, the only way websockets 17 accepts without warning
+        conn = stack.enter_context(connect(
+            address.url, open_timeout=timeout, close_timeout=timeout, max_size=MAX_LINE,
+            max_queue=16, compression=None, ping_interval=None, **kwargs))
     except (OSError, InvalidHandshake, InvalidURI, TimeoutError) as exc:
         raise HashServerError(f"cannot connect to hash server {address}: {exc}",
                               hint="check --hashserve (or SSTATE_MIRROR_HASHSERVE)") from exc
-    return WebsocketTransport(conn, address, timeout)
+    return WebsocketTransport(stack, conn, address, timeout)
 
 
 __all__: List[str] = ["MAX_LINE", "ConnectionClosed", "Transport", "open_transport"]
