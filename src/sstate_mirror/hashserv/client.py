@@ -152,9 +152,10 @@ class HashServerClient:
         if self._recv_stream_line() != "ok":
             raise HashServerError(f"hash server {self.address} did not leave {mode!r}")
 
-    def _round(self, window: Sequence[str]) -> List[str]:
+    def _round(self, window: Sequence[str]) -> Iterator[str]:
         self._t.send_lines(window)
-        return [self._recv_stream_line() for _ in window]
+        for _ in window:
+            yield self._recv_stream_line()
 
     def _recv_stream_line(self) -> str:
         line = self._t.recv_line()
