@@ -7,6 +7,7 @@ the database through the server and fills it the way builds do (tests/hashserv_s
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -21,6 +22,7 @@ from hashserv_servers import (
     ADMIN_TOKEN,
     METHOD,
     HashServer,
+    Report,
     build_reports,
     extra_reports,
     known,
@@ -196,7 +198,7 @@ def test_empty_mirror_never_sweeps_the_server(
 def builder(tcp: HashServer) -> str:
     """A user who may read and report (a build), but not administer the database."""
     with tcp.client() as c:
-        with __import__("contextlib").suppress(Exception):
+        with contextlib.suppress(Exception):
             c.delete_user("builder")
         return str(c.new_user("builder", ["@read", "@report"])["token"])
 
@@ -345,3 +347,37 @@ def test_address_from_the_environment(tcp: HashServer, mirror: Path, oe_cache_a:
     code, out, err = run(capsys, "info", "--json", str(mirror))
     assert code == 0, err
     assert json.loads(out)["hashserve"]["known"] > 0
+
+
+# --- analyze --------------------------------------------------------------------------------
+
+def test_analyze_explains_misses_by_the_servers_unihash(
+        tcp: HashServer, tmp_path: Path, oe_cache_a: Path, oe_cache_b: Path,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """Build B's eta-native output equals build A's (only a DEPENDS it does not use changed):
+    the server maps B's taskhash to A's unihash, whose archive is on the mirror."""
+    mirror = tmp_path / "mirror"
+    assert main(["upload", "-q", str(oe_cache_a), str(mirror)]) == 0
+    reset(tcp)
+    reports_a = build_reports([oe_cache_a])
+    report_all(tcp, list(reports_a.values()))
+
+    def eta_sysroot(reports: Dict[str, Report]) -> Report:
+        return next(r for n, r in reports.items()
+                    if n.startswith("sstate:eta-native:") and "_populate_sysroot." in n)
+
+    a, b = eta_sysroot(reports_a), eta_sysroot(build_reports([oe_cache_b]))
+    assert a.unihash != b.unihash
+    with tcp.client() as c:  # B's build reports the same output: the server says "use A's"
+        assert c.report_unihash(b.taskhash, METHOD, a.outhash, b.unihash)["unihash"] == a.unihash
+
+    code, out, err = run(capsys, "analyze", "--json", "--task", "populate_sysroot",
+                         "--hashserve", tcp.address, str(oe_cache_b), str(mirror))
+    assert code == 0, err
+    tasks = {t["pn"]: t for t in json.loads(out)["tasks"] if t["status"] == "miss"}
+    assert tasks["eta-native"]["causes"][0]["kind"] == "server-equivalent"
+    assert any(a.unihash[:8] in n for n in tasks["eta-native"]["notes"])
+    assert tasks["alpha-native"]["causes"][0]["kind"] == "server-unknown"
+    kinds = {g["kind"] for g in json.loads(out)["root_causes"]}
+    assert {"server-equivalent", "server-unknown"} <= kinds
+    assert "1 misses have an equivalent archive" in err

@@ -7,6 +7,7 @@ failing at once on an unreachable server.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -20,9 +21,9 @@ from typing import Callable, Iterator, List
 import pytest
 
 from sstate_mirror.cli import main
+from sstate_mirror.errors import UsageError
 from sstate_mirror.hashserv import parse_address
 from sstate_mirror.hashserv.wire import MAX_LINE
-from sstate_mirror.errors import UsageError
 
 REPO = Path(__file__).resolve().parent.parent
 MiB = 1024 * 1024
@@ -147,7 +148,7 @@ _PEAK = (
 )
 
 
-def _peak_kib(*argv: str) -> "tuple[int, int, str]":
+def _peak_kib(*argv: str) -> tuple[int, int, str]:
     env = dict(os.environ, PYTHONPATH=str(REPO / "src"))
     env.pop("SSTATE_MIRROR_HASHSERVE", None)
     proc = subprocess.run([sys.executable, "-c", _PEAK, *argv], capture_output=True, text=True,
@@ -180,10 +181,8 @@ def test_websocket_server_cannot_make_the_process_grow(small_mirror: Path,
         for _ in range(3):
             ws.recv()  # type: ignore[attr-defined]
         ws.recv()  # type: ignore[attr-defined]
-        try:  # one endless fragmented message
+        with contextlib.suppress(Exception):  # one endless fragmented message
             ws.send("x" * 30000 for _ in range(40000))  # type: ignore[attr-defined]
-        except Exception:
-            pass
 
     with serve(handler, "127.0.0.1", 0, compression=None) as server:
         port = server.socket.getsockname()[1]

@@ -24,7 +24,17 @@ from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional, Protocol
 
 from ..naming import Artifact, Kind
+from .analyze import LOCAL, AnalysisReport
 from .clean import CleanPlan, CleanResult
+from .rootcause import (
+    Cause,
+    Finding,
+    group_root_causes,
+    server_equivalent_cause,
+    server_other_unihash_cause,
+    server_unknown_cause,
+)
+from .sigstore import SignatureStore
 
 #: Marks this tool sets start with this, so ``gc-status`` shows whose collection it is.
 MARK_PREFIX = "sstate-mirror-"
@@ -207,3 +217,43 @@ def ask_server(artifacts: Sequence[Artifact], server: HashIndex) -> ServerKnowle
     unihashes = sorted(archive_unihashes(artifacts))
     answers = server.unihashes_exist(unihashes)
     return summarize_knowledge(artifacts, dict(zip(unihashes, answers)))
+
+
+def explain_misses(report: AnalysisReport, store: SignatureStore, remote: Iterable[Artifact],
+                   server: HashIndex, method: str) -> int:
+    """Add what the server answers for each missed sstate task's taskhash; misses explained.
+
+    A miss the signatures cannot explain may be hash equivalence at work: the server maps the
+    build's taskhash to a unihash the mirror holds (the build asked before the equivalence was
+    known, or another server), or knows nothing of it (swept, or never reported). The local
+    signatures were read by the analysis; only the taskhash lookups go to the server, batched.
+    """
+    archives = {(a.pn, a.task, a.hash) for a in remote if a.kind is Kind.ARCHIVE}
+    asked: List[Any] = []
+    for result in report.misses:
+        if not result.check.sstate:
+            continue
+        sig = store.load((LOCAL, result.check.siginfo.path))
+        if sig is not None and sig.taskhash:
+            asked.append((result, sig.taskhash, sig.unihash or result.check.hash))
+    answers = server.get_unihashes(method, [taskhash for _, taskhash, _ in asked])
+    explained = 0
+    for (result, taskhash, local_unihash), unihash in zip(asked, answers):
+        check = result.check
+        cause: Optional[Cause]
+        if unihash is None:
+            cause = server_unknown_cause()
+            result.notes.append(f"the hash server has no unihash for taskhash {taskhash}")
+        elif unihash != local_unihash:
+            on_mirror = (check.siginfo.pn, check.siginfo.task, unihash) in archives
+            cause = server_equivalent_cause() if on_mirror else server_other_unihash_cause()
+            result.notes.append(f"the hash server maps taskhash {taskhash} to unihash"
+                                f" {unihash}, the build used {local_unihash}")
+        else:
+            cause = None
+        if cause is not None:
+            result.findings.insert(0, Finding(cause, check.key, 0))
+            explained += cause.kind == server_equivalent_cause().kind
+    report.root_causes = group_root_causes(
+        (r.check.task_id, r.findings) for r in report.misses)
+    return explained
