@@ -381,3 +381,16 @@ def test_analyze_explains_misses_by_the_servers_unihash(
     kinds = {g["kind"] for g in json.loads(out)["root_causes"]}
     assert {"server-equivalent", "server-unknown"} <= kinds
     assert "1 misses have an equivalent archive" in err
+
+
+def test_upload_names_the_hash_server_database_among_skipped_files(
+        tmp_path: Path, oe_cache_a: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    cache = tmp_path / "sstate-cache"
+    shutil.copytree(oe_cache_a, cache)
+    (cache / "hashserv.db").write_bytes(b"SQLite format 3\0")
+    (cache / "hashserv.db-wal").write_bytes(b"wal")
+    code, out, _ = run(capsys, "upload", "-v", str(cache), str(tmp_path / "mirror"))
+    assert code == 0
+    assert "2 hash equivalence database (never uploaded)" in out
+    assert "[SKIP] hashserv.db: hash equivalence database" in out
+    assert not list((tmp_path / "mirror").glob("hashserv.db*"))
