@@ -192,6 +192,20 @@ def test_empty_mirror_never_sweeps_the_server(
     assert all(known(tcp, everything).values())
 
 
+def test_server_knowing_none_of_the_mirror_is_never_swept(
+        tcp: HashServer, mirror: Path, admin_env: List[str],
+        capsys: pytest.CaptureFixture[str]) -> None:
+    reset(tcp)
+    others = extra_reports(7, seed="another-team")
+    report_all(tcp, others)
+    code, out, err = run(capsys, "clean", "--json", "--max-age", "30d", "--hashserve",
+                         tcp.address, *admin_env, str(mirror))
+    assert code == 1
+    assert "does not belong with this mirror" in err
+    assert all(known(tcp, [r.unihash for r in others]).values())
+    assert json.loads(out)["hashserve"]["result"]["swept_rows"] == 0
+
+
 # --- failures before the mirror is touched --------------------------------------------------
 
 @pytest.fixture(scope="module")

@@ -23,7 +23,13 @@ from ..commands.hashsync import (
     surviving_archives,
 )
 from ..errors import UsageError
-from ..hashserv import HashServerClient, HashServerError, connect, parse_address
+from ..hashserv import (
+    HashServerClient,
+    HashServerError,
+    HashServerPermissionError,
+    connect,
+    parse_address,
+)
 from ..naming import Artifact
 from .ui import UI
 
@@ -73,7 +79,15 @@ def hashserve_from_args(args: argparse.Namespace) -> Optional[HashServeSettings]
 def check_admin(settings: HashServeSettings, ui: UI) -> None:
     """Before the mirror is touched: can this user garbage-collect the server at all?"""
     with settings.connect() as server:
-        status = server.gc_status()
+        try:
+            status = server.gc_status()
+        except HashServerPermissionError as exc:
+            raise HashServerPermissionError(
+                f"{exc}; nothing was cleaned",
+                hint="clean --hashserve needs a user with the @db-admin permission"
+                     " (--hashserve-user, its token in the environment) on the writable"
+                     " server, not a read-only one: see docs/hashserv.md#permissions",
+            ) from exc
         ui.detail(f"hash server {server.address}: {status.keep + status.remove} unihash rows"
                   + (f", a collection under mark {status.mark!r} in progress"
                      if status.mark else ""))
@@ -101,6 +115,9 @@ def clean_server(settings: HashServeSettings, ui: UI, listed: Sequence[Artifact]
         where = str(server.address)
     report["hashserve"]["result"] = done.to_dict()
     kept = len(server_plan.unihashes)
+    if done.refusal is not None:
+        ui.error(f"hash server {where} not swept: {done.refusal}")
+        return 1
     if dry_run:
         ui.info(f"dry run: hash server {where} holds {done.rows_before} unihash rows; it"
                 f" knows {done.known} of the {kept} unihashes of the archives left; how"

@@ -8,8 +8,9 @@ archive is dead weight. A unihash whose archive is gone makes the server grow fo
   marked on the server (``gc-mark-stream`` under a mark of this run), the rest swept
   (``gc-sweep``), then output hashes nothing refers to removed (``clean-unused``). The mark
   covers the whole mirror, whatever ``--filter``/``--arch`` chose to clean. Nothing is swept
-  when the mirror holds no archive with a unihash: an empty listing is far more likely a wrong
-  TARGET than a wish to empty the server.
+  when the mirror holds no archive with a unihash (an empty listing is far more likely a wrong
+  TARGET than a wish to empty the server), nor when the server knows none of the mirror's
+  unihashes but holds others (a wrong ``--hashserve``).
 - ``info``/``verify``: how many archives have a unihash the server knows (``exists-stream``).
 - ``analyze``: what the server answers for a missed task's taskhash.
 
@@ -137,9 +138,12 @@ class ServerCleanResult:
     marked_rows: int = 0
     swept_rows: int = 0
     unused_outhashes_removed: int = 0
+    refusal: Optional[str] = None
+    """Why the server was marked but not swept."""
 
     def to_dict(self) -> Dict[str, Any]:
-        return {"dry_run": self.dry_run, "rows_before": self.rows_before,
+        return {"dry_run": self.dry_run, "refusal": self.refusal,
+                "rows_before": self.rows_before,
                 "unihashes_known": self.known, "marked_rows": self.marked_rows,
                 "swept_rows": self.swept_rows,
                 "unused_outhashes_removed": self.unused_outhashes_removed}
@@ -161,6 +165,12 @@ def execute_server_clean(plan: ServerCleanPlan, server: HashIndex, *,
         result.known = sum(server.unihashes_exist(plan.unihashes))
         return result
     result.marked_rows = server.gc_mark(plan.mark, plan.unihashes)
+    if result.marked_rows == 0 and result.rows_before > 0:
+        # not one archive of this mirror is known there: another team's server, most likely
+        result.refusal = (f"the server knows none of the {len(plan.unihashes)} unihashes of"
+                          f" the mirror's archives but holds {result.rows_before} rows: not"
+                          " sweeping a server that does not belong with this mirror")
+        return result
     result.swept_rows = server.gc_sweep(plan.mark)
     result.unused_outhashes_removed = server.clean_unused()
     return result
