@@ -256,3 +256,40 @@ def test_websocket_address_without_websockets_says_how_to_install(
     assert "pip install 'sstate-mirror[websockets]'" in err
 
 
+
+
+def test_wss_certificates_are_verified(tmp_path: Path, small_mirror: Path,
+                                       monkeypatch: pytest.MonkeyPatch,
+                                       capsys: pytest.CaptureFixture[str]) -> None:
+    import ssl
+
+    from websockets.sync.server import serve
+
+    from webdav_servers import _self_signed
+
+    cert = tmp_path / "cert.pem"
+    if not _self_signed(tmp_path, cert):
+        pytest.skip("openssl is not installed")
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert, tmp_path / "key.pem")
+
+    def handler(ws: object) -> None:  # greeting, then "exists-stream": answer, end
+        for _ in range(4):
+            ws.recv()  # type: ignore[attr-defined]
+        ws.send('"ok"')  # type: ignore[attr-defined]
+        while (line := ws.recv()) != "END":  # type: ignore[attr-defined]
+            ws.send("true" if line else "false")  # type: ignore[attr-defined]
+        ws.send("ok")  # type: ignore[attr-defined]
+
+    with serve(handler, "127.0.0.1", 0, ssl=context) as server:
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        address = f"wss://127.0.0.1:{server.socket.getsockname()[1]}"
+        code = main(["info", "--hashserve", address, str(small_mirror)])
+        err = capsys.readouterr().err
+        assert code == 3 and "CERTIFICATE_VERIFY_FAILED" in err
+        monkeypatch.setenv("SSL_CERT_FILE", str(cert))  # trusted: the same server answers
+        code = main(["info", "--json", "--hashserve", address, str(small_mirror)])
+        out, err = capsys.readouterr()
+        server.shutdown()
+    assert code == 0, err
+    assert json.loads(out)["hashserve"]["known"] == 3  # the zeta archives of the mirror
