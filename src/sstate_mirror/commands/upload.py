@@ -97,6 +97,7 @@ HASHSERV_DB_REASON = "hash equivalence database (never uploaded)"
 _SKIP_REASONS = {
     Kind.TEMP: "temporary or partial file",
     Kind.UNKNOWN: "not an sstate file",
+    Kind.META: "the mirror's own data (pins are made with 'pin', never copied)",
 }
 
 
