@@ -28,6 +28,7 @@ import hashlib
 import json
 import math
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -117,6 +118,7 @@ def main(argv: List[str]) -> int:
     finally:
         proc.terminate()
         proc.wait(10)
+        shutil.rmtree(work, ignore_errors=True)
     lines = args.unihashes + 2
     result = {
         "unihashes": args.unihashes, "runs": args.runs, "fill_s": round(fill_s, 2),
