@@ -215,10 +215,14 @@ def test_incomplete_mark_is_never_swept(scripted: Callable[[Script], ScriptedSer
                                         small_mirror: Path,
                                         capsys: pytest.CaptureFixture[str]) -> None:
     server = scripted(hangs_up_while_marking)
-    code = main(["clean", "--max-age", "30d", "--hashserve", server.address, str(small_mirror)])
-    err = capsys.readouterr().err
+    code = main(["clean", "--json", "--max-age", "30d", "--hashserve", server.address,
+                 str(small_mirror)])
+    out, err = capsys.readouterr()
     assert code == 3, err
-    assert "closed the connection" in err
+    assert "closed the connection" in err and "hash server not swept" in err
+    report = json.loads(out)  # the mirror's own result is still reported
+    assert "closed the connection" in report["hashserve"]["error"]
+    assert report["result"]["deleted"] == 0
     assert any("gc-mark-stream" in r for r in server.requests)
     assert not any("gc-sweep" in r for r in server.requests)
 

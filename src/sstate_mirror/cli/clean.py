@@ -168,4 +168,4 @@ def _run(args: argparse.Namespace, ui: UI, progress: Progress) -> int:
         ui.emit_json(report)
     if result.interrupted:
         return Interrupted.exit_code
-    return 1 if result.failed or server_status else 0
+    return server_status or (1 if result.failed else 0)

@@ -98,7 +98,8 @@ def clean_server(settings: HashServeSettings, ui: UI, listed: Sequence[Artifact]
                  report: Dict[str, Any]) -> int:
     """After the mirror's clean: keep on the server exactly the unihashes of what is left.
 
-    Returns the exit status of this step (1 when it refused to sweep).
+    Returns the exit status of this step: 1 when it refused to sweep, 3 when the server
+    failed (reported here, so that the mirror's own result is still printed and in --json).
     """
     dry_run = result is None
     if result is not None and result.interrupted:
@@ -110,9 +111,15 @@ def clean_server(settings: HashServeSettings, ui: UI, listed: Sequence[Artifact]
     if server_plan.refusal is not None:
         ui.error(f"hash server not cleaned: {server_plan.refusal}")
         return 1
-    with settings.connect() as server:
-        done = execute_server_clean(server_plan, server, dry_run=dry_run)
-        where = str(server.address)
+    try:
+        with settings.connect() as server:
+            done = execute_server_clean(server_plan, server, dry_run=dry_run)
+            where = str(server.address)
+    except HashServerError as exc:
+        report["hashserve"]["error"] = str(exc)
+        ui.report_exception(exc)
+        ui.error("hash server not swept")
+        return exc.exit_code
     report["hashserve"]["result"] = done.to_dict()
     kept = len(server_plan.unihashes)
     if done.refusal is not None:
