@@ -40,13 +40,20 @@ SERVER_FIXTURES = {
 SERVER_KINDS = ("s3-", "dav-")
 
 
+def _uses_a_server(item: pytest.Item) -> bool:
+    info = getattr(item, "_fixtureinfo", None)
+    for name in set(getattr(item, "fixturenames", ())) & SERVER_FIXTURES:
+        defs = info.name2fixturedefs.get(name) if info is not None else None
+        # a module's own fixture of the same name (a local "mirror" directory) is no server
+        if name != "mirror" or not defs or defs[-1].func.__module__ == "mirrors":
+            return True
+    params = getattr(getattr(item, "callspec", None), "params", {})
+    return any(isinstance(v, str) and v.startswith(SERVER_KINDS) for v in params.values())
+
+
 def pytest_collection_modifyitems(items: List[pytest.Item]) -> None:
     for item in items:
-        names = set(getattr(item, "fixturenames", ()))
-        params = getattr(getattr(item, "callspec", None), "params", {})
-        by_kind = any(isinstance(v, str) and v.startswith(SERVER_KINDS)
-                      for v in params.values())
-        if names & SERVER_FIXTURES or by_kind:
+        if _uses_a_server(item):
             item.add_marker(pytest.mark.server)
 
 

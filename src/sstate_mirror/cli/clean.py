@@ -7,8 +7,16 @@ import time
 from typing import Any, Dict, Sequence
 
 from ..backends import open_backend
-from ..commands.clean import RULES, CleanOptions, execute_clean, plan_clean
+from ..commands.clean import (
+    RULES,
+    CleanOptions,
+    CleanPlan,
+    execute_clean,
+    plan_clean,
+    spare_pinned,
+)
 from ..commands.listing import Selection, list_artifacts, select
+from ..commands.pins import read_pins
 from ..errors import Interrupted
 from ..transfer import Progress
 from ..units import format_size, parse_age, parse_size
@@ -20,6 +28,8 @@ from .common import (
     compile_filter,
     jobs_from_args,
 )
+from .hashserve import add_hashserve_options, check_admin, clean_server, hashserve_from_args
+from .pin import load_sources
 from .progress import make_progress
 from .ui import UI
 
@@ -51,12 +61,27 @@ def register(sub: Any, parents: Sequence[argparse.ArgumentParser]) -> None:
     p.add_argument("--min-age", metavar="AGE", default="1h",
                    help="never evict by size or version what was used within AGE, nor"
                         " delete an orphaned .sig younger than that (default: 1h)")
+    p.add_argument("--keep", action="append", default=[], metavar="SOURCE",
+                   help="also keep the groups SOURCE names, for this run only (as 'pin"
+                        " --from' reads it: a locked-sigs.inc, a list, a cache or mirror)")
     p.add_argument("-n", "--dry-run", action="store_true",
                    help="show what would be deleted and why; change nothing")
     add_selection_options(p)
     add_jobs_option(p)
     add_backend_options(p)
+    add_hashserve_options(p, "after the clean, keep on this hash equivalence server only the"
+                             " unihashes of archives still on the mirror (needs @db-admin)")
     p.set_defaults(run=run)
+
+
+def _report_pinned(ui: UI, plan: CleanPlan) -> None:
+    """What pins kept that a rule would have deleted: per pin, and each file with -vv."""
+    by_pin: Dict[str, int] = {}
+    for spared in plan.pinned:
+        by_pin[spared.pin] = by_pin.get(spared.pin, 0) + 1
+        ui.detail(f"[PINNED] {spared.path} ({spared.rule}; pin {spared.pin})", 2)
+    for pin, files in sorted(by_pin.items()):
+        ui.info(f"  pinned: {files} files a rule would have deleted are kept by {pin}")
 
 
 def run(args: argparse.Namespace, ui: UI) -> int:
@@ -76,22 +101,37 @@ def _run(args: argparse.Namespace, ui: UI, progress: Progress) -> int:
         min_age=parse_age(args.min_age, "--min-age"),
     )
     backend_options = backend_options_from_args(args)
+    keep = load_sources(args.keep, backend_options, ui) if args.keep else {}
+    hashserve = hashserve_from_args(args)
+    if hashserve is not None:
+        check_admin(hashserve, ui)  # before the mirror is touched
     with open_backend(args.target, backend_options) as target:
         jobs = jobs_from_args(args, target.properties.connections)
         target.check()
         ui.info(f"scanning {target.url}")
         now = time.time()
-        artifacts = select(list_artifacts(target, progress=progress), selection)
-        plan = plan_clean(artifacts, options, now)
+        listing = list_artifacts(target, progress=progress)
+        pins = read_pins(target, now)
+        pins.add_keep("--keep", keep)
+        for pin in pins.expired:
+            ui.warn(f"pin {pin.name} has expired and keeps nothing any more"
+                    f" (sstate-mirror unpin {target.url} {pin.name})")
+        artifacts = select(listing, selection)
+        plan = plan_clean(artifacts, options, now, pins)
         scanned = ", ".join(f"{n} {kind}" for kind, n in sorted(plan.counts.items()))
         ui.info(f"  {len(artifacts)} files ({scanned or 'empty'})")
         for rule, tally in sorted(plan.by_rule().items()):
             ui.info(f"  {rule}: {tally['files']} files ({format_size(tally['bytes'])})"
                     f" - {RULES[rule]}")
+        _report_pinned(ui, plan)
         if plan.budget_unmet and plan.max_size is not None:
-            ui.warn(f"the mirror stays at {format_size(plan.size_after)}, over --max-size"
-                    f" {format_size(plan.max_size)}: {format_size(plan.protected_bytes)} were"
-                    " used within --min-age and are kept")
+            if plan.pinned_bytes > plan.max_size:
+                ui.warn(f"pins alone keep {format_size(plan.pinned_bytes)}, more than"
+                        f" --max-size {format_size(plan.max_size)}")
+            if plan.protected_bytes:
+                ui.warn(f"the mirror stays at {format_size(plan.size_after)}, over --max-size"
+                        f" {format_size(plan.max_size)}: {format_size(plan.protected_bytes)}"
+                        " were used within --min-age and are kept")
         for d in plan.deletions:
             ui.detail(f"[DELETE] {d.path} ({d.rule})")
         if plan.unknown:
@@ -101,9 +141,18 @@ def _run(args: argparse.Namespace, ui: UI, progress: Progress) -> int:
         if args.dry_run:
             ui.info(f"dry run: would delete {len(plan.deletions)} files,"
                     f" freeing {format_size(plan.bytes_to_free)}")
+            status = 0
+            if hashserve is not None:
+                status = clean_server(hashserve, ui, listing, plan, None, report)
             if ui.json_mode:
                 ui.emit_json(report)
-            return 0
+            return status
+        # a pin stored while this clean was planning protects from here on
+        fresh = read_pins(target, time.time())
+        fresh.add_keep("--keep", keep)
+        late = spare_pinned(plan, fresh)
+        if late:
+            ui.info(f"  {len(late)} files kept by a pin made during this run")
         result = execute_clean(plan, target, jobs=jobs, retries=backend_options.retries,
                                progress=progress)
     for path, err in sorted(result.failed.items()):
@@ -111,9 +160,12 @@ def _run(args: argparse.Namespace, ui: UI, progress: Progress) -> int:
     ui.info(("clean interrupted: " if result.interrupted else "clean: ")
             + f"{result.deleted} files deleted, {format_size(result.freed_bytes)} freed,"
             f" {plan.kept} files kept, {len(result.failed)} failed")
+    server_status = 0
+    if hashserve is not None:
+        server_status = clean_server(hashserve, ui, listing, plan, result, report)
     if ui.json_mode:
         report["result"] = result.to_dict()
         ui.emit_json(report)
     if result.interrupted:
         return Interrupted.exit_code
-    return 1 if result.failed else 0
+    return server_status or (1 if result.failed else 0)

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import time
 from typing import Any, Dict, List, Sequence
 
 from ..archive_check import ArchiveLimits
 from ..backends import Backend, open_backend
+from ..commands.hashsync import ask_server
 from ..commands.listing import Selection, list_artifacts
+from ..commands.pins import check_pin_name, read_pin
 from ..commands.verify import (
     DEFAULT_SAMPLE,
     ERROR,
@@ -20,7 +23,7 @@ from ..commands.verify import (
     problem_key,
 )
 from ..commands.verify_run import execute_fix, execute_verify
-from ..errors import UsageError
+from ..errors import NotFoundError, UsageError
 from ..naming import Artifact
 from ..transfer import Progress
 from ..units import format_size, parse_age, parse_size
@@ -32,6 +35,7 @@ from .common import (
     compile_filter,
     jobs_from_args,
 )
+from .hashserve import add_hashserve_options, hashserve_from_args, render_knowledge
 from .progress import make_progress
 from .ui import UI
 
@@ -61,6 +65,9 @@ def register(sub: Any, parents: Sequence[argparse.ArgumentParser]) -> None:
                      help=f"read N random artifact groups (default: {DEFAULT_SAMPLE})")
     how.add_argument("--all", action="store_true", dest="read_all",
                      help="read every archive and .siginfo")
+    p.add_argument("--pin", action="append", default=[], metavar="NAME",
+                   help="read exactly the groups this pin keeps (implies --all): a release's"
+                        " sstate checked end to end before it is needed; repeatable")
     p.add_argument("--seed", type=int, metavar="N",
                    help="seed of the random sample, to repeat a run exactly")
     p.add_argument("--fix", action="store_true",
@@ -83,6 +90,8 @@ def register(sub: Any, parents: Sequence[argparse.ArgumentParser]) -> None:
     add_selection_options(p)
     add_jobs_option(p)
     add_backend_options(p)
+    add_hashserve_options(p, "also count the archives whose unihash this hash equivalence"
+                             " server knows, and those it does not")
     p.set_defaults(run=run)
 
 
@@ -98,6 +107,24 @@ def _options(args: argparse.Namespace) -> VerifyOptions:
         min_age=parse_age(args.min_age, "--min-age"),
         selection=Selection(pn_filter=compile_filter(args.filter), arch=args.arch),
     )
+
+
+def _pinned_options(options: VerifyOptions, target: Backend, names: List[str], ui: UI
+                    ) -> VerifyOptions:
+    """``--pin``: every group of the pins, read whole, within --filter/--arch if given."""
+    hashes: set[str] = set()
+    for name in names:
+        try:
+            pin = read_pin(target, check_pin_name(name))
+        except NotFoundError:
+            raise UsageError(f"{target.url} has no pin {name!r}",
+                             hint=f"list them with 'sstate-mirror pins {target.url}'") from None
+        if pin.expires is not None and pin.expired(time.time()):
+            ui.warn(f"pin {name} has expired: clean no longer keeps its groups")
+        hashes.update(pin.objects)
+    return dataclasses.replace(
+        options, sample=None, read_all=True,
+        selection=dataclasses.replace(options.selection, hashes=frozenset(hashes)))
 
 
 def _fails(problem: Problem, strict: bool) -> bool:
@@ -131,12 +158,15 @@ def _run(args: argparse.Namespace, ui: UI, progress: Progress) -> int:
         max_decompressed=parse_size(args.max_decompressed, "--max-decompressed"),
         max_members=args.max_members)
     backend_options = backend_options_from_args(args)
+    hashserve = hashserve_from_args(args)
     with open_backend(args.target, backend_options) as target:
         jobs = jobs_from_args(args, target.properties.connections)
         target.check()
         ui.info(f"verifying {target.url}")
         now = time.time()
         artifacts = list_artifacts(target, progress=progress)
+        if args.pin:
+            options = _pinned_options(options, target, args.pin, ui)
         plan = plan_verify(artifacts, options, now)
         scope = "all" if plan.sampled_groups == plan.groups else "a random sample"
         ui.info(f"  {len(artifacts)} files, {plan.groups} groups with content; reading"
@@ -158,6 +188,17 @@ def _run(args: argparse.Namespace, ui: UI, progress: Progress) -> int:
         ui.info(f"verify: {result.archives} archives and {result.siginfo} .siginfo read"
                 f" ({format_size(result.bytes_read)}), {errors} errors,"
                 f" {len(result.problems) - errors} warnings, {len(result.errors)} unreadable")
+        if hashserve is not None:
+            with hashserve.connect() as server:
+                knowledge = ask_server(artifacts, server)
+                address = str(server.address)
+            report["hashserve"] = {"address": address,
+                                   **knowledge.to_dict(detail=ui.verbose > 0)}
+            text = render_knowledge(knowledge, address, detail=ui.verbose > 0)
+            if ui.json_mode:
+                ui.info(text.rstrip("\n"))
+            else:
+                ui.result(text)
         failing = [p for p in result.problems if _fails(p, args.strict)]
         status = EXIT_PROBLEMS if failing else EXIT_OK
         if result.errors:
