@@ -18,6 +18,11 @@ Usage::
     module_dir = require(_apache_module_dir(), "Apache mod_dav_fs",
                          "Debian package apache2; scripts/test installs it")
     tree = hashserv_tree()                                  # bitbake-hashserv's directory
+    module("bb", "pip install bitbake-setup==2.19.0")       # an importable Python package
+
+A new part (a cloud storage emulator from npm or PyPI, say) is found the same way: give
+:func:`tool` or :func:`module` its name and the install step, and have ``scripts/test``
+install it (``scripts/debian-test-packages.txt``, the ``test`` extra of pyproject.toml).
 """
 
 from __future__ import annotations
