@@ -10,7 +10,6 @@ from __future__ import annotations
 import argparse
 from typing import Any, Dict, List, Sequence
 
-from ..backends import open_backend
 from ..commands.analyze import (
     DEFAULT_MAX_CANDIDATES,
     LOCAL,
@@ -23,21 +22,22 @@ from ..commands.analyze import (
     plan_analysis,
     shorten_hashes,
 )
-from ..commands.listing import Selection, list_artifacts
+from ..commands.listing import list_artifacts
 from ..commands.sigstore import SignatureStore
 from ..errors import UsageError
 from ..signatures.textdiff import colors_for
 from ..transfer import Progress
 from .common import (
     add_backend_options,
+    add_command,
     add_jobs_option,
     add_selection_options,
     backend_options_from_args,
-    check_source,
-    compile_filter,
     jobs_from_args,
+    open_source_and_target,
+    selection_from_args,
+    with_progress,
 )
-from .progress import make_progress
 from .ui import UI
 
 EXIT_MISSES = 1
@@ -46,9 +46,8 @@ EXIT_BACKEND = 3
 
 
 def register(sub: Any, parents: Sequence[argparse.ArgumentParser]) -> None:
-    p = sub.add_parser(
-        "analyze",
-        parents=list(parents),
+    p = add_command(
+        sub, parents, "analyze", run, source="local sstate cache (SSTATE_DIR) or URL",
         help="explain why tasks of a local build did not come from the mirror",
         description="For every sstate task signature in SOURCE (the SSTATE_DIR of a build),"
         " say whether TARGET (the mirror) has its archive. For each miss, compare the closest"
@@ -56,9 +55,6 @@ def register(sub: Any, parents: Sequence[argparse.ArgumentParser]) -> None:
         " bitbake-diffsigs does (following changed dependencies through both), and end with"
         " the root causes of all misses grouped.",
     )
-    p.add_argument("source", metavar="SOURCE", help="local sstate cache (SSTATE_DIR) or URL")
-    p.add_argument("target", metavar="TARGET",
-                   help="mirror: a directory, file://, http(s):// or s3:// URL")
     p.add_argument("--task", action="append", default=[], metavar="TASK",
                    help="only this task (e.g. populate_sysroot or do_dpkg_build; repeatable)")
     add_selection_options(p)
@@ -74,7 +70,6 @@ def register(sub: Any, parents: Sequence[argparse.ArgumentParser]) -> None:
                    help="exit with status 1 when any task missed the mirror (for CI)")
     add_jobs_option(p)
     add_backend_options(p)
-    p.set_defaults(run=run)
 
 
 def _options(args: argparse.Namespace) -> AnalyzeOptions:
@@ -82,22 +77,16 @@ def _options(args: argparse.Namespace) -> AnalyzeOptions:
         raise UsageError("--max-candidates must be at least 1")
     tasks = frozenset(normalize_task(t) for t in args.task) if args.task else None
     return AnalyzeOptions(
-        selection=Selection(pn_filter=compile_filter(args.filter), arch=args.arch),
+        selection=selection_from_args(args),
         tasks=tasks, all_tasks=args.all_tasks, max_candidates=args.max_candidates)
 
 
-def run(args: argparse.Namespace, ui: UI) -> int:
-    with make_progress(ui) as progress:
-        return _run(args, ui, progress)
-
-
-def _run(args: argparse.Namespace, ui: UI, progress: Progress) -> int:
+@with_progress
+def run(args: argparse.Namespace, ui: UI, progress: Progress) -> int:
     options = _options(args)
     backend_options = backend_options_from_args(args)
     color = ui.color and not ui.json_mode
-    with open_backend(args.source, backend_options) as source, \
-            open_backend(args.target, backend_options) as target:
-        check_source(source)
+    with open_source_and_target(args, backend_options) as (source, target):
         target.check()
         jobs = jobs_from_args(args, target.properties.connections)
         ui.info(f"analyzing {source.url} against {target.url}")

@@ -8,26 +8,24 @@ from typing import Any, Dict, Sequence
 
 from ..backends import open_backend
 from ..commands.clean import RULES, CleanOptions, execute_clean, plan_clean
-from ..commands.listing import Selection, list_artifacts, select
+from ..commands.listing import list_artifacts, select
 from ..errors import Interrupted
 from ..transfer import Progress
 from ..units import format_size, parse_age, parse_size
 from .common import (
-    add_backend_options,
-    add_jobs_option,
-    add_selection_options,
+    add_command,
+    add_mirror_options,
     backend_options_from_args,
-    compile_filter,
     jobs_from_args,
+    selection_from_args,
+    with_progress,
 )
-from .progress import make_progress
 from .ui import UI
 
 
 def register(sub: Any, parents: Sequence[argparse.ArgumentParser]) -> None:
-    p = sub.add_parser(
-        "clean",
-        parents=list(parents),
+    p = add_command(
+        sub, parents, "clean", run,
         help="delete unused artifacts and leftovers from a mirror",
         description="Delete artifact groups (archive + .siginfo + .sig) not used for"
         " --max-age, the least recently used ones beyond --max-size, hashes beyond"
@@ -36,8 +34,6 @@ def register(sub: Any, parents: Sequence[argparse.ArgumentParser]) -> None:
         " on the .siginfo). Nothing is deleted if the listing fails. AGE is a whole number"
         " with a unit w, d, h, m or s (30d); SIZE a number with K, M, G or T (binary).",
     )
-    p.add_argument("target", metavar="TARGET",
-                   help="mirror: a directory, file://, http(s):// or s3:// URL")
     p.add_argument("--max-age", metavar="AGE",
                    help="delete artifacts not used for AGE (e.g. 30d, 8w)")
     p.add_argument("--max-sig-age", metavar="AGE",
@@ -53,20 +49,13 @@ def register(sub: Any, parents: Sequence[argparse.ArgumentParser]) -> None:
                         " delete an orphaned .sig younger than that (default: 1h)")
     p.add_argument("-n", "--dry-run", action="store_true",
                    help="show what would be deleted and why; change nothing")
-    add_selection_options(p)
-    add_jobs_option(p)
-    add_backend_options(p)
-    p.set_defaults(run=run)
+    add_mirror_options(p)
 
 
-def run(args: argparse.Namespace, ui: UI) -> int:
-    with make_progress(ui) as progress:
-        return _run(args, ui, progress)
-
-
-def _run(args: argparse.Namespace, ui: UI, progress: Progress) -> int:
+@with_progress
+def run(args: argparse.Namespace, ui: UI, progress: Progress) -> int:
     # every value is checked before the mirror is contacted
-    selection = Selection(pn_filter=compile_filter(args.filter), arch=args.arch)
+    selection = selection_from_args(args)
     options = CleanOptions(
         max_age=parse_age(args.max_age, "--max-age") if args.max_age is not None else None,
         max_sig_age=(parse_age(args.max_sig_age, "--max-sig-age")

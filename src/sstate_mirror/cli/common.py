@@ -1,15 +1,84 @@
-"""Options shared by several commands, and turning them into values the commands take."""
+"""What every command module shares: its parser's shape, the options several commands take,
+turning them into the values commands take, and opening SOURCE and TARGET.
+
+A command module keeps only what is its own (its options, its plan and its report); the
+positional SOURCE/TARGET, the selection, jobs and connection options, the progress display
+and the checks of SOURCE come from here, so that every command treats them alike.
+"""
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import functools
 import math
 import os
 import re
-from typing import Optional, Pattern
+from typing import Any, Callable, Iterator, Optional, Pattern, Sequence, Tuple
 
-from ..backends import Backend, BackendOptions
+from ..backends import Backend, BackendOptions, open_backend
+from ..commands.listing import Selection
 from ..errors import NotFoundError, UsageError
+from ..transfer import Progress
+from .progress import make_progress
+from .ui import UI
+
+#: Help of the SOURCE argument of the commands that read a build's cache.
+SOURCE_HELP = "local sstate cache (SSTATE_DIR)"
+#: Help of the TARGET argument of the commands that work on a mirror.
+TARGET_HELP = "mirror: a directory, file://, http(s):// or s3:// URL"
+
+RunFunction = Callable[[argparse.Namespace, UI], int]
+
+
+def add_command(sub: Any, parents: Sequence[argparse.ArgumentParser], name: str,
+                run: RunFunction, *, help: str, description: str,
+                source: Optional[str] = None, target: Optional[str] = TARGET_HELP,
+                epilog: Optional[str] = None) -> argparse.ArgumentParser:
+    """The parser of one command, with its SOURCE (when ``source`` is its help) and TARGET."""
+    p: argparse.ArgumentParser = sub.add_parser(
+        name, parents=list(parents), help=help, description=description, epilog=epilog)
+    if source is not None:
+        p.add_argument("source", metavar="SOURCE", help=source)
+    if target is not None:
+        p.add_argument("target", metavar="TARGET", help=target)
+    p.set_defaults(run=run)
+    return p
+
+
+def add_mirror_options(parser: argparse.ArgumentParser, *, selection: bool = True,
+                       jobs: bool = True) -> None:
+    """The options of a command that reads a mirror: selection, parallelism, connection."""
+    if selection:
+        add_selection_options(parser)
+    if jobs:
+        add_jobs_option(parser)
+    add_backend_options(parser)
+
+
+def with_progress(body: Callable[[argparse.Namespace, UI, Progress], int]) -> RunFunction:
+    """A command's ``run``: ``body`` with the progress display that suits the output."""
+    @functools.wraps(body)
+    def run(args: argparse.Namespace, ui: UI) -> int:
+        with make_progress(ui) as progress:
+            return body(args, ui, progress)
+    return run
+
+
+def selection_from_args(args: argparse.Namespace) -> Selection:
+    """``--filter`` and ``--arch`` as a :class:`Selection` (the regex checked here)."""
+    return Selection(pn_filter=compile_filter(getattr(args, "filter", None)),
+                     arch=getattr(args, "arch", None))
+
+
+@contextlib.contextmanager
+def open_source_and_target(args: argparse.Namespace,
+                           options: BackendOptions) -> Iterator[Tuple[Backend, Backend]]:
+    """SOURCE (checked: it must exist) and TARGET (not yet contacted), closed afterwards."""
+    with open_backend(args.source, options) as source, \
+            open_backend(args.target, options) as target:
+        check_source(source)
+        yield source, target
 
 
 def add_output_options(parser: argparse.ArgumentParser, *, suppress: bool) -> None:

@@ -16,13 +16,13 @@ from ..errors import SstateMirrorError, UsageError
 from ..signatures import read_signature_file
 from ..signatures.compare import RecurseCallback, compare_signatures, diff_text
 from ..signatures.finder import DirectoryFinder, Recursor, cache_root_of
+from .common import add_command
 from .ui import UI
 
 
 def register(subparsers: Any, parents: List[argparse.ArgumentParser]) -> None:
-    parser = subparsers.add_parser(
-        "diffsigs",
-        parents=parents,
+    parser = add_command(
+        subparsers, parents, "diffsigs", run, target=None,
         help="compare two .siginfo/.sigdata files like bitbake-diffsigs",
         description="Say what changed between two signature files of one task (FILE_A old,"
         " FILE_B new), following changed dependencies into their own signature files.",
@@ -34,7 +34,6 @@ def register(subparsers: Any, parents: List[argparse.ArgumentParser]) -> None:
                              " (repeatable)")
     parser.add_argument("--no-recurse", action="store_true",
                         help="compare the two files only; do not look into changed dependencies")
-    parser.set_defaults(run=run)
 
 
 def _recursor(args: argparse.Namespace, ui: UI, color: bool) -> Optional[RecurseCallback]:

@@ -12,20 +12,19 @@ from typing import Any, List
 
 from ..signatures import check_hashes, read_signature_file
 from ..signatures.dump import dump_text
+from .common import add_command
 from .ui import UI
 
 
 def register(subparsers: Any, parents: List[argparse.ArgumentParser]) -> None:
-    parser = subparsers.add_parser(
-        "dumpsig",
-        parents=parents,
+    parser = add_command(
+        subparsers, parents, "dumpsig", run, target=None,
         help="print a .siginfo/.sigdata file like bitbake-dumpsig",
         description="Print the content of a signature file (.siginfo in an sstate cache, or a"
         " stamp's .sigdata.<hash>) the way bitbake-dumpsig does. Legacy (pickle) files are read"
         " without running any code in them.",
     )
     parser.add_argument("file", metavar="FILE", help="the signature file")
-    parser.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace, ui: UI) -> int:

@@ -8,49 +8,45 @@ from typing import Any, Dict, List, Sequence
 
 from ..backends import open_backend
 from ..commands.info import AGE_BUCKETS, InfoReport, Tally, summarize
-from ..commands.listing import Selection, list_artifacts, select
+from ..commands.listing import list_artifacts, select
 from ..errors import UsageError
+from ..transfer import Progress
 from ..units import format_age, format_size
 from .common import (
-    add_backend_options,
-    add_selection_options,
+    add_command,
+    add_mirror_options,
     backend_options_from_args,
-    compile_filter,
+    selection_from_args,
+    with_progress,
 )
-from .progress import make_progress
 from .ui import UI
 
 TOP = 10
 
 
 def register(sub: Any, parents: Sequence[argparse.ArgumentParser]) -> None:
-    p = sub.add_parser(
-        "info",
-        parents=list(parents),
+    p = add_command(
+        sub, parents, "info", run,
+        target="mirror or cache: a directory, file://, http(s):// or s3:// URL",
         help="show what a mirror holds: sizes, kinds, archs, tasks, ages, top recipes",
         description="Scan a mirror (or a local sstate cache) and summarise it. -v adds a"
         " line per recipe; --json gives everything as data.",
     )
-    p.add_argument("target", metavar="TARGET",
-                   help="mirror or cache: a directory, file://, http(s):// or s3:// URL")
     p.add_argument("--top", type=int, default=TOP, metavar="N",
                    help=f"how many recipes to list by size (default: {TOP})")
-    add_selection_options(p)
-    add_backend_options(p)
-    p.set_defaults(run=run)
+    add_mirror_options(p, jobs=False)
 
 
-def run(args: argparse.Namespace, ui: UI) -> int:
+@with_progress
+def run(args: argparse.Namespace, ui: UI, progress: Progress) -> int:
     if args.top < 0:
         raise UsageError("--top must not be negative")
+    selection = selection_from_args(args)
     with open_backend(args.target, backend_options_from_args(args)) as target:
         target.check()
         ui.info(f"scanning {target.url}")
         now = time.time()
-        with make_progress(ui) as progress:
-            selection = Selection(pn_filter=compile_filter(args.filter), arch=args.arch)
-            report = summarize(select(list_artifacts(target, progress=progress), selection),
-                               now)
+        report = summarize(select(list_artifacts(target, progress=progress), selection), now)
         if ui.json_mode:
             data: Dict[str, Any] = {"command": "info", "target": target.url, "now": now}
             data.update(report.to_dict(top=args.top, detail=ui.verbose > 0))

@@ -29,14 +29,13 @@ from ..commands.listing import list_artifacts
 from ..errors import UsageError
 from ..transfer import Progress
 from .common import (
-    add_backend_options,
-    add_jobs_option,
-    add_selection_options,
+    add_command,
+    add_mirror_options,
     backend_options_from_args,
     compile_filter,
     jobs_from_args,
+    with_progress,
 )
-from .progress import make_progress
 from .ui import UI
 
 EXIT_USAGE_OR_UNREADABLE = 2
@@ -44,9 +43,10 @@ EXIT_BACKEND = 3
 
 
 def register(sub: Any, parents: Sequence[argparse.ArgumentParser]) -> None:
-    p = sub.add_parser(
-        "lint",
-        parents=list(parents),
+    p = add_command(
+        sub, parents, "lint", run,
+        target="a mirror or sstate cache (directory, file://, http(s)://, s3://); with"
+               " --lint-stamps a build's tmp/stamps directory or its TMPDIR",
         help="find machine-specific paths in task signatures (why others miss the mirror)",
         description="Read every signature file of TARGET (.siginfo files of a mirror or an"
         " sstate cache, or with --lint-stamps the .sigdata files of a build's tmp/stamps) and"
@@ -56,9 +56,6 @@ def register(sub: Any, parents: Sequence[argparse.ArgumentParser]) -> None:
         epilog="exit codes: 0 no findings, 1 findings (see --exit-code), 2 usage error or"
         " unreadable signature file, 3 the target could not be read.",
     )
-    p.add_argument("target", metavar="TARGET",
-                   help="a mirror or sstate cache (directory, file://, http(s)://, s3://); with"
-                        " --lint-stamps a build's tmp/stamps directory or its TMPDIR")
     p.add_argument("--build-dir", action="append", default=[], metavar="DIR",
                    help="the build directory to look for (repeatable; default: $BUILDDIR, or"
                         " with --lint-stamps the directory above TMPDIR)")
@@ -76,10 +73,7 @@ def register(sub: Any, parents: Sequence[argparse.ArgumentParser]) -> None:
                    help="exit status when something is found, 1..255 (default: 1)")
     p.add_argument("--task", action="append", metavar="TASK",
                    help="only these tasks (comma-separated or repeated, with or without do_)")
-    add_selection_options(p)
-    add_jobs_option(p)
-    add_backend_options(p)
-    p.set_defaults(run=run)
+    add_mirror_options(p)
 
 
 def _local_root(target: str) -> Optional[str]:
@@ -135,12 +129,8 @@ def _tasks(args: argparse.Namespace) -> Optional[List[str]]:
     return sorted(parse_task_list(",".join(args.task)))
 
 
-def run(args: argparse.Namespace, ui: UI) -> int:
-    with make_progress(ui) as progress:
-        return _run(args, ui, progress)
-
-
-def _run(args: argparse.Namespace, ui: UI, progress: Progress) -> int:
+@with_progress
+def run(args: argparse.Namespace, ui: UI, progress: Progress) -> int:
     prefix, derived = _stamps_layout(args.target) if args.lint_stamps else ("", None)
     options = _options(args, derived)
     pn_filter = compile_filter(args.filter)

@@ -6,58 +6,43 @@ import argparse
 import time
 from typing import Any, Dict, Sequence
 
-from ..backends import open_backend
-from ..commands.listing import Selection
 from ..commands.upload import execute_touch, plan_against_mirror
 from ..transfer import Progress
 from ..units import parse_age
 from .common import (
-    add_backend_options,
-    add_jobs_option,
-    add_selection_options,
+    SOURCE_HELP,
+    add_command,
+    add_mirror_options,
     add_use_options,
     backend_options_from_args,
-    check_source,
-    compile_filter,
     jobs_from_args,
+    open_source_and_target,
+    selection_from_args,
+    with_progress,
 )
-from .progress import make_progress
 from .ui import UI
 
 
 def register(sub: Any, parents: Sequence[argparse.ArgumentParser]) -> None:
-    p = sub.add_parser(
-        "touch",
-        parents=list(parents),
+    p = add_command(
+        sub, parents, "touch", run, source=SOURCE_HELP,
         help="mark the mirror copies of artifacts a build used as used (no upload)",
         description="For jobs that must not upload: refresh the last-use time of the mirror"
         " copies of the artifacts in SOURCE that bitbake used within --used-within, so that"
         " 'clean --max-age' keeps them. Nothing is transferred.",
     )
-    p.add_argument("source", metavar="SOURCE", help="local sstate cache (SSTATE_DIR)")
-    p.add_argument("target", metavar="TARGET",
-                   help="mirror: a directory, file://, http(s):// or s3:// URL")
     p.add_argument("-n", "--dry-run", action="store_true",
                    help="show what would be marked; change nothing")
     add_use_options(p)
-    add_selection_options(p)
-    add_jobs_option(p)
-    add_backend_options(p)
-    p.set_defaults(run=run)
+    add_mirror_options(p)
 
 
-def run(args: argparse.Namespace, ui: UI) -> int:
-    with make_progress(ui) as progress:
-        return _run(args, ui, progress)
-
-
-def _run(args: argparse.Namespace, ui: UI, progress: Progress) -> int:
+@with_progress
+def run(args: argparse.Namespace, ui: UI, progress: Progress) -> int:
     used_within = parse_age(args.used_within, "--used-within")
-    selection = Selection(pn_filter=compile_filter(args.filter), arch=args.arch)
+    selection = selection_from_args(args)
     options = backend_options_from_args(args)
-    with open_backend(args.source, options) as source, \
-            open_backend(args.target, options) as target:
-        check_source(source)
+    with open_source_and_target(args, options) as (source, target):
         target.check()
         jobs = jobs_from_args(args, target.properties.connections)
         plan = plan_against_mirror(source, target, selection, now=time.time(),

@@ -6,62 +6,47 @@ import argparse
 import time
 from typing import Any, Dict, Sequence
 
-from ..backends import open_backend
-from ..commands.listing import Selection
 from ..commands.upload import Skipped, execute_upload, plan_against_mirror
 from ..errors import Interrupted, NotFoundError
 from ..transfer import Progress
 from ..units import format_size, parse_age
 from .common import (
-    add_backend_options,
-    add_jobs_option,
-    add_selection_options,
+    SOURCE_HELP,
+    add_command,
+    add_mirror_options,
     add_use_options,
     backend_options_from_args,
-    check_source,
-    compile_filter,
     jobs_from_args,
+    open_source_and_target,
+    selection_from_args,
+    with_progress,
 )
-from .progress import make_progress
 from .ui import UI
 
 
 def register(sub: Any, parents: Sequence[argparse.ArgumentParser]) -> None:
-    p = sub.add_parser(
-        "upload",
-        parents=list(parents),
+    p = add_command(
+        sub, parents, "upload", run, source=SOURCE_HELP,
         help="upload a local sstate cache to a mirror (only what is missing)",
         description="Upload the sstate files of SOURCE that TARGET lacks (or holds with a"
         " different size): signatures first, archives last, each atomically, in parallel."
         " Temporary, partial and unknown files are skipped. SOURCE is never modified.",
     )
-    p.add_argument("source", metavar="SOURCE", help="local sstate cache (SSTATE_DIR)")
-    p.add_argument("target", metavar="TARGET",
-                   help="mirror: a directory, file://, http(s):// or s3:// URL")
     p.add_argument("-n", "--dry-run", action="store_true",
                    help="show what would be uploaded; change nothing")
     add_use_options(p)
     p.add_argument("--no-touch", action="store_true",
                    help="do not mark the mirror copies of used artifacts as used")
-    add_selection_options(p)
-    add_jobs_option(p)
-    add_backend_options(p)
-    p.set_defaults(run=run)
+    add_mirror_options(p)
 
 
-def run(args: argparse.Namespace, ui: UI) -> int:
-    with make_progress(ui) as progress:
-        return _run(args, ui, progress)
-
-
-def _run(args: argparse.Namespace, ui: UI, progress: Progress) -> int:
-    selection = Selection(pn_filter=compile_filter(args.filter), arch=args.arch)
+@with_progress
+def run(args: argparse.Namespace, ui: UI, progress: Progress) -> int:
+    selection = selection_from_args(args)
     options = backend_options_from_args(args)
     # every value is checked before the mirror is contacted
     used_within = None if args.no_touch else parse_age(args.used_within, "--used-within")
-    with open_backend(args.source, options) as source, \
-            open_backend(args.target, options) as target:
-        check_source(source)
+    with open_source_and_target(args, options) as (source, target):
         mirror_exists = True
         try:
             target.check(create=not args.dry_run)

@@ -8,7 +8,7 @@ from typing import Any, Dict, List, Sequence
 
 from ..archive_check import ArchiveLimits
 from ..backends import Backend, open_backend
-from ..commands.listing import Selection, list_artifacts
+from ..commands.listing import list_artifacts
 from ..commands.verify import (
     DEFAULT_SAMPLE,
     ERROR,
@@ -25,14 +25,13 @@ from ..naming import Artifact
 from ..transfer import Progress
 from ..units import format_size, parse_age, parse_size
 from .common import (
-    add_backend_options,
-    add_jobs_option,
-    add_selection_options,
+    add_command,
+    add_mirror_options,
     backend_options_from_args,
-    compile_filter,
     jobs_from_args,
+    selection_from_args,
+    with_progress,
 )
-from .progress import make_progress
 from .ui import UI
 
 EXIT_OK = 0
@@ -41,9 +40,8 @@ EXIT_BACKEND = 3
 
 
 def register(sub: Any, parents: Sequence[argparse.ArgumentParser]) -> None:
-    p = sub.add_parser(
-        "verify",
-        parents=list(parents),
+    p = add_command(
+        sub, parents, "verify", run,
         help="find broken artifacts that would make a consumer's setscene fail or rebuild",
         description="Check a mirror for what bitbake's existence check does not catch:"
         " zero-size, truncated or corrupt archives (read to the end: decompressed and the"
@@ -54,8 +52,6 @@ def register(sub: Any, parents: Sequence[argparse.ArgumentParser]) -> None:
         " (--sample) or for all of them (--all). Exit status: 0 no errors, 1 errors found"
         " (after --fix: errors left), 3 files could not be read.",
     )
-    p.add_argument("target", metavar="TARGET",
-                   help="mirror: a directory, file://, http(s):// or s3:// URL")
     how = p.add_mutually_exclusive_group()
     how.add_argument("--sample", type=int, metavar="N", default=DEFAULT_SAMPLE,
                      help=f"read N random artifact groups (default: {DEFAULT_SAMPLE})")
@@ -80,10 +76,7 @@ def register(sub: Any, parents: Sequence[argparse.ArgumentParser]) -> None:
                    help="stop reading an archive past SIZE decompressed (default: 64G)")
     p.add_argument("--max-members", type=int, metavar="N", default=1_000_000,
                    help="stop reading an archive past N tar members (default: 1000000)")
-    add_selection_options(p)
-    add_jobs_option(p)
-    add_backend_options(p)
-    p.set_defaults(run=run)
+    add_mirror_options(p)
 
 
 def _options(args: argparse.Namespace) -> VerifyOptions:
@@ -96,7 +89,7 @@ def _options(args: argparse.Namespace) -> VerifyOptions:
         read_all=args.read_all,
         seed=args.seed,
         min_age=parse_age(args.min_age, "--min-age"),
-        selection=Selection(pn_filter=compile_filter(args.filter), arch=args.arch),
+        selection=selection_from_args(args),
     )
 
 
@@ -119,12 +112,8 @@ def _show_problems(ui: UI, problems: List[Problem]) -> None:
         ui.info(f"      fix: {kind.fix}")
 
 
-def run(args: argparse.Namespace, ui: UI) -> int:
-    with make_progress(ui) as progress:
-        return _run(args, ui, progress)
-
-
-def _run(args: argparse.Namespace, ui: UI, progress: Progress) -> int:
+@with_progress
+def run(args: argparse.Namespace, ui: UI, progress: Progress) -> int:
     # every value is checked before the mirror is contacted
     options = _options(args)
     limits = ArchiveLimits(
