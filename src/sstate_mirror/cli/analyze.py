@@ -33,6 +33,7 @@ from .common import (
     add_jobs_option,
     add_selection_options,
     backend_options_from_args,
+    check_source_files,
     jobs_from_args,
     open_source_and_target,
     selection_from_args,
@@ -87,10 +88,11 @@ def run(args: argparse.Namespace, ui: UI, progress: Progress) -> int:
     backend_options = backend_options_from_args(args)
     color = ui.color and not ui.json_mode
     with open_source_and_target(args, backend_options) as (source, target):
+        local = list_artifacts(source, progress=progress)
+        check_source_files(source, args.source, local)
         target.check()
         jobs = jobs_from_args(args, target.properties.connections)
         ui.info(f"analyzing {source.url} against {target.url}")
-        local = list_artifacts(source, progress=progress)
         remote = list_artifacts(target, progress=progress)
         plan = plan_analysis(local, remote, options)
         store = SignatureStore({LOCAL: source, MIRROR: target}, retries=backend_options.retries)

@@ -16,17 +16,19 @@ import os
 import re
 from typing import Any, Callable, Iterator, Optional, Pattern, Sequence, Tuple
 
-from ..backends import Backend, BackendOptions, open_backend
+from ..backends import Backend, BackendOptions, open_backend, scheme_of, supported_locations
 from ..commands.listing import Selection
 from ..errors import NotFoundError, UsageError
+from ..naming import Artifact, Kind, nested_cache_roots
 from ..transfer import Progress
 from .progress import make_progress
 from .ui import UI
+from .wording import plural
 
 #: Help of the SOURCE argument of the commands that read a build's cache.
 SOURCE_HELP = "local sstate cache (SSTATE_DIR)"
 #: Help of the TARGET argument of the commands that work on a mirror.
-TARGET_HELP = "mirror: a directory, file://, http(s):// or s3:// URL"
+TARGET_HELP = f"mirror: {supported_locations()} URL"
 
 RunFunction = Callable[[argparse.Namespace, UI], int]
 
@@ -63,6 +65,16 @@ def with_progress(body: Callable[[argparse.Namespace, UI, Progress], int]) -> Ru
         with make_progress(ui) as progress:
             return body(args, ui, progress)
     return run
+
+
+def check_arguments(args: argparse.Namespace) -> None:
+    """What every command checks before it reads or writes anything: SOURCE and TARGET name a
+    supported location (not empty, no typo'd scheme), ``--filter`` is a valid regex."""
+    for attr, what in (("source", "SOURCE"), ("target", "TARGET")):
+        value = getattr(args, attr, None)
+        if isinstance(value, str):
+            scheme_of(value, what)
+    compile_filter(getattr(args, "filter", None))
 
 
 def selection_from_args(args: argparse.Namespace) -> Selection:
@@ -188,6 +200,23 @@ def check_source(source: Backend) -> None:
             f"sstate cache {source.url} does not exist", url=exc.url,
             hint="SOURCE is the build's SSTATE_DIR, e.g. build/sstate-cache",
         ) from None
+
+
+def check_source_files(source: Backend, given: str, artifacts: Sequence[Artifact]) -> None:
+    """Stop before anything is written when SOURCE is not a cache: it holds no sstate file at
+    all, or it holds caches one level below (their files would land where bitbake never
+    looks). ``given`` is SOURCE as typed, to build the path the hint suggests."""
+    if not any(a.kind in (Kind.ARCHIVE, Kind.SIGINFO) for a in artifacts):
+        raise UsageError(f"SOURCE {given!r} holds no sstate files",
+                         hint="SOURCE is the build's SSTATE_DIR (e.g. build/sstate-cache),"
+                              " after a build")
+    roots = nested_cache_roots(artifacts)
+    if roots:
+        raise UsageError(
+            f"SOURCE {given!r} is not an sstate cache: no sstate files at its top, but"
+            f" {plural(len(roots), 'cache')} below it: " + ", ".join(r + "/" for r in roots),
+            hint="give one of them as SOURCE, e.g. "
+                 + given.rstrip("/") + "/" + roots[0])
 
 
 def compile_filter(expr: Optional[str]) -> Optional[Pattern[str]]:

@@ -6,7 +6,7 @@ import argparse
 import time
 from typing import Any, Dict, Sequence
 
-from ..commands.upload import execute_touch, plan_against_mirror
+from ..commands.upload import execute_touch, list_source, plan_against_mirror
 from ..transfer import Progress
 from ..units import parse_age
 from .common import (
@@ -15,6 +15,7 @@ from .common import (
     add_mirror_options,
     add_use_options,
     backend_options_from_args,
+    check_source_files,
     jobs_from_args,
     open_source_and_target,
     selection_from_args,
@@ -43,10 +44,13 @@ def run(args: argparse.Namespace, ui: UI, progress: Progress) -> int:
     selection = selection_from_args(args)
     options = backend_options_from_args(args)
     with open_source_and_target(args, options) as (source, target):
+        listing = list_source(source, progress)
+        check_source_files(source, args.source, listing.artifacts)
         target.check()
         jobs = jobs_from_args(args, target.properties.connections)
         plan = plan_against_mirror(source, target, selection, now=time.time(),
-                                   used_within=used_within, jobs=jobs, progress=progress)
+                                   used_within=used_within, jobs=jobs, listing=listing,
+                                   progress=progress)
         report: Dict[str, Any] = {"command": "touch", "source": source.url,
                                   "target": target.url, "dry_run": args.dry_run,
                                   "to_touch": plan.touches}

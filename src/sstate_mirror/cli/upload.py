@@ -6,7 +6,7 @@ import argparse
 import time
 from typing import Any, Dict, Sequence
 
-from ..commands.upload import Skipped, execute_upload, plan_against_mirror
+from ..commands.upload import Skipped, execute_upload, list_source, plan_against_mirror
 from ..errors import Interrupted, NotFoundError
 from ..transfer import Progress
 from ..units import format_size, parse_age
@@ -16,6 +16,7 @@ from .common import (
     add_mirror_options,
     add_use_options,
     backend_options_from_args,
+    check_source_files,
     jobs_from_args,
     open_source_and_target,
     selection_from_args,
@@ -47,17 +48,23 @@ def run(args: argparse.Namespace, ui: UI, progress: Progress) -> int:
     # every value is checked before the mirror is contacted
     used_within = None if args.no_touch else parse_age(args.used_within, "--used-within")
     with open_source_and_target(args, options) as (source, target):
+        # SOURCE is judged before TARGET is contacted, let alone created
+        listing = list_source(source, progress)
+        check_source_files(source, args.source, listing.artifacts)
         mirror_exists = True
         try:
-            target.check(create=not args.dry_run)
+            target.check()
         except NotFoundError:
-            if not args.dry_run:
-                raise
-            mirror_exists = False  # a dry run does not create it: everything is missing
+            mirror_exists = False
+        if not mirror_exists and args.dry_run:  # a dry run does not create it
+            ui.warn(f"TARGET {args.target!r} does not exist: an upload would create it")
+        elif not mirror_exists:
+            target.check(create=True)
+            ui.warn(f"TARGET {args.target!r} did not exist: created it, a new empty mirror")
         jobs = jobs_from_args(args, target.properties.connections)
         ui.info(f"uploading {source.url} to {target.url}")
         plan = plan_against_mirror(source, target, selection, now=time.time(),
-                                   used_within=used_within, jobs=jobs,
+                                   used_within=used_within, jobs=jobs, listing=listing,
                                    mirror_exists=mirror_exists, progress=progress)
         if plan.touches and target.properties.touch == "none":
             ui.warn(f"{target.url} cannot record use; not marking {len(plan.touches)} files")
