@@ -56,9 +56,22 @@ _ALIASES = {"dav": "http", "webdav": "http", "davs": "https", "webdavs": "https"
 
 
 def _did_you_mean(scheme: str) -> str:
-    close = ([_ALIASES[scheme]] if scheme in _ALIASES
-             else difflib.get_close_matches(scheme, SUPPORTED_SCHEMES, n=1, cutoff=0.6))
+    """A supported scheme one typo away (a letter wrong, missing, extra or swapped)."""
+    close = [_ALIASES[scheme]] if scheme in _ALIASES else [
+        s for s in difflib.get_close_matches(scheme, SUPPORTED_SCHEMES, n=3, cutoff=0.4)
+        if _one_typo_apart(scheme, s)]
     return f"did you mean {close[0]}://? " if close else ""
+
+
+def _one_typo_apart(a: str, b: str) -> bool:
+    if abs(len(a) - len(b)) > 1:
+        return False
+    if len(a) == len(b):
+        diff = [i for i in range(len(a)) if a[i] != b[i]]
+        return len(diff) == 1 or (len(diff) == 2 and diff[1] == diff[0] + 1
+                                  and a[diff[0]] == b[diff[1]] and a[diff[1]] == b[diff[0]])
+    short, long_ = sorted((a, b), key=len)
+    return any(long_[:i] + long_[i + 1:] == short for i in range(len(long_)))
 
 
 def scheme_of(url: str, what: str = "TARGET") -> str:

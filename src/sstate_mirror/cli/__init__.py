@@ -49,8 +49,11 @@ class _Parser(argparse.ArgumentParser):
         raise ArgumentError(self, message)
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(
+def build_parser(*, raise_errors: bool = False) -> argparse.ArgumentParser:
+    """The whole command line. argparse's usage errors exit (status 2), or with
+    ``raise_errors`` raise :class:`ArgumentError` so that ``main`` can report them."""
+    cls = _Parser if raise_errors else argparse.ArgumentParser
+    parser = cls(
         prog="sstate-mirror",
         description="Keep bitbake sstate mirrors healthy: upload, clean, inspect and analyze"
         " a shared sstate cache on a directory, an HTTP/WebDAV server or S3.",
@@ -59,7 +62,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     add_output_options(parser, suppress=False)
-    common = _Parser(add_help=False)
+    common = cls(add_help=False)
     add_output_options(common, suppress=True)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
@@ -84,7 +87,7 @@ def _usage_error(exc: ArgumentError, argv: Sequence[str]) -> int:
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
-    parser = build_parser()
+    parser = build_parser(raise_errors=True)
     words = list(sys.argv[1:] if argv is None else argv)
     try:
         args = parser.parse_args(words)

@@ -1,8 +1,9 @@
 """``sstate-mirror analyze SOURCE TARGET``: which tasks missed the mirror, and why.
 
 Exit codes: 0 the analysis ran (misses included), 1 with ``--fail-on-miss`` when a task
-missed, 2 when a signature file could not be read (the others are still analysed), 3 when a
-listing or a signature fetch failed on the backend.
+missed or when the selection left no task to check, 2 when a signature file could not be
+read (the others are still analysed), 3 when a listing or a signature fetch failed on the
+backend.
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ from .common import (
     jobs_from_args,
     open_source_and_target,
     selection_from_args,
+    warn_nothing_selected,
     with_progress,
 )
 from .ui import UI
@@ -57,7 +59,8 @@ def register(sub: Any, parents: Sequence[argparse.ArgumentParser]) -> None:
         " the root causes of all misses grouped.",
     )
     p.add_argument("--task", action="append", default=[], metavar="TASK",
-                   help="only this task (e.g. populate_sysroot or do_dpkg_build; repeatable)")
+                   help="only these tasks (comma-separated or repeated, with or without do_:"
+                        " populate_sysroot,do_dpkg_build)")
     add_selection_options(p)
     p.add_argument("--all-tasks", action="store_true",
                    help="also report tasks that never have archives (compile, configure, ...)"
@@ -68,7 +71,8 @@ def register(sub: Any, parents: Sequence[argparse.ArgumentParser]) -> None:
     p.add_argument("--full-hashes", action="store_true",
                    help="print hashes in full (default: their first 8 characters)")
     p.add_argument("--fail-on-miss", action="store_true",
-                   help="exit with status 1 when any task missed the mirror (for CI)")
+                   help="exit with status 1 when any task missed the mirror, or when no task"
+                        " was checked at all (for CI)")
     add_jobs_option(p)
     add_backend_options(p)
 
@@ -76,7 +80,8 @@ def register(sub: Any, parents: Sequence[argparse.ArgumentParser]) -> None:
 def _options(args: argparse.Namespace) -> AnalyzeOptions:
     if args.max_candidates < 1:
         raise UsageError("--max-candidates must be at least 1")
-    tasks = frozenset(normalize_task(t) for t in args.task) if args.task else None
+    names = [t.strip() for t in ",".join(args.task).split(",") if t.strip()]
+    tasks = frozenset(normalize_task(t) for t in names) if names else None
     return AnalyzeOptions(
         selection=selection_from_args(args),
         tasks=tasks, all_tasks=args.all_tasks, max_candidates=args.max_candidates)
@@ -100,6 +105,9 @@ def run(args: argparse.Namespace, ui: UI, progress: Progress) -> int:
                                   progress=progress)
     for name, err in sorted(report.errors.items()):
         ui.error(str(err) if name in str(err) else f"{name}: {err}")
+    nothing_checked = not report.results
+    if nothing_checked:
+        warn_nothing_selected(ui, args, "task signatures to check", source.url)
     if ui.json_mode:
         data: Dict[str, Any] = {"command": "analyze", "source": source.url,
                                 "target": target.url}
@@ -112,8 +120,8 @@ def run(args: argparse.Namespace, ui: UI, progress: Progress) -> int:
         return EXIT_BACKEND
     if report.errors:
         return EXIT_UNREADABLE
-    if args.fail_on_miss and report.misses:
-        return EXIT_MISSES
+    if args.fail_on_miss and (report.misses or nothing_checked):
+        return EXIT_MISSES  # a gate that checked nothing has not passed
     return 0
 
 

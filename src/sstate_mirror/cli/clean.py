@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import argparse
+import shlex
 import time
 from typing import Any, Dict, Sequence
 
 from ..backends import open_backend
 from ..commands.clean import RULES, CleanOptions, execute_clean, plan_clean
 from ..commands.listing import list_artifacts, select
-from ..errors import Interrupted
+from ..errors import Interrupted, UsageError
 from ..transfer import Progress
 from ..units import format_size, parse_age, parse_size
 from .common import (
@@ -18,6 +19,7 @@ from .common import (
     backend_options_from_args,
     jobs_from_args,
     selection_from_args,
+    warn_if_none_selected,
     with_progress,
 )
 from .ui import UI
@@ -32,13 +34,14 @@ def register(sub: Any, parents: Sequence[argparse.ArgumentParser]) -> None:
         " --max-versions, orphaned signatures and leftovers of interrupted uploads. Use is"
         " the last upload or touch (and on a directory mirror bitbake's own access-time mark"
         " on the .siginfo). Nothing is deleted if the listing fails. AGE is a whole number"
-        " with a unit w, d, h, m or s (30d); SIZE a number with K, M, G or T (binary).",
+        " with a unit w, d, h, m or s (30d; a bare number is days, with a warning, as in"
+        " isar-sstate); SIZE a number with K, M, G or T (binary).",
     )
     p.add_argument("--max-age", metavar="AGE",
                    help="delete artifacts not used for AGE (e.g. 30d, 8w)")
     p.add_argument("--max-sig-age", metavar="AGE",
                    help="delete signatures without archive at least this old"
-                        " (default and minimum: --max-age)")
+                        " (default and minimum: --max-age; a smaller one is raised to it)")
     p.add_argument("--max-size", metavar="SIZE",
                    help="then evict least recently used artifacts until the mirror fits"
                         " (e.g. 500G; 1G = 1024^3 bytes)")
@@ -52,9 +55,38 @@ def register(sub: Any, parents: Sequence[argparse.ArgumentParser]) -> None:
     add_mirror_options(p)
 
 
+def _isar_sstate_ages(args: argparse.Namespace, ui: UI) -> None:
+    """isar-sstate's command lines, with their meaning (and a warning where it surprises).
+
+    isar-sstate read an age without unit as days and raised a --max-sig-age below --max-age;
+    both still work. Its default rule (--max-age 1d when none is given) would delete most of
+    a mirror when a script forgot an option, so here no rule is an error that gives the
+    command line doing what isar-sstate did.
+    """
+    if args.max_age is None and args.max_size is None and args.max_versions is None:
+        raise UsageError(
+            "clean needs a rule: --max-age, --max-size and/or --max-versions (isar-sstate"
+            " deleted everything unused for a day when none was given)",
+            hint="to do what isar-sstate did: sstate-mirror clean"
+                 f" {shlex.quote(args.target)} --max-age 1d")
+    for option in ("max_age", "max_sig_age"):
+        value = getattr(args, option)
+        if value is not None and value.strip().isdigit():
+            name = "--" + option.replace("_", "-")
+            ui.warn(f"{name} {value} has no unit: taken as {value.strip()}d (days), as"
+                    f" isar-sstate did; write {name} {value.strip()}d")
+            setattr(args, option, value.strip() + "d")
+    if args.max_age is not None and args.max_sig_age is not None and (
+            parse_age(args.max_sig_age, "--max-sig-age") < parse_age(args.max_age, "--max-age")):
+        ui.warn(f"--max-sig-age {args.max_sig_age} is smaller than --max-age {args.max_age}:"
+                f" raised to {args.max_age} (signatures are kept as long as their archives)")
+        args.max_sig_age = args.max_age
+
+
 @with_progress
 def run(args: argparse.Namespace, ui: UI, progress: Progress) -> int:
     # every value is checked before the mirror is contacted
+    _isar_sstate_ages(args, ui)
     selection = selection_from_args(args)
     options = CleanOptions(
         max_age=parse_age(args.max_age, "--max-age") if args.max_age is not None else None,
@@ -70,7 +102,9 @@ def run(args: argparse.Namespace, ui: UI, progress: Progress) -> int:
         target.check()
         ui.info(f"scanning {target.url}")
         now = time.time()
-        artifacts = select(list_artifacts(target, progress=progress), selection)
+        listed = list_artifacts(target, progress=progress)
+        warn_if_none_selected(ui, args, selection, listed, target.url)
+        artifacts = select(listed, selection)
         plan = plan_clean(artifacts, options, now)
         scanned = ", ".join(f"{n} {kind}" for kind, n in sorted(plan.counts.items()))
         ui.info(f"  {len(artifacts)} files ({scanned or 'empty'})")

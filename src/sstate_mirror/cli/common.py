@@ -14,6 +14,7 @@ import functools
 import math
 import os
 import re
+import shlex
 from typing import Any, Callable, Iterator, Optional, Pattern, Sequence, Tuple
 
 from ..backends import Backend, BackendOptions, open_backend, scheme_of, supported_locations
@@ -75,6 +76,33 @@ def check_arguments(args: argparse.Namespace) -> None:
         if isinstance(value, str):
             scheme_of(value, what)
     compile_filter(getattr(args, "filter", None))
+
+
+def selection_words(args: argparse.Namespace) -> str:
+    """The options that narrowed what a command looks at, as typed (``--filter '^zz'``)."""
+    words = []
+    for option in ("task", "filter", "arch"):
+        value = getattr(args, option, None)
+        if isinstance(value, list):
+            value = ",".join(value) or None
+        if value is not None:
+            words.append(f"--{option} {shlex.quote(value)}")
+    return " ".join(words)
+
+
+def warn_nothing_selected(ui: UI, args: argparse.Namespace, what: str, where: str) -> None:
+    """The warning of a command whose selection left nothing: it names the filter."""
+    narrowed = selection_words(args)
+    ui.warn(f"{narrowed} selected no {what} in {where}" if narrowed
+            else f"no {what} in {where}")
+
+
+def warn_if_none_selected(ui: UI, args: argparse.Namespace, selection: Selection,
+                          artifacts: Sequence[Artifact], where: str) -> None:
+    """For commands that are no gate: say when --filter/--arch matched no artifact."""
+    if selection_words(args) and not any(a.name is not None and selection.matches(a)
+                                         for a in artifacts):
+        warn_nothing_selected(ui, args, "artifacts", where)
 
 
 def selection_from_args(args: argparse.Namespace) -> Selection:

@@ -17,6 +17,7 @@ from .common import (
     add_mirror_options,
     backend_options_from_args,
     selection_from_args,
+    warn_if_none_selected,
     with_progress,
 )
 from .ui import UI
@@ -46,7 +47,9 @@ def run(args: argparse.Namespace, ui: UI, progress: Progress) -> int:
         target.check()
         ui.info(f"scanning {target.url}")
         now = time.time()
-        report = summarize(select(list_artifacts(target, progress=progress), selection), now)
+        listed = list_artifacts(target, progress=progress)
+        warn_if_none_selected(ui, args, selection, listed, target.url)
+        report = summarize(select(listed, selection), now)
         if ui.json_mode:
             data: Dict[str, Any] = {"command": "info", "target": target.url, "now": now}
             data.update(report.to_dict(top=args.top, detail=ui.verbose > 0))

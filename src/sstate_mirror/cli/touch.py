@@ -19,6 +19,7 @@ from .common import (
     jobs_from_args,
     open_source_and_target,
     selection_from_args,
+    warn_if_none_selected,
     with_progress,
 )
 from .ui import UI
@@ -46,6 +47,7 @@ def run(args: argparse.Namespace, ui: UI, progress: Progress) -> int:
     with open_source_and_target(args, options) as (source, target):
         listing = list_source(source, progress)
         check_source_files(source, args.source, listing.artifacts)
+        warn_if_none_selected(ui, args, selection, listing.artifacts, source.url)
         target.check()
         jobs = jobs_from_args(args, target.properties.connections)
         plan = plan_against_mirror(source, target, selection, now=time.time(),

@@ -20,6 +20,7 @@ from .common import (
     jobs_from_args,
     open_source_and_target,
     selection_from_args,
+    warn_if_none_selected,
     with_progress,
 )
 from .ui import UI
@@ -51,6 +52,7 @@ def run(args: argparse.Namespace, ui: UI, progress: Progress) -> int:
         # SOURCE is judged before TARGET is contacted, let alone created
         listing = list_source(source, progress)
         check_source_files(source, args.source, listing.artifacts)
+        warn_if_none_selected(ui, args, selection, listing.artifacts, source.url)
         mirror_exists = True
         try:
             target.check()

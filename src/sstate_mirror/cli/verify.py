@@ -30,6 +30,8 @@ from .common import (
     backend_options_from_args,
     jobs_from_args,
     selection_from_args,
+    selection_words,
+    warn_nothing_selected,
     with_progress,
 )
 from .ui import UI
@@ -50,7 +52,8 @@ def register(sub: Any, parents: Sequence[argparse.ArgumentParser]) -> None:
         " without .siginfo, .sig files without archive and leftovers of interrupted uploads."
         " Listing checks cover every file; content is read for a random sample of groups"
         " (--sample) or for all of them (--all). Exit status: 0 no errors, 1 errors found"
-        " (after --fix: errors left), 3 files could not be read.",
+        " (after --fix: errors left; or --filter/--arch selected nothing), 3 files could not"
+        " be read.",
     )
     how = p.add_mutually_exclusive_group()
     how.add_argument("--sample", type=int, metavar="N", default=DEFAULT_SAMPLE,
@@ -149,6 +152,10 @@ def run(args: argparse.Namespace, ui: UI, progress: Progress) -> int:
                 f" {len(result.problems) - errors} warnings, {len(result.errors)} unreadable")
         failing = [p for p in result.problems if _fails(p, args.strict)]
         status = EXIT_PROBLEMS if failing else EXIT_OK
+        if not plan.groups:
+            warn_nothing_selected(ui, args, "artifacts to verify", target.url)
+            if selection_words(args):
+                status = EXIT_PROBLEMS  # a filter that selects nothing checks nothing
         if result.errors:
             status = EXIT_BACKEND
         if args.fix and result.errors:
