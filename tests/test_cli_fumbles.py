@@ -333,3 +333,44 @@ def test_isar_lint_exit_code_0_and_its_ci_command_line(
                        "--sources-dir", "/work/isar")
     assert code == 1 and "MY_WORKDIR contains /build/" in out
 
+
+
+# --- 11. wording -----------------------------------------------------------------------------
+
+def test_counts_are_worded_for_one_and_for_many(tmp_path: Path, oe_cache_a: Path,
+                                                capsys: pytest.CaptureFixture[str]) -> None:
+    one = tmp_path / "one"
+    siginfo = next(oe_cache_a.rglob("sstate:zeta:*_populate_lic.tar.zst.siginfo"))
+    hh = one / siginfo.parent.parent.name / siginfo.parent.name
+    hh.mkdir(parents=True)
+    (hh / siginfo.name).write_bytes(siginfo.read_bytes())
+    (hh / ".sstate-mirror-0000000a.tmp").write_bytes(b"x")
+    code, out, _ = run(capsys, "upload", str(one), str(tmp_path / "m"))
+    assert code == 0
+    assert "upload: 1 file (" in out and "1 skipped (1 temporary or partial file)" in out
+    (hh / ".sstate-mirror-0000000b.tmp").write_bytes(b"x")
+    (hh / "README").write_bytes(b"x")
+    (hh / "index.html").write_bytes(b"x")
+    code, out, _ = run(capsys, "upload", str(one), str(tmp_path / "m"))
+    assert "4 skipped (2 not sstate files, 2 temporary or partial files)" in out
+    code, out, _ = run(capsys, "info", str(tmp_path / "m"))
+    assert "\n1 file, " in out and "\n1 recipe\n" in out
+
+
+def test_info_explains_the_none_arch(mirror: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run(capsys, "info", str(mirror))
+    assert code == 0 and "  (none)  " in out
+    assert "(none): no SSTATE_PKGARCH in the name: the arch-independent tasks" in out
+    assert max(len(line) for line in out.splitlines()) <= 90
+
+
+def test_clean_says_why_max_versions_deleted_nothing(
+        mirror: Path, oe_cache_b: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert run(capsys, "upload", "-q", str(oe_cache_b), str(mirror))[0] == 0
+    code, out, err = run(capsys, "clean", str(mirror), "--max-versions", "1", "--dry-run")
+    assert code == 0 and "would delete 0 files" in out
+    assert "warning: 9 hashes beyond --max-versions 1 were used within --min-age 1h and are" \
+        " kept" in err
+    code, out, err = run(capsys, "clean", str(mirror), "--max-versions", "1", "--min-age",
+                         "0s", "--dry-run")
+    assert "would delete 0 files" not in out and "--min-age" not in err

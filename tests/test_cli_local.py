@@ -106,7 +106,7 @@ def test_upload_skips_junk_reports_dangling_links(tmp_path: Path, cache: Path,
     code, out, _ = run(capsys, "upload", "-v", str(cache), str(mirror))
     assert code == 0
     assert "4 skipped" in out
-    assert "1 dangling symbolic link" in out and "2 temporary or partial file" in out
+    assert "1 dangling symbolic link" in out and "2 temporary or partial files" in out
     assert "1 not an sstate file" in out
     uploaded = set(contents(mirror))
     assert len(uploaded) == 93
@@ -135,7 +135,7 @@ def test_truncated_remote_copy_is_replaced(tmp_path: Path, oe_cache_a: Path,
     victim = next(mirror.rglob("*populate_sysroot.tar.zst"))
     victim.write_bytes(victim.read_bytes()[:10])
     code, out, _ = run(capsys, "upload", str(oe_cache_a), str(mirror))
-    assert code == 0 and "1 files" in out
+    assert code == 0 and "1 file " in out
     assert contents(mirror) == contents(oe_cache_a)
 
 

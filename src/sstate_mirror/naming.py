@@ -340,7 +340,10 @@ def nested_cache_roots(artifacts: Iterable[Artifact]) -> List[str]:
     for art in artifacts:
         if art.name is None or art.kind not in (Kind.ARCHIVE, Kind.SIGINFO):
             continue
-        prefix = directory_prefix(art.path, art.name)
+        layout = layout_of(art.path, art.name)
+        if layout == "flat":  # not where a cache puts it: says nothing about where one starts
+            continue
+        prefix = directory_prefix(art.path, art.name, layout)
         if prefix == "":
             if not _is_native(art.name.pn):
                 return []

@@ -42,6 +42,7 @@ from .common import (
     with_progress,
 )
 from .ui import UI
+from .wording import plural
 
 EXIT_MISSES = 1
 EXIT_UNREADABLE = 2
@@ -125,10 +126,6 @@ def run(args: argparse.Namespace, ui: UI, progress: Progress) -> int:
     return 0
 
 
-def _plural(n: int, word: str) -> str:
-    return f"{n} {word}" if n == 1 else f"{n} {word}es" if word.endswith("s") else f"{n} {word}s"
-
-
 def render(report: AnalysisReport, *, color: bool = False, full_hashes: bool = False,
            verbose: int = 0, summary_only: bool = False) -> str:
     """The human report: hits (with -v), each miss with its diff, then the summary.
@@ -168,7 +165,7 @@ def _render_miss(result: TaskResult, head: str, reset: str, short: Any) -> List[
         more = (f", {check.total_candidates - result.examined} older not examined"
                 if check.total_candidates > result.examined else "")
         lines.append(f"closest on the mirror: {short(result.candidate.hash)}"
-                     f" ({_plural(result.differences, 'difference')};"
+                     f" ({plural(result.differences, 'difference')};"
                      f" {result.examined} of {check.total_candidates} candidates"
                      f" examined{more})")
     lines.extend(short(note) for note in result.notes)
@@ -184,8 +181,8 @@ def _render_miss(result: TaskResult, head: str, reset: str, short: Any) -> List[
 def _render_summary(report: AnalysisReport, bold: str, reset: str) -> List[str]:
     checked = len(report.results)
     lines = [f"{bold}==== summary ===={reset}",
-             f"{checked} tasks checked: {_plural(len(report.hits), 'hit')},"
-             f" {_plural(len(report.misses), 'miss')}"]
+             f"{plural(checked, 'task')} checked: {plural(len(report.hits), 'hit')},"
+             f" {plural(len(report.misses), 'miss')}"]
     skipped = []
     if report.plan.not_sstate:
         skipped.append(f"{report.plan.not_sstate} signatures of tasks without archives"
@@ -195,11 +192,11 @@ def _render_summary(report: AnalysisReport, bold: str, reset: str) -> List[str]:
     if skipped:
         lines.append("not checked: " + ", ".join(skipped))
     if report.errors:
-        lines.append(f"{len(report.errors)} signature files could not be read (see the errors"
-                     " above)")
+        lines.append(f"{plural(len(report.errors), 'signature file')} could not be read (see"
+                     " the errors above)")
     if report.root_causes:
         lines.append("root causes:")
         for group in report.root_causes:
-            lines.append(f"  {group.cause.text}: explains {_plural(group.misses, 'miss')}"
+            lines.append(f"  {group.cause.text}: explains {plural(group.misses, 'miss')}"
                          f" (first in {group.first_in})")
     return lines

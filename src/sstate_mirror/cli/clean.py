@@ -23,6 +23,7 @@ from .common import (
     with_progress,
 )
 from .ui import UI
+from .wording import plural
 
 
 def register(sub: Any, parents: Sequence[argparse.ArgumentParser]) -> None:
@@ -107,7 +108,7 @@ def run(args: argparse.Namespace, ui: UI, progress: Progress) -> int:
         artifacts = select(listed, selection)
         plan = plan_clean(artifacts, options, now)
         scanned = ", ".join(f"{n} {kind}" for kind, n in sorted(plan.counts.items()))
-        ui.info(f"  {len(artifacts)} files ({scanned or 'empty'})")
+        ui.info(f"  {plural(len(artifacts), 'file')} ({scanned or 'empty'})")
         for rule, tally in sorted(plan.by_rule().items()):
             ui.info(f"  {rule}: {tally['files']} files ({format_size(tally['bytes'])})"
                     f" - {RULES[rule]}")
@@ -115,14 +116,19 @@ def run(args: argparse.Namespace, ui: UI, progress: Progress) -> int:
             ui.warn(f"the mirror stays at {format_size(plan.size_after)}, over --max-size"
                     f" {format_size(plan.max_size)}: {format_size(plan.protected_bytes)} were"
                     " used within --min-age and are kept")
+        if plan.versions_protected:
+            ui.warn(f"{plural(plan.versions_protected, 'hash', 'hashes')} beyond --max-versions"
+                    f" {args.max_versions} {'was' if plan.versions_protected == 1 else 'were'}"
+                    f" used within --min-age {args.min_age} and"
+                    f" {'is' if plan.versions_protected == 1 else 'are'} kept")
         for d in plan.deletions:
             ui.detail(f"[DELETE] {d.path} ({d.rule})")
         if plan.unknown:
-            ui.detail(f"  {len(plan.unknown)} unknown files left alone")
+            ui.detail(f"  {plural(len(plan.unknown), 'unknown file')} left alone")
         report: Dict[str, Any] = {"command": "clean", "target": target.url,
                                   "dry_run": args.dry_run, "now": now, "plan": plan.to_dict()}
         if args.dry_run:
-            ui.info(f"dry run: would delete {len(plan.deletions)} files,"
+            ui.info(f"dry run: would delete {plural(len(plan.deletions), 'file')},"
                     f" freeing {format_size(plan.bytes_to_free)}")
             if ui.json_mode:
                 ui.emit_json(report)
@@ -132,8 +138,8 @@ def run(args: argparse.Namespace, ui: UI, progress: Progress) -> int:
     for path, err in sorted(result.failed.items()):
         ui.error(f"{path}: {err}")
     ui.info(("clean interrupted: " if result.interrupted else "clean: ")
-            + f"{result.deleted} files deleted, {format_size(result.freed_bytes)} freed,"
-            f" {plan.kept} files kept, {len(result.failed)} failed")
+            + f"{plural(result.deleted, 'file')} deleted, {format_size(result.freed_bytes)}"
+            f" freed, {plural(plan.kept, 'file')} kept, {len(result.failed)} failed")
     if ui.json_mode:
         report["result"] = result.to_dict()
         ui.emit_json(report)

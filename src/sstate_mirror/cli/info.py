@@ -7,7 +7,7 @@ import time
 from typing import Any, Dict, List, Sequence
 
 from ..backends import open_backend
-from ..commands.info import AGE_BUCKETS, InfoReport, Tally, summarize
+from ..commands.info import AGE_BUCKETS, NO_ARCH, InfoReport, Tally, summarize
 from ..commands.listing import list_artifacts, select
 from ..errors import UsageError
 from ..transfer import Progress
@@ -21,6 +21,7 @@ from .common import (
     with_progress,
 )
 from .ui import UI
+from .wording import plural
 
 TOP = 10
 
@@ -79,17 +80,23 @@ def _tally_rows(d: Dict[str, Tally], limit: int = 0) -> List[List[str]]:
 
 def render(report: InfoReport, *, top: int, detail: bool) -> str:
     """The human report (pure, so tests can read it)."""
-    lines = [f"{report.total.files} files, {format_size(report.total.bytes)}"]
+    lines = [f"{plural(report.total.files, 'file')}, {format_size(report.total.bytes)}"]
     if report.oldest is not None and report.newest is not None:
         lines.append(f"newest file {format_age(report.now - report.newest)} old,"
                      f" oldest {format_age(report.now - report.oldest)} old")
-    lines.append(f"{len(report.recipes)} recipes")
+    lines.append(plural(len(report.recipes), "recipe"))
     if report.archives_without_siginfo:
-        lines.append(f"{report.archives_without_siginfo} archives have no .siginfo")
+        n = report.archives_without_siginfo
+        lines.append(f"{plural(n, 'archive')} {'has' if n == 1 else 'have'} no .siginfo")
     lines.append("")
     head = ["", "files", "size"]
     lines += _table("by kind:", _tally_rows(report.by_kind), head)
     lines += _table("by arch (SSTATE_PKGARCH):", _tally_rows(report.by_arch), head)
+    if NO_ARCH in report.by_arch:
+        lines[-1:-1] = [f"  {NO_ARCH}: no SSTATE_PKGARCH in the name: the arch-independent"
+                        " tasks (fetch, unpack,",
+                        "  patch, populate_lic), shared by every arch, and files that are not"
+                        " sstate objects"]
     lines += _table("by task:", _tally_rows(report.by_task), head)
     lines += _table("by directory prefix:", _tally_rows(report.by_prefix), head)
     if len(report.by_layout) > 1 or "hh/hh" not in report.by_layout:

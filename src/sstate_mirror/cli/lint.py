@@ -39,6 +39,7 @@ from .common import (
     with_progress,
 )
 from .ui import UI
+from .wording import plural
 
 EXIT_USAGE_OR_UNREADABLE = 2
 EXIT_BACKEND = 3
@@ -211,15 +212,11 @@ def exit_code(report: LintReport, findings_code: int) -> int:
     return 0
 
 
-def _plural(n: int, word: str) -> str:
-    return f"{n} {word}{'' if n == 1 else 's'}"
-
-
 def render_finding(f: Finding, verbose: int) -> List[str]:
     """One block per finding: a headline, an example, and with ``-v`` every task."""
     first = f.tasks[0]
     lines = [f"{f.variable} contains {f.path} ({KIND_LABELS[f.kind]}) in"
-             f" {_plural(f.task_count, 'task')} of {_plural(f.recipe_count, 'recipe')},"
+             f" {plural(f.task_count, 'task')} of {plural(f.recipe_count, 'recipe')},"
              f" e.g. {first.pn}:{first.task}:",
              f"    {first.context}"]
     if verbose:
@@ -237,10 +234,10 @@ def render(report: LintReport, *, verbose: int = 0, dirs: Sequence[Dir] = ()) ->
         lines.append("")
     tasks = {(t.pn, t.task) for f in report.findings for t in f.tasks}
     recipes = {pn for pn, _ in tasks}
-    summary = (f"{_plural(report.files_checked, 'signature file')} checked:"
-               f" {_plural(len(report.findings), 'finding')}")
+    summary = (f"{plural(report.files_checked, 'signature file')} checked:"
+               f" {plural(len(report.findings), 'finding')}")
     if report.findings:
-        summary += f" in {_plural(len(tasks), 'task')} of {_plural(len(recipes), 'recipe')}"
+        summary += f" in {plural(len(tasks), 'task')} of {plural(len(recipes), 'recipe')}"
     if report.unreadable:
         summary += f", {len(report.unreadable)} unreadable"
     lines.append(summary)

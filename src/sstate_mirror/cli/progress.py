@@ -19,6 +19,7 @@ from typing import Any, Optional
 from ..transfer import Progress
 from ..units import format_size
 from .ui import UI
+from .wording import plural
 
 
 def make_progress(ui: UI, *, heartbeat: float = 30.0) -> Progress:
@@ -42,7 +43,7 @@ class QuietProgress(Progress):
 
 def _describe(name: str, items: int, total_items: int, nbytes: int, total_bytes: int,
               elapsed: float) -> str:
-    count = f"{items}/{total_items} files" if total_items else f"{items} files"
+    count = f"{items}/{plural(total_items, 'file')}" if total_items else plural(items, "file")
     parts = [f"{name}: {count}"]
     if total_bytes or nbytes:
         size = (f"{format_size(nbytes)}/{format_size(total_bytes)}" if total_bytes

@@ -23,6 +23,7 @@ from .common import (
     with_progress,
 )
 from .ui import UI
+from .wording import plural
 
 
 def register(sub: Any, parents: Sequence[argparse.ArgumentParser]) -> None:
@@ -62,7 +63,7 @@ def run(args: argparse.Namespace, ui: UI, progress: Progress) -> int:
             ui.error(f"{target.url} cannot record use (no way to refresh a file's time)")
             return 1
         if args.dry_run:
-            ui.info(f"dry run: would mark {len(plan.touches)} files as used")
+            ui.info(f"dry run: would mark {plural(len(plan.touches), 'file')} as used")
             if ui.json_mode:
                 ui.emit_json(report)
             return 0
@@ -75,7 +76,7 @@ def run(args: argparse.Namespace, ui: UI, progress: Progress) -> int:
     else:
         for path, err in sorted(failed.items()):
             ui.error(f"{path}: {err}")
-    ui.info(f"touch: {touched} files marked as used, {len(failed)} failed")
+    ui.info(f"touch: {plural(touched, 'file')} marked as used, {len(failed)} failed")
     if ui.json_mode:
         report.update(touched=touched, failed={p: str(e) for p, e in sorted(failed.items())})
         ui.emit_json(report)

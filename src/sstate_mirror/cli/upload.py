@@ -24,6 +24,7 @@ from .common import (
     with_progress,
 )
 from .ui import UI
+from .wording import plural
 
 
 def register(sub: Any, parents: Sequence[argparse.ArgumentParser]) -> None:
@@ -69,9 +70,11 @@ def run(args: argparse.Namespace, ui: UI, progress: Progress) -> int:
                                    used_within=used_within, jobs=jobs, listing=listing,
                                    mirror_exists=mirror_exists, progress=progress)
         if plan.touches and target.properties.touch == "none":
-            ui.warn(f"{target.url} cannot record use; not marking {len(plan.touches)} files")
+            ui.warn(f"{target.url} cannot record use; not marking"
+                    f" {plural(len(plan.touches), 'file')}")
             plan.touches = []
-        ui.info(f"  {len(plan.transfers)} files to upload ({format_size(plan.bytes_to_send)}),"
+        ui.info(f"  {plural(len(plan.transfers), 'file')} to upload"
+                f" ({format_size(plan.bytes_to_send)}),"
                 f" {plan.present} already present, {len(plan.touches)} of them to mark as used")
         for t in plan.transfers:
             ui.detail(f"[UPLOAD] {t.path}" + (
@@ -99,7 +102,7 @@ def run(args: argparse.Namespace, ui: UI, progress: Progress) -> int:
     skipped_reasons = _count_reasons(plan.skipped)
     ui.info(
         ("upload interrupted: " if result.interrupted else "upload: ")
-        + f"{result.uploaded} files ({format_size(result.uploaded_bytes)}) uploaded,"
+        + f"{plural(result.uploaded, 'file')} ({format_size(result.uploaded_bytes)}) uploaded,"
         f" {plan.present} already present, {len(plan.skipped)} skipped"
         + (f" ({skipped_reasons})" if skipped_reasons else "")
         + f", {result.touched} marked as used, {len(result.failed)} failed"
@@ -116,4 +119,9 @@ def _count_reasons(skipped: Sequence[Skipped]) -> str:
     counts: Dict[str, int] = {}
     for s in skipped:
         counts[s.reason] = counts.get(s.reason, 0) + 1
-    return ", ".join(f"{n} {reason}" for reason, n in sorted(counts.items()))
+    return ", ".join(plural(n, reason, _MANY.get(reason))
+                     for reason, n in sorted(counts.items()))
+
+
+#: Skip reasons whose plural is not the reason with an s.
+_MANY = {"not an sstate file": "not sstate files"}

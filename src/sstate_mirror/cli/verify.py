@@ -35,6 +35,7 @@ from .common import (
     with_progress,
 )
 from .ui import UI
+from .wording import plural
 
 EXIT_OK = 0
 EXIT_PROBLEMS = 1
@@ -131,9 +132,10 @@ def run(args: argparse.Namespace, ui: UI, progress: Progress) -> int:
         artifacts = list_artifacts(target, progress=progress)
         plan = plan_verify(artifacts, options, now)
         scope = "all" if plan.sampled_groups == plan.groups else "a random sample"
-        ui.info(f"  {len(artifacts)} files, {plan.groups} groups with content; reading"
-                f" {plan.archive_checks} archives and {plan.siginfo_checks} .siginfo of"
-                f" {plan.sampled_groups} groups ({scope})")
+        ui.info(f"  {plural(len(artifacts), 'file')}, {plural(plan.groups, 'group')} with"
+                f" content; reading {plural(plan.archive_checks, 'archive')} and"
+                f" {plan.siginfo_checks} .siginfo of {plural(plan.sampled_groups, 'group')}"
+                f" ({scope})")
         result = execute_verify(plan, target, jobs=jobs, retries=backend_options.retries,
                                 progress=progress, archive_limits=limits)
         report: Dict[str, Any] = {"command": "verify", "target": target.url, "now": now,
@@ -147,9 +149,10 @@ def run(args: argparse.Namespace, ui: UI, progress: Progress) -> int:
         for path in result.vanished:
             ui.detail(f"{path}: deleted since the listing, not judged")
         errors = sum(1 for p in result.problems if p.severity == ERROR)
-        ui.info(f"verify: {result.archives} archives and {result.siginfo} .siginfo read"
-                f" ({format_size(result.bytes_read)}), {errors} errors,"
-                f" {len(result.problems) - errors} warnings, {len(result.errors)} unreadable")
+        ui.info(f"verify: {plural(result.archives, 'archive')} and {result.siginfo} .siginfo"
+                f" read ({format_size(result.bytes_read)}), {plural(errors, 'error')},"
+                f" {plural(len(result.problems) - errors, 'warning')},"
+                f" {len(result.errors)} unreadable")
         failing = [p for p in result.problems if _fails(p, args.strict)]
         status = EXIT_PROBLEMS if failing else EXIT_OK
         if not plan.groups:
@@ -177,7 +180,7 @@ def _fix(args: argparse.Namespace, ui: UI, target: Backend, jobs: int, retries: 
     if args.dry_run:
         for d in fix.deletions:
             ui.info(f"[DELETE] {d.path} ({d.rule})")
-        ui.info(f"dry run: would delete {len(fix.deletions)} files,"
+        ui.info(f"dry run: would delete {plural(len(fix.deletions), 'file')},"
                 f" {format_size(sum(d.artifact.size for d in fix.deletions))}")
         report["would_delete"] = [d.path for d in fix.deletions]
         return EXIT_PROBLEMS if failing else EXIT_OK
@@ -188,8 +191,8 @@ def _fix(args: argparse.Namespace, ui: UI, target: Backend, jobs: int, retries: 
         ui.error(f"{path}: {err}")
     fixed = set(result.fixed)
     left = [p for p in failing if problem_key(p) not in fixed]
-    ui.info(f"fix: {len(result.deleted)} files deleted, {len(fixed)} problems fixed,"
-            f" {len(left)} left that fail the run")
+    ui.info(f"fix: {plural(len(result.deleted), 'file')} deleted,"
+            f" {plural(len(fixed), 'problem')} fixed, {len(left)} left that fail the run")
     report["fixed"] = [p.to_dict() for p in problems if problem_key(p) in fixed]
     report["deleted"] = result.deleted
     report["fix_failed"] = {p: str(e) for p, e in sorted(result.failed.items())}

@@ -113,6 +113,8 @@ class CleanPlan:
     max_size: Optional[int] = None
     protected_bytes: int = 0
     """Bytes the size rule could not evict because they were used within --min-age."""
+    versions_protected: int = 0
+    """Hashes beyond --max-versions kept because they were used within --min-age."""
 
     @property
     def bytes_to_free(self) -> int:
@@ -151,6 +153,7 @@ class CleanPlan:
             "max_size": self.max_size,
             "budget_unmet": self.budget_unmet,
             "protected_bytes": self.protected_bytes,
+            "versions_protected": self.versions_protected,
             "unknown_files": [a.path for a in self.unknown],
             "scanned": self.counts,
         }
@@ -226,6 +229,8 @@ def plan_clean(artifacts: Iterable[Artifact], options: CleanOptions, now: float)
             for g in same[options.max_versions:]:
                 if not protected(g):
                     pick.group(g, "max-versions")
+                else:
+                    plan.versions_protected += 1
 
     for art in arts:
         if art.kind is Kind.TEMP and art.age(now) >= options.temp_age:
