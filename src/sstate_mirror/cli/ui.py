@@ -52,6 +52,8 @@ class UI:
         self.err_color = color_enabled(color, self.err)
         self.err_is_terminal = hasattr(self.err, "isatty") and self.err.isatty()
         self.json_emitted = False
+        #: Lines printed so far (a live progress display knows whether it is still last).
+        self.lines_printed = 0
         self.last_error: Optional[str] = None
 
     @property
@@ -61,23 +63,28 @@ class UI:
     def info(self, message: str) -> None:
         """A normal progress/summary line (hidden by ``-q``)."""
         if not self.quiet:
+            self.lines_printed += 1
             print(redact_text(message), file=self._human, flush=True)
 
     def detail(self, message: str, level: int = 1) -> None:
         """A line shown only with ``-v`` (``level`` times)."""
         if self.verbose >= level and not self.quiet:
+            self.lines_printed += 1
             print(redact_text(message), file=self._human, flush=True)
 
     def result(self, text: str) -> None:
         """Primary output of a command (a dump, a diff); printed even with ``-q``."""
+        self.lines_printed += 1
         self.out.write(text)
         self.out.flush()
 
     def warn(self, message: str) -> None:
+        self.lines_printed += 1
         print(f"warning: {redact_text(message)}", file=self.err, flush=True)
 
     def error(self, message: str) -> None:
         self.last_error = message
+        self.lines_printed += 1
         print(f"error: {redact_text(message)}", file=self.err, flush=True)
 
     def report_exception(self, exc: SstateMirrorError) -> None:
