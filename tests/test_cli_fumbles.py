@@ -374,3 +374,26 @@ def test_clean_says_why_max_versions_deleted_nothing(
     code, out, err = run(capsys, "clean", str(mirror), "--max-versions", "1", "--min-age",
                          "0s", "--dry-run")
     assert "would delete 0 files" not in out and "--min-age" not in err
+
+
+def test_readme_synopsis_lists_every_option() -> None:
+    import argparse
+    import re
+
+    from sstate_mirror.cli import build_parser
+
+    readme = (Path(__file__).parents[1] / "README.md").read_text(encoding="utf-8")
+    block = readme.split("## Commands", 1)[1].split("```", 2)[1]
+    connection = block.split("CONNECTION (", 1)[1]
+    common = {"-h", "--help", "-v", "--verbose", "-q", "--quiet", "--json", "--color"}
+    parser = build_parser()
+    sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    for name, command in sub.choices.items():
+        lines = re.findall(rf"^sstate-mirror {name} .*(?:\n {{20,}}.*)*", block, re.M)
+        assert lines, name
+        text = "\n".join(lines)
+        for action in command._actions:
+            if not action.option_strings or set(action.option_strings) & common:
+                continue
+            assert any(re.search(rf"(?<![\w-]){re.escape(o)}(?![\w-])", text + connection)
+                       for o in action.option_strings), (name, action.option_strings)
