@@ -6,8 +6,8 @@ the same names, directory layout, task mix and size distribution, at 2,000 or 20
 reproducibly. Written for real (not ``--sparse``), the files are real too, so that verify,
 analyze and lint read what they would read on a mirror: archives are valid zstd (or gzip) tar
 streams and each ``.siginfo`` a readable signature of the task its name says, with hashes that
-recompute (``verify --all`` reports no error). Building such a cache with bitbake takes hours and gigabytes; this module makes
-one in seconds, from a seed.
+recompute (``verify --all`` reports no error). Building such a cache with bitbake takes hours
+and gigabytes; this module makes one in seconds, from a seed.
 
 Usage as a script::
 
