@@ -57,11 +57,13 @@ def test_short_phases_are_quiet_without_verbose() -> None:
     assert out.getvalue() == ""
 
 
-def _run_in_pty(argv: list[str]) -> tuple[int, str]:
+def _pty_output(argv: list[str], columns: int, rows: int = 40) -> tuple[int, bytes]:
+    """Run the command under a pseudo-terminal of this size; its exit code and output."""
     master, slave = pty.openpty()
-    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 40, 160, 0, 0))
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", rows, columns, 0, 0))
     env = dict(os.environ, PYTHONPATH=SRC, TERM="xterm-256color")
-    env.pop("NO_COLOR", None)
+    for name in ("NO_COLOR", "COLUMNS", "LINES"):
+        env.pop(name, None)
     proc = subprocess.Popen([sys.executable, "-m", "sstate_mirror", *argv], stdin=slave,
                             stdout=slave, stderr=slave, env=env, close_fds=True)
     os.close(slave)
@@ -79,7 +81,12 @@ def _run_in_pty(argv: list[str]) -> tuple[int, str]:
         chunks.append(data)
     proc.wait(timeout=60)
     os.close(master)
-    return proc.returncode, b"".join(chunks).decode(errors="replace")
+    return proc.returncode, b"".join(chunks)
+
+
+def _run_in_pty(argv: list[str]) -> tuple[int, str]:
+    code, data = _pty_output(argv, 160)
+    return code, data.decode(errors="replace")
 
 
 def test_terminal_shows_live_progress(tmp_path: Path, oe_cache_a: Path) -> None:
@@ -107,30 +114,10 @@ def _screen(argv: list[str], columns: int) -> tuple[int, list[str]]:
     end (pyte plays the bytes as a terminal would, redraws and erasures included)."""
     import pyte
 
-    master, slave = pty.openpty()
-    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 200, columns, 0, 0))
-    env = dict(os.environ, PYTHONPATH=SRC, TERM="xterm-256color")
-    env.pop("COLUMNS", None)
-    env.pop("LINES", None)
-    proc = subprocess.Popen([sys.executable, "-m", "sstate_mirror", *argv], stdin=slave,
-                            stdout=slave, stderr=slave, env=env, close_fds=True)
-    os.close(slave)
+    code, data = _pty_output(argv, columns, rows=200)
     screen = pyte.Screen(columns, 200)
-    stream = pyte.ByteStream(screen)
-    while True:
-        ready, _, _ = select.select([master], [], [], 30)
-        if not ready:
-            break
-        try:
-            data = os.read(master, 65536)
-        except OSError:
-            break
-        if not data:
-            break
-        stream.feed(data)
-    proc.wait(timeout=60)
-    os.close(master)
-    return proc.returncode, [line.rstrip() for line in screen.display if line.strip()]
+    pyte.ByteStream(screen).feed(data)
+    return code, [line.rstrip() for line in screen.display if line.strip()]
 
 
 @pytest.mark.parametrize("columns", [80, 70])
