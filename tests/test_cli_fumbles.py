@@ -384,7 +384,7 @@ def test_readme_synopsis_lists_every_option() -> None:
 
     readme = (Path(__file__).parents[1] / "README.md").read_text(encoding="utf-8")
     block = readme.split("## Commands", 1)[1].split("```", 2)[1]
-    connection = block.split("CONNECTION (", 1)[1]
+    connection = block.split("\n\n", 1)[1]  # the HASHSERVE and CONNECTION legends
     common = {"-h", "--help", "-v", "--verbose", "-q", "--quiet", "--json", "--color"}
     parser = build_parser()
     sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))

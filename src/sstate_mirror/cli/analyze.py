@@ -23,9 +23,11 @@ from ..commands.analyze import (
     plan_analysis,
     shorten_hashes,
 )
+from ..commands.hashsync import explain_misses
 from ..commands.listing import list_artifacts
 from ..commands.sigstore import SignatureStore
 from ..errors import UsageError
+from ..hashserv import DEFAULT_METHOD
 from ..signatures.textdiff import colors_for
 from ..transfer import Progress
 from .common import (
@@ -41,6 +43,7 @@ from .common import (
     warn_nothing_selected,
     with_progress,
 )
+from .hashserve import add_hashserve_options, hashserve_from_args
 from .ui import UI
 from .wording import plural
 
@@ -76,6 +79,10 @@ def register(sub: Any, parents: Sequence[argparse.ArgumentParser]) -> None:
                         " was checked at all (for CI)")
     add_jobs_option(p)
     add_backend_options(p)
+    add_hashserve_options(p, "ask this hash equivalence server which unihash it gives each"
+                             " missed task, to explain misses caused by hash equivalence")
+    p.add_argument("--hashserve-method", metavar="METHOD", default=DEFAULT_METHOD,
+                   help=f"the build's SSTATE_HASHEQUIV_METHOD (default: {DEFAULT_METHOD})")
 
 
 def _options(args: argparse.Namespace) -> AnalyzeOptions:
@@ -92,6 +99,7 @@ def _options(args: argparse.Namespace) -> AnalyzeOptions:
 def run(args: argparse.Namespace, ui: UI, progress: Progress) -> int:
     options = _options(args)
     backend_options = backend_options_from_args(args)
+    hashserve = hashserve_from_args(args)
     color = ui.color and not ui.json_mode
     with open_source_and_target(args, backend_options) as (source, target):
         local = list_artifacts(source, progress=progress)
@@ -104,6 +112,12 @@ def run(args: argparse.Namespace, ui: UI, progress: Progress) -> int:
         store = SignatureStore({LOCAL: source, MIRROR: target}, retries=backend_options.retries)
         report = execute_analysis(plan, store, local, remote, jobs=jobs, color=color,
                                   progress=progress)
+        if hashserve is not None and report.misses:
+            with hashserve.connect() as server:
+                explained = explain_misses(report, store, remote, server,
+                                           args.hashserve_method)
+            ui.info(f"hash server: {explained} misses have an equivalent archive on the"
+                    " mirror under the unihash the server gives")
     for name, err in sorted(report.errors.items()):
         ui.error(str(err) if name in str(err) else f"{name}: {err}")
     nothing_checked = not report.results

@@ -9,6 +9,7 @@ from typing import Any, Dict, List, Sequence
 
 from ..archive_check import ArchiveLimits
 from ..backends import Backend, open_backend
+from ..commands.hashsync import ask_server
 from ..commands.listing import list_artifacts
 from ..commands.pins import check_pin_name, read_pin
 from ..commands.verify import (
@@ -36,6 +37,7 @@ from .common import (
     warn_nothing_selected,
     with_progress,
 )
+from .hashserve import add_hashserve_options, hashserve_from_args, render_knowledge
 from .ui import UI
 from .wording import plural
 
@@ -86,6 +88,8 @@ def register(sub: Any, parents: Sequence[argparse.ArgumentParser]) -> None:
     p.add_argument("--max-members", type=int, metavar="N", default=1_000_000,
                    help="stop reading an archive past N tar members (default: 1000000)")
     add_mirror_options(p)
+    add_hashserve_options(p, "also count the archives whose unihash this hash equivalence"
+                             " server knows, and those it does not")
 
 
 def _options(args: argparse.Namespace) -> VerifyOptions:
@@ -147,6 +151,7 @@ def run(args: argparse.Namespace, ui: UI, progress: Progress) -> int:
         max_decompressed=parse_size(args.max_decompressed, "--max-decompressed"),
         max_members=args.max_members)
     backend_options = backend_options_from_args(args)
+    hashserve = hashserve_from_args(args)
     with open_backend(args.target, backend_options) as target:
         jobs = jobs_from_args(args, target.properties.connections)
         target.check()
@@ -178,6 +183,17 @@ def run(args: argparse.Namespace, ui: UI, progress: Progress) -> int:
                 f" read ({format_size(result.bytes_read)}), {plural(errors, 'error')},"
                 f" {plural(len(result.problems) - errors, 'warning')},"
                 f" {len(result.errors)} unreadable")
+        if hashserve is not None:
+            with hashserve.connect() as server:
+                knowledge = ask_server(artifacts, server)
+                address = str(server.address)
+            report["hashserve"] = {"address": address,
+                                   **knowledge.to_dict(detail=ui.verbose > 0)}
+            text = render_knowledge(knowledge, address, detail=ui.verbose > 0)
+            if ui.json_mode:
+                ui.info(text.rstrip("\n"))
+            else:
+                ui.result(text)
         failing = [p for p in result.problems if _fails(p, args.strict)]
         status = EXIT_PROBLEMS if failing else EXIT_OK
         if not plan.groups:
