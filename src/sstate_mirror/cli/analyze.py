@@ -116,7 +116,8 @@ def run(args: argparse.Namespace, ui: UI, progress: Progress) -> int:
             with hashserve.connect() as server:
                 explained = explain_misses(report, store, remote, server,
                                            args.hashserve_method)
-            ui.info(f"hash server: {explained} misses have an equivalent archive on the"
+            ui.info(f"hash server: {plural(explained, 'miss')}"
+                    f" {'has' if explained == 1 else 'have'} an equivalent archive on the"
                     " mirror under the unihash the server gives")
     for name, err in sorted(report.errors.items()):
         ui.error(str(err) if name in str(err) else f"{name}: {err}")
@@ -180,7 +181,7 @@ def _render_miss(result: TaskResult, head: str, reset: str, short: Any) -> List[
                 if check.total_candidates > result.examined else "")
         lines.append(f"closest on the mirror: {short(result.candidate.hash)}"
                      f" ({plural(result.differences, 'difference')};"
-                     f" {result.examined} of {check.total_candidates} candidates"
+                     f" {result.examined} of {plural(check.total_candidates, 'candidate')}"
                      f" examined{more})")
     lines.extend(short(note) for note in result.notes)
     for entry in result.diff:
@@ -199,7 +200,7 @@ def _render_summary(report: AnalysisReport, bold: str, reset: str) -> List[str]:
              f" {plural(len(report.misses), 'miss')}"]
     skipped = []
     if report.plan.not_sstate:
-        skipped.append(f"{report.plan.not_sstate} signatures of tasks without archives"
+        skipped.append(f"{plural(report.plan.not_sstate, 'signature')} of tasks without archives"
                        " (--all-tasks reports them)")
     if report.plan.not_selected:
         skipped.append(f"{report.plan.not_selected} not selected")

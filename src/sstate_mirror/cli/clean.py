@@ -145,7 +145,7 @@ def run(args: argparse.Namespace, ui: UI, progress: Progress) -> int:
         scanned = ", ".join(f"{n} {kind}" for kind, n in sorted(plan.counts.items()))
         ui.info(f"  {plural(len(artifacts), 'file')} ({scanned or 'empty'})")
         for rule, tally in sorted(plan.by_rule().items()):
-            ui.info(f"  {rule}: {tally['files']} files ({format_size(tally['bytes'])})"
+            ui.info(f"  {rule}: {plural(tally['files'], 'file')} ({format_size(tally['bytes'])})"
                     f" - {RULES[rule]}")
         _report_pinned(ui, plan)
         if plan.budget_unmet and plan.max_size is not None:

@@ -33,6 +33,7 @@ from ..units import format_size, parse_age
 from .common import add_backend_options, add_command, backend_options_from_args
 from .progress import make_progress
 from .ui import UI
+from .wording import plural
 
 _SOURCE_HELP = ("a bitbake locked-sigs.inc ('bitbake -S lockedsigs TARGET'), a list of hashes"
                 " or sstate file names ('-' reads stdin), an sstate cache directory or mirror"
@@ -122,7 +123,8 @@ def load_source(spec: str, options: BackendOptions, ui: UI) -> Dict[str, Label]:
     if not objects:
         objects = objects_of_stamps(a.path for a in entries)
         if objects:
-            ui.detail(f"{backend.url}: {len(objects)} hashes from stamp signature files")
+            ui.detail(f"{backend.url}: {plural(len(objects), 'hash', 'hashes')} from stamp"
+                      " signature files")
     if not objects:
         raise UsageError(f"{backend.url} holds no sstate objects and no stamp signatures")
     return objects
@@ -148,8 +150,9 @@ def load_sources(specs: Sequence[str], options: BackendOptions, ui: UI) -> Dict[
 def _describe(status: PinStatus) -> str:
     pin = status.pin
     made = datetime.fromtimestamp(pin.created, timezone.utc).strftime("%Y-%m-%d %H:%M")
-    text = (f"{pin.name}: {len(pin.objects)} hashes, {status.groups} groups kept"
-            f" ({status.objects} files, {format_size(status.bytes)}); made {made} UTC")
+    text = (f"{pin.name}: {plural(len(pin.objects), 'hash', 'hashes')},"
+            f" {plural(status.groups, 'group')} kept ({plural(status.objects, 'file')},"
+            f" {format_size(status.bytes)}); made {made} UTC")
     if pin.expires is not None:
         until = datetime.fromtimestamp(pin.expires, timezone.utc).strftime("%Y-%m-%d")
         text += f"; EXPIRED {until}" if status.expired else f"; expires {until}"
@@ -181,9 +184,9 @@ def run_pin(args: argparse.Namespace, ui: UI) -> int:
         old = _existing(target, name)
         if not args.dry_run:
             write_pin(target, pin)
-            verb = f"replaced pin {name} (it had {len(old.objects)} hashes)" if old else \
-                f"pinned {name}"
-            ui.info(f"{verb}: {len(objects)} hashes on {target.url}")
+            verb = (f"replaced pin {name} (it had {plural(len(old.objects), 'hash', 'hashes')})"
+                    if old else f"pinned {name}")
+            ui.info(f"{verb}: {plural(len(objects), 'hash', 'hashes')} on {target.url}")
         # listed after the pin is stored: every clean from now on keeps what is reported here
         status = pin_status([pin], list_artifacts(target, progress=progress), now)[0]
     _show(ui, [status])
