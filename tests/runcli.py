@@ -6,11 +6,16 @@ The child runs this checkout's code (``PYTHONPATH=src``), not an installed copy.
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
+import pty
+import select
 import shutil
+import struct
 import subprocess
 import sys
+import termios
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
@@ -49,6 +54,35 @@ def run_process(*argv: str, prefix: Sequence[str] = (), timeout: float = 120,
     """``sstate-mirror ARGV`` as a child process, output captured."""
     return subprocess.run(command(*argv, prefix=prefix), capture_output=True, text=True,
                           timeout=timeout, env=child_env(env), check=False)
+
+
+def run_in_terminal(argv: Sequence[str], columns: int = 160, rows: int = 40,
+                    env: Optional[Dict[str, str]] = None) -> Tuple[int, bytes]:
+    """``sstate-mirror ARGV`` on a pseudo-terminal of this size, as a person runs it: its
+    exit code and everything it wrote there. ``NO_COLOR``, ``COLUMNS`` and ``LINES`` are
+    unset unless ``env`` gives them."""
+    master, slave = pty.openpty()
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", rows, columns, 0, 0))
+    base = {k: v for k, v in child_env().items() if k not in ("NO_COLOR", "COLUMNS", "LINES")}
+    proc = subprocess.Popen(command(*argv), stdin=slave, stdout=slave, stderr=slave,
+                            env={**base, "TERM": "xterm-256color", **(env or {})},
+                            close_fds=True)
+    os.close(slave)
+    chunks = []
+    while True:
+        ready, _, _ = select.select([master], [], [], 30)
+        if not ready:
+            break
+        try:
+            data = os.read(master, 65536)
+        except OSError:  # EIO: the child closed the terminal
+            break
+        if not data:
+            break
+        chunks.append(data)
+    proc.wait(timeout=60)
+    os.close(master)
+    return proc.returncode, b"".join(chunks)
 
 
 def writable_copy(src: Path, dst: Path) -> Path:
