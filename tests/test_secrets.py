@@ -37,6 +37,7 @@ def _commands(cache: Path, url: str) -> List[List[str]]:
         ["verify", "--all", url],
         ["analyze", str(cache), url],
         ["lint", "--pedantic", url],
+        ["dumpsig", url.rstrip("/") + "/" + _siginfo(cache)],
         ["clean", "--max-age", "30d", url],
     ]
 
@@ -64,8 +65,13 @@ def _run_all(argvs: List[List[str]], capsys: pytest.CaptureFixture[str],
 #: Exit codes: everything works with the right credentials (``lint`` finds the test cache's
 #: deliberate problems), and nothing can be done without them (3: the mirror cannot be used).
 ALL_OK = {"upload": 0, "touch": 0, "info": 0, "verify": 0, "analyze": 0, "lint": 1,
-          "clean": 0}
+          "dumpsig": 0, "clean": 0}
 ALL_REFUSED = dict.fromkeys(ALL_OK, 3)
+
+
+def _siginfo(cache: Path) -> str:
+    """A signature file of the cache, by its path relative to the cache (and the mirror)."""
+    return next(str(p.relative_to(cache)) for p in sorted(cache.rglob("*.siginfo")))
 
 
 def _assert_clean(text: str, secrets: List[str]) -> None:
