@@ -263,6 +263,46 @@ def test_touch_per_server(request: pytest.FixtureRequest, server: str, location:
         assert not (m.root / "aa/bb/missing").exists()
 
 
+@pytest.mark.parametrize("server", ["apache", "wsgidav", "nginx"])
+def test_touch_by_copy_never_brings_back_a_file_deleted_meanwhile(
+        request: pytest.FixtureRequest, server: str) -> None:
+    """COPY to a temporary name, then MOVE back: a clean that deletes the file between the
+    two must not see it come back. Apache honours the MOVE's ``If`` (412); nginx and
+    wsgidav ignore it, so they are never touched by copy."""
+    srv: DavServer = request.getfixturevalue(f"{server}_server")
+    m = srv.mirror("open")
+    with _backend(m) as b:
+        _put(b, "aa/bb/f", b"payload")
+        _put(b, "aa/bb/g", b"other")
+        m.backdate("aa/bb/f", 3 * 86400)
+        b._touch_method = "copy"  # what a first touch finds on Apache
+        send = b._request
+
+        methods: List[str] = []
+
+        def clean_meanwhile(method: str, target: str, **kwargs: Any) -> Any:
+            methods.append(method)
+            if method == "MOVE" and (m.root / "aa/bb/f").exists():
+                (m.root / "aa/bb/f").unlink()  # a clean's DELETE, between COPY and MOVE
+            return send(method, target, **kwargs)
+
+        b._request = clean_meanwhile  # type: ignore[method-assign]
+        failures = b.touch(["aa/bb/f"])
+        assert list(failures) == ["aa/bb/f"]
+        if server == "nginx":  # no entity tags in its listings: no copy is even tried
+            assert "COPY" not in methods and "MOVE" not in methods
+            (m.root / "aa/bb/f").unlink()
+        assert not (m.root / "aa/bb/f").exists()
+        assert sorted(os.listdir(m.root / "aa/bb")) == ["g"]  # no copy left behind
+        b._request = send  # type: ignore[method-assign]
+        if server == "apache":  # the conditional MOVE works when nothing interferes
+            m.backdate("aa/bb/g", 3 * 86400)
+            assert b.touch(["aa/bb/g"]) == {}
+            assert time.time() - (m.root / "aa/bb/g").stat().st_mtime < 60
+        elif server == "wsgidav":
+            assert b._if_honoured is False
+
+
 def test_delete_prunes_collections_never_the_root(webdav_mirror: DavMirror) -> None:
     with _backend(webdav_mirror) as b:
         _put(b, "aa/bb/one", b"1")

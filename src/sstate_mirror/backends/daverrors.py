@@ -94,6 +94,27 @@ def translate(
     return PermanentError(f"{what}: {exc}", url=url, path=path)
 
 
+def refuse_encoding(response: AnyResponse, what: str, url: str,
+                    path: Optional[str]) -> Optional[BackendError]:
+    """The error for an answer in a ``Content-Encoding`` other than ``identity``, else None.
+
+    Every request asks for ``Accept-Encoding: identity``. A compressed answer all the same
+    is refused unread: a few KiB of zstd can decode to gigabytes before any size limit sees
+    them, and a compressed GET would not be the file (its size, its checksum).
+    """
+    encodings = [e.strip().lower() for v in response.headers.get_list("Content-Encoding")
+                 for e in v.split(",") if e.strip()]
+    if all(e == "identity" for e in encodings):
+        return None
+    return PermanentError(
+        f"{what}: the server sent a {', '.join(encodings)}-encoded answer although"
+        f" 'identity' was asked for; refusing it ({url})",
+        url=url, path=path,
+        hint="something in front of the WebDAV server compresses answers: turn that off"
+        " for this location",
+    )
+
+
 def pipe_error(failure: Failure, what: str, url: str, path: Optional[str]) -> BackendError:
     """A pipelined request's failure in the error tree, worded as :func:`translate` does."""
     if failure.kind == "tls":

@@ -69,12 +69,14 @@ from .daverrors import (
     AnyResponse,
     no_dav_or,
     pipe_error,
+    refuse_encoding,
     retries_used,
     translate,
 )
-from .davio import CHUNK, Body, ResponseReader, iter_body
+from .davio import CHUNK, Body, ResponseReader, iter_body, read_bounded
 from .davxml import (
     PROPFIND_BODY,
+    PROPFIND_ETAG_BODY,
     DavResponse,
     LimitedReader,
     XMLError,
@@ -164,6 +166,8 @@ class WebDAVBackend(Backend):
         self._infinity: Optional[bool] = None  # unknown until the first listing
         self._move_supported: Optional[bool] = None
         self._touch_method: Optional[str] = None  # "proppatch" | "copy" | "none"
+        #: whether a MOVE with an ``If`` about a missing file is refused (see touch)
+        self._if_honoured: Optional[bool] = None
         self._auth_source = "none"
         #: ``Authorization`` for pipelined requests once basic auth is known to apply
         self._basic_header: Optional[str] = None
@@ -180,7 +184,9 @@ class WebDAVBackend(Backend):
             timeout=httpx.Timeout(options.timeout, pool=None),
             limits=httpx.Limits(max_connections=100, max_keepalive_connections=32),
             follow_redirects=False,
-            headers={"User-Agent": "sstate-mirror"},
+            # nothing compressed: a few KiB of zstd can decode to gigabytes before any
+            # limit sees them, and a compressed GET is not the file
+            headers={"User-Agent": "sstate-mirror", "Accept-Encoding": "identity"},
         )
 
     # -- set-up ------------------------------------------------------------------------
@@ -347,11 +353,14 @@ class WebDAVBackend(Backend):
         content: Union[bytes, Body, None] = None,
         stream: bool = False,
         idempotent: bool = True,
-    ) -> httpx.Response:
+    ) -> AnyResponse:
         """One request, retried with backoff on transient failures; any status is returned.
 
         The caller decides what a status means for its method (404 on DELETE is success,
-        405 on MKCOL is "exists"); :func:`translate` turns the rest into errors.
+        405 on MKCOL is "exists"); :func:`translate` turns the rest into errors. A
+        ``stream`` answer is the open httpx response (the caller closes it); otherwise the
+        body is read, at most ``max_pipelined_body`` bytes, into an :class:`Answer` as a
+        pipeline gives it. Nothing is decoded: a compressed answer is refused unread.
         """
         attempt = 0
         while True:
@@ -360,7 +369,7 @@ class WebDAVBackend(Backend):
             try:
                 request = self._client.build_request(method, url, headers=headers,
                                                      content=content)
-                response = self._client.send(request, stream=stream)
+                response = self._client.send(request, stream=True)
             except httpx.HTTPError as exc:
                 error = translate(what, url=self.url, path=path, exc=exc)
                 safe = isinstance(exc, httpx.ConnectError) or idempotent
@@ -372,12 +381,20 @@ class WebDAVBackend(Backend):
                 delay = backoff(attempt)
                 reason = error.message
             else:
+                refused = refuse_encoding(response, what, self.url, path)
+                if refused is not None:
+                    response.close()
+                    raise refused
+                exhausted = attempt >= self.options.retries
                 if response.status_code not in RETRY_STATUSES or not idempotent or (
-                    isinstance(content, Body) and not content.replayable):
-                    return response
-                if attempt >= self.options.retries:
-                    retries_used.add(response)
-                    return response
+                    isinstance(content, Body) and not content.replayable) or exhausted:
+                    retried = exhausted and response.status_code in RETRY_STATUSES and (
+                        idempotent)
+                    if stream:
+                        if retried:
+                            retries_used.add(response)
+                        return response
+                    return self._read_answer(response, what, path, retried)
                 delay = backoff(attempt, response.headers.get("Retry-After"))
                 reason = f"status {response.status_code}"
                 response.close()
@@ -385,6 +402,19 @@ class WebDAVBackend(Backend):
             log.info("%s %s failed (%s), retry %d/%d in %.1fs", method, redact_url(url),
                      reason, attempt, self.options.retries, delay)
             time.sleep(delay)
+
+    def _read_answer(self, response: httpx.Response, what: str, path: Optional[str],
+                     retried: bool) -> Answer:
+        """A small answer read whole (at most ``max_pipelined_body``), as a pipeline's."""
+        try:
+            body, overflow = read_bounded(response, self.max_pipelined_body, self.url, what,
+                                          path)
+        finally:
+            response.close()
+        return Answer(response.status_code, response.reason_phrase,
+                      [(k.lower().encode("latin-1"), v.encode("latin-1"))
+                       for k, v in response.headers.multi_items()],
+                      body, overflow=overflow, retried=retried)
 
     def _request(self, method: str, target: str, *, what: str, path: Optional[str] = None,
                  headers: Optional[Dict[str, str]] = None, content: Optional[bytes] = None,
@@ -418,15 +448,22 @@ class WebDAVBackend(Backend):
 
     def _propfind(self, rel: str, depth: str, collection: bool) -> httpx.Response:
         """A streamed PROPFIND; the caller checks the status and closes the response."""
-        return self._send(
+        return self._stream(
             "PROPFIND",
             self._url(rel, collection),
             what=f"cannot list {rel or 'the mirror root'}",
             path=rel or None,
             headers={"Depth": depth, **_XML_HEADERS},
             content=PROPFIND_BODY,
-            stream=True,
         )
+
+    def _stream(self, method: str, url: str, *, what: str, path: Optional[str],
+                headers: Dict[str, str], content: Optional[bytes] = None) -> httpx.Response:
+        """:meth:`_send` of a request whose answer is read as a stream."""
+        response = self._send(method, url, what=what, path=path, headers=headers,
+                              content=content, stream=True)
+        assert isinstance(response, httpx.Response)
+        return response
 
     def _multistatus(self, response: AnyResponse, rel: str, limit: int
                      ) -> Iterator[DavResponse]:
@@ -462,7 +499,7 @@ class WebDAVBackend(Backend):
         """
         if not self.options.pipelining or self._proxied():
             return None
-        headers = [("User-Agent", "sstate-mirror")]
+        headers = [("User-Agent", "sstate-mirror"), ("Accept-Encoding", "identity")]
         auth = self._client.auth
         header: Optional[str]
         if auth is None:
@@ -558,6 +595,10 @@ class WebDAVBackend(Backend):
             for request, outcome in pipe.results():
                 if isinstance(outcome, Failure):
                     raise pipe_error(outcome, "cannot list the mirror root", self.url, None)
+                refused = refuse_encoding(outcome, "cannot list the mirror root", self.url,
+                                          None)
+                if refused is not None:
+                    raise refused
                 answers[cast(int, request.tag)] = outcome
         finally:
             pipe.connections = saved
@@ -610,6 +651,9 @@ class WebDAVBackend(Backend):
             error = pipe_error(outcome, what, self.url, path)
             error.retried = True
             raise error
+        refused = refuse_encoding(outcome, what, self.url, path)
+        if refused is not None:
+            raise refused
         auth = self._client.auth
         if outcome.status_code == 401 and isinstance(auth, ChallengeAuth):
             answer = self._send_now(request, what, path)
@@ -621,13 +665,11 @@ class WebDAVBackend(Backend):
 
     def _send_now(self, request: PipeRequest, what: str, path: Optional[str]) -> Answer:
         """A pipeline's request sent through httpx instead, its answer read whole."""
-        response = self._send(request.method, self._origin + request.target, what=what,
-                              path=path, headers=dict(request.headers),
-                              content=request.body or None, idempotent=request.idempotent)
-        return Answer(response.status_code, response.reason_phrase,
-                      [(k.lower().encode("latin-1"), v.encode("latin-1"))
-                       for k, v in response.headers.multi_items()],
-                      response.content, retried=response in retries_used)
+        answer = self._send(request.method, self._origin + request.target, what=what,
+                            path=path, headers=dict(request.headers),
+                            content=request.body or None, idempotent=request.idempotent)
+        assert isinstance(answer, Answer)
+        return answer
 
     # -- interface -----------------------------------------------------------------------
 
@@ -829,7 +871,7 @@ class WebDAVBackend(Backend):
         if status != 200:
             raise self._fail(response, f"cannot stat {path}", path)
         length = response.headers.get("Content-Length")
-        mtime = parse_http_date(response.headers.get("Last-Modified", ""))
+        mtime = parse_http_date(response.headers.get("Last-Modified") or "")
         if length is not None and length.isdigit() and mtime is not None:
             return Entry(path, int(length), mtime)
         return self._propfind_entry(path)
@@ -849,8 +891,8 @@ class WebDAVBackend(Backend):
     @contextmanager
     def open(self, path: str) -> Iterator[IO[bytes]]:
         check_relative_path(path)
-        response = self._send("GET", self._url(path), what=f"cannot read {path}", path=path,
-                              headers={"Accept-Encoding": "identity"}, stream=True)
+        response = self._stream("GET", self._url(path), what=f"cannot read {path}",
+                                path=path, headers={"Accept-Encoding": "identity"})
         try:
             if response.status_code in (404, 410):
                 raise NotFoundError(f"{path} does not exist on {self.url}", url=self.url,
@@ -1349,7 +1391,21 @@ class WebDAVBackend(Backend):
             for item in self._multistatus(response, parent, self.max_xml_bytes):
                 ok = item.prop_status is not None and 200 <= item.prop_status < 300
             return ok
-        # COPY to a temporary name (a fresh file, so a fresh time), then MOVE it back
+        return self._touch_by_copy(path)
+
+    def _touch_by_copy(self, path: str) -> bool:
+        """COPY to a temporary name (a fresh file, so a fresh time), then MOVE it back.
+
+        The MOVE is conditional (``If: <path> (["etag"])``, RFC 4918 10.4): should a clean
+        delete the file between the two requests, the server refuses the MOVE instead of
+        bringing the file back. Only servers that honour the condition for a file that is
+        gone are touched this way (checked once: Apache does; nginx and wsgidav ignore it,
+        and neither needs the copy); False where the server cannot.
+        """
+        etag = self._etag(path)
+        if etag is None:
+            log.debug("%s: no entity tag for %s, so no safe touch by copy", self.url, path)
+            return False
         tmp = new_temp_name(path)
         response = self._request(
             "COPY", self._target(path), what=f"cannot touch {path}", path=path,
@@ -1365,13 +1421,24 @@ class WebDAVBackend(Backend):
             raise self._fail(response, f"cannot touch {path}", path)
         moved = False
         try:
+            if self._if_honoured is None:
+                self._if_honoured = self._honours_if(path, tmp, etag)
+            if not self._if_honoured:
+                return False
             response = self._request(
                 "MOVE", self._target(tmp), what=f"cannot touch {path}", path=path,
-                headers={"Destination": self._url(path), "Overwrite": "T"}, idempotent=False,
+                headers={"Destination": self._url(path), "Overwrite": "T",
+                         "If": f"<{self._target(path)}> ([{etag}])"}, idempotent=False,
             )
             response.close()
             if response.status_code in NO_DAV_STATUSES:
                 return False
+            if response.status_code == 412:  # deleted or replaced since the COPY
+                if self._etag(path) is None:
+                    raise NotFoundError(f"cannot mark {path} as used: it was deleted while"
+                                        " being marked (not brought back)", url=self.url,
+                                        path=path)
+                return True  # replaced by an upload: fresh anyway
             if not 200 <= response.status_code < 300:
                 raise self._fail(response, f"cannot touch {path}", path)
             moved = True
@@ -1379,6 +1446,42 @@ class WebDAVBackend(Backend):
         finally:
             if not moved:
                 self._delete_quietly(tmp)
+
+    def _etag(self, path: str) -> Optional[str]:
+        """The file's entity tag as the server's ``If`` evaluation sees it (PROPFIND)."""
+        response = self._request("PROPFIND", self._target(path), what=f"cannot touch {path}",
+                                 path=path, headers={"Depth": "0", **_XML_HEADERS},
+                                 content=PROPFIND_ETAG_BODY)
+        if response.status_code in (404, 410):
+            response.close()
+            return None
+        parent = path.rsplit("/", 1)[0] if "/" in path else ""
+        etag: Optional[str] = None
+        for item in self._multistatus(response, parent, self.max_xml_bytes):
+            if not item.is_collection and self._rel_from_href(item.href, parent) == path:
+                etag = item.etag
+        return etag
+
+    def _honours_if(self, path: str, tmp: str, etag: str) -> bool:
+        """Whether the server refuses a MOVE whose ``If`` names a file that does not exist.
+
+        Asked with the fresh copy and a name nobody uses: a server that honours the
+        condition answers 412; one that ignores it moves the copy there (removed again).
+        """
+        probe = new_temp_name(path)
+        response = self._request(
+            "MOVE", self._target(tmp), what=f"cannot touch {path}", path=path,
+            headers={"Destination": self._url(probe), "Overwrite": "T",
+                     "If": f"<{self._target(probe)}> ([{etag}])"}, idempotent=False)
+        response.close()
+        if response.status_code == 412:
+            return True
+        if 200 <= response.status_code < 300:
+            self._delete_quietly(probe)
+        log.debug("%s ignores If conditions on a missing file (MOVE answered %d): touch by"
+                  " copy could bring back a file deleted meanwhile", self.url,
+                  response.status_code)
+        return False
 
     def close(self) -> None:
         with self._lock:
