@@ -24,7 +24,6 @@ from __future__ import annotations
 import base64
 import email.utils
 import io
-import logging
 import os
 import random
 import re
@@ -44,6 +43,7 @@ from typing import IO, Deque, Dict, List, Optional, Protocol, Set, Tuple, Union,
 
 import httpx
 
+from .. import events
 from ..errors import (
     AuthError,
     BackendError,
@@ -52,6 +52,7 @@ from ..errors import (
     TransientError,
     UsageError,
 )
+from ..retry import backoff
 from .base import (
     Backend,
     BackendOptions,
@@ -85,10 +86,7 @@ from .davxml import (
     parse_multistatus,
     proppatch_lastmodified_body,
 )
-from .httppipe import Answer, Failure, Outcome, Pipeline, PipeRequest, backoff
-
-log = logging.getLogger(__name__)
-
+from .httppipe import Answer, Failure, Outcome, Pipeline, PipeRequest
 
 _XML_HEADERS = {"Content-Type": 'application/xml; charset="utf-8"'}
 
@@ -235,7 +233,7 @@ class WebDAVBackend(Backend):
         if self._scheme != "https":
             return True
         if not opts.verify_tls:
-            log.warning("TLS certificate verification is OFF for %s: anyone on the path can"
+            events.warning("TLS certificate verification is OFF for %s: anyone on the path can"
                         " read and change what is transferred", self.url)
             return False
         if opts.ca_cert:
@@ -399,8 +397,8 @@ class WebDAVBackend(Backend):
                 reason = f"status {response.status_code}"
                 response.close()
             attempt += 1
-            log.info("%s %s failed (%s), retry %d/%d in %.1fs", method, redact_url(url),
-                     reason, attempt, self.options.retries, delay)
+            events.retry(f"{method} {redact_url(url)}", reason, attempt, self.options.retries,
+                         delay)
             time.sleep(delay)
 
     def _read_answer(self, response: httpx.Response, what: str, path: Optional[str],
@@ -615,7 +613,7 @@ class WebDAVBackend(Backend):
         with self._lock:
             if self.options.pipelining:
                 self.options = replace(self.options, pipelining=False)
-                log.warning("%s: answers to pipelined requests did not match them (%s);"
+                events.warning("%s: answers to pipelined requests did not match them (%s);"
                             " sending one request at a time per connection (as"
                             " --no-pipelining does)", self.url,
                             ", ".join(str(s) for s in statuses))
@@ -649,7 +647,9 @@ class WebDAVBackend(Backend):
             return self._send_now(request, what, path)
         if isinstance(outcome, Failure):
             error = pipe_error(outcome, what, self.url, path)
-            error.retried = True
+            # a MOVE that may have been carried out was not sent again: the operation that
+            # sent it is retried as a whole (see sstate_mirror.retry)
+            error.retried = request.idempotent or not outcome.sent
             raise error
         refused = refuse_encoding(outcome, what, self.url, path)
         if refused is not None:
@@ -732,7 +732,7 @@ class WebDAVBackend(Backend):
                     # Apache cuts the answer short when a collection vanishes during its
                     # walk (a clean running meanwhile): the Depth: 1 walk, whose requests
                     # are each retried, lists the rest
-                    log.info("%s: the Depth: infinity listing broke off (%s); walking with"
+                    events.notice("%s: the Depth: infinity listing broke off (%s); walking with"
                              " Depth: 1", self.url, exc)
                 listed = set(seen)
                 del seen
@@ -744,7 +744,7 @@ class WebDAVBackend(Backend):
                 # 403 propfind-finite-depth (Apache, nginx), 400/501 (servers without
                 # infinity); if the status meant something else, Depth: 1 says so below.
                 response.close()
-                log.debug("%s refuses PROPFIND Depth: infinity (%d), walking with Depth: 1",
+                events.debug("%s refuses PROPFIND Depth: infinity (%d), walking with Depth: 1",
                           self.url, status)
                 self._infinity = False
             elif status == 404:
@@ -994,7 +994,7 @@ class WebDAVBackend(Backend):
             if self._move_supported is not False:
                 self._move_supported = False
                 self.properties = replace(self.properties, atomic_put=False)
-                log.warning(
+                events.warning(
                     "%s does not support WebDAV MOVE: uploading directly to the final names;"
                     " a reader may see a partly written file while it uploads", self.url)
 
@@ -1011,7 +1011,7 @@ class WebDAVBackend(Backend):
             self._request("DELETE", self._target(rel), what=f"cannot delete {rel}",
                           path=rel).close()
         except BackendError as exc:
-            log.debug("cannot remove temporary %s: %s", rel, exc)
+            events.debug("cannot remove temporary %s: %s", rel, exc)
 
     def _mkcol_chain(self, segments: Tuple[str, ...]) -> None:
         """Make sure the collection exists, creating missing parents (bottom-up on 409).
@@ -1192,7 +1192,7 @@ class WebDAVBackend(Backend):
                 answer = self._settle(pipe, request, outcome,
                                       f"cannot remove collection {rel_dir}/", rel_dir)
             except BackendError as exc:  # pruning is tidying up, never a delete failure
-                log.debug("not pruning %s: %s", rel_dir, exc)
+                events.debug("not pruning %s: %s", rel_dir, exc)
                 if step != "delete" and hidden != rel_dir:
                     self._unhide_quietly(hidden, rel_dir)  # the rename may have happened
                 continue
@@ -1242,20 +1242,20 @@ class WebDAVBackend(Backend):
                                  headers={"Destination": self._url(rel_dir, True),
                                           "Overwrite": "F"}, idempotent=False)
         if response.status_code in (201, 204):
-            log.info("%s: %s/ was not empty any more, kept", self.url, rel_dir)
+            events.notice("%s: %s/ was not empty any more, kept", self.url, rel_dir)
             return
         if response.status_code in (404, 410):
             return  # nothing was hidden (the rename did not happen)
         if response.status_code == 412 and self._merge_back(hidden, rel_dir):
             return
-        log.warning("%s: could not put %s/ back in place: its files are in %s/",
+        events.warning("%s: could not put %s/ back in place: its files are in %s/",
                     self.url, rel_dir, hidden)
 
     def _unhide_quietly(self, hidden: str, rel_dir: str) -> None:
         try:
             self._unhide(hidden, rel_dir)
         except BackendError as exc:
-            log.warning("%s: could not put %s/ back in place (%s): its files may be in %s/",
+            events.warning("%s: could not put %s/ back in place (%s): its files may be in %s/",
                         self.url, rel_dir, exc, hidden)
 
     def _merge_back(self, source: str, target: str) -> bool:
@@ -1296,7 +1296,7 @@ class WebDAVBackend(Backend):
                 if self._rel_from_href(item.href, rel_dir) != rel_dir:
                     return False
         except BackendError as exc:
-            log.debug("not pruning %s: %s", rel_dir, exc)
+            events.debug("not pruning %s: %s", rel_dir, exc)
             return False
         return True
 
@@ -1344,7 +1344,7 @@ class WebDAVBackend(Backend):
             if after is not None and after.mtime >= server_now - 5:
                 self._set_touch_method(candidate)
                 return
-            log.debug("%s: touch by %s did not change the time", self.url, candidate)
+            events.debug("%s: touch by %s did not change the time", self.url, candidate)
         self._set_touch_method("none")
         self._touch_one(path)
 
@@ -1354,7 +1354,7 @@ class WebDAVBackend(Backend):
             kind = {"proppatch": "mtime", "copy": "copy", "none": "none"}[method]
             self.properties = replace(self.properties, touch=kind)
         if method == "none":
-            log.warning("%s cannot refresh file times without a new upload: objects on this"
+            events.warning("%s cannot refresh file times without a new upload: objects on this"
                         " mirror cannot be marked as used", self.url)
 
     def _stat_with_date(self, path: str) -> Tuple[Optional[Entry], float]:
@@ -1404,7 +1404,7 @@ class WebDAVBackend(Backend):
         """
         etag = self._etag(path)
         if etag is None:
-            log.debug("%s: no entity tag for %s, so no safe touch by copy", self.url, path)
+            events.debug("%s: no entity tag for %s, so no safe touch by copy", self.url, path)
             return False
         tmp = new_temp_name(path)
         response = self._request(
@@ -1478,7 +1478,7 @@ class WebDAVBackend(Backend):
             return True
         if 200 <= response.status_code < 300:
             self._delete_quietly(probe)
-        log.debug("%s ignores If conditions on a missing file (MOVE answered %d): touch by"
+        events.debug("%s ignores If conditions on a missing file (MOVE answered %d): touch by"
                   " copy could bring back a file deleted meanwhile", self.url,
                   response.status_code)
         return False

@@ -19,7 +19,7 @@ import importlib
 import sys
 from typing import List, Optional, Sequence
 
-from .. import __version__
+from .. import __version__, events
 from ..errors import SstateMirrorError
 from .common import add_output_options
 from .ui import UI
@@ -63,9 +63,12 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         return int(exc.code) if isinstance(exc.code, int) else EXIT_USAGE
     ui = UI(verbose=args.verbose, quiet=args.quiet, json_mode=args.json, color=args.color)
     try:
-        return int(args.run(args, ui))
+        with events.listening(ui.event), events.capture_logging():
+            return int(args.run(args, ui))
     except SstateMirrorError as exc:
         ui.report_exception(exc)
+        if args.verbose >= 2:
+            ui.report_traceback(exc)
         return exc.exit_code
     except KeyboardInterrupt:
         ui.error("interrupted")
@@ -75,3 +78,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         with contextlib.suppress(OSError):
             sys.stdout.close()
         return EXIT_OK
+    except Exception as exc:  # a bug: one line, and where it happened with -vv
+        ui.error(f"unexpected {type(exc).__name__}: {exc}")
+        if args.verbose >= 2:
+            ui.report_traceback(exc)
+        else:
+            ui.hint("run with -vv for the traceback, and please report it")
+        return EXIT_FAILED

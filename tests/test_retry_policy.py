@@ -1,0 +1,62 @@
+"""One retry policy: a request whose connection is reset once is retried, whatever it is.
+
+Every WebDAV request goes through one request API, pipelined or not, with one error
+classification and one retry rule (``sstate_mirror.retry``). The faults are injected on the
+wire (:mod:`faultproxy`) in front of a real nginx; the real command line runs with ``-v``,
+which shows each retry as one line on stderr.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from pathlib import Path
+from typing import List
+
+import pytest
+
+from faultproxy import Fault, Request
+from test_faults import ZETA, Proxied, _proxied, assert_no_partial_file, run, zeta_files
+
+DAY = 86400
+
+
+@pytest.fixture
+def nginx_proxied(request: pytest.FixtureRequest) -> Iterator[Proxied]:
+    yield from _proxied(request, "dav-nginx")
+
+
+def _retry_lines(err: str) -> List[str]:
+    return [line for line in err.splitlines() if re.search(r"\bretry \d+/\d+\b", line)]
+
+
+@pytest.mark.parametrize("pipelining", [True, False], ids=["pipelined", "plain"])
+@pytest.mark.parametrize("method", ["MOVE", "PUT", "MKCOL", "PROPFIND", "DELETE"])
+def test_a_request_whose_connection_is_reset_once_is_retried(
+        nginx_proxied: Proxied, method: str, pipelining: bool, oe_cache_a: Path,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    p = nginx_proxied
+    flags = [] if pipelining else ["--no-pipelining"]
+    upload = ["upload", str(oe_cache_a), p.url, *ZETA, "--no-touch", "-j", "2", *flags]
+
+    def reset_me(r: Request) -> bool:
+        return r.method == method and (method != "PROPFIND" or r.headers.get("depth") == "1")
+
+    if method == "DELETE":
+        code, _, err = run(capsys, *upload)
+        assert code == 0, err
+        p.mirror.age_all(40 * DAY)
+        p.proxy.add(Fault("reset", match=reset_me, times=1))
+        code, _, err = run(capsys, "-v", "clean", "--max-age", "30d", p.url, *flags)
+        assert code == 0, err
+        assert p.mirror.sizes() == {}
+    else:
+        p.proxy.add(Fault("reset", match=reset_me, times=1))
+        code, _, err = run(capsys, "-v", *upload)
+        assert code == 0, err
+        sizes = assert_no_partial_file(p.mirror, oe_cache_a, temp_may_remain=True)
+        assert set(sizes) == set(zeta_files(oe_cache_a))
+    assert p.proxy.count(lambda r: r.fault == "reset") == 1
+    lines = _retry_lines(err)
+    assert len(lines) == 1, err  # the one retry, shown once, on one line
+    assert "retry 1/" in lines[0] and "\n" not in lines[0]
