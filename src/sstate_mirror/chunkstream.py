@@ -7,7 +7,8 @@ decompressors want a file. The standard library has no such adapter, and the obv
 ``memoryview`` moves along the chunk instead, so each byte is copied once.
 
 Subclasses change only what they must: :meth:`ChunkStream.next_chunk` to turn a library's
-errors into the project's, :meth:`ChunkStream.delivered` to count or bound what was read.
+errors into the project's (or to produce chunks on demand), :meth:`ChunkStream.handed_out`
+to count, bound or keep what was read.
 """
 
 from __future__ import annotations
@@ -33,8 +34,8 @@ class ChunkStream(io.RawIOBase):
         """The next chunk, or None at the end (override to translate errors)."""
         return next(self._chunks, None)
 
-    def delivered(self, n: int) -> None:
-        """``n`` more bytes were handed to the reader (override to count or bound them)."""
+    def handed_out(self, data: memoryview) -> None:
+        """``data`` was just handed to the reader (override to count, bound or keep it)."""
 
     def readinto(self, b: bytearray | memoryview) -> int:  # type: ignore[override]
         while not self._view:
@@ -47,7 +48,8 @@ class ChunkStream(io.RawIOBase):
                 return 0
             self._view = memoryview(chunk)
         n = min(len(b), len(self._view))
-        b[:n] = self._view[:n]
+        piece = self._view[:n]
+        b[:n] = piece
         self._view = self._view[n:]
-        self.delivered(n)
+        self.handed_out(piece)
         return n

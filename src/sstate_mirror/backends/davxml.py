@@ -87,8 +87,8 @@ class LimitedReader(ChunkStream):
     def mark(self) -> None:
         self._mark = self.total
 
-    def delivered(self, n: int) -> None:
-        self.total += n
+    def handed_out(self, data: memoryview) -> None:
+        self.total += len(data)
         if self.total > self.max_total:
             raise XMLError(f"answer larger than the {self.max_total} bytes allowed")
         if self.total - self._mark > self.max_element:
