@@ -58,5 +58,5 @@ def test_a_request_whose_connection_is_reset_once_is_retried(
         assert set(sizes) == set(zeta_files(oe_cache_a))
     assert p.proxy.count(lambda r: r.fault == "reset") == 1
     lines = _retry_lines(err)
-    assert len(lines) == 1, err  # the one retry, shown once, on one line
+    assert len(lines) == 1, (err, [(r.method, r.path[-20:], r.fault) for r in p.proxy.seen()])
     assert "retry 1/" in lines[0] and "\n" not in lines[0]

@@ -26,7 +26,6 @@ import hashlib
 import io
 import logging
 import math
-import re
 import threading
 import urllib.parse
 from collections.abc import Iterator, Sequence
@@ -59,6 +58,7 @@ from ..errors import (
     TransientError,
     UsageError,
 )
+from ..naming import is_hash_directory
 from .base import (
     Backend,
     BackendOptions,
@@ -110,7 +110,6 @@ MAX_PARTS = 9_000
 #: CopyObject copies at most 5 GiB in one request; larger objects are copied in parts.
 COPY_SINGLE_MAX = 5 * 1024 * 1024 * 1024
 
-_HEX2 = re.compile(r"^[0-9a-fA-F]{2}$")
 
 _PERMISSION_HINT = (
     "check the bucket policy and the IAM permissions of these credentials"
@@ -177,7 +176,7 @@ def estimate_from_first_page(count: int, truncated: bool, last_key: str) -> Opti
         return count
     digits = ""
     for part in last_key.split("/")[:2]:
-        if not _HEX2.match(part):
+        if not is_hash_directory(part):
             break
         digits += part
     if not digits:
@@ -204,7 +203,7 @@ def range_prefixes(level: str, objects: Sequence[str], prefixes: Sequence[str]) 
     others: List[str] = []
     for p in prefixes:
         name = p[len(level):].rstrip("/")
-        if _HEX2.match(name):
+        if is_hash_directory(name):
             by_char.setdefault(name[0], []).append(p)
         else:
             others.append(p)
@@ -647,7 +646,7 @@ class S3Backend(Backend):
                          level: str, split_others: bool) -> None:
             names = [o["Key"][len(level):] for o in objects]
             for p in range_prefixes(level, names, prefixes):
-                if split_others and not _HEX2.match(p[len(level):].rstrip("/")) \
+                if split_others and not is_hash_directory(p[len(level):].rstrip("/")) \
                         and p.endswith("/"):
                     pending[pool.submit(self._split, p)] = ("split", p)
                 else:
