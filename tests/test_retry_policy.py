@@ -31,11 +31,20 @@ def _retry_lines(err: str) -> List[str]:
 
 
 @pytest.mark.parametrize("pipelining", [True, False], ids=["pipelined", "plain"])
-@pytest.mark.parametrize("method", ["MOVE", "PUT", "MKCOL", "PROPFIND", "DELETE"])
+@pytest.mark.parametrize(("method", "fault"), [
+    ("MOVE", "reset"), ("PUT", "reset"), ("MKCOL", "reset"), ("PROPFIND", "reset"),
+    ("DELETE", "reset"),
+    ("MOVE", "answer lost"),  # carried out by the server, the answer cut: a second MOVE
+])
 def test_a_request_whose_connection_is_reset_once_is_retried(
-        nginx_proxied: Proxied, method: str, pipelining: bool, oe_cache_a: Path,
-        capsys: pytest.CaptureFixture[str]) -> None:
+        nginx_proxied: Proxied, method: str, fault: str, pipelining: bool,
+        oe_cache_a: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A reset before the request reaches the server, or (``answer lost``) a connection
+    closed after the server carried the request out but before its answer: either way the
+    request, or the operation that sent it, is tried again, and the command succeeds."""
     p = nginx_proxied
+    action = Fault("cut", after_bytes=0) if fault == "answer lost" else Fault(
+        "reset", after_bytes=-1)
     flags = [] if pipelining else ["--no-pipelining"]
     upload = ["upload", str(oe_cache_a), p.url, *ZETA, "--no-touch", "-j", "2", *flags]
 
@@ -46,17 +55,19 @@ def test_a_request_whose_connection_is_reset_once_is_retried(
         code, _, err = run(capsys, *upload)
         assert code == 0, err
         p.mirror.age_all(40 * DAY)
-        p.proxy.add(Fault("reset", match=reset_me, times=1))
+        action.match, action.times = reset_me, 1
+        p.proxy.add(action)
         code, _, err = run(capsys, "-v", "clean", "--max-age", "30d", p.url, *flags)
         assert code == 0, err
         assert p.mirror.sizes() == {}
     else:
-        p.proxy.add(Fault("reset", match=reset_me, times=1))
+        action.match, action.times = reset_me, 1
+        p.proxy.add(action)
         code, _, err = run(capsys, "-v", *upload)
         assert code == 0, err
         sizes = assert_no_partial_file(p.mirror, oe_cache_a, temp_may_remain=True)
         assert set(sizes) == set(zeta_files(oe_cache_a))
-    assert p.proxy.count(lambda r: r.fault == "reset") == 1
+    assert p.proxy.count(lambda r: r.fault is not None) == 1
     lines = _retry_lines(err)
     assert len(lines) == 1, (err, [(r.method, r.path[-20:], r.fault) for r in p.proxy.seen()])
     assert "retry 1/" in lines[0] and "\n" not in lines[0]

@@ -83,9 +83,16 @@ def translate(
         return TransientError(f"{what}: cannot connect to {url}: {text or 'refused'}",
                               url=url, path=path,
                               hint="check the URL and that the server is running")
+    if isinstance(exc, httpx.ConnectTimeout):
+        return TransientError(f"{what}: no connection to {url} in time (connect timeout)",
+                              url=url, path=path,
+                              hint="check the URL and the network; --connect-timeout sets the"
+                              " wait")
     if isinstance(exc, httpx.TimeoutException):
-        return TransientError(f"{what}: {url} did not answer in time ({type(exc).__name__})",
-                              url=url, path=path, hint="raise --timeout for slow servers")
+        return TransientError(f"{what}: no answer from the server in time ({url}: it took"
+                              " the request and said nothing)", url=url, path=path,
+                              hint="the server or something in front of it hangs; if it is"
+                              " only slow, raise --timeout")
     if isinstance(exc, (httpx.NetworkError, httpx.RemoteProtocolError)):
         return TransientError(f"{what}: connection to {url} failed: {exc}", url=url,
                               path=path)
@@ -127,8 +134,10 @@ def pipe_error(failure: Failure, what: str, url: str, path: Optional[str]) -> Ba
         return PermanentError(f"{what}: TLS handshake with {url} failed: {failure.reason}",
                               url=url, path=path)
     if failure.kind == "timeout":
-        return TransientError(f"{what}: {url} did not answer in time ({failure.reason})",
-                              url=url, path=path, hint="raise --timeout for slow servers")
+        return TransientError(f"{what}: {failure.reason} ({url}: it took the request and"
+                              " said nothing)", url=url, path=path,
+                              hint="the server or something in front of it hangs; if it is"
+                              " only slow, raise --timeout")
     if failure.reason.startswith("cannot connect"):
         return TransientError(f"{what}: {failure.reason} ({url})", url=url, path=path,
                               hint="check the URL and that the server is running")

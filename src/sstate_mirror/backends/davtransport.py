@@ -93,7 +93,7 @@ class DavTransport(Backend):
         self._client = httpx.Client(
             auth=self._make_auth(self.paths.parts),
             verify=self._verify,
-            timeout=httpx.Timeout(options.timeout, pool=None),
+            timeout=httpx.Timeout(options.timeout, connect=options.connect_timeout, pool=None),
             limits=httpx.Limits(max_connections=100, max_keepalive_connections=32),
             follow_redirects=False,
             # nothing compressed: a few KiB of zstd can decode to gigabytes before any
@@ -386,6 +386,7 @@ class DavTransport(Backend):
             pipe = Pipeline(
                 host=self.paths.host, port=self.paths.port, host_header=self.paths.netloc,
                 ssl_context=self._pipe_ssl_context(), timeout=self.options.timeout,
+                connect_timeout=self.options.connect_timeout,
                 retries=self.options.retries, connections=connections,
                 depth=self.pipeline_depth, retry_statuses=RETRY_STATUSES,
                 max_body=self.max_pipelined_body, base_headers=headers,

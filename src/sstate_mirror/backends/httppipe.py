@@ -156,6 +156,7 @@ class Pipeline:
         host_header: str,
         ssl_context: Optional[ssl.SSLContext],
         timeout: float,
+        connect_timeout: Optional[float] = None,
         retries: int,
         connections: int = 4,
         depth: int = 32,
@@ -167,6 +168,7 @@ class Pipeline:
         self.port = port
         self.ssl_context = ssl_context
         self.timeout = timeout
+        self.connect_timeout = timeout if connect_timeout is None else connect_timeout
         self.retries = retries
         self.connections = max(1, connections)
         self.depth = max(1, depth)
@@ -254,7 +256,8 @@ class Pipeline:
         for conn in list(self._conns):
             if conn.inflight and now - conn.last_progress > self.timeout:
                 self._broken(conn, Failure(
-                    f"no answer within {self.timeout:g} s", kind="timeout"), stalled=True)
+                    f"no answer from the server within {self.timeout:g} s", kind="timeout"),
+                    stalled=True)
 
     def _admit(self, now: float) -> None:
         """Put queued requests on connections (opening them as needed), ``depth`` each."""
@@ -323,7 +326,8 @@ class Pipeline:
 
     def _open(self) -> Optional[_Conn]:
         try:
-            sock = socket.create_connection((self.host, self.port), timeout=self.timeout)
+            sock = socket.create_connection((self.host, self.port),
+                                            timeout=self.connect_timeout)
         except OSError as exc:
             self._connect_failed(Failure(f"cannot connect: {exc}", cause=exc, sent=False))
             return None

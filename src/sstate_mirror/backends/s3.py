@@ -353,7 +353,13 @@ def _translate(
     status: Optional[int] = None,
 ) -> BackendError:
     """:func:`translate_error` for the failures that reach the server (or try to)."""
-    if isinstance(exc, (EndpointConnectionError, ConnectionClosedError, ReadTimeoutError)):
+    if isinstance(exc, ReadTimeoutError):
+        return TransientError(
+            f"{what}: no answer from the server in time ({endpoint}: it took the request and"
+            " said nothing)", url=url, path=path,
+            hint="the server or something in front of it hangs; if it is only slow, raise"
+            " --timeout")
+    if isinstance(exc, (EndpointConnectionError, ConnectionClosedError)):
         return TransientError(
             f"{what}: cannot reach {endpoint} ({type(exc).__name__})", url=url, path=path,
             hint="check --endpoint-url / AWS_ENDPOINT_URL, the network and that the server runs",
