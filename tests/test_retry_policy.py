@@ -8,7 +8,10 @@ which shows each retry as one line on stderr.
 
 from __future__ import annotations
 
+import os
 import re
+import socket
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import List
@@ -71,3 +74,64 @@ def test_a_request_whose_connection_is_reset_once_is_retried(
     lines = _retry_lines(err)
     assert len(lines) == 1, (err, [(r.method, r.path[-20:], r.fault) for r in p.proxy.seen()])
     assert "retry 1/" in lines[0] and "\n" not in lines[0]
+
+
+class _Silent:
+    """A server that accepts connections, reads what it is sent and never answers."""
+
+    def __init__(self) -> None:
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(16)
+        self.port = self.sock.getsockname()[1]
+        self.conns: List[socket.socket] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._accept, daemon=True)
+        self._thread.start()
+
+    def _accept(self) -> None:
+        self.sock.settimeout(0.2)
+        while not self._stop.is_set():
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                continue
+            self.conns.append(conn)  # kept open, never answered
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(5)
+        for conn in self.conns:
+            conn.close()
+        self.sock.close()
+
+
+@pytest.fixture
+def silent() -> Iterator[_Silent]:
+    server = _Silent()
+    try:
+        yield server
+    finally:
+        server.close()
+
+
+@pytest.mark.parametrize("kind", ["webdav", "s3"])
+def test_a_server_that_never_answers_is_named_and_each_retry_shown(
+        silent: _Silent, kind: str, capsys: pytest.CaptureFixture[str],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    for name, value in {"AWS_ACCESS_KEY_ID": "x", "AWS_SECRET_ACCESS_KEY": "y",
+                        "AWS_CONFIG_FILE": os.devnull,
+                        "AWS_SHARED_CREDENTIALS_FILE": os.devnull}.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.delenv("AWS_PROFILE", raising=False)
+    if kind == "webdav":
+        target = [f"http://127.0.0.1:{silent.port}/m/"]
+    else:
+        target = ["s3://bucket/m", "--endpoint-url", f"http://127.0.0.1:{silent.port}"]
+    code, _, err = run(capsys, "info", "--no-netrc", "--timeout", "0.5", "--retries", "1",
+                       *target)
+    assert code == 3, err
+    assert "no answer from the server" in err, err
+    assert "--timeout" in err  # the hint says what to change if the server is only slow
+    if kind == "webdav":  # botocore retries inside, unseen
+        assert len(_retry_lines(err)) == 1, err
