@@ -20,7 +20,14 @@ import sys
 from typing import List, Optional, Sequence
 
 from .. import __version__, events
-from ..errors import SstateMirrorError
+from ..errors import (
+    EXIT_BACKEND,
+    EXIT_FAILED,
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+    EXIT_USAGE,
+    SstateMirrorError,
+)
 from .common import add_output_options
 from .ui import UI
 
@@ -30,11 +37,8 @@ COMMANDS: List[str] = ["upload", "clean", "info", "touch", "verify", "analyze", 
 #: Commands registered by another command's module (``pin`` registers its two siblings).
 _REGISTERED_BY = {"unpin": "pin", "pins": "pin"}
 
-EXIT_OK = 0
-EXIT_FAILED = 1
-EXIT_USAGE = 2
-EXIT_BACKEND = 3
-EXIT_INTERRUPTED = 130
+__all__ = ["EXIT_BACKEND", "EXIT_FAILED", "EXIT_INTERRUPTED", "EXIT_OK", "EXIT_USAGE",
+           "build_parser", "main"]
 
 
 def build_parser() -> argparse.ArgumentParser:

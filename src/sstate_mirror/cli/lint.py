@@ -26,7 +26,7 @@ from ..commands.lint import (
     select_stamps,
 )
 from ..commands.listing import list_artifacts
-from ..errors import UsageError
+from ..errors import EXIT_BACKEND, EXIT_OK, EXIT_USAGE, UsageError
 from ..transfer import Progress
 from .common import (
     add_backend_options,
@@ -39,8 +39,7 @@ from .common import (
 from .progress import make_progress
 from .ui import UI
 
-EXIT_USAGE_OR_UNREADABLE = 2
-EXIT_BACKEND = 3
+EXIT_USAGE_OR_UNREADABLE = EXIT_USAGE
 
 
 def register(sub: Any, parents: Sequence[argparse.ArgumentParser]) -> None:
@@ -194,7 +193,7 @@ def exit_code(report: LintReport, findings_code: int) -> int:
         return EXIT_USAGE_OR_UNREADABLE
     if report.findings:
         return findings_code
-    return 0
+    return EXIT_OK
 
 
 def _plural(n: int, word: str) -> str:
