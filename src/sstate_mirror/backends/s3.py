@@ -24,7 +24,6 @@ import base64
 import concurrent.futures
 import hashlib
 import io
-import logging
 import math
 import threading
 import urllib.parse
@@ -49,6 +48,7 @@ from botocore.exceptions import (
     SSLError,
 )
 
+from .. import events
 from ..errors import (
     AuthError,
     BackendError,
@@ -90,7 +90,6 @@ __all__ = [
     "translate_error",
 ]
 
-log = logging.getLogger(__name__)
 
 #: ListObjectsV2 returns at most this many keys per request.
 PAGE_SIZE = 1000
@@ -563,7 +562,7 @@ class S3Backend(Backend):
             )
         if (truncated and self.list_workers > 1
                 and (estimate is None or estimate >= self.parallel_list_min)):
-            log.debug("listing %s in parallel ranges (estimated %s objects)", what, estimate)
+            events.debug("listing %s in parallel ranges (estimated %s objects)", what, estimate)
             yield from self._list_parallel(base, on_skip)
             return
         yield from self._entries(contents, on_skip)
