@@ -12,14 +12,16 @@ import os
 import re
 import socket
 import threading
+import urllib.parse
 from collections.abc import Iterator
 from pathlib import Path
 from typing import List
 
 import pytest
 
-from faultproxy import Fault, Request
+from faultproxy import Fault, FaultProxy, Request
 from test_faults import ZETA, Proxied, _proxied, assert_no_partial_file, run, zeta_files
+from webdav_servers import DavServer
 
 DAY = 86400
 
@@ -135,3 +137,19 @@ def test_a_server_that_never_answers_is_named_and_each_retry_shown(
     assert "--timeout" in err  # the hint says what to change if the server is only slow
     if kind == "webdav":  # botocore retries inside, unseen
         assert len(_retry_lines(err)) == 1, err
+
+
+def test_the_threads_of_an_upload_check_pipelining_once(
+        wsgidav_server: DavServer, oe_cache_a: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """wsgidav lists with one Depth: infinity request, so pipelining is first needed by the
+    upload's threads, which all start at once: one of them checks it, the others wait."""
+    m = wsgidav_server.mirror("open")
+    port = urllib.parse.urlsplit(m.url).port
+    with FaultProxy(port) as proxy:
+        url = m.url.replace(f":{port}/", f":{proxy.port}/")
+        code, _, err = run(capsys, "upload", "--no-netrc", str(oe_cache_a), url, "--no-touch",
+                           "-j", "8")
+        assert code == 0, err
+        assert proxy.count(lambda r: r.headers.get("depth") == "infinity") == 1
+        assert proxy.count(lambda r: ".sstate-mirror-probe-" in r.path) == 1

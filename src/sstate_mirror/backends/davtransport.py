@@ -88,6 +88,9 @@ class DavTransport(Backend):
         #: idle pipelines, one taken per thread at a time (see :meth:`_pipeline`)
         self._pipes: List[Pipeline] = []
         self._pipelining_checked = False
+        #: one thread checks pipelining at a time: the threads of an upload all start at
+        #: once, and each would otherwise send the same three probes
+        self._check_lock = threading.Lock()
         self._proxy_in_use: Optional[bool] = None
         self._verify = self._make_verify()
         self._client = httpx.Client(
@@ -396,7 +399,7 @@ class DavTransport(Backend):
             pipe.set_base_headers(headers)
         finished = False
         try:
-            if not self._pipelining_checked and not self._check_pipelining(pipe):
+            if not self._pipelining_checked and not self._checked_pipelining(pipe):
                 finished = True  # back to the pool, unused
                 yield None
                 return
@@ -411,6 +414,10 @@ class DavTransport(Backend):
                     self._pipes.append(pipe)
             else:  # stopped half-way: requests may be in flight
                 pipe.close()
+
+    def _checked_pipelining(self, pipe: Pipeline) -> bool:
+        with self._check_lock:
+            return self._pipelining_checked or self._check_pipelining(pipe)
 
     def _check_pipelining(self, pipe: Pipeline) -> bool:
         """Whether answers to pipelined requests match them, checked once per mirror.
