@@ -354,8 +354,9 @@ def _translate(
     """:func:`translate_error` for the failures that reach the server (or try to)."""
     if isinstance(exc, ReadTimeoutError):
         return TransientError(
-            f"{what}: no answer from the server in time ({endpoint}: it took the request and"
-            " said nothing)", url=url, path=path,
+            f"{what}: cannot reach {endpoint} for an answer: no answer from the server in time"
+            f" ({type(exc).__name__}: it took the request and said nothing)", url=url,
+            path=path,
             hint="the server or something in front of it hangs; if it is only slow, raise"
             " --timeout")
     if isinstance(exc, (EndpointConnectionError, ConnectionClosedError)):
