@@ -7,7 +7,6 @@ hint says what to change (credentials, server configuration, options).
 from __future__ import annotations
 
 import ssl
-import weakref
 from typing import Optional, Union
 
 import httpx
@@ -24,8 +23,9 @@ NO_DAV_STATUSES = {405, 501}
 #: An answer through httpx (streamed) or through a pipeline (read).
 AnyResponse = Union[httpx.Response, Answer]
 
-#: Answers returned after the last allowed retry, so their error is not retried again.
-retries_used: weakref.WeakSet[httpx.Response] = weakref.WeakSet()
+#: Set in a streamed answer's ``extensions`` when it came after the last allowed retry,
+#: so that its error is not retried again (a read :class:`Answer` says it in ``retried``).
+RETRIED = "sstate_mirror.retried"
 
 
 def translate(

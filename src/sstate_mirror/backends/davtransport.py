@@ -34,12 +34,12 @@ from ..retry import backoff
 from .base import Backend, BackendOptions, Properties, redact_url
 from .davauth import BearerAuth, ChallengeAuth, netrc_lookup
 from .daverrors import (
+    RETRIED,
     RETRY_STATUSES,
     AnyResponse,
     no_dav_or,
     pipe_error,
     refuse_encoding,
-    retries_used,
     translate,
 )
 from .davio import Body, iter_body, read_bounded
@@ -222,8 +222,7 @@ class DavTransport(Backend):
                     retried = exhausted and response.status_code in RETRY_STATUSES and (
                         idempotent)
                     if stream:
-                        if retried:
-                            retries_used.add(response)
+                        response.extensions[RETRIED] = retried
                         return response
                     return self._read_answer(response, what, path, retried)
                 delay = backoff(attempt, response.headers.get("Retry-After"))
@@ -271,7 +270,7 @@ class DavTransport(Backend):
         response.close()
         error = translate(what, url=self.url, path=path, response=response)
         error.retried = (response.retried if isinstance(response, Answer)
-                         else response in retries_used)
+                         else bool(response.extensions.get(RETRIED)))
         if response.status_code == 401 and self._client.auth is not None:
             error.hint = ("the server rejected the credentials given (" + self._auth_source
                           + "); check them, or --auth basic|digest")
