@@ -1,4 +1,8 @@
-"""``sstate-mirror touch SOURCE TARGET``: record use without uploading."""
+"""``sstate-mirror touch SOURCE TARGET``: record use without uploading.
+
+``touch TARGET --access-log LOG...`` records the use a server's access log shows instead
+(:mod:`.touch_log`).
+"""
 
 from __future__ import annotations
 
@@ -9,6 +13,7 @@ from typing import Any, Dict, Sequence
 from ..backends import open_backend
 from ..commands.listing import Selection
 from ..commands.upload import execute_touch, plan_against_mirror
+from ..errors import UsageError
 from ..transfer import Progress
 from ..units import parse_age
 from .common import (
@@ -22,6 +27,7 @@ from .common import (
     jobs_from_args,
 )
 from .progress import make_progress
+from .touch_log import add_access_log_options, run_access_log, source_given_with_log
 from .ui import UI
 
 
@@ -32,9 +38,11 @@ def register(sub: Any, parents: Sequence[argparse.ArgumentParser]) -> None:
         help="mark the mirror copies of artifacts a build used as used (no upload)",
         description="For jobs that must not upload: refresh the last-use time of the mirror"
         " copies of the artifacts in SOURCE that bitbake used within --used-within, so that"
-        " 'clean --max-age' keeps them. Nothing is transferred.",
+        " 'clean --max-age' keeps them. Nothing is transferred. With --access-log (TARGET"
+        " only): mark what the mirror server's access log shows builds read.",
     )
-    p.add_argument("source", metavar="SOURCE", help="local sstate cache (SSTATE_DIR)")
+    p.add_argument("source", metavar="SOURCE", nargs="?",
+                   help="local sstate cache (SSTATE_DIR); not with --access-log")
     p.add_argument("target", metavar="TARGET",
                    help="mirror: a directory, file://, http(s):// or s3:// URL")
     p.add_argument("-n", "--dry-run", action="store_true",
@@ -42,6 +50,7 @@ def register(sub: Any, parents: Sequence[argparse.ArgumentParser]) -> None:
     add_use_options(p)
     add_selection_options(p)
     add_jobs_option(p)
+    add_access_log_options(p)
     add_backend_options(p)
     p.set_defaults(run=run)
 
@@ -52,6 +61,13 @@ def run(args: argparse.Namespace, ui: UI) -> int:
 
 
 def _run(args: argparse.Namespace, ui: UI, progress: Progress) -> int:
+    if args.access_log is not None:
+        problem = source_given_with_log(args)
+        if problem:
+            raise UsageError(problem)
+        return run_access_log(args, ui, progress)
+    if args.source is None:
+        raise UsageError("touch needs SOURCE and TARGET, or TARGET --access-log LOG")
     used_within = parse_age(args.used_within, "--used-within")
     selection = Selection(pn_filter=compile_filter(args.filter), arch=args.arch)
     options = backend_options_from_args(args)
