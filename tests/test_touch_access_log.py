@@ -223,3 +223,52 @@ def test_usage_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> Non
                  str(log)]) == 2
     assert "path, status" in capsys.readouterr().err
     assert main(["touch", str(mirror)]) == 2
+
+
+def s3_log_line(bucket: str, when: str, op: str, key: str, status: int) -> str:
+    """One line of an S3 server access log, in AWS's documented format."""
+    enc = key.replace(":", "%3A")
+    method = op.split(".")[1]
+    return (f"79a59df900b949e55d96a1e698fbacedfd6e09d98eacf8f8d5218e7cd47ef2be {bucket}"
+            f" [{when}] 192.0.2.3 arn:aws:iam::123456789012:user/ci 3E57427F3EXAMPLE {op}"
+            f' {enc} "{method} /{bucket}/{enc} HTTP/1.1" {status}'
+            f' {"NoSuchKey" if status == 404 else "-"} 113 113 7 6 "-" "aws-cli/2.15.0" -'
+            " s9lzHYrFp76ZVxRcpX9+5cjAnEH2ROuNkd2BHfIa6UkFVdtjf5mKR3= SigV4"
+            " ECDHE-RSA-AES128-GCM-SHA256 AuthHeader s3.amazonaws.com TLSv1.2 - -\n")
+
+
+def test_s3_server_access_logs_from_a_log_bucket(
+        s3_bucket, oe_cache_b: Path, tmp_path: Path,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["upload", str(oe_cache_b), s3_bucket.url]) == 0
+    capsys.readouterr()
+    for path in files(oe_cache_b):
+        s3_bucket.backdate(path, 60 * DAY)
+    b = archives(oe_cache_b)
+    when = time.strftime("%d/%b/%Y:%H:%M:%S +0000", time.gmtime())
+    bucket = s3_bucket.name
+    lines = [s3_log_line(bucket, when, "REST.HEAD.OBJECT", p, 200) for p in b[:10]]
+    lines += [s3_log_line(bucket, when, "REST.GET.OBJECT", p, 200) for p in b[:10]]
+    lines += [s3_log_line(bucket, when, "REST.GET.OBJECT", MISSING[0], 404)]
+    lines += [s3_log_line("another-bucket", when, "REST.GET.OBJECT", b[11], 200)]
+    logs = s3_bucket.server.new_bucket()
+    client = s3_bucket.client()
+    client.put_object(Bucket=logs, Key="logs/2026-12-05-01-00-00-AAAA", Body="".join(lines[:15]))
+    client.put_object(Bucket=logs, Key="logs/2026-12-05-02-00-00-BBBB",
+                      Body=gzip.compress("".join(lines[15:]).encode()))
+    code, report = run(capsys, "touch", s3_bucket.url, "--access-log", f"s3://{logs}/logs/")
+    assert code == 0, report
+    assert report["logs"]["formats"] == {"s3": len(lines)}
+    # the other bucket's request matches too: said, and --url-prefix settles it
+    assert report["logs"]["ambiguous"] and "Give --url-prefix" in report["_stderr"]
+    assert report["plan"]["groups_to_mark"] == 11
+    code, report = run(capsys, "touch", "--dry-run", s3_bucket.url, "--url-prefix",
+                       s3_bucket.url, "--access-log", f"s3://{logs}/logs/")
+    assert code == 0 and report["logs"]["groups_used"] == 10
+    assert report["plan"]["groups_already_fresh"] == 10  # marked by the run before
+    # a local copy reads the same
+    copy = tmp_path / "s3.log"
+    copy.write_text("".join(lines))
+    code, report = run(capsys, "touch", "--dry-run", s3_bucket.url, "--url-prefix",
+                       f"/{bucket}/", "--access-log", str(copy))
+    assert code == 0 and report["logs"]["groups_used"] == 10
