@@ -28,18 +28,23 @@ decoded as a stream by the project's one gzip reader (:mod:`sstate_mirror.archiv
 from __future__ import annotations
 
 import calendar
+import functools
 import datetime as dt
 import io
 import re
 import urllib.parse
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import IO, Any, Dict, List, NamedTuple, Optional, Pattern, Tuple, cast
+from typing import IO, Any, Callable, Dict, List, NamedTuple, Optional, Pattern, Tuple, cast
 
 from .archive_streams import GzipStream
 
 #: Longest line looked at; longer ones are skipped (counted as malformed) without being held.
 MAX_LINE = 16 * 1024
+#: Distinct request paths whose decoded form is kept for reuse.
+PATHS_CACHED = 1 << 14
+#: Lines between two calls of a scan's ``on_lines`` callback.
+LINES_REPORTED = 1 << 16
 #: Malformed lines kept as examples for ``-v``.
 EXAMPLES_KEPT = 5
 #: A gzip log may not decode to more than this (a decompression bomb is not a log).
@@ -48,11 +53,13 @@ MAX_DECODED = 1 << 44
 _MONTHS = {m.encode(): i for i, m in enumerate(
     ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"), 1)}
 
-#: After the time of a common/combined line: the quoted request and the status. Apache
-#: escapes a quote in the request as ``\\"``, nginx as ``\\x22``.
-_HTTP_REST = re.compile(rb'"((?:[^"\\]|\\.)*)" (\d{3}|-)(?: |$)')
+#: Two to four fields, the time in brackets, and for common/combined lines the quoted request
+#: and the status. Apache escapes a quote in the request as ``\\"``, nginx as ``\\x22``.
+_LINE = re.compile(
+    rb'((?:\S+ ){2,4})\[([^\]]*)\] (?:"([^"\\]*(?:\\.[^"\\]*)*)" (\d{3}|-)(?: |$))?')
 #: After the time of an S3 line: RemoteIP Requester RequestID Operation Key "URI" Status.
-_S3_REST = re.compile(rb'(\S+) (\S+) (\S+) (\S+) (\S+) "((?:[^"\\]|\\.)*)" (\d{3}|-)(?: |$)')
+_S3_REST = re.compile(
+    rb'(\S+) (\S+) (\S+) (\S+) (\S+) "([^"\\]*(?:\\.[^"\\]*)*)" (\d{3}|-)(?: |$)')
 
 FORMATS = ("common", "combined", "vhost_common", "vhost_combined", "s3", "custom")
 #: [with the virtual host first][with referer and user agent after the size]
@@ -192,27 +199,22 @@ def parse_line(line: bytes, times: Optional[_TimeCache] = None,
     try:
         if custom is not None:
             return _parse_custom(line, custom, times)
-        bracket = line.find(b" [")
-        if bracket < 0:
-            return None
-        fields = line.count(b" ", 0, bracket) + 1
-        close = line.find(b"] ", bracket)
-        if close < 0:
-            return None
-        when = times(line[bracket + 2 : close])
-        if fields == 2:
-            return _parse_s3(line, close + 2, when, line[line.find(b" ") + 1 : bracket])
-        if fields not in (3, 4):
-            return None
-        m = _HTTP_REST.match(line, close + 2)
+        m = _LINE.match(line)
         if m is None:
             return None
-        status = int(m.group(2)) if m.group(2) != b"-" else 0
-        parts = m.group(1).split(b" ")
-        fmt = _HTTP_FORMATS[fields == 4][b'"' in line[m.end():]]
-        if len(parts) not in (2, 3):
+        head, stamp, request, status_text = m.groups()
+        fields = head.count(b" ")
+        when = times(stamp)
+        if fields == 2:
+            return _parse_s3(line, m.end(), when, line[line.find(b" ") + 1 : m.start(2) - 2])
+        if request is None:
+            return None
+        status = int(status_text) if status_text != b"-" else 0
+        fmt = _HTTP_FORMATS[fields == 4][line.find(b'"', m.end()) >= 0]
+        method, _, target = request.partition(b" ")
+        if not target:
             return _Parsed(when, b"", b"", status, fmt)  # "-", junk: a request we skip
-        return _Parsed(when, parts[0], parts[1], status, fmt)
+        return _Parsed(when, method, target.partition(b" ")[0], status, fmt)
     except (ValueError, IndexError, OverflowError):
         return None
 
@@ -305,39 +307,61 @@ def scan(
     source: str = "",
     since: Optional[float] = None,
     custom: Optional[Pattern[bytes]] = None,
+    on_lines: Optional[Callable[[int], None]] = None,
 ) -> Iterator[Request]:
     """The successful GET and HEAD requests of ``lines`` at or after ``since``.
 
     Every line is counted in ``stats``; malformed lines are counted (the first few kept as
-    examples) and never stop the scan.
+    examples) and never stop the scan. ``on_lines(n)`` is told every :data:`LINES_REPORTED`
+    lines (and at the end) how many more were read, for a progress display.
     """
     times = _TimeCache()
-    formats = stats.formats
-    for number, line in enumerate(lines, 1):
-        stats.lines += 1
-        parsed = parse_line(line, times, custom) if line is not None else None
-        if parsed is None:
-            stats.malformed += 1
-            if len(stats.examples) < EXAMPLES_KEPT:
-                excerpt = ("(longer than %d bytes)" % MAX_LINE if line is None
-                           else line[:200].decode("utf-8", "replace"))
-                stats.examples.append((source, number, excerpt))
-            continue
-        formats[parsed.format] = formats.get(parsed.format, 0) + 1
-        when = parsed.time
-        if when is not None:
-            if stats.newest is None or when > stats.newest:
-                stats.newest = when
-            if since is not None and when < since:
-                stats.before_since += 1
+    # the same objects are requested again and again: decode each path once (bounded)
+    decode = functools.lru_cache(maxsize=PATHS_CACHED)(request_path)
+    # counted in locals and added to ``stats`` at the end: this loop runs per log line
+    n = malformed = before = requests = used = 0
+    newest = float("-inf") if stats.newest is None else stats.newest
+    formats: Dict[str, int] = {}
+    try:
+        for line in lines:
+            n += 1
+            if on_lines is not None and not n % LINES_REPORTED:
+                on_lines(LINES_REPORTED)
+            parsed = parse_line(line, times, custom) if line is not None else None
+            if parsed is None:
+                malformed += 1
+                if len(stats.examples) < EXAMPLES_KEPT:
+                    excerpt = (f"(longer than {MAX_LINE} bytes)" if line is None
+                               else line[:200].decode("utf-8", "replace"))
+                    stats.examples.append((source, n, excerpt))
                 continue
-        stats.requests += 1
-        if parsed.method not in (b"GET", b"HEAD") or not 200 <= parsed.status < 300:
-            continue
-        try:
-            path = request_path(parsed.target)
-        except ValueError:
-            stats.malformed += 1
-            continue
-        stats.used += 1
-        yield Request(when, parsed.method.decode(), path, parsed.status, parsed.format)
+            when, method, target, status, fmt = parsed
+            formats[fmt] = formats.get(fmt, 0) + 1
+            if when is not None:
+                if when > newest:
+                    newest = when
+                if since is not None and when < since:
+                    before += 1
+                    continue
+            requests += 1
+            if (method != b"GET" and method != b"HEAD") or not 200 <= status < 300:
+                continue
+            try:
+                path = decode(target)
+            except ValueError:
+                malformed += 1
+                continue
+            used += 1
+            yield Request(when, method.decode(), path, status, fmt)
+    finally:
+        if on_lines is not None:
+            on_lines(n % LINES_REPORTED)
+        stats.lines += n
+        stats.malformed += malformed
+        stats.before_since += before
+        stats.requests += requests
+        stats.used += used
+        if newest != float("-inf"):
+            stats.newest = newest
+        for fmt, count in formats.items():
+            stats.formats[fmt] = stats.formats.get(fmt, 0) + count

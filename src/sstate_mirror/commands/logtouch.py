@@ -31,6 +31,7 @@ into rebuilds. ``count_head=False`` counts only ``GET``.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import urllib.parse
@@ -39,7 +40,7 @@ from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
 from typing import IO, Any, Callable, Dict, List, NamedTuple, Optional, Pattern, Set, Tuple
 
-from ..accesslog import ScanStats, bounded_lines, open_log, scan
+from ..accesslog import PATHS_CACHED, ScanStats, bounded_lines, open_log, scan
 from ..archive_streams import ArchiveDefect, LimitExceeded
 from ..backends.base import Backend
 from ..errors import BackendError, UsageError
@@ -48,8 +49,6 @@ from ..transfer import Progress
 
 #: Unknown paths kept as examples for ``-v``.
 UNKNOWN_EXAMPLES = 5
-#: Lines between two progress updates while a log is read.
-PROGRESS_EVERY = 1 << 16
 
 
 class LogSource(NamedTuple):
@@ -206,6 +205,7 @@ def read_use(
     progress = progress or Progress()
     use = LogUse()
     stats = use.stats
+    match = functools.lru_cache(maxsize=PATHS_CACHED)(matcher.match)
     for source in sources:
         if since is not None and source.mtime is not None and source.mtime < since:
             stats.files_skipped += 1
@@ -213,12 +213,13 @@ def read_use(
         progress.phase(f"reading {source.name}", 0)
         try:
             with source.open() as raw:
-                lines = _counting(bounded_lines(open_log(raw)), progress)
-                for req in scan(lines, stats, source=source.name, since=since, custom=custom):
+                lines = bounded_lines(open_log(raw))
+                for req in scan(lines, stats, source=source.name, since=since, custom=custom,
+                                on_lines=progress.advance):
                     if req.method == "HEAD" and not count_head:
                         use.head_ignored += 1
                         continue
-                    _record(use, matcher, req.path, req.method,
+                    _record(use, matcher.group_of, match(req.path), req.path, req.method,
                             now if req.time is None else req.time)
         except (OSError, BackendError, ArchiveDefect, LimitExceeded) as exc:
             stats.read_errors.append((source.name, str(exc)))
@@ -226,8 +227,8 @@ def read_use(
     return use
 
 
-def _record(use: LogUse, matcher: PathMatcher, path: str, method: str, when: float) -> None:
-    found = matcher.match(path)
+def _record(use: LogUse, group_of: Mapping[str, str], found: List[Tuple[str, str]], path: str,
+            method: str, when: float) -> None:
     if not found:
         use.unknown += 1
         if len(use.unknown_examples) < UNKNOWN_EXAMPLES:
@@ -236,23 +237,11 @@ def _record(use: LogUse, matcher: PathMatcher, path: str, method: str, when: flo
     use.matched += 1
     for prefix, rel in found:
         use.prefixes[prefix] = use.prefixes.get(prefix, 0) + 1
-        key = matcher.group_of[rel]
+        key = group_of[rel]
         if when > use.used.get(key, float("-inf")):
             use.used[key] = when
         if method == "GET":
             use.fetched.add(key)
-
-
-def _counting(lines: Iterator[Optional[bytes]], progress: Progress
-              ) -> Iterator[Optional[bytes]]:
-    n = 0
-    for line in lines:
-        n += 1
-        if n == PROGRESS_EVERY:
-            progress.advance(n)
-            n = 0
-        yield line
-    progress.advance(n)
 
 
 # -- the plan ---------------------------------------------------------------------------------
