@@ -101,7 +101,7 @@ def run_child(argv: List[str], *, shell: bool = False) -> Tuple[float, float, Op
     gnu_time = shutil.which("time", path="/usr/bin:/bin")
     cmd: List[str] = ["sh", "-c", argv[0]] if shell else list(argv)
     if gnu_time:
-        cmd = [gnu_time, "-f", "%M %U %S"] + cmd
+        cmd = [gnu_time, "-f", "%M %U %S", *cmd]
     before = os.times()
     started = time.perf_counter()
     proc = subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, check=False)
@@ -155,8 +155,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                 "-q", "--access-log"]
         awk = "awk '($6==\"\\\"GET\" || $6==\"\\\"HEAD\") && $9 ~ /^2/ {n++} END {print n}'"
         runs = [
-            ("sstate-mirror touch --access-log (plain)", tool + [str(log)], False),
-            ("sstate-mirror touch --access-log (gzip)", tool + [str(gz)], False),
+            ("sstate-mirror touch --access-log (plain)", [*tool, str(log)], False),
+            ("sstate-mirror touch --access-log (gzip)", [*tool, str(gz)], False),
             ("grep -c '' (plain)", ["grep", "-c", "", str(log)], False),
             ("awk: successful GET/HEAD (plain)", [f"{awk} {log}"], True),
             ("zcat \\| awk (gzip)", [f"zcat {gz} | {awk}"], True),

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Dict, Iterable, List, Tuple
 
 import pytest
+
 from webdav_servers import (
     DavServer,
     _apache_module_dir,
@@ -86,13 +87,6 @@ class LogServer:
                 return
             time.sleep(0.02)
         pytest.fail(f"{self.name} did not log {marker} within 20 s")
-
-
-def _make_readable(base: Path) -> None:
-    for d, _, names in os.walk(base):
-        os.chmod(d, 0o777)
-        for n in names:
-            os.chmod(os.path.join(d, n), 0o666)
 
 
 @pytest.fixture(scope="module")
@@ -251,5 +245,13 @@ def send_marker(base_url: str, marker: str) -> None:
         client.close()
 
 
-__all__ = ["APACHE_FORMATS", "NGINX_FORMATS", "LogServer", "apache_logging", "bitbake_restore",
-           "nginx_logging", "other_clients", "send_marker", "_make_readable"]
+__all__ = [
+    "APACHE_FORMATS",
+    "NGINX_FORMATS",
+    "LogServer",
+    "apache_logging",
+    "bitbake_restore",
+    "nginx_logging",
+    "other_clients",
+    "send_marker",
+]

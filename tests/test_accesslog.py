@@ -16,7 +16,6 @@ from sstate_mirror.accesslog import (
     compile_custom,
     open_log,
     parse_clf_time,
-    parse_line,
     request_path,
     scan,
 )

@@ -9,18 +9,11 @@ import os
 import shutil
 import time
 from pathlib import Path
-from typing import Dict, List, Set, Tuple
+from typing import List, Set, Tuple
 
 import pytest
-from log_servers import (  # noqa: F401 - fixtures are found by name
-    LogServer,
-    apache_logging,
-    bitbake_restore,
-    nginx_logging,
-    other_clients,
-    send_marker,
-)
 
+from log_servers import LogServer, bitbake_restore, other_clients, send_marker
 from sstate_mirror.cli import main
 
 DAY = 86400

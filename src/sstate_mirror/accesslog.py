@@ -28,8 +28,8 @@ decoded as a stream by the project's one gzip reader (:mod:`sstate_mirror.archiv
 from __future__ import annotations
 
 import calendar
-import functools
 import datetime as dt
+import functools
 import io
 import re
 import urllib.parse

@@ -22,7 +22,7 @@ from ..commands.logtouch import (
     write_state,
 )
 from ..commands.upload import execute_touch
-from ..errors import UsageError
+from ..errors import BackendError, UsageError
 from ..naming import group_artifacts
 from ..transfer import Progress
 from ..units import parse_time_or_age
@@ -98,7 +98,8 @@ def run_access_log(args: argparse.Namespace, ui: UI, progress: Progress) -> int:
         report: Dict[str, Any] = {"command": "touch", "target": target.url,
                                   "dry_run": args.dry_run, "since": since, "logs": use.to_dict(),
                                   "plan": plan.to_dict()}
-        touched, failed = 0, {}
+        touched = 0
+        failed: Dict[str, BackendError] = {}
         if not args.dry_run and plan.touches:
             jobs = jobs_from_args(args, target.properties.connections)
             touched, failed = execute_touch(plan.touches, target, jobs=jobs,
