@@ -200,3 +200,27 @@ def test_since_accepts_ages_and_utc_times() -> None:
     assert parse_time_or_age("2026-12-05T01:02:03", 0) == T0
     with pytest.raises(UsageError):
         parse_time_or_age("yesterday", 0)
+
+
+def test_read_use_counts_head_alone_unless_get_only_and_survives_a_broken_gzip() -> None:
+    from contextlib import contextmanager
+
+    from sstate_mirror.commands.logtouch import LogSource, read_use
+
+    def source(name: str, data: bytes) -> LogSource:
+        @contextmanager
+        def opener():  # type: ignore[no-untyped-def]
+            yield io.BytesIO(data)
+        return LogSource(name, opener)
+
+    arts, _ = mirror_groups([ARCHIVE, ARCHIVE + ".siginfo"])
+    head_only = source("a.log", f"{COMBINED}\n".encode())
+    broken = source("b.log.gz", gzip.compress(f"{COMMON}\n".encode() * 1000)[:-40])
+    use = read_use([head_only, broken], PathMatcher(arts), now=0)
+    assert use.used == {ARCHIVE: T0} and use.matched > 1
+    assert use.fetched == {ARCHIVE}  # the GETs of the truncated file up to the damage count
+    assert [name for name, _ in use.stats.read_errors] == ["b.log.gz"]
+    use = read_use([head_only], PathMatcher(arts), now=0)
+    assert use.used == {ARCHIVE: T0} and use.fetched == set()  # checked only: still used
+    use = read_use([head_only], PathMatcher(arts), now=0, count_head=False)
+    assert use.used == {} and use.head_ignored == 1
