@@ -25,7 +25,7 @@ import pytest
 from webdav_servers import (
     DavServer,
     _apache_module_dir,
-    _group_exists,
+    _apache_user,
     _server_dirs,
     _start,
     _stop,
@@ -141,10 +141,7 @@ def apache_logging() -> Iterator[LogServer]:
     load = "\n".join(f"LoadModule {m}_module {modules}/mod_{m}.so"
                      for m in ("mpm_event", "authz_core", "log_config", "logio")
                      if (modules / f"mod_{m}.so").is_file())
-    user = ""
-    if os.geteuid() == 0:
-        user = "User nobody\nGroup nogroup\n" if _group_exists("nogroup") else "User nobody\n"
-        os.chmod(base, 0o777)
+    user = _apache_user(base)
     formats = "\n".join(f"LogFormat {f} {n}" for n, f in APACHE_FORMATS.items())
     logs = "\n".join(f'CustomLog "{base}/{f}" {n}' for n, f in APACHE_LOGS.items())
     conf = f"""
