@@ -106,7 +106,7 @@ def run_child(argv: List[str], *, shell: bool = False) -> Tuple[float, float, Op
     started = time.perf_counter()
     # stdout to a pipe, not /dev/null: GNU grep stops at the first match when its output is
     # /dev/null
-    proc = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, check=False)
+    proc = subprocess.run(cmd, capture_output=True, check=False)
     elapsed = time.perf_counter() - started
     after = os.times()
     if proc.returncode != 0:
