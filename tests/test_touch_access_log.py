@@ -265,3 +265,18 @@ def test_s3_server_access_logs_from_a_log_bucket(
     code, report = run(capsys, "touch", "--dry-run", s3_bucket.url, "--url-prefix",
                        f"/{bucket}/", "--access-log", str(copy))
     assert code == 0 and report["logs"]["groups_used"] == 10
+
+
+def test_unwritable_state_is_one_line_error(tmp_path: Path,
+                                            capsys: pytest.CaptureFixture[str]) -> None:
+    log = tmp_path / "access.log"
+    log.write_text('127.0.0.1 - - [05/Dec/2026:01:02:03 +0000] "GET /x HTTP/1.1" 200 1\n'
+                   "garbage\n")
+    mirror = tmp_path / "m"
+    mirror.mkdir()
+    state = tmp_path / "no" / "such" / "dir" / "state"
+    assert main(["-v", "touch", str(mirror), "--state", str(state), "--access-log",
+                 str(log)]) == 2
+    out, err = capsys.readouterr()
+    assert "cannot write" in err and "Traceback" not in err
+    assert f"{log}:2: garbage" in out  # -v shows the malformed line

@@ -75,12 +75,12 @@ def run_access_log(args: argparse.Namespace, ui: UI, progress: Progress) -> int:
     files = [a for a in args.access_log if a not in log_urls]
     if args.access_log.count("-") > 1:
         raise UsageError("--access-log: '-' (standard input) can be read only once")
+    sources: List[LogSource] = file_sources(files, sys.stdin.buffer)
     with open_backend(args.target, options) as target:
         target.check()
         if target.properties.touch == "none":
             ui.error(f"{target.url} cannot record use (no way to refresh a file's time)")
             return 1
-        sources: List[LogSource] = file_sources(files, sys.stdin.buffer)
         log_backends = [open_backend(url, options) for url in log_urls]
         try:
             for backend in log_backends:

@@ -306,9 +306,12 @@ def read_state(path: str) -> Optional[float]:
 def write_state(path: str, newest: float, target: str) -> None:
     """Record ``newest`` atomically: a crash leaves the previous state, never half a file."""
     tmp = f"{path}.tmp"
-    with open(tmp, "w", encoding="utf-8") as f:
-        json.dump({"newest_request": newest, "target": target}, f)
-        f.write("\n")
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    try:
+        with open(tmp, "w", encoding="utf-8") as f:
+            json.dump({"newest_request": newest, "target": target}, f)
+            f.write("\n")
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except OSError as exc:
+        raise UsageError(f"--state {path}: cannot write: {exc.strerror or exc}") from None
