@@ -28,6 +28,7 @@ from ..transfer import Progress
 from ..units import parse_time_or_age
 from .common import backend_options_from_args, jobs_from_args
 from .ui import UI
+from .wording import plural
 
 
 def add_access_log_options(parser: argparse.ArgumentParser) -> None:
@@ -108,10 +109,11 @@ def run_access_log(args: argparse.Namespace, ui: UI, progress: Progress) -> int:
         ui.error(f"{path}: {err}")
     stats = use.stats
     verb = "would mark" if args.dry_run else "marked"
-    ui.info(f"touch: {stats.lines} lines read ({stats.malformed} malformed),"
-            f" {use.matched} requests matched, {verb} {len(plan.stale)} groups as used"
-            f" ({len(plan.touches)} files), {len(plan.fresh)} groups already fresh,"
-            f" {use.unknown} requests of unknown paths")
+    ui.info(f"touch: {plural(stats.lines, 'line')} read ({stats.malformed} malformed),"
+            f" {plural(use.matched, 'request')} matched, {verb}"
+            f" {plural(len(plan.stale), 'group')} as used"
+            f" ({plural(len(plan.touches), 'file')}), {len(plan.fresh)} already fresh,"
+            f" {plural(use.unknown, 'request')} of unknown paths")
     report.update(touched=touched, failed={p: str(e) for p, e in sorted(failed.items())})
     complete = not failed and not stats.read_errors
     if args.state and not args.dry_run and complete and stats.newest is not None:
@@ -128,7 +130,7 @@ def _explain(ui: UI, use: LogUse, touches: List[str]) -> None:
     for name, error in stats.read_errors:
         ui.error(f"{name}: could not be read to the end: {error}")
     if stats.malformed:
-        ui.detail(f"{stats.malformed} lines in no known log format (or longer than"
+        ui.detail(f"{plural(stats.malformed, 'line')} in no known log format (or longer than"
                   f" {MAX_LINE} bytes); the first ones:")
         for name, number, excerpt in stats.examples:
             ui.detail(f"  {name}:{number}: {excerpt}")
@@ -138,8 +140,8 @@ def _explain(ui: UI, use: LogUse, touches: List[str]) -> None:
         ui.warn(f"requests under {len(use.prefixes)} URL prefixes match this mirror's files:"
                 f" {listed}; all are counted as use. Give --url-prefix to count only one.")
     if use.unknown and not use.matched:
-        ui.warn(f"none of the {use.unknown} successful reads in the logs is of a file of this"
-                " mirror: is TARGET the mirror the server serves?")
+        ui.warn(f"none of the successful reads in the logs ({use.unknown}) is of a file of"
+                " this mirror: is TARGET the mirror the server serves?")
     for path in use.unknown_examples:
         ui.detail(f"[UNKNOWN] {path}", level=2)
     for path in touches:
