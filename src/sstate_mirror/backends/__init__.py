@@ -1,7 +1,8 @@
 """Storage backends, and the one place that looks at a URL scheme.
 
-``open_backend(url)`` picks the backend for ``s3://``, ``http(s)://``, ``file://`` or a plain
-path. Backends are imported lazily so that a command on a directory never pays for boto3.
+``open_backend(url)`` picks the backend for ``s3://``, ``gs://``, ``az://``, ``http(s)://``,
+``file://`` or a plain path. Backends are imported lazily so that a command on a directory
+never pays for boto3.
 """
 
 from __future__ import annotations
@@ -30,10 +31,15 @@ _BACKENDS: Dict[str, Tuple[str, str]] = {
     "s3": ("s3", "S3Backend"),
     "http": ("webdav", "WebDAVBackend"),
     "https": ("webdav", "WebDAVBackend"),
+    "gs": ("gcs", "GCSBackend"),
+    "az": ("azure", "AzureBackend"),
 }
 
+#: scheme -> the extra that installs its client library (``pip install 'sstate-mirror[X]'``).
+_EXTRAS: Dict[str, str] = {"gs": "gcs", "az": "azure"}
+
 #: Schemes people type that we do not serve; reject them instead of making a directory.
-_OTHER_URL_SCHEMES = {"ftp", "ftps", "sftp", "ssh", "scp", "gs", "gcs", "az", "azure", "dav",
+_OTHER_URL_SCHEMES = {"ftp", "ftps", "sftp", "ssh", "scp", "gcs", "azure", "dav",
                       "davs", "webdav", "webdavs", "rsync", "git", "nfs", "smb", "hf"}
 
 _SCHEME_RE = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*):(//)?")
@@ -61,7 +67,7 @@ def open_backend(url: str, options: Optional[BackendOptions] = None) -> Backend:
     if scheme not in _BACKENDS:
         raise BackendUnavailable(
             f"unsupported mirror URL scheme {scheme}:// in {redact_url(url)}",
-            hint="use a directory path, file://, http://, https:// or s3://",
+            hint="use a directory path, file://, http://, https://, s3://, gs:// or az://",
         )
     module_name, class_name = _BACKENDS[scheme]
     try:
@@ -72,9 +78,10 @@ def open_backend(url: str, options: Optional[BackendOptions] = None) -> Backend:
                 f"the {scheme}:// backend is not available yet in this version"
                 f" of sstate-mirror ({redact_url(url)})"
             ) from None
+        extra = _EXTRAS.get(scheme)
         raise BackendUnavailable(
             f"the {scheme}:// backend needs the Python package {exc.name!r}, which is missing",
-            hint=f"pip install {exc.name}",
+            hint=f"pip install 'sstate-mirror[{extra}]'" if extra else f"pip install {exc.name}",
         ) from exc
     cls = getattr(module, class_name)
     if scheme == "file":
