@@ -198,6 +198,9 @@ def translate_error(exc: BaseException, what: str, *, url: str, container: str,
     if isinstance(exc, aexc.ClientAuthenticationError) and status is None:
         return AuthError(f"{what}: no usable Azure credentials ({type(exc).__name__})",
                          url=url, path=path, hint=CREDENTIALS_HINT)
+    if isinstance(status, int) and 200 <= status < 300:
+        return TransientError(f"{what}: the answer from {endpoint} broke off"
+                              f" ({type(exc).__name__})", url=url, path=path)
     if isinstance(status, int):
         label = code or str(status)
         if code == "ContainerNotFound":

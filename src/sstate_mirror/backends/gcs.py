@@ -155,8 +155,11 @@ def translate_error(exc: BaseException, what: str, *, url: str, bucket: str, end
     if isinstance(exc, requests.exceptions.SSLError):
         return PermanentError(f"{what}: TLS verification of {endpoint} failed",
                               url=url, path=path)
+    if isinstance(exc, requests.exceptions.ChunkedEncodingError):
+        return TransientError(f"{what}: the answer from {endpoint} broke off"
+                              f" ({type(exc).__name__})", url=url, path=path)
     if isinstance(exc, (requests.exceptions.ConnectionError, requests.exceptions.Timeout,
-                        requests.exceptions.ChunkedEncodingError, ConnectionError,
+                        ConnectionError,
                         TimeoutError)):
         return TransientError(f"{what}: cannot reach {endpoint} ({type(exc).__name__})",
                               url=url, path=path,
