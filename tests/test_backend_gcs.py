@@ -179,3 +179,22 @@ def test_unsafe_object_names_are_reported_not_listed(gcs_bucket: GCSBucket) -> N
         skipped: List[str] = []
         assert [e.path for e in b.list(on_skip=lambda p, _w: skipped.append(p))] == ["aa/bb/ok"]
         assert sorted(skipped) == ["aa/./cc", "aa//bb"]
+
+
+@pytest.mark.parametrize(("url", "module", "line"), [
+    ("gs://bucket/x", "google.cloud", "pip install 'sstate-mirror[gcs]'"),
+    ("az://acct.blob.core.windows.net/cont", "azure.storage.blob",
+     "pip install 'sstate-mirror[azure]'")])
+def test_missing_client_package_names_the_pip_line(
+        monkeypatch: pytest.MonkeyPatch, url: str, module: str, line: str) -> None:
+    import sys
+
+    from sstate_mirror.errors import BackendUnavailable
+
+    for name in [m for m in sys.modules if m.startswith("sstate_mirror.backends.")
+                 and m.rsplit(".", 1)[1] in ("gcs", "azure")]:
+        monkeypatch.delitem(sys.modules, name)
+    monkeypatch.setitem(sys.modules, module, None)  # as if not installed
+    with pytest.raises(BackendUnavailable, match="needs the Python package") as e:
+        open_backend(url)
+    assert e.value.hint == line

@@ -35,8 +35,9 @@ _BACKENDS: Dict[str, Tuple[str, str]] = {
     "az": ("azure", "AzureBackend"),
 }
 
-#: scheme -> the extra that installs its client library (``pip install 'sstate-mirror[X]'``).
-_EXTRAS: Dict[str, str] = {"gs": "gcs", "az": "azure"}
+#: scheme -> (the extra that installs its client, the client's package name)
+_EXTRAS: Dict[str, Tuple[str, str]] = {"gs": ("gcs", "google-cloud-storage"),
+                                       "az": ("azure", "azure-storage-blob")}
 
 #: Schemes people type that we do not serve; reject them instead of making a directory.
 _OTHER_URL_SCHEMES = {"ftp", "ftps", "sftp", "ssh", "scp", "gcs", "azure", "dav",
@@ -78,10 +79,15 @@ def open_backend(url: str, options: Optional[BackendOptions] = None) -> Backend:
                 f"the {scheme}:// backend is not available yet in this version"
                 f" of sstate-mirror ({redact_url(url)})"
             ) from None
-        extra = _EXTRAS.get(scheme)
+        if scheme in _EXTRAS:
+            extra, package = _EXTRAS[scheme]
+            raise BackendUnavailable(
+                f"the {scheme}:// backend needs the Python package {package}, which is missing",
+                hint=f"pip install 'sstate-mirror[{extra}]'",
+            ) from exc
         raise BackendUnavailable(
             f"the {scheme}:// backend needs the Python package {exc.name!r}, which is missing",
-            hint=f"pip install 'sstate-mirror[{extra}]'" if extra else f"pip install {exc.name}",
+            hint=f"pip install {exc.name}",
         ) from exc
     cls = getattr(module, class_name)
     if scheme == "file":
