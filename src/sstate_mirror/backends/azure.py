@@ -26,7 +26,7 @@ What Azure Blob gives, and how each primitive uses it:
 
 * **put** is atomic: a blob up to 8 MiB is one Put Blob; a larger one is staged as blocks
   and appears only with Put Block List (uncommitted blocks are discarded by Azure after a
-  week). The source is read through :class:`.exact_reader.ExactReader`.
+  week). The source is read through :class:`.streams.ExactReader`.
 * **time** is the blob's ``Last-Modified`` (one-second resolution), which every write of
   data, properties or metadata moves (setting tags does not).
 * **touch**: Get Blob Properties, then Set Blob Metadata with the same metadata, on the
@@ -46,9 +46,8 @@ import io
 import logging
 import os
 import re
-import threading
 import urllib.parse
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import IO, Any, Dict, List, Optional, Tuple
 
@@ -68,22 +67,13 @@ from ..errors import (
     UsageError,
 )
 from .base import (
-    Backend,
     BackendOptions,
     Entry,
     Properties,
-    SkipCallback,
-    check_relative_path,
     redact_url,
 )
-from .cloud import posix_time, request
-from .exact_reader import ExactReader
-from .prefix_listing import (
-    RangeLister,
-    estimate_from_first_page,
-    list_in_ranges,
-    prefer_probes,
-)
+from .cloud import Page, PagedObjectStore, posix_time, request, tune_session
+from .streams import BodyReader, ExactReader
 
 __all__ = ["AzureBackend", "credential_source", "parse_az_url", "translate_error"]
 
@@ -221,30 +211,7 @@ def translate_error(exc: BaseException, what: str, *, url: str, container: str,
     return PermanentError(f"{what}: {type(exc).__name__}", url=url, path=path)
 
 
-class _Download(io.RawIOBase):
-    """A blob download as a raw stream whose read errors are the project's own.
-
-    The downloader fetches ranges of one ETag; a blob replaced in between fails (412)."""
-
-    def __init__(self, downloader: Any, backend: AzureBackend, path: str) -> None:
-        super().__init__()
-        self._downloader = downloader
-        self._backend = backend
-        self._path = path
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, b: Any) -> int:
-        try:
-            data: bytes = self._downloader.read(len(b))
-        except Exception as exc:
-            raise self._backend._error(exc, f"cannot read {self._path}", self._path) from exc
-        b[: len(data)] = data
-        return len(data)
-
-
-class AzureBackend(Backend):
+class AzureBackend(PagedObjectStore):
     """A mirror in an Azure Blob Storage container, below an optional prefix."""
 
     properties = Properties(connections=CONNECTIONS, atomic_put=True,
@@ -260,10 +227,6 @@ class AzureBackend(Backend):
         self._connection = _connection_string_fields(
             os.environ.get("AZURE_STORAGE_CONNECTION_STRING", ""))
         self.endpoint = self._endpoint()
-        self._client_obj: Any = None
-        self._lock = threading.Lock()
-        #: None until the first batch shows whether batches work here
-        self.batch_supported: Optional[bool] = None
         self.single_put_max = SINGLE_PUT_MAX
         self.block_size = BLOCK_SIZE
         self.parallel_list_min = PARALLEL_LIST_MIN
@@ -293,18 +256,6 @@ class AzureBackend(Backend):
     def endpoint_description(self) -> str:
         return redact_url(self.endpoint)
 
-    @property
-    def client(self) -> Any:
-        """The container client, made on first use."""
-        if self._client_obj is None:
-            with self._lock:
-                if self._client_obj is None:
-                    try:
-                        self._client_obj = self._make_client()
-                    except Exception as exc:
-                        raise self._error(exc, f"cannot set up access to {self.url}") from exc
-        return self._client_obj
-
     def _credential(self) -> Any:
         source = credential_source()
         if source == "AZURE_STORAGE_CONNECTION_STRING":
@@ -326,16 +277,7 @@ class AzureBackend(Backend):
 
     def _make_client(self) -> Any:
         session = requests.Session()
-        adapter = requests.adapters.HTTPAdapter(pool_connections=4,
-                                                pool_maxsize=CONNECTIONS * 2, max_retries=0)
-        session.mount("https://", adapter)
-        session.mount("http://", adapter)
-        verify: Any = True
-        if self.options.ca_cert:
-            verify = self.options.ca_cert
-        elif not self.options.verify_tls:
-            verify = False
-        session.verify = verify
+        tune_session(session, self.options, CONNECTIONS)
         transport = RequestsTransport(session=session, session_owner=True,
                                       connection_timeout=self.options.timeout,
                                       read_timeout=self.options.timeout)
@@ -345,9 +287,6 @@ class AzureBackend(Backend):
             max_block_size=self.block_size, max_single_get_size=self.block_size,
             max_chunk_get_size=self.block_size, user_agent="sstate-mirror")
         return service.get_container_client(self.container_name)
-
-    def _key(self, path: str) -> str:
-        return self._root + check_relative_path(path)
 
     def _error(self, exc: BaseException, what: str, path: Optional[str] = None) -> BackendError:
         return translate_error(exc, what, url=self.url, container=self.container_name,
@@ -378,7 +317,7 @@ class AzureBackend(Backend):
                 raise
 
     def _page(self, prefix: str, delimiter: Optional[str], token: Optional[str], *,
-              what: str, size: Optional[int] = None) -> Tuple[List[Any], List[str], Optional[str]]:
+              what: str, size: Optional[int] = None) -> Page:
         """One page of List Blobs: blobs, sub-"directories", next continuation token."""
         count = size or self.page_size
 
@@ -398,87 +337,17 @@ class AzureBackend(Backend):
                 else:
                     blobs.append(item)
             return blobs, prefixes, pager.continuation_token or None
-        result: Tuple[List[Any], List[str], Optional[str]] = self._request(fetch, what)
+        result: Page = self._request(fetch, what)
         return result
 
-    def _pages(self, prefix: str, delimiter: Optional[str] = None,
-               token: Optional[str] = None) -> Iterator[Tuple[List[Any], List[str],
-                                                              Optional[str]]]:
-        what = f"cannot list {self.url}"
-        seen = set()
-        while True:
-            page = self._page(prefix, delimiter, token, what=what)
-            yield page
-            token = page[2]
-            if not token:
-                return
-            if token in seen:
-                raise PermanentError(f"{what}: the server's listing does not advance",
-                                     url=self.url)
-            seen.add(token)
+    def _name(self, record: Any) -> str:
+        return str(record.name)
 
-    def _entries(self, blobs: Sequence[Any], on_skip: Optional[SkipCallback]
-                 ) -> Iterator[Entry]:
-        for blob in blobs:
-            name = str(blob.name)
-            if not name.startswith(self._root):
-                continue
-            rel = name[len(self._root):]
-            if not rel or rel.endswith("/"):
-                continue
-            try:
-                check_relative_path(rel)
-            except PermanentError:
-                if on_skip is not None:
-                    on_skip(rel, "blob name not usable as a mirror path")
-                continue
-            yield Entry(rel, int(blob.size or 0), posix_time(blob.last_modified))
+    def _size(self, record: Any) -> int:
+        return int(record.size or 0)
 
-    def list(self, prefix: str = "", on_skip: Optional[SkipCallback] = None) -> Iterator[Entry]:
-        sub = prefix.strip("/")
-        base = self._root + (check_relative_path(sub) + "/" if sub else "")
-        blobs, _, token = self._page(base, None, None, what=f"cannot list {self.url}")
-        estimate = None
-        if token and blobs:
-            estimate = estimate_from_first_page(len(blobs), True,
-                                                str(blobs[-1].name)[len(base):])
-        if token and self.list_workers > 1 and (
-                estimate is None or estimate >= self.parallel_list_min):
-            log.debug("listing %s in parallel ranges (estimated %s objects)", self.url, estimate)
-            lister: RangeLister[Any] = RangeLister(self._split, self._everything,
-                                                   lambda b: str(b.name))
-            for batch in list_in_ranges(base, lister, self.list_workers, "azure-list"):
-                yield from self._entries(batch, on_skip)
-            return
-        yield from self._entries(blobs, on_skip)
-        if token:
-            for page in self._pages(base, token=token):
-                yield from self._entries(page[0], on_skip)
-
-    def _split(self, base: str) -> Tuple[List[Any], List[str]]:
-        blobs: List[Any] = []
-        prefixes: List[str] = []
-        for page in self._pages(base, delimiter="/"):
-            blobs.extend(page[0])
-            prefixes.extend(page[1])
-        return blobs, prefixes
-
-    def _everything(self, base: str) -> List[Any]:
-        return [b for page in self._pages(base) for b in page[0]]
-
-    def estimate_object_count(self) -> Optional[int]:
-        """The mirror's object count, exact up to 5,000 and estimated above (one request)."""
-        blobs, _, token = self._page(self._root, None, None, what=f"cannot list {self.url}")
-        if not blobs:
-            return 0
-        return estimate_from_first_page(len(blobs), bool(token),
-                                        str(blobs[-1].name)[len(self._root):])
-
-    def choose_lookup(self, local_count: int) -> str:
-        if local_count == 0:
-            return "probe"
-        estimate = self.estimate_object_count()
-        return "probe" if prefer_probes(local_count, estimate, PAGE_SIZE) else "list"
+    def _mtime(self, record: Any) -> float:
+        return posix_time(record.last_modified)
 
     def _properties(self, path: str, what: str) -> Any:
         blob = self.client.get_blob_client(self._key(path))
@@ -497,7 +366,10 @@ class AzureBackend(Backend):
         blob = self.client.get_blob_client(self._key(path))
         downloader = self._request(lambda: blob.download_blob(
             max_concurrency=1, timeout=int(self.options.timeout)), f"cannot read {path}", path)
-        with io.BufferedReader(_Download(downloader, self, path), 1 << 16) as stream:
+        # the downloader fetches ranges of one ETag: a blob replaced in between fails (412)
+        reader = BodyReader(downloader.read,
+                            lambda exc: self._error(exc, f"cannot read {path}", path))
+        with io.BufferedReader(reader, 1 << 16) as stream:
             yield stream
 
     def put(self, path: str, src: IO[bytes], size: int) -> None:
@@ -510,27 +382,6 @@ class AzureBackend(Backend):
                              timeout=int(self.options.timeout))
         except Exception as exc:
             raise self._error(exc, f"cannot upload {path}", path) from exc
-
-    def delete(self, paths: Sequence[str]) -> Dict[str, BackendError]:
-        failures: Dict[str, BackendError] = {}
-        keys: Dict[str, str] = {}
-        for p in paths:
-            try:
-                keys[self._key(p)] = p
-            except BackendError as exc:
-                failures[p] = exc
-        items = list(keys.items())
-        for start in range(0, len(items), DELETE_BATCH):
-            batch = dict(items[start:start + DELETE_BATCH])
-            if self.batch_supported is not False and len(batch) > 1 \
-                    and self._delete_batch(batch, failures):
-                continue
-            for key, path in batch.items():
-                try:
-                    self._delete_one(key, path)
-                except BackendError as exc:
-                    failures[path] = exc
-        return failures
 
     def _delete_one(self, key: str, path: str) -> None:
         blob = self.client.get_blob_client(key)
@@ -545,17 +396,12 @@ class AzureBackend(Backend):
         try:
             responses = self._request(lambda: list(self.client.delete_blobs(
                 *keys, raise_on_any_failure=False, timeout=int(self.options.timeout))), what)
-        except TransientError as exc:
+        except BackendError as exc:
+            if self.batch_refused(exc):
+                return False
             for path in keys.values():
                 failures[path] = exc
             return True
-        except BackendError as exc:
-            if self.batch_supported:
-                raise
-            log.info("blob batch refused at %s (%s): deleting one blob per request",
-                     self.endpoint_description, exc)
-            self.batch_supported = False
-            return False
         self.batch_supported = True
         for path, response in zip(keys.values(), responses):
             status = int(getattr(response, "status_code", 0))
@@ -565,15 +411,6 @@ class AzureBackend(Backend):
             error.status_code = status
             failures[path] = self._error(error, f"cannot delete {path}", path)
         return True
-
-    def touch(self, paths: Sequence[str]) -> Dict[str, BackendError]:
-        failures: Dict[str, BackendError] = {}
-        for path in paths:
-            try:
-                self._touch_one(path)
-            except BackendError as exc:
-                failures[path] = exc
-        return failures
 
     def _touch_one(self, path: str) -> None:
         """Set the blob's metadata to itself (if unchanged since read): Last-Modified moves."""
@@ -589,9 +426,4 @@ class AzureBackend(Backend):
             if getattr(exc.__cause__, "status_code", None) != 412:
                 raise
             # the blob was written in between: its Last-Modified is already now
-
-    def close(self) -> None:
-        client, self._client_obj = self._client_obj, None
-        if client is not None:
-            client.close()
 

@@ -17,7 +17,7 @@ What GCS gives, and how each primitive uses it:
 * **put** is atomic by nature: an object exists only when its upload is finalised. Up to
   8 MiB one multipart request (data and metadata, with a CRC32C the server checks); above,
   a resumable upload in 8 MiB chunks that becomes visible only with its last chunk. The
-  source is read through :class:`.exact_reader.ExactReader`: a size mismatch fails before
+  source is read through :class:`.streams.ExactReader`: a size mismatch fails before
   anything is committed. Each upload sets ``customTime`` to now.
 * **time**: an object's time, for ``clean``, is its ``customTime`` when set, else
   ``updated``. ``customTime`` is set by every upload and every ``touch``; GCS lifecycle
@@ -39,10 +39,9 @@ import contextlib
 import datetime as dt
 import logging
 import os
-import threading
 import time
 import urllib.parse
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import IO, Any, Dict, List, Optional, Tuple
 
@@ -64,22 +63,13 @@ from ..errors import (
     UsageError,
 )
 from .base import (
-    Backend,
     BackendOptions,
     Entry,
     Properties,
-    SkipCallback,
-    check_relative_path,
     redact_url,
 )
-from .cloud import posix_time, request
-from .exact_reader import ExactReader
-from .prefix_listing import (
-    RangeLister,
-    estimate_from_first_page,
-    list_in_ranges,
-    prefer_probes,
-)
+from .cloud import Page, PagedObjectStore, posix_time, request, tune_session
+from .streams import ExactReader
 
 __all__ = ["GCSBackend", "parse_gs_url", "translate_error"]
 
@@ -220,7 +210,7 @@ class _Reader(BlobReader):  # type: ignore[misc]
         return data
 
 
-class GCSBackend(Backend):
+class GCSBackend(PagedObjectStore):
     """A mirror in a Google Cloud Storage bucket, below an optional prefix."""
 
     properties = Properties(connections=CONNECTIONS, atomic_put=True,
@@ -232,10 +222,6 @@ class GCSBackend(Backend):
         self.url = f"gs://{self.bucket_name}" + (f"/{self.prefix}" if self.prefix else "")
         self._root = f"{self.prefix}/" if self.prefix else ""
         self.endpoint = _emulator_endpoint(self.options)
-        self._client_obj: Any = None
-        self._lock = threading.Lock()
-        #: None until the first batch shows whether the server has the batch endpoint
-        self.batch_supported: Optional[bool] = None
         # knobs tests turn down to exercise the large-scale paths with small data
         self.chunk_size = CHUNK_SIZE
         self.parallel_list_min = PARALLEL_LIST_MIN
@@ -247,17 +233,6 @@ class GCSBackend(Backend):
     @property
     def endpoint_description(self) -> str:
         return redact_url(self.endpoint) if self.endpoint else "Google Cloud Storage"
-
-    @property
-    def client(self) -> Any:
-        if self._client_obj is None:
-            with self._lock:
-                if self._client_obj is None:
-                    try:
-                        self._client_obj = self._make_client()
-                    except Exception as exc:
-                        raise self._error(exc, f"cannot set up access to {self.url}") from exc
-        return self._client_obj
 
     def _make_client(self) -> Any:
         project: Optional[str]
@@ -273,27 +248,12 @@ class GCSBackend(Backend):
                 scopes=["https://www.googleapis.com/auth/devstorage.read_write"])
             project = os.environ.get("GOOGLE_CLOUD_PROJECT") or project or None
             client = storage.Client(project=project, credentials=credentials)
-        # one connection per parallel transfer (requests' default pool keeps 10), and no
-        # retries below ours
-        adapter = requests.adapters.HTTPAdapter(pool_connections=4,
-                                                pool_maxsize=CONNECTIONS * 2, max_retries=0)
-        session = client._http
-        session.mount("https://", adapter)
-        session.mount("http://", adapter)
-        verify: Any = True
-        if self.options.ca_cert:
-            verify = self.options.ca_cert
-        elif not self.options.verify_tls:
-            verify = False
-        session.verify = verify
+        tune_session(client._http, self.options, CONNECTIONS)
         return client
 
     @property
     def bucket(self) -> Any:
         return self.client.bucket(self.bucket_name)
-
-    def _key(self, path: str) -> str:
-        return self._root + check_relative_path(path)
 
     def _error(self, exc: BaseException, what: str, path: Optional[str] = None,
                listing: bool = False) -> BackendError:
@@ -315,7 +275,7 @@ class GCSBackend(Backend):
         (``storage.objects.list``) and tells a missing bucket from denied access."""
         what = f"cannot access {self.url}"
         try:
-            self._page(self._root, None, None, max_results=1, what=what)
+            self._page(self._root, None, None, size=1, what=what)
             return
         except NotFoundError:
             if not create:
@@ -329,10 +289,9 @@ class GCSBackend(Backend):
                 raise
 
     def _page(self, prefix: str, delimiter: Optional[str], token: Optional[str], *,
-              what: str, max_results: Optional[int] = None
-              ) -> Tuple[List[Dict[str, Any]], List[str], Optional[str]]:
+              what: str, size: Optional[int] = None) -> Page:
         """One page of ``objects.list``: records, sub-"directories", next token."""
-        count = max_results or self.page_size
+        count = size or self.page_size
 
         def fetch() -> Tuple[List[Dict[str, Any]], List[str], Optional[str]]:
             iterator = self.client.list_blobs(
@@ -343,97 +302,22 @@ class GCSBackend(Backend):
             blobs = [] if page is None else [b._properties for b in page]
             prefixes = sorted(page.prefixes) if page is not None else []
             return blobs, prefixes, iterator.next_page_token
-        result: Tuple[List[Dict[str, Any]], List[str], Optional[str]] = self._request(
-            fetch, what, listing=True)
+        result: Page = self._request(fetch, what, listing=True)
         return result
 
-    def _pages(self, prefix: str, delimiter: Optional[str] = None,
-               token: Optional[str] = None
-               ) -> Iterator[Tuple[List[Dict[str, Any]], List[str], Optional[str]]]:
-        """Every page below ``prefix`` (from ``token``); a listing never ends early."""
-        what = f"cannot list {self.url}"
-        seen = set()
-        while True:
-            page = self._page(prefix, delimiter, token, what=what)
-            yield page
-            token = page[2]
-            if not token:
-                return
-            if token in seen:
-                raise PermanentError(f"{what}: the server's listing does not advance",
-                                     url=self.url)
-            seen.add(token)
+    def _name(self, record: Any) -> str:
+        return str(record.get("name", ""))
 
-    def _entries(self, records: Sequence[Dict[str, Any]],
-                 on_skip: Optional[SkipCallback]) -> Iterator[Entry]:
-        for obj in records:
-            name = str(obj.get("name", ""))
-            if not name.startswith(self._root):
-                continue
-            rel = name[len(self._root):]
-            if not rel or rel.endswith("/"):
-                continue  # "folder" placeholders made by the console and some tools
-            try:
-                check_relative_path(rel)
-            except PermanentError:
-                if on_skip is not None:
-                    on_skip(rel, "object name not usable as a mirror path")
-                continue
-            yield Entry(rel, int(obj.get("size", 0)), self._mtime(obj))
+    def _size(self, record: Any) -> int:
+        return int(record.get("size", 0))
 
-    @staticmethod
-    def _mtime(obj: Dict[str, Any]) -> float:
+    def _mtime(self, record: Any) -> float:
         """``customTime`` (set by upload and touch) when present, else ``updated``."""
+        obj: Dict[str, Any] = record
         stamp = obj.get("customTime") or obj.get("updated") or obj.get("timeCreated")
         if not stamp:
             return 0.0
         return posix_time(dt.datetime.fromisoformat(str(stamp).replace("Z", "+00:00")))
-
-    def list(self, prefix: str = "", on_skip: Optional[SkipCallback] = None) -> Iterator[Entry]:
-        sub = prefix.strip("/")
-        base = self._root + (check_relative_path(sub) + "/" if sub else "")
-        records, _, token = self._page(base, None, None, what=f"cannot list {self.url}")
-        estimate = None
-        if token and records:
-            estimate = estimate_from_first_page(len(records), True,
-                                                str(records[-1]["name"])[len(base):])
-        if token and self.list_workers > 1 and (
-                estimate is None or estimate >= self.parallel_list_min):
-            log.debug("listing %s in parallel ranges (estimated %s objects)", self.url, estimate)
-            lister: RangeLister[Dict[str, Any]] = RangeLister(
-                self._split, self._everything, lambda o: str(o["name"]))
-            for batch in list_in_ranges(base, lister, self.list_workers, "gcs-list"):
-                yield from self._entries(batch, on_skip)
-            return
-        yield from self._entries(records, on_skip)
-        if token:
-            for page in self._pages(base, token=token):
-                yield from self._entries(page[0], on_skip)
-
-    def _split(self, base: str) -> Tuple[List[Dict[str, Any]], List[str]]:
-        records: List[Dict[str, Any]] = []
-        prefixes: List[str] = []
-        for page in self._pages(base, delimiter="/"):
-            records.extend(page[0])
-            prefixes.extend(page[1])
-        return records, prefixes
-
-    def _everything(self, base: str) -> List[Dict[str, Any]]:
-        return [r for page in self._pages(base) for r in page[0]]
-
-    def estimate_object_count(self) -> Optional[int]:
-        """The mirror's object count, exact up to 1,000 and estimated above (one request)."""
-        records, _, token = self._page(self._root, None, None, what=f"cannot list {self.url}")
-        if not records:
-            return 0
-        return estimate_from_first_page(len(records), bool(token),
-                                        str(records[-1]["name"])[len(self._root):])
-
-    def choose_lookup(self, local_count: int) -> str:
-        if local_count == 0:
-            return "probe"
-        estimate = self.estimate_object_count()
-        return "probe" if prefer_probes(local_count, estimate, PAGE_SIZE) else "list"
 
     def _get(self, path: str, what: str) -> Any:
         key = self._key(path)
@@ -467,28 +351,6 @@ class GCSBackend(Backend):
         except Exception as exc:
             raise self._error(exc, f"cannot upload {path}", path) from exc
 
-    def delete(self, paths: Sequence[str]) -> Dict[str, BackendError]:
-        failures: Dict[str, BackendError] = {}
-        keys: Dict[str, str] = {}
-        for p in paths:
-            try:
-                keys[self._key(p)] = p
-            except BackendError as exc:
-                failures[p] = exc
-        items = list(keys.items())
-        for start in range(0, len(items), DELETE_BATCH):
-            batch = dict(items[start:start + DELETE_BATCH])
-            if self.batch_supported is not False and len(batch) > 1:
-                done = self._delete_batch(batch, failures)
-                if done:
-                    continue
-            for key, path in batch.items():
-                try:
-                    self._delete_one(key, path)
-                except BackendError as exc:
-                    failures[path] = exc
-        return failures
-
     def _delete_one(self, key: str, path: str) -> None:
         with contextlib.suppress(NotFoundError):  # already gone
             self._request(lambda: self.bucket.delete_blob(
@@ -508,14 +370,9 @@ class GCSBackend(Backend):
 
         try:
             responses = self._request(send, what)
-        except (NotFoundError, PermanentError) as exc:
-            if self.batch_supported:
-                raise
-            log.info("%s has no batch endpoint (%s): deleting one object per request",
-                     self.endpoint_description, exc)
-            self.batch_supported = False
-            return False
         except BackendError as exc:
+            if self.batch_refused(exc):
+                return False
             for path in keys.values():
                 failures[path] = exc
             return True
@@ -527,15 +384,6 @@ class GCSBackend(Backend):
             error = gexc.from_http_status(status, "batch item")  # type: ignore[no-untyped-call]
             failures[path] = self._error(error, f"cannot delete {path}", path)
         return True
-
-    def touch(self, paths: Sequence[str]) -> Dict[str, BackendError]:
-        failures: Dict[str, BackendError] = {}
-        for path in paths:
-            try:
-                self._touch_one(path)
-            except BackendError as exc:
-                failures[path] = exc
-        return failures
 
     def _touch_one(self, path: str) -> None:
         """PATCH ``customTime`` to now: one metadata request, no data copied."""
@@ -555,8 +403,3 @@ class GCSBackend(Backend):
             current = self.stat(path)
             if current is None or current.mtime < time.time() - 3600:
                 raise exc from exc.__cause__
-
-    def close(self) -> None:
-        client, self._client_obj = self._client_obj, None
-        if client is not None:
-            client.close()

@@ -67,7 +67,7 @@ from .base import (
     failure_map,
     redact_url,
 )
-from .exact_reader import ExactReader
+from .cloud import LazyClient, each_path
 from .prefix_listing import (
     RangeLister,
     estimate_from_first_page,
@@ -85,6 +85,7 @@ from .s3_config import (
     posix_time,
     resolve_endpoint,
 )
+from .streams import BodyReader, ExactReader
 
 __all__ = [
     "S3Backend",
@@ -147,33 +148,6 @@ _NOT_FOUND_CODES = {"NoSuchKey", "NotFound", "404", "NoSuchUpload"}
 
 
 # -- streams ---------------------------------------------------------------------------------
-
-
-class _Body(io.RawIOBase):
-    """A GET response body as a raw stream whose read errors are the project's own."""
-
-    def __init__(self, body: Any, backend: S3Backend, path: str) -> None:
-        super().__init__()
-        self._body = body
-        self._backend = backend
-        self._path = path
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, b: Any) -> int:
-        try:
-            data = self._body.read(len(b))
-        except Exception as exc:
-            raise self._backend._error(exc, f"cannot read {self._path}", self._path) from exc
-        b[: len(data)] = data
-        return len(data)
-
-    def close(self) -> None:
-        try:
-            self._body.close()
-        finally:
-            super().close()
 
 
 # -- errors ----------------------------------------------------------------------------------
@@ -297,7 +271,7 @@ def _add_content_md5(request: Any, **_: Any) -> None:
 # -- the backend -----------------------------------------------------------------------------
 
 
-class S3Backend(Backend):
+class S3Backend(LazyClient, Backend):
     """A mirror in an S3 bucket, below an optional key prefix."""
 
     properties = Properties(
@@ -312,7 +286,6 @@ class S3Backend(Backend):
         self.endpoint_url = resolve_endpoint(self.options)
         if self.options.addressing_style not in (None, "auto", "path", "virtual"):
             raise UsageError(f"unknown S3 addressing style {self.options.addressing_style!r}")
-        self._client_obj: Any = None
         self._manager: Any = None
         self._lock = threading.Lock()
         # knobs tests turn down to exercise the large-scale paths with small data
@@ -330,18 +303,6 @@ class S3Backend(Backend):
         if self.endpoint_url:
             return redact_url(self.endpoint_url)
         return "AWS S3" + (f" ({self.options.region})" if self.options.region else "")
-
-    @property
-    def client(self) -> Any:
-        """The boto3 client, made on first use (thread-safe; boto3 clients are)."""
-        if self._client_obj is None:
-            with self._lock:
-                if self._client_obj is None:
-                    try:
-                        self._client_obj = self._make_client()
-                    except Exception as exc:
-                        raise self._error(exc, f"cannot set up S3 access to {self.url}") from exc
-        return self._client_obj
 
     def _make_client(self) -> Any:
         opts = self.options
@@ -569,7 +530,10 @@ class S3Backend(Backend):
             response = self.client.get_object(Bucket=self.bucket, Key=key)
         except Exception as exc:
             raise self._error(exc, f"cannot read {path}", path) from exc
-        with io.BufferedReader(_Body(response["Body"], self, path), 1 << 16) as stream:
+        body = response["Body"]
+        reader = BodyReader(body.read, lambda exc: self._error(exc, f"cannot read {path}", path),
+                            body.close)
+        with io.BufferedReader(reader, 1 << 16) as stream:
             yield stream
 
     def _transfer_config(self, size: int = 0) -> Any:
@@ -654,13 +618,7 @@ class S3Backend(Backend):
         return failures
 
     def touch(self, paths: Sequence[str]) -> Dict[str, BackendError]:
-        failures: Dict[str, BackendError] = {}
-        for path in paths:
-            try:
-                self._touch_one(path)
-            except BackendError as exc:
-                failures[path] = exc
-        return failures
+        return each_path(paths, self._touch_one)
 
     def _touch_one(self, path: str) -> None:
         """Copy the object onto itself, keeping its metadata, so LastModified becomes now."""
@@ -692,7 +650,4 @@ class S3Backend(Backend):
         manager, self._manager = self._manager, None
         if manager is not None:
             manager.shutdown()
-        client = self._client_obj
-        self._client_obj = None
-        if client is not None and hasattr(client, "close"):
-            client.close()
+        super().close()

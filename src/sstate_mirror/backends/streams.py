@@ -1,18 +1,20 @@
-"""One upload source adapter for the object-store backends: exactly ``size`` bytes or fail.
+"""The object-store backends' two stream adapters: uploads of exactly ``size`` bytes, and
+downloads whose read errors are the project's own.
 
 Object stores commit an object whole when its upload ends; the only way a wrong object can
 appear is a source that yields more or fewer bytes than announced (a file that changed
-during the upload). Every object-store backend reads its source through here.
+during the upload). Every object-store backend reads its source through
+:class:`ExactReader`, and hands out response bodies through :class:`BodyReader`.
 """
 
 from __future__ import annotations
 
 import io
-from typing import IO, Any, List, Optional
+from typing import IO, Any, Callable, List, Optional
 
-from ..errors import PermanentError
+from ..errors import BackendError, PermanentError
 
-__all__ = ["ExactReader"]
+__all__ = ["BodyReader", "ExactReader"]
 
 
 class ExactReader(io.RawIOBase):
@@ -67,3 +69,37 @@ class ExactReader(io.RawIOBase):
         data = self.read(len(b))
         b[: len(data)] = data
         return len(data)
+
+
+class BodyReader(io.RawIOBase):
+    """A response body as a raw stream whose read errors are the project's own.
+
+    ``read(n)`` is the client's read of at most ``n`` bytes; ``error`` turns what it raises
+    into a :class:`BackendError`; ``release`` (optional) returns the connection.
+    """
+
+    def __init__(self, read: Callable[[int], bytes],
+                 error: Callable[[BaseException], BackendError],
+                 release: Optional[Callable[[], None]] = None) -> None:
+        super().__init__()
+        self._read = read
+        self._error = error
+        self._release = release
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, b: Any) -> int:
+        try:
+            data = self._read(len(b))
+        except Exception as exc:
+            raise self._error(exc) from exc
+        b[: len(data)] = data
+        return len(data)
+
+    def close(self) -> None:
+        try:
+            if self._release is not None and not self.closed:
+                self._release()
+        finally:
+            super().close()
