@@ -48,6 +48,7 @@ from typing import IO, Any, Dict, List, Optional, Tuple
 import google.auth
 import google.auth.exceptions
 import requests
+from dateutil.parser import isoparse
 from google.api_core import exceptions as gexc
 from google.auth.credentials import AnonymousCredentials
 from google.cloud import storage
@@ -317,7 +318,8 @@ class GCSBackend(PagedObjectStore):
         stamp = obj.get("customTime") or obj.get("updated") or obj.get("timeCreated")
         if not stamp:
             return 0.0
-        return posix_time(dt.datetime.fromisoformat(str(stamp).replace("Z", "+00:00")))
+        # RFC 3339 with any number of fraction digits (fromisoformat takes 3 or 6 before 3.11)
+        return posix_time(isoparse(str(stamp)))
 
     def _get(self, path: str, what: str) -> Any:
         key = self._key(path)
