@@ -72,7 +72,7 @@ from .base import (
     Properties,
     redact_url,
 )
-from .cloud import Page, PagedObjectStore, posix_time, request, tune_session
+from .cloud import Page, PagedObjectStore, posix_time, request, status_error, tune_session
 from .streams import BodyReader, ExactReader
 
 __all__ = ["AzureBackend", "credential_source", "parse_az_url", "translate_error"]
@@ -196,18 +196,10 @@ def translate_error(exc: BaseException, what: str, *, url: str, container: str,
         if code == "ContainerNotFound":
             return NotFoundError(f"{what}: container {container} does not exist at {endpoint}",
                                  url=url, path=path, hint="check the account and container")
-        if status == 404:
-            return NotFoundError(f"{what}: not found", url=url, path=path)
-        if status == 401 or code in ("AuthenticationFailed", "InvalidAuthenticationInfo"):
-            return AuthError(f"{what}: credentials rejected by {endpoint} ({label})",
-                             url=url, path=path, hint=CREDENTIALS_HINT)
-        if status == 403:
-            return AuthError(f"{what}: access denied ({label})", url=url, path=path,
-                             hint=_PERMISSION_HINT)
-        if status in (408, 429) or status >= 500:
-            return TransientError(f"{what}: server busy or failing ({label})",
-                                  url=url, path=path)
-        return PermanentError(f"{what}: {label}", url=url, path=path)
+        return status_error(status, label, what, url=url, path=path, endpoint=endpoint,
+                            rejected=code in ("AuthenticationFailed",
+                                              "InvalidAuthenticationInfo"),
+                            credentials_hint=CREDENTIALS_HINT, permission_hint=_PERMISSION_HINT)
     return PermanentError(f"{what}: {type(exc).__name__}", url=url, path=path)
 
 

@@ -18,7 +18,7 @@ from abc import abstractmethod
 from collections.abc import Iterator, Sequence
 from typing import Any, Callable, Dict, List, Optional, Tuple, TypeVar
 
-from ..errors import BackendError, PermanentError
+from ..errors import AuthError, BackendError, NotFoundError, PermanentError, TransientError
 from ..transfer import call_with_retries
 from .base import Backend, BackendOptions, Entry, SkipCallback, check_relative_path
 from .prefix_listing import (
@@ -29,7 +29,7 @@ from .prefix_listing import (
 )
 
 __all__ = ["LazyClient", "Page", "PagedObjectStore", "each_path", "posix_time", "request",
-           "tune_session"]
+           "status_error", "tune_session"]
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +57,24 @@ def request(fn: Callable[[], T], translate: Callable[[BaseException], BackendErr
     except BackendError as error:
         error.retried = error.retryable
         raise
+
+
+def status_error(status: int, label: str, what: str, *, url: str, path: Optional[str],
+                 endpoint: str, rejected: bool, credentials_hint: str,
+                 permission_hint: str) -> BackendError:
+    """The project's error for an HTTP status of GCS or Azure (``label``: the store's error
+    code, or the status); ``rejected``: the store said the credentials themselves are bad."""
+    if status == 404:
+        return NotFoundError(f"{what}: not found", url=url, path=path)
+    if status == 401 or rejected:
+        return AuthError(f"{what}: credentials rejected by {endpoint} ({label})",
+                         url=url, path=path, hint=credentials_hint)
+    if status == 403:
+        return AuthError(f"{what}: access denied ({label})", url=url, path=path,
+                         hint=permission_hint)
+    if status in (408, 429) or status >= 500:
+        return TransientError(f"{what}: server busy or failing ({label})", url=url, path=path)
+    return PermanentError(f"{what}: {label}", url=url, path=path)
 
 
 def tune_session(session: Any, options: BackendOptions, connections: int) -> None:

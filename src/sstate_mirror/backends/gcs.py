@@ -69,7 +69,7 @@ from .base import (
     Properties,
     redact_url,
 )
-from .cloud import Page, PagedObjectStore, posix_time, request, tune_session
+from .cloud import Page, PagedObjectStore, posix_time, request, status_error, tune_session
 from .streams import ExactReader
 
 __all__ = ["GCSBackend", "parse_gs_url", "translate_error"]
@@ -158,21 +158,12 @@ def translate_error(exc: BaseException, what: str, *, url: str, bucket: str, end
                                    " --endpoint-url for an emulator)")
     status = _status_of(exc)
     if status is not None:
-        if status == 404:
-            if listing:
-                return NotFoundError(f"{what}: bucket {bucket} does not exist at {endpoint}",
-                                     url=url, path=path, hint="check the bucket name")
-            return NotFoundError(f"{what}: not found", url=url, path=path)
-        if status == 401:
-            return AuthError(f"{what}: credentials rejected by {endpoint} (401)",
-                             url=url, path=path, hint=CREDENTIALS_HINT)
-        if status == 403:
-            return AuthError(f"{what}: access denied (403)", url=url, path=path,
-                             hint=_PERMISSION_HINT)
-        if status in (408, 429) or status >= 500:
-            return TransientError(f"{what}: server busy or failing ({status})",
-                                  url=url, path=path)
-        return PermanentError(f"{what}: HTTP {status}", url=url, path=path)
+        if status == 404 and listing:
+            return NotFoundError(f"{what}: bucket {bucket} does not exist at {endpoint}",
+                                 url=url, path=path, hint="check the bucket name")
+        return status_error(status, f"HTTP {status}", what, url=url, path=path,
+                            endpoint=endpoint, rejected=False,
+                            credentials_hint=CREDENTIALS_HINT, permission_hint=_PERMISSION_HINT)
     name = type(exc).__name__
     if "DataCorruption" in name or "Checksum" in name:
         return TransientError(f"{what}: checksum mismatch ({name})", url=url, path=path)
