@@ -77,8 +77,6 @@ from .streams import BodyReader, ExactReader
 
 __all__ = ["AzureBackend", "credential_source", "parse_az_url", "translate_error"]
 
-log = logging.getLogger(__name__)
-
 _SAS_SIGNATURE = re.compile(r"(?i)(\bsig=)[^&\s\"']+")
 
 

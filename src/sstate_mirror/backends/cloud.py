@@ -5,21 +5,20 @@ listing, deleting and touching they do alike.
 Both official clients retry on their own, each with its own policy (google-api-core by a
 deadline, azure-core by a count); both are switched off, and every request these backends
 send goes through :func:`request`, which retries with
-:func:`sstate_mirror.transfer.call_with_retries`: the same backoff as every other store, and
+:func:`sstate_mirror.retry.call`: the same backoff as every other store, and
 ``--retries N`` means at most N + 1 attempts of a request on the wire.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import logging
 import threading
 from abc import abstractmethod
 from collections.abc import Iterator, Sequence
 from typing import Any, Callable, Dict, List, Optional, Tuple, TypeVar
 
+from .. import events, retry
 from ..errors import AuthError, BackendError, NotFoundError, PermanentError, TransientError
-from ..transfer import call_with_retries
 from .base import Backend, BackendOptions, Entry, SkipCallback, check_relative_path
 from .prefix_listing import (
     RangeLister,
@@ -31,7 +30,6 @@ from .prefix_listing import (
 __all__ = ["LazyClient", "Page", "PagedObjectStore", "each_path", "posix_time", "request",
            "status_error", "tune_session"]
 
-log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
@@ -53,7 +51,7 @@ def request(fn: Callable[[], T], translate: Callable[[BaseException], BackendErr
             raise translate(exc) from exc
 
     try:
-        return call_with_retries(attempt, retries=retries, what=what)
+        return retry.call(attempt, retries=retries, what=what)
     except BackendError as error:
         error.retried = error.retryable
         raise
@@ -247,7 +245,8 @@ class PagedObjectStore(LazyClient, Backend):
                                                 self._name(records[-1])[len(base):])
         if token and self.list_workers > 1 and (
                 estimate is None or estimate >= self.parallel_list_min):
-            log.debug("listing %s in parallel ranges (estimated %s objects)", self.url, estimate)
+            events.debug("listing %s in parallel ranges (estimated %s objects)", self.url,
+                         estimate)
             lister: RangeLister[Any] = RangeLister(self._split, self._everything, self._name)
             name = self.url.split(":", 1)[0] + "-list"
             for batch in list_in_ranges(base, lister, self.list_workers, name):
@@ -314,7 +313,7 @@ class PagedObjectStore(LazyClient, Backend):
         transient failure."""
         if self.batch_supported or error.retryable:
             return False
-        log.info("%s refused a batch request (%s): deleting one object per request",
+        events.notice("%s refused a batch request (%s): deleting one object per request",
                  self.url, error)
         self.batch_supported = False
         return True

@@ -37,7 +37,6 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
-import logging
 import os
 import time
 import urllib.parse
@@ -73,8 +72,6 @@ from .cloud import Page, PagedObjectStore, posix_time, request, status_error, tu
 from .streams import ExactReader
 
 __all__ = ["GCSBackend", "parse_gs_url", "translate_error"]
-
-log = logging.getLogger(__name__)
 
 #: objects.list returns at most this many names per page.
 PAGE_SIZE = 1000

@@ -5,28 +5,26 @@ request after the other. A big mirror is listed faster as several key ranges at 
 mirror's layout (``hh/hh/NAME`` below the root, and full ``hh/hh`` trees below a few named
 directories such as ``universal/``) tells where to cut. The stores differ only in how a
 page is fetched, so the cutting, the cost model and the thread pool live here once, for
-every object-store backend. Nothing here parses sstate names: only the two-hex-digit shape
-of the fan-out directories is used.
+every object-store backend. Which directory names are hash fan-out levels is
+:func:`sstate_mirror.naming.is_hash_directory`'s to say.
 """
 
 from __future__ import annotations
 
 import concurrent.futures
 import math
-import re
 from collections.abc import Iterator, Sequence
 from typing import Callable, Dict, Generic, List, Optional, Tuple, TypeVar, cast
 
+from ..naming import is_hash_directory
+
 __all__ = [
-    "HEX2",
     "estimate_from_first_page",
     "list_in_ranges",
     "listing_requests",
     "prefer_probes",
     "range_prefixes",
 ]
-
-HEX2 = re.compile(r"^[0-9a-fA-F]{2}$")
 
 #: A listing record as the store's client gives it (a dict, a blob object, ...).
 R = TypeVar("R")
@@ -64,7 +62,7 @@ def estimate_from_first_page(count: int, truncated: bool, last_key: str) -> Opti
         return count
     digits = ""
     for part in last_key.split("/")[:2]:
-        if not HEX2.match(part):
+        if not is_hash_directory(part):
             break
         digits += part
     if not digits:
@@ -88,7 +86,7 @@ def range_prefixes(level: str, objects: Sequence[str], prefixes: Sequence[str]) 
     others: List[str] = []
     for p in prefixes:
         name = p[len(level):].rstrip("/")
-        if HEX2.match(name):
+        if is_hash_directory(name):
             by_char.setdefault(name[0], []).append(p)
         else:
             others.append(p)
@@ -135,7 +133,8 @@ def list_in_ranges(base: str, lister: RangeLister[R], workers: int,
                      split_others: bool) -> None:
         names = [lister.key(o)[len(level):] for o in objects]
         for p in range_prefixes(level, names, prefixes):
-            if split_others and p.endswith("/") and not HEX2.match(p[len(level):].rstrip("/")):
+            name = p[len(level):].rstrip("/")
+            if split_others and p.endswith("/") and not is_hash_directory(name):
                 pending[pool.submit(lister.split, p)] = ("split", p)
             else:
                 pending[pool.submit(lister.everything, p)] = ("range", p)

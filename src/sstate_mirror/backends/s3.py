@@ -23,7 +23,6 @@ from __future__ import annotations
 import base64
 import hashlib
 import io
-import logging
 import math
 import threading
 import urllib.parse
@@ -48,6 +47,7 @@ from botocore.exceptions import (
     SSLError,
 )
 
+from .. import events
 from ..errors import (
     AuthError,
     BackendError,
@@ -97,8 +97,6 @@ __all__ = [
     "range_prefixes",
     "translate_error",
 ]
-
-log = logging.getLogger(__name__)
 
 #: ListObjectsV2 returns at most this many keys per request.
 PAGE_SIZE = 1000
@@ -211,7 +209,14 @@ def _translate(
     status: Optional[int] = None,
 ) -> BackendError:
     """:func:`translate_error` for the failures that reach the server (or try to)."""
-    if isinstance(exc, (EndpointConnectionError, ConnectionClosedError, ReadTimeoutError)):
+    if isinstance(exc, ReadTimeoutError):
+        return TransientError(
+            f"{what}: cannot reach {endpoint} for an answer: no answer from the server in time"
+            f" ({type(exc).__name__}: it took the request and said nothing)", url=url,
+            path=path,
+            hint="the server or something in front of it hangs; if it is only slow, raise"
+            " --timeout")
+    if isinstance(exc, (EndpointConnectionError, ConnectionClosedError)):
         return TransientError(
             f"{what}: cannot reach {endpoint} ({type(exc).__name__})", url=url, path=path,
             hint="check --endpoint-url / AWS_ENDPOINT_URL, the network and that the server runs",
@@ -402,7 +407,7 @@ class S3Backend(LazyClient, Backend):
             )
         if (truncated and self.list_workers > 1
                 and (estimate is None or estimate >= self.parallel_list_min)):
-            log.debug("listing %s in parallel ranges (estimated %s objects)", what, estimate)
+            events.debug("listing %s in parallel ranges (estimated %s objects)", what, estimate)
             yield from self._list_parallel(base, on_skip)
             return
         yield from self._entries(contents, on_skip)
