@@ -32,7 +32,8 @@ def register(sub: Any, parents: Sequence[argparse.ArgumentParser]) -> None:
         help="mark the mirror copies of artifacts a build used as used (no upload)",
         description="For jobs that must not upload: refresh the last-use time of the mirror"
         " copies of the artifacts in SOURCE that bitbake used within --used-within, so that"
-        " 'clean --max-age' keeps them. Nothing is transferred.",
+        " 'clean --max-age' keeps them: one file per group, and only where the mirror's"
+        " record of its last use is older than --refresh-interval. Nothing is transferred.",
     )
     p.add_argument("source", metavar="SOURCE", help="local sstate cache (SSTATE_DIR)")
     p.add_argument("target", metavar="TARGET",
@@ -53,6 +54,7 @@ def run(args: argparse.Namespace, ui: UI) -> int:
 
 def _run(args: argparse.Namespace, ui: UI, progress: Progress) -> int:
     used_within = parse_age(args.used_within, "--used-within")
+    refresh_after = parse_age(args.refresh_interval, "--refresh-interval")
     selection = Selection(pn_filter=compile_filter(args.filter), arch=args.arch)
     options = backend_options_from_args(args)
     with open_backend(args.source, options) as source, \
@@ -61,17 +63,20 @@ def _run(args: argparse.Namespace, ui: UI, progress: Progress) -> int:
         target.check()
         jobs = jobs_from_args(args, target.properties.connections)
         plan = plan_against_mirror(source, target, selection, now=time.time(),
-                                   used_within=used_within, jobs=jobs, progress=progress)
+                                   used_within=used_within, refresh_after=refresh_after,
+                                   uploading=False, jobs=jobs, progress=progress)
         report: Dict[str, Any] = {"command": "touch", "source": source.url,
                                   "target": target.url, "dry_run": args.dry_run,
-                                  "to_touch": plan.touches}
+                                  "to_touch": plan.touches,
+                                  "used_groups_fresh": plan.fresh_groups}
         for path in plan.touches:
             ui.detail(f"[TOUCH] {path}")
         if target.properties.touch == "none":
             ui.error(f"{target.url} cannot record use (no way to refresh a file's time)")
             return 1
         if args.dry_run:
-            ui.info(f"dry run: would mark {len(plan.touches)} files as used")
+            ui.info(f"dry run: would mark {len(plan.touches)} groups as used"
+                    f" ({plan.fresh_groups} marked recently enough)")
             if ui.json_mode:
                 ui.emit_json(report)
             return 0
@@ -84,7 +89,8 @@ def _run(args: argparse.Namespace, ui: UI, progress: Progress) -> int:
     else:
         for path, err in sorted(failed.items()):
             ui.error(f"{path}: {err}")
-    ui.info(f"touch: {touched} files marked as used, {len(failed)} failed")
+    ui.info(f"touch: {touched} groups marked as used ({plan.fresh_groups} already marked"
+            f" recently), {len(failed)} failed")
     if ui.json_mode:
         report.update(touched=touched, failed={p: str(e) for p, e in sorted(failed.items())})
         ui.emit_json(report)

@@ -59,6 +59,7 @@ def _run(args: argparse.Namespace, ui: UI, progress: Progress) -> int:
     options = backend_options_from_args(args)
     # every value is checked before the mirror is contacted
     used_within = None if args.no_touch else parse_age(args.used_within, "--used-within")
+    refresh_after = parse_age(args.refresh_interval, "--refresh-interval")
     with open_backend(args.source, options) as source, \
             open_backend(args.target, options) as target:
         check_source(source)
@@ -72,13 +73,14 @@ def _run(args: argparse.Namespace, ui: UI, progress: Progress) -> int:
         jobs = jobs_from_args(args, target.properties.connections)
         ui.info(f"uploading {source.url} to {target.url}")
         plan = plan_against_mirror(source, target, selection, now=time.time(),
-                                   used_within=used_within, jobs=jobs,
-                                   mirror_exists=mirror_exists, progress=progress)
+                                   used_within=used_within, refresh_after=refresh_after,
+                                   jobs=jobs, mirror_exists=mirror_exists, progress=progress)
         if plan.touches and target.properties.touch == "none":
             ui.warn(f"{target.url} cannot record use; not marking {len(plan.touches)} files")
             plan.touches = []
         ui.info(f"  {len(plan.transfers)} files to upload ({format_size(plan.bytes_to_send)}),"
-                f" {plan.present} already present, {len(plan.touches)} of them to mark as used")
+                f" {plan.present} already present; {len(plan.touches)} used groups to mark as"
+                f" used, {plan.fresh_groups} marked recently enough")
         for t in plan.transfers:
             ui.detail(f"[UPLOAD] {t.path}" + (
                 f" (replaces {t.remote_size} bytes)" if t.remote_size is not None else ""))
@@ -108,7 +110,7 @@ def _run(args: argparse.Namespace, ui: UI, progress: Progress) -> int:
         + f"{result.uploaded} files ({format_size(result.uploaded_bytes)}) uploaded,"
         f" {plan.present} already present, {len(plan.skipped)} skipped"
         + (f" ({skipped_reasons})" if skipped_reasons else "")
-        + f", {result.touched} marked as used, {len(result.failed)} failed"
+        + f", {result.touched} groups marked as used, {len(result.failed)} failed"
     )
     if ui.json_mode:
         report["result"] = result.to_dict()
