@@ -1,0 +1,91 @@
+"""What marking use costs on real servers, counted by the servers themselves.
+
+The plan (tests/test_usemark.py) says which groups to mark; these tests check what reaches
+the server: nothing for a mirror whose marks are fresh, one touch per stale used group (two
+requests on S3 and Apache), and on nginx, which cannot refresh a time, only the few requests
+that find that out, once per run.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import time
+from pathlib import Path
+from typing import List, Tuple
+
+import pytest
+
+from mirrors import Mirror, make_mirror
+from sstate_mirror.cli import main
+from sstate_mirror.naming import group_key
+
+DAY = 86400
+
+#: Requests a WebDAV backend spends once per run to learn how (and whether) the server
+#: refreshes a file's time: a PROPFIND before and after the first touch, and a PROPPATCH.
+LEARNING = 3
+
+
+def run(capsys: pytest.CaptureFixture[str], m: Mirror, *argv: str) -> Tuple[int, dict, str]:
+    code = main(["--json", *argv, *m.cli_args])
+    out, err = capsys.readouterr()
+    return code, (json.loads(out) if out.strip() else {}), err
+
+
+def counted(capsys: pytest.CaptureFixture[str], m: Mirror, *argv: str
+            ) -> Tuple[dict, str, List[str]]:
+    """Run the CLI; its report, stderr and the requests the server logged meanwhile."""
+    assert m.requests is not None
+    before = len(m.requests())
+    code, report, err = run(capsys, m, *argv)
+    assert code in (0, 1), err
+    time.sleep(0.3)  # a server logs a request once it has answered it
+    return report, err, m.requests()[before:]
+
+
+@pytest.mark.parametrize("kind", ["s3-moto", "dav-apache", "dav-nginx"])
+def test_marking_costs_per_used_group(request: pytest.FixtureRequest, kind: str,
+                                      oe_cache_a: Path, tmp_path: Path,
+                                      capsys: pytest.CaptureFixture[str]) -> None:
+    m = make_mirror(request, kind)
+    cache = tmp_path / "cache"
+    shutil.copytree(oe_cache_a, cache)
+    for d, _, _ in os.walk(cache):
+        os.chmod(d, 0o755)
+    # a build that used everything in its cache just now
+    now = time.time()
+    for p in cache.rglob("*"):
+        if p.is_file():
+            os.utime(p, (now, now))
+    groups = {group_key(str(p.relative_to(cache))) for p in cache.rglob("*") if p.is_file()}
+    assert run(capsys, m, "upload", str(cache), m.url)[0] == 0
+
+    # fresh: the upload's own files are the marks; the next upload adds no request to the
+    # ones the same upload without marking sends
+    _, _, plain = counted(capsys, m, "upload", "--no-touch", str(cache), m.url)
+    report, _, marking = counted(capsys, m, "upload", str(cache), m.url)
+    assert report["plan"]["to_touch"] == []
+    assert report["plan"]["used_groups_fresh"] == len(groups)
+    assert sorted(marking) == sorted(plain)
+
+    # stale: one mark per used group
+    m.age_all(3 * DAY)
+    _, _, plain = counted(capsys, m, "upload", "--no-touch", str(cache), m.url)
+    report, err, marking = counted(capsys, m, "upload", str(cache), m.url)
+    marks = report["plan"]["to_touch"]
+    assert len(marks) == len(groups) and {group_key(p) for p in marks} == groups
+    extra = len(marking) - len(plain)
+    if kind == "dav-nginx":
+        # nginx cannot refresh a time: found out once, not once per file, and said once
+        assert report["result"]["touched"] == 0
+        assert 0 < extra <= LEARNING + 2, marking
+        assert err.count("cannot record use") == 1, err
+    else:
+        assert report["result"]["touched"] == len(groups)
+        learning = LEARNING if kind.startswith("dav-") else 0
+        assert extra <= 2 * len(groups) + learning, marking
+        # and now they are fresh again
+        _, _, again = counted(capsys, m, "upload", str(cache), m.url)
+        assert sorted(again) == sorted(plain)
