@@ -130,7 +130,7 @@ class WebDAVBackend(Backend):
         # network more connections are faster (2,000 files 10 ms away: 10.3 s with 8, 5.7 s
         # with 16); next to the server it makes no difference
         self.properties = Properties(connections=16, atomic_put=True, delete_batch=64,
-                                     touch="copy")
+                                     touch="copy", touch_cost="size")
         parts = urllib.parse.urlsplit(url)
         if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
             raise UsageError(f"not an HTTP(S) URL: {redact_url(url)}")
@@ -164,6 +164,9 @@ class WebDAVBackend(Backend):
         self._infinity: Optional[bool] = None  # unknown until the first listing
         self._move_supported: Optional[bool] = None
         self._touch_method: Optional[str] = None  # "proppatch" | "copy" | "none"
+        # one thread at a time finds out how the server refreshes a time; the others wait
+        # for its answer instead of spending the same probes on their own files
+        self._touch_learning = threading.Lock()
         self._auth_source = "none"
         #: ``Authorization`` for pipelined requests once basic auth is known to apply
         self._basic_header: Optional[str] = None
@@ -1277,6 +1280,12 @@ class WebDAVBackend(Backend):
         some servers accept COPY but keep the source's time (nginx, wsgidav).
         """
         method = self._touch_method
+        if method is None:
+            with self._touch_learning:
+                method = self._touch_method
+                if method is None:
+                    self._learn_touch(path)
+                    return
         if method == "none":
             raise PermanentError(
                 f"cannot mark {path} as used: {self.url} offers no way to refresh a file's"
@@ -1284,11 +1293,13 @@ class WebDAVBackend(Backend):
                 hint="see docs/webdav.md: Apache (COPY) and wsgidav (PROPPATCH with"
                 " mutable_live_props) can",
             )
-        if method is not None:
-            if not self._touch_with(method, path):
-                raise PermanentError(f"cannot mark {path} as used: the server refused",
-                                     url=self.url, path=path)
-            return
+        if not self._touch_with(method, path):
+            raise PermanentError(f"cannot mark {path} as used: the server refused",
+                                 url=self.url, path=path)
+
+    def _learn_touch(self, path: str) -> None:
+        """Touch ``path`` by the first method that really moves its time, and remember it
+        (``none`` when no method does); a file too new to tell leaves it unknown."""
         before, server_now = self._stat_with_date(path)
         if before is None:
             raise NotFoundError(f"cannot mark {path} as used: it does not exist",
@@ -1310,10 +1321,12 @@ class WebDAVBackend(Backend):
         with self._lock:
             self._touch_method = method
             kind = {"proppatch": "mtime", "copy": "copy", "none": "none"}[method]
-            self.properties = replace(self.properties, touch=kind)
+            cost = "flat" if method == "proppatch" else "size"
+            self.properties = replace(self.properties, touch=kind, touch_cost=cost)
         if method == "none":
-            log.warning("%s cannot refresh file times without a new upload: objects on this"
-                        " mirror cannot be marked as used", self.url)
+            # said to the user once, by the command, from the failures and this property
+            log.info("%s cannot refresh file times without a new upload: objects on this"
+                     " mirror cannot be marked as used", self.url)
 
     def _stat_with_date(self, path: str) -> Tuple[Optional[Entry], float]:
         """The entry (from PROPFIND, the same source a listing uses) and the server's time."""
