@@ -163,6 +163,10 @@ class WebDAVBackend(Backend):
         self._file_counts: Dict[str, int] = {}
         self._infinity: Optional[bool] = None  # unknown until the first listing
         self._move_supported: Optional[bool] = None
+        # whether a PUT creates its missing parent collections (nginx with
+        # create_full_put_path): learned from the first PUT into a collection not known to
+        # exist; then no MKCOL is spent on new hash directories (a few hundred an upload)
+        self._put_makes_parents: Optional[bool] = None
         self._touch_method: Optional[str] = None  # "proppatch" | "copy" | "none"
         # one thread at a time finds out how the server refreshes a time; the others wait
         # for its answer instead of spending the same probes on their own files
@@ -871,14 +875,31 @@ class WebDAVBackend(Backend):
         body = Body(src, size, path)
         parent = tuple(self._base_segments + _split(path)[:-1])
         for attempt in range(PUT_ATTEMPTS):
-            self._mkcol_chain(parent)
+            # a collection not known to exist is created by MKCOL first, unless the server
+            # is known (or not yet known not) to create it for the PUT itself
+            without_mkcol = (attempt == 0 and self._put_makes_parents is not False
+                             and body.replayable and parent not in self._known_collections)
+            if not without_mkcol:
+                self._mkcol_chain(parent)
             try:
                 if self._move_supported is False:
                     self._put_direct(path, body)
                 else:
                     self._put_atomic(path, body)
+                if without_mkcol:
+                    self._put_makes_parents = True
+                    self._remember_collection(parent)
                 return
+            except BackendError:
+                if not (without_mkcol and self._put_makes_parents is None):
+                    raise
+                # nginx without create_full_put_path answers 500: the parent must be made
+                # first (a failure for another reason shows again after the MKCOL)
+                self._put_makes_parents = False
             except _ParentVanished:
+                if without_mkcol and self._put_makes_parents is None:
+                    self._put_makes_parents = False  # 409: the parent must be made first
+                    continue
                 # a concurrent clean pruned the collection (and maybe its parents): create
                 # them again, after a short pause that lets its pruning pass move on. The
                 # 409 (or the MOVE's 404) is about this very collection: forget it, whatever
