@@ -38,7 +38,7 @@ from array import array
 from collections import deque
 from collections.abc import Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import replace
 from typing import IO, Deque, Dict, List, Optional, Protocol, Set, Tuple, Union, cast
 
@@ -167,6 +167,7 @@ class WebDAVBackend(Backend):
         # create_full_put_path): learned from the first PUT into a collection not known to
         # exist; then no MKCOL is spent on new hash directories (a few hundred an upload)
         self._put_makes_parents: Optional[bool] = None
+        self._put_learning = threading.Lock()
         self._touch_method: Optional[str] = None  # "proppatch" | "copy" | "none"
         # one thread at a time finds out how the server refreshes a time; the others wait
         # for its answer instead of spending the same probes on their own files
@@ -877,29 +878,15 @@ class WebDAVBackend(Backend):
         for attempt in range(PUT_ATTEMPTS):
             # a collection not known to exist is created by MKCOL first, unless the server
             # is known (or not yet known not) to create it for the PUT itself
-            without_mkcol = (attempt == 0 and self._put_makes_parents is not False
-                             and body.replayable and parent not in self._known_collections)
-            if not without_mkcol:
-                self._mkcol_chain(parent)
-            try:
-                if self._move_supported is False:
-                    self._put_direct(path, body)
-                else:
-                    self._put_atomic(path, body)
-                if without_mkcol:
-                    self._put_makes_parents = True
-                    self._remember_collection(parent)
+            if (attempt == 0 and self._put_makes_parents is not False and body.replayable
+                    and parent not in self._known_collections
+                    and self._put_without_mkcol(path, body, parent)):
                 return
-            except BackendError:
-                if not (without_mkcol and self._put_makes_parents is None):
-                    raise
-                # nginx without create_full_put_path answers 500: the parent must be made
-                # first (a failure for another reason shows again after the MKCOL)
-                self._put_makes_parents = False
+            self._mkcol_chain(parent)
+            try:
+                self._put_once(path, body)
+                return
             except _ParentVanished:
-                if without_mkcol and self._put_makes_parents is None:
-                    self._put_makes_parents = False  # 409: the parent must be made first
-                    continue
                 # a concurrent clean pruned the collection (and maybe its parents): create
                 # them again, after a short pause that lets its pruning pass move on. The
                 # 409 (or the MOVE's 404) is about this very collection: forget it, whatever
@@ -913,6 +900,38 @@ class WebDAVBackend(Backend):
                         f"cannot write {path}: its collection keeps disappearing"
                         " (is a clean running at the same time?)", url=self.url, path=path
                     ) from None
+
+    def _put_once(self, path: str, body: Body) -> None:
+        if self._move_supported is False:
+            self._put_direct(path, body)
+        else:
+            self._put_atomic(path, body)
+
+    def _put_without_mkcol(self, path: str, body: Body, parent: Tuple[str, ...]) -> bool:
+        """Put ``path`` without creating its parent first; False when that did not work.
+
+        The first such PUT finds out whether the server creates missing parents (nginx's
+        ``create_full_put_path``), one thread at a time, so that a server that does not
+        answers that once: 409 (Apache), or 500 from nginx without the option (a failure
+        for another reason shows again on the attempt after the MKCOL).
+        """
+        with self._put_learning if self._put_makes_parents is None else nullcontext():
+            if self._put_makes_parents is False:
+                return False
+            try:
+                self._put_once(path, body)
+            except _ParentVanished:
+                if self._put_makes_parents is None:
+                    self._put_makes_parents = False
+                return False  # known to work: pruned meanwhile, MKCOL and try again
+            except BackendError:
+                if self._put_makes_parents:
+                    raise
+                self._put_makes_parents = False
+                return False
+            self._put_makes_parents = True
+        self._remember_collection(parent)
+        return True
 
     def _put_request(self, target: str, body: Body, what_path: str) -> AnyResponse:
         what = f"cannot upload {what_path}"
@@ -931,11 +950,12 @@ class WebDAVBackend(Backend):
 
     def _put_atomic(self, path: str, body: Body) -> None:
         tmp = new_temp_name(path)
-        moved = False
+        moved = nothing_left = False
         try:
             response = self._put_request(tmp, body, path)
             response.close()
             if response.status_code == 409:
+                nothing_left = True  # the PUT created nothing
                 raise _ParentVanished()
             if not 200 <= response.status_code < 300:
                 raise self._fail(response, f"cannot upload {path}", path)
@@ -968,7 +988,7 @@ class WebDAVBackend(Backend):
                 )
             raise self._fail(response, f"cannot move {path} into place", path)
         finally:
-            if not moved:
+            if not (moved or nothing_left):
                 self._delete_quietly(tmp)
 
     def _no_move(self) -> None:
