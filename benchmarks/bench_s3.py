@@ -233,6 +233,7 @@ def main(argv: Optional[List[str]] = None) -> int:
                       else [job])]
     rows: Dict[str, List[Row]] = {}
     requests: Dict[str, benchlib.Requests] = {}
+    n = "" if args.files == 20000 else f"-n{args.files}"
 
     plan = benchlib.scenarios(work, args.files, args.big, now, noun="objects",
                               stored=" of zeros")
@@ -264,7 +265,7 @@ def main(argv: Optional[List[str]] = None) -> int:
                 if scenario == "info":  # read-only: one copy for every run
                     benchlib.sh_run(prep)
                     prep = "true"
-                rows[scenario] = benchlib.hyperfine(f"s3-rclone-{scenario}", prep, cmds,
+                rows[scenario] = benchlib.hyperfine(f"s3-rclone-{scenario}{n}", prep, cmds,
                                                     args.runs, env)
         finally:
             server.stop()
@@ -283,7 +284,7 @@ def main(argv: Optional[List[str]] = None) -> int:
                 print(f"  {time.monotonic() - t0:.1f} s", flush=True)
                 prepare: Callable[[], None] = (lambda: None) if scenario == "info" else (
                     lambda p=prefix, e=entries: moto.restore(p, e))  # type: ignore[misc]
-                rows[scenario] = benchlib.py_timer(f"s3-moto-{scenario}", prepare, cmds,
+                rows[scenario] = benchlib.py_timer(f"s3-moto-{scenario}{n}", prepare, cmds,
                                                    args.runs, env)
                 if scenario != "clean":  # counted once more, by the server
                     requests[scenario] = benchlib.count_requests(prepare, cmds, env, moto)
@@ -305,7 +306,8 @@ def main(argv: Optional[List[str]] = None) -> int:
         "commands": {s: commands(s, "ENDPOINT", Path("LOCAL"), "PREFIX", cutoff, jobs, work)
                      for s in want},
     }
-    name = f"s3-{args.server}" + ("" if args.files == 20000 else f"-n{args.files}")
+    name = f"s3-{args.server}" + ("-upload" if args.only == ["upload"] else "") + (
+        "" if args.files == 20000 else f"-n{args.files}")
     benchlib.save(name, rows, meta, requests)
     print()
     print(benchlib.table(rows, requests=requests))

@@ -163,6 +163,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     all_requests: Dict[str, Dict[str, benchlib.Requests]] = {}
     for name in args.server:
         label = f"webdav-{name}" + (f"-rtt{args.rtt:g}" if args.rtt else "") + (
+            "-upload" if args.only == ["upload"] else "") + (
             "" if args.files == 20000 else f"-n{args.files}")
         requests: Dict[str, benchlib.Requests] = {}
         server = benchlib.nginx(docroot, work) if name == "nginx" else benchlib.apache(docroot,
