@@ -15,7 +15,7 @@ WebDAV. Servers differ, and each difference is handled where it bites:
   DELETE).
 
 Everything the server sends is untrusted: hrefs are resolved against the mirror URL and
-rejected when they leave it; XML goes through :mod:`.davxml` (defusedxml, size limits).
+rejected when they leave it; XML goes through :mod:`.davxml` (expat, no DTD, size limits).
 Credentials come from options, the URL or netrc and never appear in a message.
 """
 
