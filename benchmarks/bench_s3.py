@@ -284,6 +284,12 @@ def main(argv: Optional[List[str]] = None) -> int:
                 print(f"  {time.monotonic() - t0:.1f} s", flush=True)
                 prepare: Callable[[], None] = (lambda: None) if scenario == "info" else (
                     lambda p=prefix, e=entries: moto.restore(p, e))  # type: ignore[misc]
+                if args.runs == 1 and scenario != "clean":  # one run, timed and counted
+                    rows[scenario] = []
+                    requests[scenario] = benchlib.count_requests(prepare, cmds, env, moto,
+                                                                 timed=rows[scenario])
+                    moto.restore(prefix, [])
+                    continue
                 rows[scenario] = benchlib.py_timer(f"s3-moto-{scenario}{n}", prepare, cmds,
                                                    args.runs, env)
                 if scenario != "clean":  # counted once more, by the server

@@ -391,17 +391,23 @@ Requests = Dict[str, Dict[str, int]]
 
 
 def count_requests(prepare: Callable[[], None], commands: Dict[str, str], env: Dict[str, str],
-                   counter: Counter) -> Requests:
+                   counter: Counter, timed: Optional[List[Row]] = None) -> Requests:
     """Run each command once more, after ``prepare()``, and count what the server received.
 
     Request counts do not depend on the machine or its load: they are what the timed runs
-    did too (same state, same commands), counted by the server itself.
+    did too (same state, same commands), counted by the server itself. With ``timed`` (a
+    list), this run is also the timed one: its wall time is appended there (single runs of
+    long jobs, which need not run twice).
     """
     out: Requests = {}
     for label, cmd in commands.items():
         prepare()
         mark = counter.mark()
+        t0 = time.perf_counter()
         subprocess.run(["sh", "-c", cmd], check=True, env=env, stdout=subprocess.DEVNULL)
+        if timed is not None:
+            timed.append((label, time.perf_counter() - t0, 0.0))
+            print(f"{label}: {timed[-1][1]:.2f} s (one run)", flush=True)
         counts = counter.since(mark)
         counts["total"] = sum(counts.values())
         out[label] = dict(sorted(counts.items()))
