@@ -901,34 +901,32 @@ class WebDAVBackend(Backend):
                         " (is a clean running at the same time?)", url=self.url, path=path
                     ) from None
 
-    def _put_once(self, path: str, body: Body) -> None:
+    def _put_once(self, path: str, body: Body, learning: bool = False) -> None:
+        """One PUT (and MOVE); ``learning``: a 500 to the PUT reads as "no parent" (nginx
+        without create_full_put_path answers that) instead of a failure."""
         if self._move_supported is False:
-            self._put_direct(path, body)
+            self._put_direct(path, body, learning)
         else:
-            self._put_atomic(path, body)
+            self._put_atomic(path, body, learning)
 
     def _put_without_mkcol(self, path: str, body: Body, parent: Tuple[str, ...]) -> bool:
         """Put ``path`` without creating its parent first; False when that did not work.
 
         The first such PUT finds out whether the server creates missing parents (nginx's
         ``create_full_put_path``), one thread at a time, so that a server that does not
-        answers that once: 409 (Apache), or 500 from nginx without the option (a failure
-        for another reason shows again on the attempt after the MKCOL).
+        answers that once: 409 (Apache), or 500 from nginx without the option (a real 500
+        then shows again on the PUT after the MKCOL: one more PUT, once per run). Any other
+        failure is the caller's, and leaves the question open.
         """
         with self._put_learning if self._put_makes_parents is None else nullcontext():
             if self._put_makes_parents is False:
                 return False
             try:
-                self._put_once(path, body)
+                self._put_once(path, body, learning=self._put_makes_parents is None)
             except _ParentVanished:
                 if self._put_makes_parents is None:
                     self._put_makes_parents = False
                 return False  # known to work: pruned meanwhile, MKCOL and try again
-            except BackendError:
-                if self._put_makes_parents:
-                    raise
-                self._put_makes_parents = False
-                return False
             self._put_makes_parents = True
         self._remember_collection(parent)
         return True
@@ -948,7 +946,7 @@ class WebDAVBackend(Backend):
             content=body,
         )
 
-    def _put_atomic(self, path: str, body: Body) -> None:
+    def _put_atomic(self, path: str, body: Body, learning: bool = False) -> None:
         tmp = new_temp_name(path)
         moved = nothing_left = False
         try:
@@ -956,6 +954,8 @@ class WebDAVBackend(Backend):
             response.close()
             if response.status_code == 409:
                 nothing_left = True  # the PUT created nothing
+                raise _ParentVanished()
+            if learning and response.status_code == 500:
                 raise _ParentVanished()
             if not 200 <= response.status_code < 300:
                 raise self._fail(response, f"cannot upload {path}", path)
@@ -1000,10 +1000,10 @@ class WebDAVBackend(Backend):
                     "%s does not support WebDAV MOVE: uploading directly to the final names;"
                     " a reader may see a partly written file while it uploads", self.url)
 
-    def _put_direct(self, path: str, body: Body) -> None:
+    def _put_direct(self, path: str, body: Body, learning: bool = False) -> None:
         response = self._put_request(path, body, path)
         response.close()
-        if response.status_code == 409:
+        if response.status_code == 409 or (learning and response.status_code == 500):
             raise _ParentVanished()
         if not 200 <= response.status_code < 300:
             raise self._fail(response, f"cannot upload {path}", path)
