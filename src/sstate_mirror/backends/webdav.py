@@ -875,10 +875,14 @@ class WebDAVBackend(Backend):
         check_relative_path(path)
         body = Body(src, size, path)
         parent = tuple(self._base_segments + _split(path)[:-1])
+        try:  # a PUT that may be refused is only tried where the source can be read again
+            rewindable = src.seekable()
+        except (OSError, ValueError):
+            rewindable = False
         for attempt in range(PUT_ATTEMPTS):
             # a collection not known to exist is created by MKCOL first, unless the server
             # is known (or not yet known not) to create it for the PUT itself
-            if (attempt == 0 and self._put_makes_parents is not False and body.replayable
+            if (attempt == 0 and self._put_makes_parents is not False and rewindable
                     and parent not in self._known_collections
                     and self._put_without_mkcol(path, body, parent)):
                 return
