@@ -51,6 +51,10 @@ class UI:
         self.color = color_enabled(color, self.out)
         self.err_color = color_enabled(color, self.err)
         self.err_is_terminal = hasattr(self.err, "isatty") and self.err.isatty()
+        self.json_emitted = False
+        #: Lines printed so far (a live progress display knows whether it is still last).
+        self.lines_printed = 0
+        self.last_error: Optional[str] = None
 
     @property
     def _human(self) -> IO[str]:
@@ -59,22 +63,28 @@ class UI:
     def info(self, message: str) -> None:
         """A normal progress/summary line (hidden by ``-q``)."""
         if not self.quiet:
+            self.lines_printed += 1
             print(redact_text(message), file=self._human, flush=True)
 
     def detail(self, message: str, level: int = 1) -> None:
         """A line shown only with ``-v`` (``level`` times)."""
         if self.verbose >= level and not self.quiet:
+            self.lines_printed += 1
             print(redact_text(message), file=self._human, flush=True)
 
     def result(self, text: str) -> None:
         """Primary output of a command (a dump, a diff); printed even with ``-q``."""
+        self.lines_printed += 1
         self.out.write(text)
         self.out.flush()
 
     def warn(self, message: str) -> None:
+        self.lines_printed += 1
         print(f"warning: {redact_text(message)}", file=self.err, flush=True)
 
     def error(self, message: str) -> None:
+        self.last_error = message
+        self.lines_printed += 1
         print(f"error: {redact_text(message)}", file=self.err, flush=True)
 
     def report_exception(self, exc: SstateMirrorError) -> None:
@@ -82,7 +92,18 @@ class UI:
         if exc.hint:
             print(f"hint: {redact_text(exc.hint)}", file=self.err, flush=True)
 
+    def finish_json(self, command: Optional[str], exit_code: int, *,
+                    message: Optional[str] = None, hint: Optional[str] = None) -> None:
+        """With ``--json``, make sure stdout holds one document even when the command failed
+        before it could print its own: the exit code and the error, for a ``jq`` step."""
+        if not self.json_mode or self.json_emitted:
+            return
+        error = message or self.last_error
+        self.emit_json({"command": command, "exit_code": exit_code,
+                        "error": None if error is None else {"message": error, "hint": hint}})
+
     def emit_json(self, data: Any) -> None:
+        self.json_emitted = True
         self.out.write(redact_text(json.dumps(data, indent=2, sort_keys=False, default=str)))
         self.out.write("\n")
         self.out.flush()
