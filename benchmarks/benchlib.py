@@ -107,8 +107,9 @@ def _set_times(root: Path, entries: Sequence[gencache.Entry]) -> None:
 
 
 def tool_env(extra: Optional[Dict[str, str]] = None) -> Dict[str, str]:
-    """The environment every timed command runs in: this checkout's sources first."""
-    env = dict(os.environ, PYTHONPATH=str(ROOT / "src"))
+    """The environment every timed command runs in: this checkout's sources first (or
+    those ``SSTATE_BENCH_SRC`` names: another version, for a before/after comparison)."""
+    env = dict(os.environ, PYTHONPATH=os.environ.get("SSTATE_BENCH_SRC", str(ROOT / "src")))
     env.update(extra or {})
     return env
 
@@ -229,7 +230,7 @@ def rclone_s3(root: Path, work: Path, access: str, secret: str) -> Server:
         port, work / "rclone-serve-s3.log", f"http://127.0.0.1:{port}")
 
 
-def nginx(docroot: Path, work: Path) -> Server:
+def nginx(docroot: Path, work: Path, access_log: bool = False) -> Server:
     """nginx with dav + dav-ext as in docs/webdav.md, location ``/sstate/`` anonymous
     read-write (``create_full_put_path on``, temporary bodies on the same file system)."""
     module = next((p for p in (Path(d, "ngx_http_dav_ext_module.so") for d in (
@@ -251,7 +252,7 @@ error_log {base}/error.log warn;
 load_module {module};
 events {{ worker_connections 1024; }}
 http {{
-    log_format requests '$request_method $status $request_uri';
+    log_format requests '$request_method $status $request_uri "$request"';
     access_log {base}/access.log requests;
     client_body_temp_path {base}/tmp/body;
     proxy_temp_path {base}/tmp/proxy;
@@ -281,7 +282,7 @@ http {{
     return server
 
 
-def apache(docroot: Path, work: Path) -> Server:
+def apache(docroot: Path, work: Path, access_log: bool = False) -> Server:
     """Apache httpd with mod_dav_fs as in docs/webdav.md (``DavDepthInfinity On``),
     location ``/sstate/`` anonymous read-write. As root, the workers run as ``nobody``:
     the benchmark's trees are made world-writable for that."""
@@ -297,6 +298,8 @@ def apache(docroot: Path, work: Path) -> Server:
     port = free_port()
     load = "\n".join(f"LoadModule {m}_module {modules}/mod_{m}.so"
                      for m in ("mpm_event", "authz_core", "dav", "dav_fs"))
+    # the access log (mod_log_config is built in) is always kept: requests are counted
+
     user = "User nobody\nGroup nogroup\n" if os.geteuid() == 0 else ""
     conf = f"""
 ServerRoot "{base}"
@@ -305,7 +308,7 @@ Listen 127.0.0.1:{port}
 PidFile "{base}/httpd.pid"
 ErrorLog "{base}/error.log"
 LogLevel warn
-LogFormat "%m %>s %U" requests
+LogFormat "%m %>s %U \\"%r\\"" requests
 CustomLog "{base}/access.log" requests
 {load}
 {user}

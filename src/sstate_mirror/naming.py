@@ -329,6 +329,16 @@ def group_artifacts(artifacts: Iterable[Artifact]) -> Dict[str, Group]:
     return groups
 
 
+_HASH_DIRECTORY = re.compile(r"[0-9a-fA-F]{2}")
+
+
+def is_hash_directory(name: str) -> bool:
+    """Whether a directory name is a hash fan-out level of the ``hh/hh`` (or ``hh``) layout:
+    two hex digits, the start of the hashes of the files below it. Listings use it to
+    split a mirror into even parts (the names are uniformly spread)."""
+    return _HASH_DIRECTORY.fullmatch(name) is not None
+
+
 def layout_of(path: str, name: SstateName) -> str:
     """Which directory layout a path uses: ``hh/hh``, ``hh`` or ``flat`` (anything else).
 

@@ -21,12 +21,13 @@ from __future__ import annotations
 import calendar
 import email.utils
 import functools
-import io
 import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any, Dict, List, Optional
 from xml.parsers import expat
+
+from ..chunkstream import ChunkStream
 
 DAV = "{DAV:}"
 
@@ -37,6 +38,10 @@ PROPFIND_BODY = (
     b"<D:resourcetype/><D:getcontentlength/><D:getlastmodified/><D:creationdate/>"
     b"</D:prop></D:propfind>"
 )
+
+
+#: The same and the entity tag: what a touch needs to make its MOVE conditional.
+PROPFIND_ETAG_BODY = PROPFIND_BODY.replace(b"<D:creationdate/>", b"<D:creationdate/><D:getetag/>")
 
 
 def proppatch_lastmodified_body(http_date: str) -> bytes:
@@ -66,9 +71,11 @@ class DavResponse:
     mtime: Optional[float]
     prop_status: Optional[int]
     """The status of the first propstat (for PROPPATCH answers)."""
+    etag: Optional[str] = None
+    """``getetag`` where asked for (:data:`PROPFIND_ETAG_BODY`), as an HTTP entity-tag."""
 
 
-class LimitedReader(io.RawIOBase):
+class LimitedReader(ChunkStream):
     """A file-like view of a byte iterator that refuses to deliver more than the limits allow.
 
     ``max_total`` bounds the body; ``max_element`` bounds the bytes read since :meth:`mark`
@@ -76,37 +83,21 @@ class LimitedReader(io.RawIOBase):
     """
 
     def __init__(self, chunks: Iterable[bytes], max_total: int, max_element: int) -> None:
-        super().__init__()
-        self._chunks = iter(chunks)
-        self._buffer = b""
+        super().__init__(chunks)
         self.total = 0
         self._mark = 0
         self.max_total = max_total
         self.max_element = max_element
 
-    def readable(self) -> bool:
-        return True
-
     def mark(self) -> None:
         self._mark = self.total
 
-    def readinto(self, b: bytearray | memoryview) -> int:  # type: ignore[override]
-        if not self._buffer:
-            for chunk in self._chunks:
-                if chunk:
-                    self._buffer = chunk
-                    break
-            else:
-                return 0
-        n = min(len(b), len(self._buffer))
-        b[:n] = self._buffer[:n]
-        self._buffer = self._buffer[n:]
-        self.total += n
+    def handed_out(self, data: memoryview) -> None:
+        self.total += len(data)
         if self.total > self.max_total:
             raise XMLError(f"answer larger than the {self.max_total} bytes allowed")
         if self.total - self._mark > self.max_element:
             raise XMLError(f"one XML element larger than the {self.max_element} bytes allowed")
-        return n
 
 
 _NS = "DAV: "  # expat's name for an element of the DAV: namespace is "DAV: <local name>"
@@ -116,7 +107,7 @@ _HREF, _STATUS, _RESOURCETYPE, _COLLECTION = (_NS + n for n in (
     "href", "status", "resourcetype", "collection"))
 #: Properties whose text a listing reads (children of DAV:prop).
 _TEXT_PROPS = frozenset(_NS + n for n in ("getcontentlength", "getlastmodified",
-                                          "creationdate"))
+                                          "creationdate", "getetag"))
 
 
 class _Multistatus:
@@ -262,8 +253,15 @@ class _Multistatus:
             text = self.values.get(_NS + "creationdate")
             if text:
                 mtime = parse_iso8601(text)
+        etag: Optional[str] = self.values.get(_NS + "getetag")
+        if etag:
+            if not etag.endswith('"'):  # some servers (wsgidav) leave out the quotes
+                etag = f'"{etag}"'
+            if not _ETAG_RE.fullmatch(etag):
+                etag = None  # nothing that could not go back into a header as it is
         return DavResponse(href=href, status=self.status, is_collection=self.is_collection,
-                           size=size, mtime=mtime, prop_status=self.prop_status)
+                           size=size, mtime=mtime, prop_status=self.prop_status,
+                           etag=etag or None)
 
 
 def _shown(name: str) -> str:
@@ -295,6 +293,7 @@ def parse_multistatus(body: bytes, max_element: int) -> Iterator[DavResponse]:
     yield from iter_multistatus(LimitedReader([body], len(body), max_element))
 
 
+_ETAG_RE = re.compile(r'(W/)?"[\x21\x23-\x5a\x5e-\x7e]{0,200}"')
 _STATUS_RE = re.compile(r"^\s*HTTP/\d(?:\.\d)?\s+(\d{3})\b")
 
 

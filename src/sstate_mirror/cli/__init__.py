@@ -19,8 +19,15 @@ import importlib
 import sys
 from typing import List, NoReturn, Optional, Sequence
 
-from .. import __version__
-from ..errors import SstateMirrorError
+from .. import __version__, events
+from ..errors import (
+    EXIT_BACKEND,
+    EXIT_FAILED,
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+    EXIT_USAGE,
+    SstateMirrorError,
+)
 from .common import add_output_options, check_arguments
 from .ui import UI
 
@@ -30,11 +37,8 @@ COMMANDS: List[str] = ["upload", "clean", "info", "touch", "verify", "analyze", 
 #: Commands registered by another command's module (``pin`` registers its two siblings).
 _REGISTERED_BY = {"unpin": "pin", "pins": "pin"}
 
-EXIT_OK = 0
-EXIT_FAILED = 1
-EXIT_USAGE = 2
-EXIT_BACKEND = 3
-EXIT_INTERRUPTED = 130
+__all__ = ["EXIT_BACKEND", "EXIT_FAILED", "EXIT_INTERRUPTED", "EXIT_OK", "EXIT_USAGE",
+           "build_parser", "main"]
 
 
 class ArgumentError(Exception):
@@ -107,10 +111,13 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 
 def _run(args: argparse.Namespace, ui: UI) -> int:
     try:
-        check_arguments(args)
-        return int(args.run(args, ui))
+        with events.listening(ui.event), events.capture_logging():
+            check_arguments(args)
+            return int(args.run(args, ui))
     except SstateMirrorError as exc:
         ui.report_exception(exc)
+        if args.verbose >= 2:
+            ui.report_traceback(exc)
         ui.finish_json(args.command, exc.exit_code, message=str(exc), hint=exc.hint)
         return exc.exit_code
     except KeyboardInterrupt:
@@ -121,3 +128,12 @@ def _run(args: argparse.Namespace, ui: UI) -> int:
         with contextlib.suppress(OSError):
             sys.stdout.close()
         return EXIT_OK
+    except Exception as exc:  # a bug: one line, and where it happened with -vv
+        ui.error(f"unexpected {type(exc).__name__}: {exc}")
+        if args.verbose >= 2:
+            ui.report_traceback(exc)
+        else:
+            ui.hint("run with -vv for the traceback, and please report it")
+        ui.finish_json(args.command, EXIT_FAILED, message=f"unexpected {type(exc).__name__}:"
+                       f" {exc}")
+        return EXIT_FAILED

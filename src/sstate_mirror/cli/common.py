@@ -164,7 +164,10 @@ def add_backend_options(parser: argparse.ArgumentParser) -> None:
                    help="HTTP: one request at a time per connection, for a proxy that"
                         " mishandles HTTP/1.1 pipelining")
     g.add_argument("--timeout", type=float, default=60.0, metavar="SECONDS",
-                   help="network timeout per request (default: 60)")
+                   help="wait for an answer (or its next bytes) at most this long, per"
+                        " try (default: 60)")
+    g.add_argument("--connect-timeout", type=float, default=60.0, metavar="SECONDS",
+                   help="wait for a connection at most this long, per try (default: 60)")
     g.add_argument("--retries", type=int, default=5, metavar="N",
                    help="retries of a request that failed transiently (timeout, reset,"
                         " 429, 5xx): at most N + 1 attempts, with backoff (default: 5)")
@@ -199,6 +202,9 @@ def backend_options_from_args(args: argparse.Namespace) -> BackendOptions:
     timeout = getattr(args, "timeout", 60.0)
     if not (math.isfinite(timeout) and timeout > 0):  # NaN compares false with everything
         raise UsageError("--timeout must be a positive number of seconds")
+    connect_timeout = getattr(args, "connect_timeout", 60.0)
+    if not (math.isfinite(connect_timeout) and connect_timeout > 0):
+        raise UsageError("--connect-timeout must be a positive number of seconds")
     if getattr(args, "retries", 5) < 0:
         raise UsageError("--retries must not be negative")
     user = getattr(args, "user", None) or os.environ.get("SSTATE_MIRROR_USER") or None
@@ -218,7 +224,8 @@ def backend_options_from_args(args: argparse.Namespace) -> BackendOptions:
         ca_cert=getattr(args, "ca_cert", None),
         verify_tls=not getattr(args, "insecure", False),
         pipelining=not getattr(args, "no_pipelining", False),
-        timeout=getattr(args, "timeout", 60.0),
+        timeout=timeout,
+        connect_timeout=connect_timeout,
         retries=getattr(args, "retries", 5),
     )
 

@@ -27,7 +27,7 @@ from ..commands.lint import (
     select_stamps,
 )
 from ..commands.listing import list_artifacts
-from ..errors import UsageError
+from ..errors import EXIT_BACKEND, EXIT_OK, EXIT_USAGE, UsageError
 from ..transfer import Progress
 from .common import (
     add_command,
@@ -41,8 +41,7 @@ from .common import (
 from .ui import UI
 from .wording import plural
 
-EXIT_USAGE_OR_UNREADABLE = 2
-EXIT_BACKEND = 3
+EXIT_USAGE_OR_UNREADABLE = EXIT_USAGE
 
 #: isar-sstate's defaults: the directories of Isar's kas build container, and the tasks whose
 #: output is never cached (wic images).
@@ -209,7 +208,7 @@ def exit_code(report: LintReport, findings_code: int) -> int:
         return EXIT_USAGE_OR_UNREADABLE
     if report.findings:
         return findings_code
-    return 0
+    return EXIT_OK
 
 
 def render_finding(f: Finding, verbose: int) -> List[str]:

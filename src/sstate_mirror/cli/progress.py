@@ -33,13 +33,10 @@ def make_progress(ui: UI, *, heartbeat: float = 30.0) -> Progress:
 
 
 class QuietProgress(Progress):
-    """Only retries are worth a word (as warnings)."""
+    """Nothing to draw (retries are events, printed by the CLI: see cli/ui.py)."""
 
     def __init__(self, ui: UI) -> None:
         self.ui = ui
-
-    def retry(self, what: str, error: BaseException, delay: float) -> None:
-        self.ui.warn(f"{what}: {error}; retrying in {delay:.1f}s")
 
 
 def _describe(name: str, items: int, total_items: int, nbytes: int, total_bytes: int,
