@@ -12,7 +12,8 @@ href resolution, nothing leaves the mirror) and its XML body in :mod:`.davxml`; 
 by :mod:`.davtransport` (the one request API: httpx, or the HTTP/1.1 pipeline of
 :mod:`.httppipe` for small requests), retried by the one policy of
 :mod:`sstate_mirror.retry`, its failure worded in :mod:`.daverrors`, its body streamed by
-:mod:`.davio` and its multistatus parsed by :mod:`.davxml` (expat, no DTDs or entities, size limits);
+:mod:`.davio` and its multistatus parsed by :mod:`.davxml` (expat without DTDs or entities,
+size limits);
 credentials come from :mod:`.davauth`. On top of the transport, each layer a class in its
 own module: :mod:`.davlisting` (listing, and the collections remembered), :mod:`.davprune`
 (deleting, and pruning what that empties), :mod:`.davtouch` (marking files as used); this
