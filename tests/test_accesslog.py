@@ -173,15 +173,18 @@ def test_matcher_suffix_prefixes_and_url_prefix() -> None:
     assert normalise_prefix("sstate") == "/sstate/"
 
 
-def test_plan_marks_stale_groups_on_every_member_and_skips_fresh_ones() -> None:
+def test_plan_marks_one_member_of_each_stale_group_and_skips_fresh_ones() -> None:
     sig = ARCHIVE + ".siginfo"
     other = "aa/bb/" + NAME.replace("9c1e", "aabb")
-    arts = [make_artifact(ARCHIVE, 1, 100.0), make_artifact(sig, 1, 100.0),
+    arts = [make_artifact(ARCHIVE, 100, 100.0), make_artifact(sig, 10, 100.0),
             make_artifact(other, 1, 500.0)]
     groups = group_artifacts(arts)
-    plan = plan_log_touch({ARCHIVE: 300.0, other: 300.0, "gone/x.tar.zst": 1.0}, groups)
-    assert plan.stale == [ARCHIVE] and plan.fresh == [other]
-    assert sorted(plan.touches) == sorted([ARCHIVE, sig])
+    used = {ARCHIVE: 300.0, other: 300.0, "gone/x.tar.zst": 1.0}
+    plan = plan_log_touch(used, groups, now=600.0, refresh_after=200.0, touch_cost="flat")
+    assert plan.touches == [sig]  # the .siginfo carries the mark; `other` is fresh
+    assert plan.to_dict()["groups_already_fresh"] == 1
+    plan = plan_log_touch(used, groups, now=600.0, refresh_after=0, touch_cost="size")
+    assert sorted(plan.touches) == sorted([sig, other])  # the smallest member
 
 
 def test_state_file_round_trip_and_refusal(tmp_path) -> None:

@@ -94,7 +94,7 @@ def test_nginx_log_keeps_exactly_the_groups_a_consumer_restored(
     b_groups = len(archives(oe_cache_b))
     assert logs["groups_used"] == b_groups and logs["groups_checked_only"] == 0
     assert report["plan"]["groups_to_mark"] == b_groups
-    assert report["touched"] == len(expected)
+    assert report["touched"] == b_groups  # one mark per group
     # the check's HEAD, then HEAD + GET of the archive and of its .siginfo
     assert logs["requests_matched"] == 5 * b_groups
     assert logs["malformed_lines"] == 0 and logs["formats"] == {"combined": logs["lines_read"]}
@@ -121,7 +121,8 @@ def test_apache_logs_in_each_format_give_the_same_groups(
     code, report = run(capsys, "touch", "--dry-run", str(site), "--access-log",
                        str(apache_logging.logs[fmt]))
     assert code == 0, report
-    assert set(report["plan"]["to_touch"]) == expected
+    marked = report["plan"]["to_touch"]  # one file of each of build B's groups
+    assert set(marked) <= expected and len(marked) == len(archives(oe_cache_b))
     assert report["logs"]["formats"] == {fmt: report["logs"]["lines_read"]}
     assert report["logs"]["requests_matched"] == 5 * len(archives(oe_cache_b))
     assert report["touched"] == 0  # dry run

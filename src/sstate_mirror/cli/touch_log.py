@@ -25,7 +25,7 @@ from ..commands.upload import execute_touch
 from ..errors import BackendError, UsageError
 from ..naming import group_artifacts
 from ..transfer import Progress
-from ..units import parse_time_or_age
+from ..units import parse_age, parse_time_or_age
 from .common import backend_options_from_args, jobs_from_args
 from .ui import UI
 from .wording import plural
@@ -61,6 +61,7 @@ def add_access_log_options(parser: argparse.ArgumentParser) -> None:
 def run_access_log(args: argparse.Namespace, ui: UI, progress: Progress) -> int:
     """The ``touch --access-log`` command (SOURCE already checked to be absent)."""
     now = time.time()
+    refresh_after = parse_age(args.refresh_interval, "--refresh-interval")
     since = parse_time_or_age(args.since, now, "--since") if args.since else None
     custom = None
     if args.log_format is not None:
@@ -94,7 +95,9 @@ def run_access_log(args: argparse.Namespace, ui: UI, progress: Progress) -> int:
         finally:
             for backend in log_backends:
                 backend.close()
-        plan = plan_log_touch(use.used, group_artifacts(artifacts))
+        plan = plan_log_touch(use.used, group_artifacts(artifacts), now=now,
+                              refresh_after=refresh_after,
+                              touch_cost=target.properties.touch_cost)
         _explain(ui, use, plan.touches)
         report: Dict[str, Any] = {"command": "touch", "target": target.url,
                                   "dry_run": args.dry_run, "since": since, "logs": use.to_dict(),
@@ -111,8 +114,8 @@ def run_access_log(args: argparse.Namespace, ui: UI, progress: Progress) -> int:
     verb = "would mark" if args.dry_run else "marked"
     ui.info(f"touch: {plural(stats.lines, 'line')} read ({stats.malformed} malformed),"
             f" {plural(use.matched, 'request')} matched, {verb}"
-            f" {plural(len(plan.stale), 'group')} as used"
-            f" ({plural(len(plan.touches), 'file')}), {len(plan.fresh)} already fresh,"
+            f" {plural(len(plan.touches), 'group')} as used"
+            f" (one file each), {plan.marks.fresh} already fresh,"
             f" {plural(use.unknown, 'request')} of unknown paths")
     report.update(touched=touched, failed={p: str(e) for p, e in sorted(failed.items())})
     complete = not failed and not stats.read_errors

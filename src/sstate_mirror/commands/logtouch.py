@@ -6,10 +6,9 @@ Three steps, each testable on its own:
    successful ``GET``/``HEAD`` to the mirror's files by :class:`PathMatcher`, giving the
    *used groups* with the time of their newest request (:class:`LogUse`). Memory is bounded by
    the mirror's listing, never by the size of the logs.
-2. :func:`plan_log_touch` (pure) decides which of those groups need a new mark: a group whose
-   last use on the mirror is already at or after its newest logged request is *fresh* and
-   costs nothing (a mark from an upload after the build, or from the previous night's run, or
-   on a directory mirror the ``.siginfo`` access time the server's read itself set).
+2. :func:`plan_log_touch` (pure) decides which of those groups get a mark, by the rule of
+   every use marking (:func:`usemark.plan_marks`): one file per group, and only where the
+   group's last use on the mirror is older than the refresh interval.
 3. The marks go through the same executor as every touch (:func:`upload.execute_touch`).
 
 Mapping request paths needs no configuration in the common case: a request path such as
@@ -46,6 +45,7 @@ from ..backends.base import Backend
 from ..errors import BackendError, UsageError
 from ..naming import Artifact, Group, Kind
 from ..transfer import Progress
+from .usemark import MarkPlan, plan_marks
 
 #: Unknown paths kept as examples for ``-v``.
 UNKNOWN_EXAMPLES = 5
@@ -251,34 +251,26 @@ def _record(use: LogUse, group_of: Mapping[str, str], found: List[Tuple[str, str
 class LogTouchPlan:
     """Which used groups get a new mark, and on which files."""
 
-    stale: List[str] = field(default_factory=list)
-    """Groups whose last use on the mirror is older than their newest logged request."""
-    fresh: List[str] = field(default_factory=list)
-    """Groups already marked at or after their newest logged request."""
-    touches: List[str] = field(default_factory=list)
-    """Mirror paths to touch."""
+    marks: MarkPlan = field(default_factory=MarkPlan)
+
+    @property
+    def touches(self) -> List[str]:
+        return self.marks.marks
 
     def to_dict(self) -> Dict[str, Any]:
-        return {"groups_to_mark": len(self.stale), "groups_already_fresh": len(self.fresh),
-                "to_touch": list(self.touches)}
+        return {"groups_to_mark": len(self.marks.marks),
+                "groups_already_fresh": self.marks.fresh, "to_touch": list(self.marks.marks)}
 
 
-def plan_log_touch(used: Mapping[str, float], groups: Mapping[str, Group]) -> LogTouchPlan:
+def plan_log_touch(used: Mapping[str, float], groups: Mapping[str, Group], *, now: float,
+                   refresh_after: float, touch_cost: str) -> LogTouchPlan:
     """Pure: the marks that record the logged use of ``used`` (group key -> request time).
 
-    Each stale group is marked on every member present, as upload's use marking does.
+    The same rule as every use marking (:func:`usemark.plan_marks`): one mark per stale
+    group, on its cheapest member; groups marked within ``refresh_after`` cost nothing.
     """
-    plan = LogTouchPlan()
-    for key in sorted(used):
-        group = groups.get(key)
-        if group is None:
-            continue
-        if group.last_used >= used[key]:
-            plan.fresh.append(key)
-            continue
-        plan.stale.append(key)
-        plan.touches.extend(m.path for m in group.members())
-    return plan
+    return LogTouchPlan(plan_marks(used, groups, now=now, refresh_after=refresh_after,
+                                   touch_cost=touch_cost))
 
 
 # -- state between runs -----------------------------------------------------------------------
