@@ -1,7 +1,8 @@
 """A mirror of any kind for end-to-end tests: its URL, CLI options, and a way to age files.
 
 The ``mirror`` fixture is parametrised over every kind the suite can start here, so one
-end-to-end test runs against a directory, S3 servers and WebDAV servers alike.
+end-to-end test runs against a directory, S3 servers, WebDAV servers and the Google Cloud
+Storage and Azure Blob emulators alike.
 """
 
 from __future__ import annotations
@@ -9,9 +10,10 @@ from __future__ import annotations
 import itertools
 import os
 import time
+import urllib.parse
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Dict, List
+from typing import Callable, Dict, List, Optional
 
 import pytest
 
@@ -20,7 +22,8 @@ from sstate_mirror.backends.base import Backend, BackendOptions
 
 _dirs = itertools.count()
 
-MIRROR_KINDS = ["dir", "s3-moto", "s3-rclone", "dav-apache", "dav-nginx", "dav-wsgidav"]
+MIRROR_KINDS = ["dir", "s3-moto", "s3-rclone", "dav-apache", "dav-nginx", "dav-wsgidav", "gcs",
+                "azure"]
 
 
 @dataclass
@@ -31,6 +34,9 @@ class Mirror:
     options: BackendOptions = field(default_factory=BackendOptions)
     #: make an existing file look ``seconds`` older than it is (the contract's meaning)
     backdate: Callable[[str, float], None] = lambda path, seconds: None
+    #: the methods of the requests the server answered for this mirror so far, from the
+    #: server's own log; None where the server keeps none
+    requests: Optional[Callable[[], List[str]]] = None
 
     def backend(self) -> Backend:
         return open_backend(self.url, self.options)
@@ -71,9 +77,16 @@ def _s3_mirror(request: pytest.FixtureRequest, server_fixture: str, kind: str) -
     tmp_path = request.getfixturevalue("tmp_path")
     env = s3_test_env(monkeypatch, server, tmp_path)
     bucket = S3Bucket(server=server, name=server.new_bucket(), prefix="sstate", env=env)
+    log = server.request_log
+
+    def requests() -> List[str]:
+        assert log is not None
+        return [line.split(" ", 1)[0] for line in list(log)
+                if line.split(" ", 1)[1].startswith(f"/{bucket.name}")]
+
     return Mirror(kind, bucket.url, cli_args=bucket.cli_args,
                   options=BackendOptions(endpoint_url=server.endpoint_url, timeout=20, retries=2),
-                  backdate=bucket.backdate)
+                  backdate=bucket.backdate, requests=None if log is None else requests)
 
 
 def _dav_mirror(request: pytest.FixtureRequest, server_fixture: str, location: str,
@@ -89,7 +102,33 @@ def _dav_mirror(request: pytest.FixtureRequest, server_fixture: str, location: s
         st = (dav.root / path).stat()
         os.utime(dav.root / path, (st.st_atime - seconds, st.st_mtime - seconds))
 
-    return Mirror(kind, dav.url, options=dav.options, backdate=backdate)
+    prefix = urllib.parse.urlsplit(dav.url).path
+
+    def requests() -> List[str]:
+        return [line.split(" ", 1)[0] for line in server.requests()
+                if line.split(" ", 1)[1].startswith(prefix)]
+
+    return Mirror(kind, dav.url, options=dav.options, backdate=backdate,
+                  requests=requests if server.name in ("nginx", "apache") else None)
+
+
+def _cloud_mirror(request: pytest.FixtureRequest, kind: str) -> Mirror:
+    """A fresh bucket (gcs) or container (azure) on its emulator, the environment set."""
+    from cloud_servers import AzureContainer, GCSBucket, azure_env, gcs_env
+
+    monkeypatch = request.getfixturevalue("monkeypatch")
+    options = BackendOptions(timeout=20, retries=2)
+    if kind == "gcs":
+        server = request.getfixturevalue("gcs_server")
+        gcs_env(monkeypatch, server)
+        bucket = GCSBucket(server, server.new_bucket(), prefix="sstate")
+        return Mirror(kind, bucket.url, cli_args=["--endpoint-url", server.endpoint],
+                      options=options, backdate=bucket.backdate)
+    azure = request.getfixturevalue("azure_server")
+    azure_env(monkeypatch, azure)
+    container = AzureContainer(azure, azure.new_container(), prefix="sstate")
+    return Mirror(kind, container.url, cli_args=["--endpoint-url", azure.endpoint],
+                  options=options, backdate=container.backdate)
 
 
 #: WebDAV mirrors as documented in docs/webdav.md: anonymous reads, authenticated writes
@@ -122,4 +161,6 @@ def make_mirror(request: pytest.FixtureRequest, kind: str) -> Mirror:
         return _s3_mirror(request, "rclone_s3", kind)
     if kind in _DAV:
         return _dav_mirror(request, *_DAV[kind], kind)
+    if kind in ("gcs", "azure"):
+        return _cloud_mirror(request, kind)
     raise AssertionError(kind)

@@ -151,6 +151,15 @@ class DavServer:
         except OSError:
             return ""
 
+    def requests(self) -> List[str]:
+        """Every request the server logged so far, as "METHOD /path" (nginx and Apache keep
+        an access log for this; wsgidav none)."""
+        try:
+            text = (self.docroot.parent / "access.log").read_text(errors="replace")
+        except OSError:
+            return []
+        return [" ".join(line.split(" ", 2)[:2]) for line in text.splitlines() if line]
+
 
 def free_port() -> int:
     with socket.socket() as s:
@@ -295,10 +304,7 @@ def apache_server() -> Iterator[DavServer]:
     ha1 = hashlib.md5(f"{USER}:sstate:{PASSWORD}".encode()).hexdigest()
     (base / "htdigest").write_text(f"{USER}:sstate:{ha1}\n")
     load = "\n".join(f"LoadModule {m}_module {modules}/mod_{m}.so" for m in _APACHE_MODULES)
-    user = ""
-    if os.geteuid() == 0:  # httpd refuses to serve as root: run the worker as nobody
-        user = "User nobody\nGroup nogroup\n" if _group_exists("nogroup") else "User nobody\n"
-        os.chmod(base, 0o777)
+    user = _apache_user(base)
     conf = f"""
 ServerRoot "{base}"
 ServerName 127.0.0.1
@@ -306,6 +312,8 @@ Listen 127.0.0.1:@PORT@
 PidFile "{base}/httpd.pid"
 ErrorLog "{base}/server.log"
 LogLevel warn
+LogFormat "%m %U %>s" requests
+CustomLog "{base}/access.log" requests
 {load}
 {user}
 Timeout 30
@@ -363,6 +371,15 @@ DocumentRoot "{root}"
     server = _start("apache", configure, base, base / "server.log")
     yield server
     _stop(server)
+
+
+def _apache_user(base: Path) -> str:
+    """The ``User`` lines of an httpd run by root, which refuses to serve as root: the worker
+    runs as nobody (and may enter ``base``). Empty for anyone else."""
+    if os.geteuid() != 0:
+        return ""
+    os.chmod(base, 0o777)
+    return "User nobody\nGroup nogroup\n" if _group_exists("nogroup") else "User nobody\n"
 
 
 def _write_htpasswd(path: Path) -> None:
@@ -437,7 +454,8 @@ error_log {base}/server.log warn;
 load_module {dav_ext};
 events {{ worker_connections 512; }}
 http {{
-    access_log off;
+    log_format requests '$request_method $uri $status';
+    access_log {base}/access.log requests;
     client_body_temp_path {base}/tmp/body;
     proxy_temp_path {base}/tmp/proxy;
     fastcgi_temp_path {base}/tmp/fastcgi;
