@@ -27,10 +27,12 @@ from webdav_servers import (
     _apache_module_dir,
     _apache_user,
     _server_dirs,
-    _start,
     _stop,
     _which,
     free_port,
+)
+from webdav_servers import (
+    _start_once as _start,
 )
 
 #: nginx: the log formats of docs/retention.md (``combined`` is built into nginx).

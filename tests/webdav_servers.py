@@ -177,6 +177,9 @@ def _server_dirs(name: str, locations: List[str]) -> Path:
     return base
 
 
+_which = find_tool  # the name tests/log_servers.py imports
+
+
 class _PortTaken(Exception):
     """Another process took the port between choosing it and the server's bind."""
 
@@ -200,7 +203,7 @@ def _start(name: str, configure: Callable[[int], List[str]], base: Path, log_fil
 
 
 def _start_once(name: str, argv: List[str], base: Path, port: int, log_file: Path,
-                env: Optional[Dict[str, str]]) -> DavServer:
+                env: Optional[Dict[str, str]] = None) -> DavServer:
     log_file.write_bytes(b"")
     with open(log_file, "ab") as out:
         proc = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, cwd=base,
