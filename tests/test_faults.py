@@ -451,7 +451,9 @@ def test_upload_gives_up_when_its_collection_keeps_disappearing(
     assert target in failed and all(p.startswith(collection[1:]) for p in failed), failed
     assert "keeps disappearing" in err
     refused = proxied.proxy.count(lambda r: r.fault == "status")
-    assert 2 <= refused <= 5 * 2 * len(failed), refused  # bounded: --retries 1, 5 per try
+    # bounded: at each of the --retries + 1 = 2 attempts, the PUT and at most 5 more, each
+    # after creating the collection again
+    assert 2 <= refused <= (1 + 5) * 2 * len(failed), refused
     uploaded = assert_no_partial_file(proxied.mirror, oe_cache_a)
     assert set(uploaded) == set(zeta_files(oe_cache_a)) - set(failed)
 
