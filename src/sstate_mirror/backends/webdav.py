@@ -58,6 +58,7 @@ from .base import (
     Entry,
     Properties,
     SkipCallback,
+    ambiguous_userinfo,
     check_relative_path,
     new_temp_name,
     redact_url,
@@ -131,6 +132,11 @@ class WebDAVBackend(Backend):
         # with 16); next to the server it makes no difference
         self.properties = Properties(connections=16, atomic_put=True, delete_batch=64,
                                      touch="copy")
+        if ambiguous_userinfo(url):
+            raise UsageError(
+                f"cannot tell the password from the host in {redact_url(url)}",
+                hint="percent-encode '/', '?', '#' and '@' in the user name and password"
+                     " (%2F, %3F, %23, %40), or give the password in SSTATE_MIRROR_PASSWORD")
         parts = urllib.parse.urlsplit(url)
         if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
             raise UsageError(f"not an HTTP(S) URL: {redact_url(url)}")
