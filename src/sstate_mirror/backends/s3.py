@@ -109,6 +109,9 @@ MULTIPART_CHUNKSIZE = 8 * 1024 * 1024
 MAX_PARTS = 9_000
 #: CopyObject copies at most 5 GiB in one request; larger objects are copied in parts.
 COPY_SINGLE_MAX = 5 * 1024 * 1024 * 1024
+#: Largest size a listing may announce: S3 allows 5 TiB, S3-compatible stores a little more;
+#: anything above 1 PiB is a broken or hostile server.
+MAX_OBJECT_SIZE = 1 << 50
 
 _HEX2 = re.compile(r"^[0-9a-fA-F]{2}$")
 
@@ -581,7 +584,21 @@ class S3Backend(Backend):
                 if on_skip is not None:
                     on_skip(rel, "key name not usable as a mirror path")
                 continue
-            yield Entry(rel, int(obj.get("Size", 0)), posix_time(obj["LastModified"]))
+            yield Entry(rel, self._listed_size(key, obj.get("Size", 0)),
+                        posix_time(obj["LastModified"]))
+
+    def _listed_size(self, key: str, size: Any) -> int:
+        """A listing's ``Size``, refused when it cannot be a real object's size.
+
+        A negative or absurd size would make plans (what to send, what fits ``--max-size``)
+        and reports wrong; like a negative WebDAV ``getcontentlength``, it fails the listing.
+        """
+        if (isinstance(size, bool) or not isinstance(size, int)
+                or not 0 <= size <= MAX_OBJECT_SIZE):
+            raise PermanentError(
+                f"cannot list {self.url}: the server lists {key!r} with size {size!r}, which"
+                " no object can have", url=self.url)
+        return size
 
     def _pages(self, base: str, delimiter: Optional[str] = None,
                after_page: Optional[Dict[str, Any]] = None) -> Iterator[Dict[str, Any]]:
@@ -711,7 +728,8 @@ class S3Backend(Backend):
             raise self._error(exc, f"cannot stat {path}", path) from exc
         except Exception as exc:
             raise self._error(exc, f"cannot stat {path}", path) from exc
-        return Entry(path, int(head.get("ContentLength", 0)), posix_time(head["LastModified"]))
+        return Entry(path, self._listed_size(key, head.get("ContentLength", 0)),
+                     posix_time(head["LastModified"]))
 
     @contextmanager
     def open(self, path: str) -> Iterator[IO[bytes]]:
