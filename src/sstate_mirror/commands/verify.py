@@ -72,6 +72,12 @@ _KINDS = [
                 "the hashes recomputed from the .siginfo differ from the ones it records: it"
                 " was edited or damaged, so the archive next to it is not trustworthy",
                 REUPLOAD),
+    ProblemKind("siginfo-unverifiable", WARNING,
+                "the hashes cannot be recomputed from the .siginfo (it does not say which task"
+                " it describes, or lists a variable without its value): nothing vouches for"
+                " the archive, and nothing shows it is wrong either",
+                "compare with bitbake-dumpsig; --fix never deletes for this",
+                fixed_by_deleting=False),
     ProblemKind("siginfo-name-mismatch", ERROR,
                 "the .siginfo describes another task output than its file name says: the"
                 " archive at this name may not be the output bitbake asks for", REUPLOAD),
