@@ -31,6 +31,7 @@ from ..errors import (
 )
 from ..naming import Artifact, Kind
 from ..signatures import DEFAULT_LIMITS, Limits, Signature, check_hashes, read_signature
+from ..signatures.bounds import FETCHES
 from ..transfer import Progress, run_parallel
 from .clean import CleanPlan, execute_clean
 from .verify import Check, FixPlan, Problem, VerifyPlan, fixed_problems, problem_key
@@ -116,9 +117,10 @@ def verify_siginfo(backend: Backend, art: Artifact, limits: Limits = DEFAULT_LIM
         return Problem(art.path, key, "siginfo-unreadable",
                        f"{art.size} bytes, more than the {limits.max_compressed} bytes a"
                        " signature file may have")
-    data = backend.read(art.path, limits.max_compressed)
     try:
-        sig = read_signature(data, source=art.path, limits=limits)
+        with FETCHES.hold():  # bytes in flight: FETCH_SLOTS x max_compressed at most
+            sig = read_signature(backend.read(art.path, limits.max_compressed),
+                                 source=art.path, limits=limits)
     except SignatureError as exc:
         detail = str(exc)
         prefix = f"{art.path}: "

@@ -1,8 +1,9 @@
 """Read a signature file safely: zstd-compressed JSON (bitbake >= 2.0) or a legacy pickle.
 
 Signature files come from mirrors shared by many builds, so they are untrusted input. Reading
-one must never run code (pickles go through :mod:`.safepickle`), never exhaust memory (the
-compressed and decompressed sizes are capped) and never fail with anything but
+one must never run code (pickles go through :mod:`.safepickle`), never exhaust memory (bytes
+and structure are capped per file by :class:`Limits`, and at most
+:data:`~.bounds.DECODE_SLOTS` files are decoded at once in the process) and never fail with anything but
 :class:`~sstate_mirror.errors.SignatureError` naming the file.
 """
 
@@ -14,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any, Dict, List, Optional, Tuple, Union
 
 from ..errors import SignatureError
+from .bounds import DECODES, StructureError, check_json_structure
 from .model import Encoding, NameCollection, Signature, VarValue
 from .safepickle import UnsafePickleError, loads_plain
 from .zstdframes import ZstdFormatError, decompress_frames, is_zstd
@@ -29,10 +31,23 @@ SET_KEY = "_set_object"
 
 @dataclass(frozen=True)
 class Limits:
-    """Size caps for one file. Real signature files are a few KiB to a few hundred KiB."""
+    """Caps for one file, by bytes and by structure.
 
-    max_compressed: int = 64 * MiB
-    max_decompressed: int = 64 * MiB
+    Real signature files are a few KiB to tens of KiB: the largest in the project's test data
+    (written by bitbake 2.18 and 1.52) is 38 KiB on disk (a legacy pickle), 59 KiB of JSON
+    after decompression, with about 2,400 pickle opcodes or 4,000 JSON values, nested 4
+    deep. The caps leave a margin of 50 times and more, and bound what one file may cost
+    while it is read (see docs/reliability.md): bytes in flight, then the objects built.
+    """
+
+    max_compressed: int = 2 * MiB
+    """Bytes of the file as stored (a legacy pickle is not compressed)."""
+    max_decompressed: int = 4 * MiB
+    """Bytes of JSON after zstd decompression."""
+    max_objects: int = 200_000
+    """JSON values, or pickle opcodes (each builds at most one object)."""
+    max_depth: int = 32
+    """Nesting of JSON arrays and objects."""
 
 
 DEFAULT_LIMITS = Limits()
@@ -66,10 +81,12 @@ def decode_raw(data: bytes, source: str = "<bytes>", limits: Limits = DEFAULT_LI
     if not data:
         raise SignatureError(f"{source}: empty signature file")
     if data[0] == 0x80:
-        raw = _load_pickle(data, source)
+        with DECODES.hold():
+            raw = _load_pickle(data, source, limits)
         encoding = Encoding.PICKLE
     elif is_zstd(data):
-        raw = _load_zstd_json(data, source, limits)
+        with DECODES.hold():
+            raw = _load_zstd_json(data, source, limits)
         encoding = Encoding.ZSTD_JSON
     else:
         raise SignatureError(
@@ -83,11 +100,11 @@ def decode_raw(data: bytes, source: str = "<bytes>", limits: Limits = DEFAULT_LI
     return raw, encoding
 
 
-def _load_pickle(data: bytes, source: str) -> Any:
+def _load_pickle(data: bytes, source: str, limits: Limits) -> Any:
     if len(data) < 2 or not 2 <= data[1] <= 5:
         raise SignatureError(f"{source}: unsupported pickle protocol (expected 2 to 5)")
     try:
-        return loads_plain(data)
+        return loads_plain(data, limits.max_objects)
     except UnsafePickleError as exc:
         raise SignatureError(f"{source}: unsafe legacy signature file refused: {exc}") from exc
     except Exception as exc:  # any malformed pickle: the unpickler raises many kinds
@@ -109,6 +126,11 @@ def _load_zstd_json(data: bytes, source: str, limits: Limits) -> Any:
         text = decompress_frames(data, limits.max_decompressed)
     except ZstdFormatError as exc:
         raise SignatureError(f"{source}: {exc}") from exc
+    try:
+        check_json_structure(text, limits.max_objects, limits.max_depth)
+    except StructureError as exc:
+        raise SignatureError(f"{source}: signature JSON {exc}: not a real signature file"
+                             ) from exc
     try:
         return json.loads(text.decode("utf-8"), object_hook=_set_hook)
     except (ValueError, TypeError, RecursionError) as exc:
