@@ -33,8 +33,10 @@ def register(sub: Any, parents: Sequence[argparse.ArgumentParser]) -> None:
         " --max-age, the least recently used ones beyond --max-size, hashes beyond"
         " --max-versions, orphaned signatures and leftovers of interrupted uploads. Use is"
         " the last upload or touch (and on a directory mirror bitbake's own access-time mark"
-        " on the .siginfo). Nothing is deleted if the listing fails. AGE is a whole number"
-        " with a unit w, d, h, m or s (30d); SIZE a number with K, M, G or T (binary).",
+        " on the .siginfo). Nothing is deleted if the listing fails, nor anything used within"
+        " --min-age. AGE is a whole number with a unit w, d, h, min or s (30d; m also means"
+        " minutes, but not in --max-age and --max-sig-age, where 30m could mean months);"
+        " SIZE a number with K, M, G or T (binary).",
     )
     p.add_argument("target", metavar="TARGET",
                    help="mirror: a directory, file://, http(s):// or s3:// URL")
@@ -49,8 +51,8 @@ def register(sub: Any, parents: Sequence[argparse.ArgumentParser]) -> None:
     p.add_argument("--max-versions", type=int, metavar="N",
                    help="keep at most N most recently used hashes per recipe, arch and task")
     p.add_argument("--min-age", metavar="AGE", default="1h",
-                   help="never evict by size or version what was used within AGE, nor"
-                        " delete an orphaned .sig younger than that (default: 1h)")
+                   help="never delete by any rule what was used within AGE (default: 1h);"
+                        " temporary files go by their own age (a day)")
     p.add_argument("-n", "--dry-run", action="store_true",
                    help="show what would be deleted and why; change nothing")
     add_selection_options(p)
@@ -68,13 +70,17 @@ def _run(args: argparse.Namespace, ui: UI, progress: Progress) -> int:
     # every value is checked before the mirror is contacted
     selection = Selection(pn_filter=compile_filter(args.filter), arch=args.arch)
     options = CleanOptions(
-        max_age=parse_age(args.max_age, "--max-age") if args.max_age is not None else None,
-        max_sig_age=(parse_age(args.max_sig_age, "--max-sig-age")
+        max_age=(parse_age(args.max_age, "--max-age", deletes=True)
+                 if args.max_age is not None else None),
+        max_sig_age=(parse_age(args.max_sig_age, "--max-sig-age", deletes=True)
                      if args.max_sig_age is not None else None),
         max_size=parse_size(args.max_size, "--max-size") if args.max_size is not None else None,
         max_versions=args.max_versions,
         min_age=parse_age(args.min_age, "--min-age"),
     )
+    if options.max_age is not None and options.max_age < options.min_age:
+        ui.warn(f"--max-age {args.max_age} is less than --min-age {args.min_age}: what was"
+                f" used within {args.min_age} is kept (lower --min-age to delete it too)")
     backend_options = backend_options_from_args(args)
     with open_backend(args.target, backend_options) as target:
         jobs = jobs_from_args(args, target.properties.connections)

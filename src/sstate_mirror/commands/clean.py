@@ -25,8 +25,10 @@ Rules, in the order they are applied (each deletion records the rule that chose 
 ``stale-temp``
     temporary and partial files (interrupted uploads, ``sigtask.*``) older than a day.
 
-Groups used within ``--min-age`` (default an hour) are never chosen by ``orphan-sig``,
-``max-versions`` or ``max-size``: they may belong to an upload or a build running right now.
+Groups used within ``--min-age`` (default an hour) are never chosen by any rule but
+``stale-temp``: they may belong to an upload or a build running right now. So ``--max-age 0s``
+deletes what was not used for ``--min-age``, not what a build used seconds ago; going below
+takes an explicit ``--min-age``.
 
 A ``.siginfo`` or ``.sig`` whose archive stays, stays (isar-sstate deleted old signatures of
 live archives, which only breaks ``analyze`` and consumers that verify signatures). Unknown
@@ -202,7 +204,7 @@ def plan_clean(artifacts: Iterable[Artifact], options: CleanOptions, now: float)
 
     if options.max_age is not None:
         for g in groups:
-            if g.archive is not None and age(g) >= options.max_age:
+            if g.archive is not None and age(g) >= options.max_age and not protected(g):
                 pick.group(g, "max-age")
 
     sig_age = options.effective_max_sig_age
@@ -211,7 +213,8 @@ def plan_clean(artifacts: Iterable[Artifact], options: CleanOptions, now: float)
             continue
         if g.sig is not None and not protected(g):
             pick.file(g.sig, "orphan-sig")
-        if g.siginfo is not None and sig_age is not None and age(g) >= sig_age:
+        if (g.siginfo is not None and sig_age is not None and age(g) >= sig_age
+                and not protected(g)):
             orphan = g.siginfo.task in sstate_tasks
             pick.file(g.siginfo, "orphan-siginfo" if orphan else "max-sig-age")
 
