@@ -221,6 +221,15 @@ class Backend(ABC):
         """
         return "list"
 
+    def server_time(self) -> Optional[float]:
+        """The mirror's clock now (POSIX time), when the mirror has one of its own.
+
+        Ages compare "now" with the mtimes the mirror reports, which come from the mirror's
+        clock; a server sends its clock in every HTTP answer (``Date``). None means the times
+        come from this machine's clock (a directory) or the server does not say.
+        """
+        return None
+
     @abstractmethod
     def stat(self, path: str) -> Optional[Entry]:
         """The entry for ``path``, or None when it does not exist."""

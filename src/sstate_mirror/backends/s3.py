@@ -69,6 +69,7 @@ from .base import (
     failure_map,
     redact_url,
 )
+from .davxml import parse_http_date
 from .s3_config import (
     CREDENTIALS_HINT,
     is_aws_host,
@@ -691,6 +692,16 @@ class S3Backend(Backend):
             for fut in pending:
                 fut.cancel()
             pool.shutdown(wait=True)
+
+    def server_time(self) -> Optional[float]:
+        """The ``Date`` of a one-key listing's answer: the clock LastModified comes from."""
+        try:
+            answer = self.client.list_objects_v2(Bucket=self.bucket, Prefix=self._root,
+                                                 MaxKeys=1)
+        except Exception as exc:
+            raise self._error(exc, f"cannot list {self.url}") from exc
+        date = answer.get("ResponseMetadata", {}).get("HTTPHeaders", {}).get("date")
+        return parse_http_date(date) if isinstance(date, str) else None
 
     def estimate_object_count(self) -> Optional[int]:
         """The mirror's object count, exact up to 1,000 and estimated above (one request).

@@ -663,6 +663,13 @@ class WebDAVBackend(Backend):
                                  url=self.url)
         self._remember_collection(tuple(self._base_segments))
 
+    def server_time(self) -> Optional[float]:
+        """The ``Date`` of the answer to a ``PROPFIND`` of the root (any status has one)."""
+        response = self._propfind("", "0", True)
+        date = response.headers.get("Date")
+        response.close()
+        return parse_http_date(date) if date else None
+
     def list(self, prefix: str = "", on_skip: Optional[SkipCallback] = None) -> Iterator[Entry]:
         counts: Dict[str, int] = {}
         for entry in self._list(prefix):

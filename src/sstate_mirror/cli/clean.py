@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import argparse
-import time
 from typing import Any, Dict, Sequence
 
 from ..backends import open_backend
 from ..commands.clean import RULES, CleanOptions, execute_clean, plan_clean
+from ..commands.clock import mirror_clock
 from ..commands.listing import Selection, list_artifacts, select
 from ..errors import Interrupted
 from ..transfer import Progress
@@ -85,9 +85,10 @@ def _run(args: argparse.Namespace, ui: UI, progress: Progress) -> int:
     with open_backend(args.target, backend_options) as target:
         jobs = jobs_from_args(args, target.properties.connections)
         target.check()
+        clock = mirror_clock(target)  # refuses a mirror whose clock is far from ours
         ui.info(f"scanning {target.url}")
-        now = time.time()
         artifacts = select(list_artifacts(target, progress=progress), selection)
+        now = clock.now()
         plan = plan_clean(artifacts, options, now)
         scanned = ", ".join(f"{n} {kind}" for kind, n in sorted(plan.counts.items()))
         ui.info(f"  {len(artifacts)} files ({scanned or 'empty'})")
@@ -103,7 +104,8 @@ def _run(args: argparse.Namespace, ui: UI, progress: Progress) -> int:
         if plan.unknown:
             ui.detail(f"  {len(plan.unknown)} unknown files left alone")
         report: Dict[str, Any] = {"command": "clean", "target": target.url,
-                                  "dry_run": args.dry_run, "now": now, "plan": plan.to_dict()}
+                                  "dry_run": args.dry_run, "now": now,
+                                  "clock_offset": clock.offset, "plan": plan.to_dict()}
         if args.dry_run:
             ui.info(f"dry run: would delete {len(plan.deletions)} files,"
                     f" freeing {format_size(plan.bytes_to_free)}")

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import argparse
-import time
+import math
 from typing import Any, Dict, List, Sequence
 
 from ..archive_check import ArchiveLimits
 from ..backends import Backend, open_backend
+from ..commands.clock import MAX_CLOCK_SKEW, mirror_clock
 from ..commands.listing import Selection, list_artifacts
 from ..commands.verify import (
     DEFAULT_SAMPLE,
@@ -134,9 +135,11 @@ def _run(args: argparse.Namespace, ui: UI, progress: Progress) -> int:
     with open_backend(args.target, backend_options) as target:
         jobs = jobs_from_args(args, target.properties.connections)
         target.check()
+        # --fix deletes leftovers by age: it needs a clock it can trust
+        clock = mirror_clock(target, max_skew=MAX_CLOCK_SKEW if args.fix else math.inf)
         ui.info(f"verifying {target.url}")
-        now = time.time()
         artifacts = list_artifacts(target, progress=progress)
+        now = clock.now()
         plan = plan_verify(artifacts, options, now)
         scope = "all" if plan.sampled_groups == plan.groups else "a random sample"
         ui.info(f"  {len(artifacts)} files, {plan.groups} groups with content; reading"
