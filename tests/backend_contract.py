@@ -18,7 +18,8 @@ import pytest
 
 from sstate_mirror.backends.base import Backend
 from sstate_mirror.errors import BackendError, NotFoundError, PermanentError
-from sstate_mirror.naming import Kind, classify
+from sstate_mirror.commands.pins import Pin, delete_pin, read_pins, write_pin
+from sstate_mirror.naming import Kind, classify, pin_path
 
 __all__ = [
     "ContractEnv",
@@ -27,6 +28,7 @@ __all__ = [
     "test_contract_delete_batch",
     "test_contract_delete_missing_is_not_a_failure",
     "test_contract_missing_object",
+    "test_contract_pins_round_trip",
     "test_contract_put_list_roundtrip",
     "test_contract_put_replaces",
     "test_contract_put_size_mismatch_leaves_nothing",
@@ -188,6 +190,23 @@ def test_contract_special_names(contract_env: ContractEnv) -> None:
     assert _listing(b) == {n: len(n.encode()) for n in names}
     for n in names:
         assert b.read(n, 1000) == n.encode()
+
+
+def test_contract_pins_round_trip(contract_env: ContractEnv) -> None:
+    """Pins live below a dot-directory, which some servers leave out of a full listing
+    (nginx): storing, listing by the pins directory, reading and removing work everywhere."""
+    b = contract_env.backend
+    assert read_pins(b, time.time()).pins == []  # no pins directory yet
+    _put(b, OE_NAME, b"archive")
+    pin = Pin("rel-1.0", time.time(), {"4ab3" + "0" * 60: ("zlib", "do_populate_sysroot")},
+              ["locked-sigs.inc"])
+    write_pin(b, pin)
+    write_pin(b, pin)  # replaced, not duplicated
+    assert read_pins(b, time.time()).pins == [pin]
+    assert classify(pin_path("rel-1.0")) is Kind.META
+    assert delete_pin(b, "rel-1.0") and not delete_pin(b, "rel-1.0")
+    assert read_pins(b, time.time()).pins == []
+    assert [e.path for e in b.list()] == [OE_NAME]
 
 
 def test_contract_unsafe_paths_rejected(contract_env: ContractEnv) -> None:

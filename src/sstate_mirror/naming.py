@@ -46,6 +46,13 @@ SIG_SUFFIX = ".sig"
 UPLOAD_TEMP_PREFIX = ".sstate-mirror-"
 UPLOAD_TEMP_SUFFIX = ".tmp"
 
+#: The mirror's own data (pins) lives below this directory. bitbake never asks for it (its
+#: requests are ``[PREFIX/]hh/hh/sstate:...``); clean never deletes it, upload never sends it.
+META_DIR = ".sstate-mirror"
+#: One JSON document per pin: ``.sstate-mirror/pins/NAME.json``.
+PINS_DIR = f"{META_DIR}/pins"
+PIN_SUFFIX = ".json"
+
 _HASH_RE = r"(?:[0-9a-f]{32,128}|INVALID)"
 _TAIL_RE = re.compile(rf"^(?P<hash>{_HASH_RE})_(?P<task>[A-Za-z0-9_+-]+?)\.(?P<rest>.+)$")
 _UPLOAD_TEMP_RE = re.compile(
@@ -66,6 +73,8 @@ class Kind(str, enum.Enum):
     """Temporary or partial file: an interrupted write, bitbake's ``sigtask.*``, ``.done``."""
     UNKNOWN = "unknown"
     """Anything else (README, index.html, ...): never uploaded, never deleted."""
+    META = "meta"
+    """The mirror's own data below :data:`META_DIR` (pins): never uploaded, never deleted."""
 
 
 class SstateName(NamedTuple):
@@ -157,6 +166,8 @@ def classify(path: str) -> Kind:
     parsed = parse_name(base)
     if parsed is not None:
         return parsed.kind
+    if path.startswith(META_DIR + "/") and not _UPLOAD_TEMP_RE.match(base):
+        return Kind.META
     if base.startswith("sigtask.") or _UPLOAD_TEMP_RE.match(base):
         return Kind.TEMP
     if base.startswith(".sstate:") and parse_name(base[1:]) is not None:
@@ -320,6 +331,38 @@ def directory_prefix(path: str, name: SstateName, layout: Optional[str] = None) 
     depth = {"hh/hh": 2, "hh": 1}.get(layout or layout_of(path, name), 0)
     return "/".join(parts[: len(parts) - depth])
 
+
+
+def pin_path(name: str) -> str:
+    """Where the pin called ``name`` is stored on a mirror."""
+    return f"{PINS_DIR}/{name}{PIN_SUFFIX}"
+
+
+def pin_name_of(path: str) -> Optional[str]:
+    """The pin a mirror path stores, or None when it is no pin."""
+    prefix = PINS_DIR + "/"
+    if not (path.startswith(prefix) and path.endswith(PIN_SUFFIX)):
+        return None
+    name = path[len(prefix):-len(PIN_SUFFIX)]
+    return name if PIN_NAME_RE.fullmatch(name) else None
+
+
+#: Pin names: short, safe as a file name on every store, and readable in a CI log.
+PIN_NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+-]{0,127}")
+
+_BARE_HASH_RE = re.compile(r"[0-9a-f]{32,128}")
+
+
+def hash_of(token: str) -> Optional[str]:
+    """The task hash a token names: a bare hash, or an sstate file name or path (any member
+    of a group names the group's hash); None for anything else (``INVALID`` included)."""
+    token = token.strip()
+    if _BARE_HASH_RE.fullmatch(token):
+        return token
+    parsed = parse_name(token.rsplit("/", 1)[-1])
+    if parsed is None or parsed.hash == "INVALID":
+        return None
+    return parsed.hash
 
 
 # --- signature files in a build's stamps directory ------------------------------------------

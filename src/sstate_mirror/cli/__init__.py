@@ -26,7 +26,9 @@ from .ui import UI
 
 #: Command modules in the order ``--help`` lists them.
 COMMANDS: List[str] = ["upload", "clean", "info", "touch", "verify", "analyze", "lint",
-                       "dumpsig", "diffsigs"]
+                       "dumpsig", "diffsigs", "pin", "unpin", "pins"]
+#: Commands registered by another command's module (``pin`` registers its two siblings).
+_REGISTERED_BY = {"unpin": "pin", "pins": "pin"}
 
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -50,6 +52,8 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
     for name in COMMANDS:
+        if name in _REGISTERED_BY:
+            continue
         module = importlib.import_module(f"{__name__}.{name.replace('-', '_')}")
         module.register(sub, [common])
     return parser

@@ -9,6 +9,7 @@ from typing import Any, Dict, List, Sequence
 from ..backends import open_backend
 from ..commands.info import AGE_BUCKETS, InfoReport, Tally, summarize
 from ..commands.listing import Selection, list_artifacts, select
+from ..commands.pins import PinStatus, pin_status, read_pins
 from ..errors import UsageError
 from ..units import format_age, format_size
 from .common import (
@@ -49,14 +50,16 @@ def run(args: argparse.Namespace, ui: UI) -> int:
         now = time.time()
         with make_progress(ui) as progress:
             selection = Selection(pn_filter=compile_filter(args.filter), arch=args.arch)
-            report = summarize(select(list_artifacts(target, progress=progress), selection),
-                               now)
+            listing = list_artifacts(target, progress=progress)
+            report = summarize(select(listing, selection), now)
+        pins = pin_status(read_pins(target, now).pins, listing, now)
         if ui.json_mode:
             data: Dict[str, Any] = {"command": "info", "target": target.url, "now": now}
             data.update(report.to_dict(top=args.top, detail=ui.verbose > 0))
+            data["pins"] = [p.to_dict() for p in pins]
             ui.emit_json(data)
             return 0
-    ui.result(render(report, top=args.top, detail=ui.verbose > 0))
+    ui.result(render(report, top=args.top, detail=ui.verbose > 0, pins=pins))
     return 0
 
 
@@ -78,7 +81,8 @@ def _tally_rows(d: Dict[str, Tally], limit: int = 0) -> List[List[str]]:
     return [[k, str(t.files), format_size(t.bytes)] for k, t in items]
 
 
-def render(report: InfoReport, *, top: int, detail: bool) -> str:
+def render(report: InfoReport, *, top: int, detail: bool,
+           pins: Sequence[PinStatus] = ()) -> str:
     """The human report (pure, so tests can read it)."""
     lines = [f"{report.total.files} files, {format_size(report.total.bytes)}"]
     if report.oldest is not None and report.newest is not None:
@@ -99,6 +103,10 @@ def render(report: InfoReport, *, top: int, detail: bool) -> str:
     age_rows = [[label, str(report.by_age[label].files), format_size(report.by_age[label].bytes)]
                 for _, label in AGE_BUCKETS if report.by_age[label].files]
     lines += _table("by age (time since last modification):", age_rows, head)
+    lines += _table("pins (what clean keeps whatever its rules; the whole mirror):",
+                    [[p.pin.name, str(p.groups), str(p.objects), format_size(p.bytes),
+                      str(len(p.missing)), "expired" if p.expired else "live"] for p in pins],
+                    ["", "groups", "files", "size", "lacking", "state"])
     lines += _table(f"top {top} recipes by size:",
                     [[r.pn, str(r.files), format_size(r.bytes)]
                      for r in report.top_recipes(top)], head)

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import math
+import time
 from typing import Any, Dict, List, Sequence
 
 from ..archive_check import ArchiveLimits
 from ..backends import Backend, open_backend
 from ..commands.clock import MAX_CLOCK_SKEW, mirror_clock
 from ..commands.listing import Selection, list_artifacts
+from ..commands.pins import check_pin_name, read_pin
 from ..commands.verify import (
     DEFAULT_SAMPLE,
     ERROR,
@@ -21,7 +24,7 @@ from ..commands.verify import (
     problem_key,
 )
 from ..commands.verify_run import execute_fix, execute_verify
-from ..errors import UsageError
+from ..errors import NotFoundError, UsageError
 from ..naming import Artifact
 from ..transfer import Progress
 from ..units import format_size, parse_age, parse_size
@@ -62,6 +65,9 @@ def register(sub: Any, parents: Sequence[argparse.ArgumentParser]) -> None:
                      help=f"read N random artifact groups (default: {DEFAULT_SAMPLE})")
     how.add_argument("--all", action="store_true", dest="read_all",
                      help="read every archive and .siginfo")
+    p.add_argument("--pin", action="append", default=[], metavar="NAME",
+                   help="read exactly the groups this pin keeps (implies --all): a release's"
+                        " sstate checked end to end before it is needed; repeatable")
     p.add_argument("--seed", type=int, metavar="N",
                    help="seed of the random sample, to repeat a run exactly")
     p.add_argument("--fix", action="store_true",
@@ -99,6 +105,24 @@ def _options(args: argparse.Namespace) -> VerifyOptions:
         min_age=parse_age(args.min_age, "--min-age"),
         selection=Selection(pn_filter=compile_filter(args.filter), arch=args.arch),
     )
+
+
+def _pinned_options(options: VerifyOptions, target: Backend, names: List[str], ui: UI
+                    ) -> VerifyOptions:
+    """``--pin``: every group of the pins, read whole, within --filter/--arch if given."""
+    hashes: set[str] = set()
+    for name in names:
+        try:
+            pin = read_pin(target, check_pin_name(name))
+        except NotFoundError:
+            raise UsageError(f"{target.url} has no pin {name!r}",
+                             hint=f"list them with 'sstate-mirror pins {target.url}'") from None
+        if pin.expires is not None and pin.expired(time.time()):
+            ui.warn(f"pin {name} has expired: clean no longer keeps its groups")
+        hashes.update(pin.objects)
+    return dataclasses.replace(
+        options, sample=None, read_all=True,
+        selection=dataclasses.replace(options.selection, hashes=frozenset(hashes)))
 
 
 def _fails(problem: Problem, strict: bool) -> bool:
@@ -140,6 +164,8 @@ def _run(args: argparse.Namespace, ui: UI, progress: Progress) -> int:
         ui.info(f"verifying {target.url}")
         artifacts = list_artifacts(target, progress=progress)
         now = clock.now()
+        if args.pin:
+            options = _pinned_options(options, target, args.pin, ui)
         plan = plan_verify(artifacts, options, now)
         scope = "all" if plan.sampled_groups == plan.groups else "a random sample"
         ui.info(f"  {len(artifacts)} files, {plan.groups} groups with content; reading"

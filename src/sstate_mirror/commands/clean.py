@@ -25,6 +25,10 @@ Rules, in the order they are applied (each deletion records the rule that chose 
 ``stale-temp``
     temporary and partial files (interrupted uploads, ``sigtask.*``) older than a day.
 
+A group whose hash a live pin (``sstate-mirror pin``) or a ``--keep`` set names is never
+deleted, whatever the rule: the plan reports it as *pinned* with the rule that would have
+taken it, and ``--max-size`` counts its bytes without evicting them.
+
 Groups used within ``--min-age`` (default an hour) are never chosen by any rule but
 ``stale-temp``: they may belong to an upload or a build running right now. So ``--max-age 0s``
 deletes what was not used for ``--min-age``, not what a build used seconds ago; going below
@@ -47,6 +51,7 @@ from ..backends.base import Backend
 from ..errors import BackendError, UsageError
 from ..naming import Artifact, Group, Kind, group_artifacts
 from ..transfer import Progress, TransferInterrupted, batched, run_parallel
+from .pins import PinSet
 
 DEFAULT_TEMP_AGE = 86400
 DEFAULT_MIN_AGE = 3600
@@ -115,6 +120,10 @@ class CleanPlan:
     max_size: Optional[int] = None
     protected_bytes: int = 0
     """Bytes the size rule could not evict because they were used within --min-age."""
+    pinned: List[Spared] = field(default_factory=list)
+    """Files a rule would have deleted, kept because a pin or --keep names their group."""
+    pinned_bytes: int = 0
+    """Bytes of every pinned group on the mirror (what pins alone keep)."""
 
     @property
     def bytes_to_free(self) -> int:
@@ -153,19 +162,42 @@ class CleanPlan:
             "max_size": self.max_size,
             "budget_unmet": self.budget_unmet,
             "protected_bytes": self.protected_bytes,
+            "pinned": [{"path": p.path, "rule": p.rule, "pin": p.pin} for p in self.pinned],
+            "pinned_bytes": self.pinned_bytes,
             "unknown_files": [a.path for a in self.unknown],
             "scanned": self.counts,
         }
 
 
-class _Chooser:
-    """Collects deletions; the first rule that picks a file is the one reported."""
+@dataclass(frozen=True)
+class Spared:
+    """A file a rule chose, kept by the pin (or ``--keep`` set) named ``pin``."""
 
-    def __init__(self) -> None:
+    artifact: Artifact
+    rule: str
+    pin: str
+
+    @property
+    def path(self) -> str:
+        return self.artifact.path
+
+
+class _Chooser:
+    """Collects deletions; the first rule that picks a file is the one reported.
+
+    Files of a pinned group are never chosen: they are noted as spared instead.
+    """
+
+    def __init__(self, pinned: Optional[Dict[str, str]] = None) -> None:
         self.chosen: Dict[str, Deletion] = {}
+        self.pinned = pinned or {}
+        self.spared: Dict[str, Spared] = {}
 
     def file(self, art: Artifact, rule: str) -> None:
-        if art.path not in self.chosen:
+        pin = self.pinned.get(art.group_key) if self.pinned else None
+        if pin is not None:
+            self.spared.setdefault(art.path, Spared(art, rule, pin))
+        elif art.path not in self.chosen:
             self.chosen[art.path] = Deletion(art, rule)
 
     def group(self, group: Group, rule: str) -> None:
@@ -185,8 +217,10 @@ class _Chooser:
         return all(m.path in self.chosen for m in group.members())
 
 
-def plan_clean(artifacts: Iterable[Artifact], options: CleanOptions, now: float) -> CleanPlan:
-    """Decide what to delete. Pure: the listing, the options and ``now`` are all it sees."""
+def plan_clean(artifacts: Iterable[Artifact], options: CleanOptions, now: float,
+               pins: Optional[PinSet] = None) -> CleanPlan:
+    """Decide what to delete. Pure: the listing, the options, ``now`` and the mirror's pins
+    are all it sees."""
     arts = list(artifacts)
     plan = CleanPlan(max_size=options.max_size)
     for art in arts:
@@ -194,7 +228,9 @@ def plan_clean(artifacts: Iterable[Artifact], options: CleanOptions, now: float)
         plan.size_before += art.size
     groups = sorted(group_artifacts(arts).values(), key=lambda g: g.key)
     sstate_tasks = {g.archive.task for g in groups if g.archive is not None}
-    pick = _Chooser()
+    pinned = _pinned_groups(groups, pins)
+    plan.pinned_bytes = sum(g.size for g in groups if g.key in pinned)
+    pick = _Chooser(pinned)
 
     def age(g: Group) -> float:
         return max(0.0, now - g.last_used)
@@ -244,6 +280,9 @@ def plan_clean(artifacts: Iterable[Artifact], options: CleanOptions, now: float)
             left = pick.remaining(g)
             if left == 0:
                 continue
+            if g.key in pinned:
+                pick.group(g, "max-size")  # noted as spared, not chosen
+                continue
             if protected(g):
                 plan.protected_bytes += left
                 continue
@@ -254,11 +293,42 @@ def plan_clean(artifacts: Iterable[Artifact], options: CleanOptions, now: float)
     order = {Kind.ARCHIVE: 0, Kind.SIGINFO: 1, Kind.SIG: 1, Kind.TEMP: 2, Kind.UNKNOWN: 3}
     plan.deletions = sorted(pick.chosen.values(),
                             key=lambda d: (order[d.artifact.kind], d.path))
+    plan.pinned = sorted(pick.spared.values(), key=lambda p: p.path)
     for art in arts:
         if art.path not in pick.chosen:
             plan.kept += 1
             plan.kept_bytes += art.size
     return plan
+
+
+def _pinned_groups(groups: Iterable[Group], pins: Optional[PinSet]) -> Dict[str, str]:
+    """Group key -> the pin that keeps it."""
+    if pins is None or not pins.keep:
+        return {}
+    out: Dict[str, str] = {}
+    for g in groups:
+        pin = pins.protecting(g)
+        if pin is not None:
+            out[g.key] = pin
+    return out
+
+
+def spare_pinned(plan: CleanPlan, pins: PinSet) -> List[Spared]:
+    """Drop from ``plan`` the deletions of groups ``pins`` keep (pins read again just before
+    deleting: a pin made while the clean was planning); the files spared that way."""
+    keep: List[Deletion] = []
+    spared: List[Spared] = []
+    for d in plan.deletions:
+        pin = pins.keep.get(d.artifact.hash) if d.artifact.name is not None else None
+        if pin is None or d.artifact.kind not in (Kind.ARCHIVE, Kind.SIGINFO, Kind.SIG):
+            keep.append(d)
+        else:
+            spared.append(Spared(d.artifact, d.rule, pin))
+    plan.deletions = keep
+    plan.pinned.extend(spared)
+    plan.kept += len(spared)
+    plan.kept_bytes += sum(s.artifact.size for s in spared)
+    return spared
 
 
 @dataclass

@@ -129,6 +129,8 @@ def summarize(artifacts: Iterable[Artifact], now: float) -> InfoReport:
     for art in artifacts:
         report.total.add(art.size)
         report.by_kind.setdefault(art.kind.value, Tally()).add(art.size)
+        if art.kind is Kind.META:
+            continue  # the mirror's own data (pins): counted, but no artifact
         report.oldest = art.mtime if report.oldest is None else min(report.oldest, art.mtime)
         report.newest = art.mtime if report.newest is None else max(report.newest, art.mtime)
         age = art.age(now)

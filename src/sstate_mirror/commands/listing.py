@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable, Dict, List, Optional, Pattern, Sequence
+from typing import Callable, Dict, FrozenSet, List, Optional, Pattern, Sequence
 
 from ..backends.base import Backend
 from ..naming import Artifact, make_artifact
@@ -12,13 +12,21 @@ from ..transfer import Progress, run_parallel
 
 @dataclass(frozen=True)
 class Selection:
-    """Which artifacts a command looks at: ``--filter`` on PN, ``--arch`` on SSTATE_PKGARCH."""
+    """Which artifacts a command looks at: ``--filter`` on PN, ``--arch`` on SSTATE_PKGARCH,
+    ``hashes`` on the task hash (``verify --pin``)."""
 
     pn_filter: Optional[Pattern[str]] = None
     arch: Optional[str] = None
+    hashes: Optional[FrozenSet[str]] = None
+
+    @property
+    def everything(self) -> bool:
+        return self.pn_filter is None and self.arch is None and self.hashes is None
 
     def matches(self, art: Artifact) -> bool:
         if self.pn_filter is not None and not self.pn_filter.match(art.pn):
+            return False
+        if self.hashes is not None and art.hash not in self.hashes:
             return False
         return self.arch is None or art.arch == self.arch
 
@@ -81,6 +89,6 @@ def remote_sizes(
 
 def select(artifacts: Sequence[Artifact], selection: Selection) -> List[Artifact]:
     """The artifacts a ``--filter``/``--arch`` selection keeps (all without one)."""
-    if selection.pn_filter is None and selection.arch is None:
+    if selection.everything:
         return list(artifacts)
     return [a for a in artifacts if selection.matches(a)]

@@ -93,6 +93,7 @@ SENDABLE = frozenset({Kind.ARCHIVE, Kind.SIGINFO, Kind.SIG})
 _SKIP_REASONS = {
     Kind.TEMP: "temporary or partial file",
     Kind.UNKNOWN: "not an sstate file",
+    Kind.META: "the mirror's own data (pins are made with 'pin', never copied)",
 }
 
 

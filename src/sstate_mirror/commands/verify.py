@@ -177,7 +177,7 @@ class VerifyPlan:
 
 
 def _selected(art: Artifact, selection: Selection) -> bool:
-    if selection.pn_filter is None and selection.arch is None:
+    if selection.everything:
         return True
     return art.name is not None and selection.matches(art)
 
