@@ -17,8 +17,8 @@ from typing import Optional
 import pytest
 
 from sstate_mirror.backends.base import Backend
-from sstate_mirror.errors import BackendError, NotFoundError, PermanentError
 from sstate_mirror.commands.pins import Pin, delete_pin, read_pins, write_pin
+from sstate_mirror.errors import BackendError, NotFoundError, PermanentError
 from sstate_mirror.naming import Kind, classify, pin_path
 
 __all__ = [

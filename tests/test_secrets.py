@@ -211,7 +211,7 @@ def test_cli_never_prints_a_password_with_url_delimiters(
 def test_invalid_port_is_a_one_line_usage_error(url: str,
                                                 capsys: pytest.CaptureFixture[str]) -> None:
     code = main(["info", url])
-    out, err = capsys.readouterr()
+    err = capsys.readouterr().err
     assert code == 2
     lines = err.splitlines()
     assert lines[0].startswith("error: ") and "Traceback" not in err

@@ -48,8 +48,8 @@ BOMBS: Dict[str, Callable[[], bytes]] = {
     "pickle-many-lists": lambda: b"\x80\x04" + b"]" * (2 * MiB - 16) + b".",
     # nested empty lists, 64 MiB after decompression (the issue's 5.6 KiB file)
     "json-nested-64M": lambda: _zstd(_repeat(b"", b"[", 32 * MiB, b"]" * 0)),
-    # within the byte cap, deeper than any signature
-    "json-nested-1M": lambda: _zstd(_repeat(b"", b"[", MiB, b"]" * MiB)),
+    # within the byte and value caps, deeper than any signature
+    "json-nested-100k": lambda: _zstd(_repeat(b"", b"[", 100_000, b"]" * 100_000)),
     # within the byte cap, 1.3 million empty objects
     "json-many-objects": lambda: _zstd(_repeat(b'{"varvals": [', b"{},", 1_300_000, b"{}]}")),
     # 60 MiB of empty lists: far past the byte cap
@@ -61,7 +61,7 @@ MESSAGES = {
     "pickle-memo-4G": "memo index",
     "pickle-many-lists": "more than 200000 pickle opcodes",
     "json-nested-64M": "limit of",
-    "json-nested-1M": "nested deeper than 32",
+    "json-nested-100k": "nested deeper than 32",
     "json-many-objects": "more than 200000 values",
     "json-many-lists-60M": "limit of",
 }
@@ -86,7 +86,7 @@ def test_many_bombs_read_in_parallel_stay_bounded_in_total(
     most two files are decoded at once."""
     mirror = tmp_path / "mirror"
     shutil.copytree(oe_cache_a, mirror)
-    entries = b", ".join(b'"%07d": {}' % i for i in range(90_000))
+    entries = b", ".join(b'"%07d": {}' % i for i in range(60_000))  # 180,000 values
     costly = _zstd([b'{"varvals": {', entries, b"}}"])
     sigs = sorted(mirror.rglob("*.siginfo"))
     assert len(sigs) >= 32
@@ -95,4 +95,4 @@ def test_many_bombs_read_in_parallel_stay_bounded_in_total(
     m = run_measured(cli("verify", "--all", "-j", "32", "--json", str(mirror)))
     assert m.returncode == 1, m.stderr
     assert m.stdout.count('"siginfo-unreadable"') == len(sigs)
-    assert m.peak_mib < 2 * PEAK_MIB, f"peak {m.peak_mib:.0f} MiB"
+    assert m.peak_mib < 1.5 * PEAK_MIB, f"peak {m.peak_mib:.0f} MiB"

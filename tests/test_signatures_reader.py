@@ -91,7 +91,7 @@ def test_legacy_files_as_older_bitbakes_wrote_them(protocol: int,
     of the Python it ran on. Protocols 2 and 3 store a set as a call of the global ``set``."""
     for path in sorted((LEGACY / "cache-a").rglob("*.siginfo"))[:12]:
         original = read_signature_file(path)
-        raw = pickle.loads(path.read_bytes())  # noqa: S301 - the project's own test data
+        raw = pickle.loads(path.read_bytes())
         data = pickle.dumps(raw, protocol=protocol)
         assert data[:2] == bytes([0x80, protocol])
         if set_global is not None:

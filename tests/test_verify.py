@@ -355,7 +355,8 @@ def test_oversized_siginfo_is_unreadable_without_reading_it() -> None:
             raise AssertionError("must not be read")
 
     problem = verify_siginfo(NoReads("/nonexistent"), big)
-    assert problem is not None and problem.kind == "siginfo-unreadable"
+    assert problem is not None and problem.kind == "siginfo-over-limit"
+    assert problem.severity == "warning"
 
 
 class _OneFile(LocalBackend):

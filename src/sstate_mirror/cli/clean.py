@@ -157,6 +157,10 @@ def _run(args: argparse.Namespace, ui: UI, progress: Progress) -> int:
                                progress=progress)
     for path, err in sorted(result.failed.items()):
         ui.error(f"{path}: {err}")
+    if result.deleted_again:
+        ui.warn(f"{len(result.deleted_again)} archives were uploaded again while the clean"
+                " deleted their signatures: deleted again, so that none stays without its"
+                " .siginfo (the next upload sends them whole)")
     ui.info(("clean interrupted: " if result.interrupted else "clean: ")
             + f"{result.deleted} files deleted, {format_size(result.freed_bytes)} freed,"
             f" {plan.kept} files kept, {len(result.failed)} failed")

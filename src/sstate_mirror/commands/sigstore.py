@@ -21,9 +21,9 @@ from typing import Dict, Iterable, List, Mapping, Optional, Tuple
 from ..backends.base import Backend
 from ..errors import SstateMirrorError
 from ..naming import Artifact
+from ..signatures.bounds import FETCHES
 from ..signatures.finder import IndexedFinder
 from ..signatures.model import Signature
-from ..signatures.bounds import FETCHES
 from ..signatures.reader import DEFAULT_LIMITS, Limits, read_signature
 from ..transfer import Progress, as_backend_error, call_with_retries, run_parallel
 

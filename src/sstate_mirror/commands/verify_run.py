@@ -32,6 +32,7 @@ from ..errors import (
 from ..naming import Artifact, Kind
 from ..signatures import DEFAULT_LIMITS, Limits, Signature, check_hashes, read_signature
 from ..signatures.bounds import FETCHES
+from ..signatures.reader import SignatureLimitError
 from ..transfer import Progress, run_parallel
 from .clean import CleanPlan, execute_clean
 from .verify import Check, FixPlan, Problem, VerifyPlan, fixed_problems, problem_key
@@ -114,7 +115,7 @@ def verify_siginfo(backend: Backend, art: Artifact, limits: Limits = DEFAULT_LIM
     """Read one ``.siginfo``: readable, self-consistent, and describing its own name."""
     key = art.group_key
     if art.size > limits.max_compressed:
-        return Problem(art.path, key, "siginfo-unreadable",
+        return Problem(art.path, key, "siginfo-over-limit",
                        f"{art.size} bytes, more than the {limits.max_compressed} bytes a"
                        " signature file may have")
     try:
@@ -124,7 +125,9 @@ def verify_siginfo(backend: Backend, art: Artifact, limits: Limits = DEFAULT_LIM
     except SignatureError as exc:
         detail = str(exc)
         prefix = f"{art.path}: "
-        return Problem(art.path, key, "siginfo-unreadable",
+        kind = ("siginfo-over-limit" if isinstance(exc, SignatureLimitError)
+                else "siginfo-unreadable")
+        return Problem(art.path, key, kind,
                        detail[len(prefix):] if detail.startswith(prefix) else detail)
     check = check_hashes(sig)
     if check.computed_basehash is not None and not check.basehash_ok:

@@ -2,8 +2,8 @@
 
 Signature files come from mirrors shared by many builds, so they are untrusted input. Reading
 one must never run code (pickles go through :mod:`.safepickle`), never exhaust memory (bytes
-and structure are capped per file by :class:`Limits`, and at most
-:data:`~.bounds.DECODE_SLOTS` files are decoded at once in the process) and never fail with anything but
+and structure are capped per file by :class:`Limits`, and files are decoded on
+:data:`~.bounds.DECODE_THREADS` threads of the process) and never fail with anything but
 :class:`~sstate_mirror.errors.SignatureError` naming the file.
 """
 
@@ -15,10 +15,10 @@ from dataclasses import dataclass
 from typing import Any, Dict, List, Optional, Tuple, Union
 
 from ..errors import SignatureError
-from .bounds import DECODES, StructureError, check_json_structure
+from .bounds import DECODER, StructureError, check_json_structure
 from .model import Encoding, NameCollection, Signature, VarValue
-from .safepickle import UnsafePickleError, loads_plain
-from .zstdframes import ZstdFormatError, decompress_frames, is_zstd
+from .safepickle import PickleLimitError, UnsafePickleError, loads_plain
+from .zstdframes import ZstdFormatError, ZstdLimitError, decompress_frames, is_zstd
 
 MiB = 1024 * 1024
 
@@ -27,6 +27,11 @@ KEY_RENAMES = {"basewhitelist": "basehash_ignore_vars", "taskwhitelist": "taskha
 
 #: The JSON object bitbake writes for a Python set.
 SET_KEY = "_set_object"
+
+
+class SignatureLimitError(SignatureError):
+    """The file goes past a cap of :class:`Limits`: refused unread, not judged malformed
+    (``verify`` reports it as a warning that ``--fix`` never deletes for)."""
 
 
 @dataclass(frozen=True)
@@ -68,25 +73,31 @@ def read_signature_file(path: Union[str, os.PathLike[str]], limits: Limits = DEF
 def read_signature(data: bytes, source: str = "<bytes>", limits: Limits = DEFAULT_LIMITS
                    ) -> Signature:
     """Parse the bytes of a ``.siginfo`` / ``.sigdata`` file into a :class:`Signature`."""
-    raw, encoding = decode_raw(data, source, limits)
+    return DECODER.run(_decode_signature, data, source, limits)
+
+
+def _decode_signature(data: bytes, source: str, limits: Limits) -> Signature:
+    raw, encoding = decode_raw(data, source, limits)  # lives until the model is built
     return signature_from_dict(raw, encoding, source)
 
 
 def decode_raw(data: bytes, source: str = "<bytes>", limits: Limits = DEFAULT_LIMITS
                ) -> Tuple[Dict[str, Any], Encoding]:
-    """Decode the file into bitbake's dict (key renames applied) and say how it was stored."""
+    """Decode the file into bitbake's dict (key renames applied) and say how it was stored.
+
+    Callers that run in parallel decode on :data:`~.bounds.DECODER` (as
+    :func:`read_signature` does).
+    """
     if len(data) > limits.max_compressed:
-        raise SignatureError(
+        raise SignatureLimitError(
             f"{source}: signature file is larger than the limit of {limits.max_compressed} bytes")
     if not data:
         raise SignatureError(f"{source}: empty signature file")
     if data[0] == 0x80:
-        with DECODES.hold():
-            raw = _load_pickle(data, source, limits)
+        raw = _load_pickle(data, source, limits)
         encoding = Encoding.PICKLE
     elif is_zstd(data):
-        with DECODES.hold():
-            raw = _load_zstd_json(data, source, limits)
+        raw = _load_zstd_json(data, source, limits)
         encoding = Encoding.ZSTD_JSON
     else:
         raise SignatureError(
@@ -105,6 +116,8 @@ def _load_pickle(data: bytes, source: str, limits: Limits) -> Any:
         raise SignatureError(f"{source}: unsupported pickle protocol (expected 2 to 5)")
     try:
         return loads_plain(data, limits.max_objects)
+    except PickleLimitError as exc:
+        raise SignatureLimitError(f"{source}: legacy signature file refused: {exc}") from exc
     except UnsafePickleError as exc:
         raise SignatureError(f"{source}: unsafe legacy signature file refused: {exc}") from exc
     except Exception as exc:  # any malformed pickle: the unpickler raises many kinds
@@ -124,15 +137,19 @@ def _set_hook(obj: Dict[str, Any]) -> Any:
 def _load_zstd_json(data: bytes, source: str, limits: Limits) -> Any:
     try:
         text = decompress_frames(data, limits.max_decompressed)
+    except ZstdLimitError as exc:
+        raise SignatureLimitError(f"{source}: {exc}") from exc
     except ZstdFormatError as exc:
         raise SignatureError(f"{source}: {exc}") from exc
     try:
         check_json_structure(text, limits.max_objects, limits.max_depth)
     except StructureError as exc:
-        raise SignatureError(f"{source}: signature JSON {exc}: not a real signature file"
+        raise SignatureLimitError(f"{source}: signature JSON {exc}: not a real signature file"
                              ) from exc
     try:
-        return json.loads(text.decode("utf-8"), object_hook=_set_hook)
+        decoded = text.decode("utf-8")
+        del text  # one copy at a time
+        return json.loads(decoded, object_hook=_set_hook)
     except (ValueError, TypeError, RecursionError) as exc:
         # UnicodeDecodeError and json.JSONDecodeError are ValueErrors; TypeError: unhashable
         # set member; RecursionError: absurdly deep nesting.

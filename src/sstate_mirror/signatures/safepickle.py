@@ -61,6 +61,10 @@ class UnsafePickleError(pickle.UnpicklingError):
     """The pickle asked for something other than plain data, or more than it may have."""
 
 
+class PickleLimitError(UnsafePickleError):
+    """The pickle holds more opcodes than allowed: too large, not judged malformed."""
+
+
 def scan(data: bytes, max_opcodes: int) -> int:
     """Check ``data`` opcode by opcode before anything is built; return the opcode count.
 
@@ -74,10 +78,11 @@ def scan(data: bytes, max_opcodes: int) -> int:
     while pos < end:
         count += 1
         if count > max_opcodes:
-            raise UnsafePickleError(f"more than {max_opcodes} pickle opcodes")
+            raise PickleLimitError(f"more than {max_opcodes} pickle opcodes")
         op = _OPCODES.get(data[pos : pos + 1])
         if op is None:
-            raise pickle.UnpicklingError(f"unknown pickle opcode {data[pos:pos + 1]!r} at byte {pos}")
+            raise pickle.UnpicklingError(
+                f"unknown pickle opcode {data[pos:pos + 1]!r} at byte {pos}")
         if op.name in _REFUSED:
             what = "a persistent id" if "PERSID" in op.name else f"pickle opcode {op.name}"
             raise UnsafePickleError(f"refusing {what} at byte {pos}")

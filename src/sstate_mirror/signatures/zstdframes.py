@@ -31,6 +31,10 @@ class ZstdFormatError(ValueError):
     """Malformed, truncated or oversized zstd data (the message says which)."""
 
 
+class ZstdLimitError(ZstdFormatError):
+    """The data decompresses to more than the cap: not judged malformed, only too large."""
+
+
 def is_zstd(data: bytes) -> bool:
     """True if ``data`` starts like a zstd stream (a data frame or a skippable frame)."""
     if len(data) < 4:
@@ -86,7 +90,7 @@ def _one_frame(
             raise ZstdFormatError(f"corrupt zstd data: {exc}") from exc
         total += len(piece)
         if total > max_output:
-            raise ZstdFormatError(f"decompressed data exceeds the limit of {max_output} bytes")
+            raise ZstdLimitError(f"decompressed data exceeds the limit of {max_output} bytes")
         if piece:
             out.append(piece)
         if dobj.eof:
