@@ -77,13 +77,21 @@ def _umask() -> int:
     return old
 
 
-def test_list_follows_symlinks_and_reports_dangling(tmp_path: Path) -> None:
+def _cache_with_links(tmp_path: Path, *names: str) -> Path:
+    """A cache directory ``aa/`` holding a symbolic link ``name`` to one real file each."""
     store = tmp_path / "store"
     store.mkdir()
     (store / "real").write_bytes(b"12345")
     cache = tmp_path / "cache"
     (cache / "aa").mkdir(parents=True)
-    os.symlink(store / "real", cache / "aa" / "linked")
+    for name in names:
+        os.symlink(store / "real", cache / "aa" / name)
+    return cache
+
+
+def test_list_follows_symlinks_and_reports_dangling(tmp_path: Path) -> None:
+    cache = _cache_with_links(tmp_path, "linked")
+    store = tmp_path / "store"
     os.symlink(store / "missing", cache / "aa" / "dangling")
     os.symlink(cache, cache / "aa" / "loop")  # directory loop
     skipped: list[tuple[str, str]] = []
@@ -114,13 +122,7 @@ class _VanishingEntry:
 
 def test_symlink_vanishing_during_the_listing_is_passed_over(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    store = tmp_path / "store"
-    store.mkdir()
-    (store / "real").write_bytes(b"12345")
-    cache = tmp_path / "cache"
-    (cache / "aa").mkdir(parents=True)
-    os.symlink(store / "real", cache / "aa" / "vanishing")
-    os.symlink(store / "real", cache / "aa" / "stays")
+    cache = _cache_with_links(tmp_path, "vanishing", "stays")
     real_scandir = os.scandir
 
     class _Scan:
