@@ -71,3 +71,15 @@ def test_plan_is_deterministic_and_serialisable() -> None:
     b = plan_upload(list(reversed(local)), {}).to_dict()
     assert a == b
     assert a["files_to_upload"] == 3 and a["bytes_to_upload"] == 6
+
+
+def test_hash_equivalence_database_is_skipped_under_its_own_reason() -> None:
+    # bitbake-setup keeps the hash server's database in SSTATE_DIR
+    local = arts(("hashserv.db", 4096), ("hashserv.db-wal", 10), ("hashserv.db-shm", 10),
+                 ("hashserv.dbx", 1), (ZLIB, 100))
+    plan = plan_upload(local, {})
+    assert [t.path for t in plan.transfers] == [ZLIB]
+    reasons = {s.path: s.reason for s in plan.skipped}
+    assert reasons.pop("hashserv.dbx") == "not an sstate file"
+    assert set(reasons.values()) == {"hash equivalence database (never uploaded)"}
+    assert len(reasons) == 3

@@ -55,6 +55,7 @@ PIN_SUFFIX = ".json"
 
 _HASH_RE = r"(?:[0-9a-f]{32,128}|INVALID)"
 _TAIL_RE = re.compile(rf"^(?P<hash>{_HASH_RE})_(?P<task>[A-Za-z0-9_+-]+?)\.(?P<rest>.+)$")
+_UNIHASH_RE = re.compile(r"[0-9a-f]{64}")
 _UPLOAD_TEMP_RE = re.compile(
     rf"^{re.escape(UPLOAD_TEMP_PREFIX)}[0-9a-f]{{8,64}}{re.escape(UPLOAD_TEMP_SUFFIX)}$"
 )
@@ -99,6 +100,16 @@ class SstateName(NamedTuple):
     def arch(self) -> str:
         """``SSTATE_PKGARCH``: the architecture an archive is shared across ('' = any)."""
         return self.pkgarch
+
+    @property
+    def unihash(self) -> Optional[str]:
+        """The hash as a hash equivalence server knows it, or None.
+
+        With hash equivalence (OE-core's default since 2026) the name carries the task's
+        *unihash*; the server accepts only 64 lowercase hex digits, so a shorter or legacy
+        hash (``INVALID``, md5-era names) is none the server can know.
+        """
+        return self.hash if _UNIHASH_RE.fullmatch(self.hash) else None
 
     @property
     def is_software_only(self) -> bool:
@@ -174,6 +185,17 @@ def classify(path: str) -> Kind:
         # rsync and similar tools write ".<name>.XXXXXX" next to the final name
         return Kind.TEMP
     return Kind.UNKNOWN
+
+
+#: The hash equivalence server's SQLite database and its journal files. bitbake-setup places
+#: it in ``SSTATE_DIR`` (``BB_HASHSERVE_DB_DIR``): it is a live database of one build host,
+#: never part of a mirror.
+_HASHSERV_DB_RE = re.compile(r"^hashserv\.db(?:-(?:wal|shm|journal))?$")
+
+
+def is_hashserv_database(path: str) -> bool:
+    """True for ``hashserv.db`` and its ``-wal``/``-shm``/``-journal`` companions."""
+    return _HASHSERV_DB_RE.match(path.rsplit("/", 1)[-1]) is not None
 
 
 def group_key(path: str, kind: Optional[Kind] = None) -> str:

@@ -23,9 +23,11 @@ from ..commands.analyze import (
     plan_analysis,
     shorten_hashes,
 )
+from ..commands.hashsync import explain_misses
 from ..commands.listing import Selection, list_artifacts
 from ..commands.sigstore import SignatureStore
 from ..errors import UsageError
+from ..hashserv import DEFAULT_METHOD
 from ..signatures.textdiff import colors_for
 from ..transfer import Progress
 from .common import (
@@ -37,6 +39,7 @@ from .common import (
     compile_filter,
     jobs_from_args,
 )
+from .hashserve import add_hashserve_options, hashserve_from_args
 from .progress import make_progress
 from .ui import UI
 
@@ -74,6 +77,10 @@ def register(sub: Any, parents: Sequence[argparse.ArgumentParser]) -> None:
                    help="exit with status 1 when any task missed the mirror (for CI)")
     add_jobs_option(p)
     add_backend_options(p)
+    add_hashserve_options(p, "ask this hash equivalence server which unihash it gives each"
+                             " missed task, to explain misses caused by hash equivalence")
+    p.add_argument("--hashserve-method", metavar="METHOD", default=DEFAULT_METHOD,
+                   help=f"the build's SSTATE_HASHEQUIV_METHOD (default: {DEFAULT_METHOD})")
     p.set_defaults(run=run)
 
 
@@ -94,6 +101,7 @@ def run(args: argparse.Namespace, ui: UI) -> int:
 def _run(args: argparse.Namespace, ui: UI, progress: Progress) -> int:
     options = _options(args)
     backend_options = backend_options_from_args(args)
+    hashserve = hashserve_from_args(args)
     color = ui.color and not ui.json_mode
     with open_backend(args.source, backend_options) as source, \
             open_backend(args.target, backend_options) as target:
@@ -107,6 +115,12 @@ def _run(args: argparse.Namespace, ui: UI, progress: Progress) -> int:
         store = SignatureStore({LOCAL: source, MIRROR: target}, retries=backend_options.retries)
         report = execute_analysis(plan, store, local, remote, jobs=jobs, color=color,
                                   progress=progress)
+        if hashserve is not None and report.misses:
+            with hashserve.connect() as server:
+                explained = explain_misses(report, store, remote, server,
+                                           args.hashserve_method)
+            ui.info(f"hash server: {explained} misses have an equivalent archive on the"
+                    " mirror under the unihash the server gives")
     for name, err in sorted(report.errors.items()):
         ui.error(str(err) if name in str(err) else f"{name}: {err}")
     if ui.json_mode:

@@ -29,6 +29,7 @@ from .common import (
     compile_filter,
     jobs_from_args,
 )
+from .hashserve import add_hashserve_options, check_admin, clean_server, hashserve_from_args
 from .pin import load_sources
 from .progress import make_progress
 from .ui import UI
@@ -71,6 +72,8 @@ def register(sub: Any, parents: Sequence[argparse.ArgumentParser]) -> None:
     add_selection_options(p)
     add_jobs_option(p)
     add_backend_options(p)
+    add_hashserve_options(p, "after the clean, keep on this hash equivalence server only the"
+                             " unihashes of archives still on the mirror (needs @db-admin)")
     p.set_defaults(run=run)
 
 
@@ -106,6 +109,9 @@ def _run(args: argparse.Namespace, ui: UI, progress: Progress) -> int:
                 f" used within {args.min_age} is kept (lower --min-age to delete it too)")
     backend_options = backend_options_from_args(args)
     keep = load_sources(args.keep, backend_options, ui) if args.keep else {}
+    hashserve = hashserve_from_args(args)
+    if hashserve is not None:
+        check_admin(hashserve, ui)  # before the mirror is touched
     with open_backend(args.target, backend_options) as target:
         jobs = jobs_from_args(args, target.properties.connections)
         target.check()
@@ -144,9 +150,12 @@ def _run(args: argparse.Namespace, ui: UI, progress: Progress) -> int:
         if args.dry_run:
             ui.info(f"dry run: would delete {len(plan.deletions)} files,"
                     f" freeing {format_size(plan.bytes_to_free)}")
+            status = 0
+            if hashserve is not None:
+                status = clean_server(hashserve, ui, listing, plan, None, report)
             if ui.json_mode:
                 ui.emit_json(report)
-            return 0
+            return status
         # a pin stored while this clean was planning protects from here on
         fresh = read_pins(target, time.time())
         fresh.add_keep("--keep", keep)
@@ -164,9 +173,12 @@ def _run(args: argparse.Namespace, ui: UI, progress: Progress) -> int:
     ui.info(("clean interrupted: " if result.interrupted else "clean: ")
             + f"{result.deleted} files deleted, {format_size(result.freed_bytes)} freed,"
             f" {plan.kept} files kept, {len(result.failed)} failed")
+    server_status = 0
+    if hashserve is not None:
+        server_status = clean_server(hashserve, ui, listing, plan, result, report)
     if ui.json_mode:
         report["result"] = result.to_dict()
         ui.emit_json(report)
     if result.interrupted:
         return Interrupted.exit_code
-    return 1 if result.failed else 0
+    return server_status or (1 if result.failed else 0)

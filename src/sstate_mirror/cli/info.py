@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import argparse
 import time
-from typing import Any, Dict, List, Sequence
+from typing import Any, Dict, List, Optional, Sequence
 
 from ..backends import open_backend
+from ..commands.hashsync import ServerKnowledge, ask_server
 from ..commands.info import AGE_BUCKETS, InfoReport, Tally, summarize
 from ..commands.listing import Selection, list_artifacts, select
 from ..commands.pins import PinStatus, pin_status, read_pins
@@ -18,6 +19,7 @@ from .common import (
     backend_options_from_args,
     compile_filter,
 )
+from .hashserve import add_hashserve_options, hashserve_from_args, render_knowledge
 from .progress import make_progress
 from .ui import UI
 
@@ -38,12 +40,16 @@ def register(sub: Any, parents: Sequence[argparse.ArgumentParser]) -> None:
                    help=f"how many recipes to list by size (default: {TOP})")
     add_selection_options(p)
     add_backend_options(p)
+    add_hashserve_options(p, "also count the archives whose unihash this hash equivalence"
+                             " server knows, and those it does not")
     p.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace, ui: UI) -> int:
     if args.top < 0:
         raise UsageError("--top must not be negative")
+    hashserve = hashserve_from_args(args)
+    knowledge: Optional[ServerKnowledge] = None
     with open_backend(args.target, backend_options_from_args(args)) as target:
         target.check()
         ui.info(f"scanning {target.url}")
@@ -51,15 +57,25 @@ def run(args: argparse.Namespace, ui: UI) -> int:
         with make_progress(ui) as progress:
             selection = Selection(pn_filter=compile_filter(args.filter), arch=args.arch)
             listing = list_artifacts(target, progress=progress)
-            report = summarize(select(listing, selection), now)
+            artifacts = select(listing, selection)
+            report = summarize(artifacts, now)
         pins = pin_status(read_pins(target, now).pins, listing, now)
+        if hashserve is not None:
+            with hashserve.connect() as server:
+                knowledge = ask_server(artifacts, server)
+                address = str(server.address)
         if ui.json_mode:
             data: Dict[str, Any] = {"command": "info", "target": target.url, "now": now}
             data.update(report.to_dict(top=args.top, detail=ui.verbose > 0))
             data["pins"] = [p.to_dict() for p in pins]
+            if knowledge is not None:
+                data["hashserve"] = {"address": address,
+                                     **knowledge.to_dict(detail=ui.verbose > 0)}
             ui.emit_json(data)
             return 0
     ui.result(render(report, top=args.top, detail=ui.verbose > 0, pins=pins))
+    if knowledge is not None:
+        ui.result("\n" + render_knowledge(knowledge, address, detail=ui.verbose > 0))
     return 0
 
 

@@ -11,6 +11,7 @@ from typing import Any, Dict, List, Sequence
 from ..archive_check import ArchiveLimits
 from ..backends import Backend, open_backend
 from ..commands.clock import MAX_CLOCK_SKEW, mirror_clock
+from ..commands.hashsync import ask_server
 from ..commands.listing import Selection, list_artifacts
 from ..commands.pins import check_pin_name, read_pin
 from ..commands.verify import (
@@ -36,6 +37,7 @@ from .common import (
     compile_filter,
     jobs_from_args,
 )
+from .hashserve import add_hashserve_options, hashserve_from_args, render_knowledge
 from .progress import make_progress
 from .ui import UI
 
@@ -90,6 +92,8 @@ def register(sub: Any, parents: Sequence[argparse.ArgumentParser]) -> None:
     add_selection_options(p)
     add_jobs_option(p)
     add_backend_options(p)
+    add_hashserve_options(p, "also count the archives whose unihash this hash equivalence"
+                             " server knows, and those it does not")
     p.set_defaults(run=run)
 
 
@@ -156,6 +160,7 @@ def _run(args: argparse.Namespace, ui: UI, progress: Progress) -> int:
         max_decompressed=parse_size(args.max_decompressed, "--max-decompressed"),
         max_members=args.max_members)
     backend_options = backend_options_from_args(args)
+    hashserve = hashserve_from_args(args)
     with open_backend(args.target, backend_options) as target:
         jobs = jobs_from_args(args, target.properties.connections)
         target.check()
@@ -187,6 +192,17 @@ def _run(args: argparse.Namespace, ui: UI, progress: Progress) -> int:
         ui.info(f"verify: {result.archives} archives and {result.siginfo} .siginfo read"
                 f" ({format_size(result.bytes_read)}), {errors} errors,"
                 f" {len(result.problems) - errors} warnings, {len(result.errors)} unreadable")
+        if hashserve is not None:
+            with hashserve.connect() as server:
+                knowledge = ask_server(artifacts, server)
+                address = str(server.address)
+            report["hashserve"] = {"address": address,
+                                   **knowledge.to_dict(detail=ui.verbose > 0)}
+            text = render_knowledge(knowledge, address, detail=ui.verbose > 0)
+            if ui.json_mode:
+                ui.info(text.rstrip("\n"))
+            else:
+                ui.result(text)
         failing = [p for p in result.problems if _fails(p, args.strict)]
         status = EXIT_PROBLEMS if failing else EXIT_OK
         if result.errors:

@@ -40,6 +40,9 @@ PV = "pv"
 BASEHASH = "basehash"
 TAINT = "taint"
 HASH_EQUIVALENCE = "hash-equivalence"
+SERVER_EQUIVALENT = "server-equivalent"
+SERVER_UNKNOWN = "server-unknown"
+SERVER_OTHER_UNIHASH = "server-other-unihash"
 NO_CANDIDATE = "no-candidate"
 ARCHIVE_MISSING = "archive-missing"
 OTHER_DIRECTORY = "other-directory"
@@ -67,6 +70,25 @@ def _cause(kind: str, detail: str, text: str) -> Cause:
 def hash_equivalence_cause() -> Cause:
     return _cause(HASH_EQUIVALENCE, "", "hash equivalence diverged (same taskhash, different"
                   " unihash): the builds do not share one hash equivalence server")
+
+
+def server_equivalent_cause() -> Cause:
+    """The server maps the build's taskhash to a unihash whose archive the mirror has."""
+    return _cause(SERVER_EQUIVALENT, "", "hash equivalence: the hash server now gives this task"
+                  " a unihash whose archive is on the mirror; the build got another one (it"
+                  " asked before the equivalence was known, or asked another server)")
+
+
+def server_unknown_cause() -> Cause:
+    """The server has no unihash for the build's taskhash."""
+    return _cause(SERVER_UNKNOWN, "", "the hash server does not know this taskhash: the"
+                  " build's result was never reported to it, or was swept since")
+
+
+def server_other_unihash_cause() -> Cause:
+    """The server hands out another unihash, but the mirror has no archive of that either."""
+    return _cause(SERVER_OTHER_UNIHASH, "", "the hash server gives this task another unihash,"
+                  " and the mirror has no archive of that one either")
 
 
 def no_candidate_cause() -> Cause:

@@ -3,7 +3,8 @@
 Plan: every archive, ``.siginfo`` and ``.sig`` under SOURCE (after ``--filter``/``--arch``)
 whose path is missing on the mirror, or present with a different size (a truncated copy left
 by an interrupted upload of another tool), is to be sent. Temporary, partial and unknown files
-are never sent; they are reported as skipped.
+are never sent; they are reported as skipped (``hashserv.db*``, the hash equivalence database
+bitbake-setup keeps in SSTATE_DIR, under a reason of its own).
 
 Execute: all companions first, then the archives, each through the backend's atomic put. An
 archive whose companion failed to upload is held back (a mirror must never offer an archive
@@ -23,7 +24,7 @@ from typing import Any, Dict, List, Optional, Tuple
 
 from ..backends.base import Backend
 from ..errors import BackendError, PermanentError
-from ..naming import Artifact, Kind, group_artifacts, group_key
+from ..naming import Artifact, Kind, group_artifacts, group_key, is_hashserv_database
 from ..transfer import Progress, TransferInterrupted, batched, run_parallel
 from .listing import EVERYTHING, Selection, list_artifacts, remote_sizes
 
@@ -90,6 +91,9 @@ class UploadPlan:
 #: What upload ever sends (and so what a planner needs to know about on the mirror).
 SENDABLE = frozenset({Kind.ARCHIVE, Kind.SIGINFO, Kind.SIG})
 
+#: Why ``hashserv.db*`` is skipped: named apart, since bitbake-setup puts it in SSTATE_DIR.
+HASHSERV_DB_REASON = "hash equivalence database (never uploaded)"
+
 _SKIP_REASONS = {
     Kind.TEMP: "temporary or partial file",
     Kind.UNKNOWN: "not an sstate file",
@@ -125,7 +129,9 @@ def plan_upload(
                      and remote_sizes.get(a.path) != a.size}
     for art in sorted(local, key=lambda a: a.path):
         if art.kind in _SKIP_REASONS:
-            plan.skipped.append(Skipped(art.path, _SKIP_REASONS[art.kind]))
+            reason = (HASHSERV_DB_REASON if is_hashserv_database(art.path)
+                      else _SKIP_REASONS[art.kind])
+            plan.skipped.append(Skipped(art.path, reason))
             continue
         if not selection.matches(art):
             plan.not_selected += 1
