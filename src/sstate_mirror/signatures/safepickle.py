@@ -136,7 +136,7 @@ class RestrictedUnpickler(pickle.Unpickler):
         raise UnsafePickleError("refusing a persistent id")
 
 
-def loads_plain(data: bytes, max_opcodes: int) -> Any:
+def loads_plain(data: bytes, max_opcodes: int = 200_000) -> Any:
     """Unpickle ``data`` allowing plain containers and scalars only, after :func:`scan`.
 
     Raises :class:`UnsafePickleError` for anything :func:`scan` or the unpickler refuses,
