@@ -290,7 +290,7 @@ def companions_gone(plan: UploadPlan, sent: List[Transfer], target: Backend,
         if entry is not None:
             present[t.path] = entry.size
 
-    progress.phase("checking signatures", len(companions))
+    progress.phase("confirming the signatures of the archives sent", len(companions))
     failures = run_parallel(companions, probe, jobs=jobs, retries=retries,
                             describe=lambda t: f"check {t.path}", progress=progress)
     progress.done()
