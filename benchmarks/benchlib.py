@@ -76,8 +76,9 @@ def scenarios(work: Path, files: int, big: int, now: int, *, noun: str, stored: 
 
 
 def tool_env(extra: Optional[Dict[str, str]] = None) -> Dict[str, str]:
-    """The environment every timed command runs in: this checkout's sources first."""
-    env = dict(os.environ, PYTHONPATH=str(ROOT / "src"))
+    """The environment every timed command runs in: this checkout's sources first (or
+    those ``SSTATE_BENCH_SRC`` names: another version, for a before/after comparison)."""
+    env = dict(os.environ, PYTHONPATH=os.environ.get("SSTATE_BENCH_SRC", str(ROOT / "src")))
     env.update(extra or {})
     return env
 
@@ -174,7 +175,7 @@ def rclone_s3(root: Path, work: Path, access: str, secret: str) -> Server:
         port, work / "rclone-serve-s3.log", f"http://127.0.0.1:{port}")
 
 
-def nginx(docroot: Path, work: Path) -> Server:
+def nginx(docroot: Path, work: Path, access_log: bool = False) -> Server:
     """nginx with dav + dav-ext as in docs/webdav.md, location ``/sstate/`` anonymous
     read-write (``create_full_put_path on``, temporary bodies on the same file system)."""
     module = next((p for p in (Path(d, "ngx_http_dav_ext_module.so") for d in (
@@ -196,7 +197,7 @@ error_log {base}/error.log warn;
 load_module {module};
 events {{ worker_connections 1024; }}
 http {{
-    access_log off;
+    {f"access_log {base}/access.log;" if access_log else "access_log off;"}
     client_body_temp_path {base}/tmp/body;
     proxy_temp_path {base}/tmp/proxy;
     fastcgi_temp_path {base}/tmp/fastcgi;
@@ -223,7 +224,7 @@ http {{
                  port, base / "server.log", f"http://127.0.0.1:{port}/sstate/")
 
 
-def apache(docroot: Path, work: Path) -> Server:
+def apache(docroot: Path, work: Path, access_log: bool = False) -> Server:
     """Apache httpd with mod_dav_fs as in docs/webdav.md (``DavDepthInfinity On``),
     location ``/sstate/`` anonymous read-write. As root, the workers run as ``nobody``:
     the benchmark's trees are made world-writable for that."""
@@ -239,6 +240,9 @@ def apache(docroot: Path, work: Path) -> Server:
     port = free_port()
     load = "\n".join(f"LoadModule {m}_module {modules}/mod_{m}.so"
                      for m in ("mpm_event", "authz_core", "dav", "dav_fs"))
+    if access_log:  # mod_log_config is built in
+        load += f'\nCustomLog "{base}/access.log" "%r %>s"'
+
     user = "User nobody\nGroup nogroup\n" if os.geteuid() == 0 else ""
     conf = f"""
 ServerRoot "{base}"

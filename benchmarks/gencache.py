@@ -3,8 +3,11 @@
 
 Benchmarks of listing, upload, clean and info need caches with the *shape* of a real build:
 the same names, directory layout, task mix and size distribution, at 2,000 or 200,000 files,
-reproducibly. Building such a cache with bitbake takes hours and gigabytes; this module makes
-one in seconds, from a seed.
+reproducibly. Written for real (not ``--sparse``), the files are real too, so that verify,
+analyze and lint read what they would read on a mirror: archives are valid zstd (or gzip) tar
+streams and each ``.siginfo`` a readable signature of the task its name says, with hashes that
+recompute (``verify --all`` reports no error). Building such a cache with bitbake takes hours
+and gigabytes; this module makes one in seconds, from a seed.
 
 Usage as a script::
 
@@ -147,6 +150,8 @@ LEGACY_SIGINFO: Dict[str, int] = {
 }
 DEFAULT_SIGINFO = 9000  # tasks not listed above (package, rootfs, dpkg_build, ...)
 SIGINFO_MIN, SIGINFO_MAX = 500, 64 * KiB
+#: A pickled signature with its hashes takes more than SIGINFO_MIN (real ones are >= 1.4 KiB).
+LEGACY_SIGINFO_MIN = 1 * KiB
 SIG_SIZE = 566  # a binary detached RSA-4096 signature (gpg --detach-sign)
 
 
@@ -959,7 +964,8 @@ def _siginfo_size(rng: random.Random, profile: Profile, task: str, complexity: f
     if profile.flavour == "legacy" and task not in profile.siginfo:
         base = int(DEFAULT_SIGINFO * 2.4)  # pickles are ~2.4x the zstd JSON
     size = base * complexity * math.exp(rng.gauss(0.0, 0.08))
-    return int(min(max(size, SIGINFO_MIN), SIGINFO_MAX))
+    floor = LEGACY_SIGINFO_MIN if profile.flavour == "legacy" else SIGINFO_MIN
+    return int(min(max(size, floor), SIGINFO_MAX))
 
 
 def _build_time(rng: random.Random, now: int, spread_days: float, order: int,
@@ -1211,7 +1217,9 @@ def derive(
                 if m.kind == "archive" and size > SCALE_FLOOR:
                     size = SCALE_FLOOR + int((size - SCALE_FLOOR) * math.exp(rng.gauss(0.0, 0.05)))
                 elif m.kind == "siginfo":
-                    size = int(min(max(size * math.exp(rng.gauss(0.0, 0.02)), SIGINFO_MIN),
+                    floor = (LEGACY_SIGINFO_MIN if m.path.endswith(".tgz.siginfo")
+                             else SIGINFO_MIN)
+                    size = int(min(max(size * math.exp(rng.gauss(0.0, 0.02)), floor),
                                    SIGINFO_MAX))
                 out.append(Entry(f"{new_dir}/{new_base}{suffix}", size,
                                  t - (1 if m.kind == "siginfo" else 0), m.kind))
@@ -1222,36 +1230,188 @@ def derive(
 # Writing
 # --------------------------------------------------------------------------------------------
 
-_MAGIC = {
-    "tar.zst": b"\x28\xb5\x2f\xfd",  # a zstd frame
-    "tgz": b"\x1f\x8b\x08\x00",  # gzip
-    "siginfo": b"\x28\xb5\x2f\xfd",
-    "legacy-siginfo": b"\x80\x04\x95",  # pickle protocol 4
-    "sig": b"\x89\x02\x1c\x04",  # an OpenPGP signature packet
-}
+# Real content, so that verify, analyze and lint read what they would read on a mirror: every
+# archive is a valid compressed tar stream (zstd, or gzip for .tgz) and every .siginfo a
+# readable signature whose recorded hashes are those recomputed from its content, whose task is
+# the one in its name and whose unihash is the hash in its name (hash equivalence, as OE
+# builds run). Each file has exactly its planned size: the compressed stream is followed by a
+# zstd skippable frame (which pzstd writes too) or carries a gzip header extra field, and a
+# pickled legacy signature holds a padding variable outside its task's dependencies.
+
+_SKIPPABLE = (0x184D2A50).to_bytes(4, "little")
+_SIG_MAGIC = b"\x89\x02\x1c\x04"  # an OpenPGP signature packet
 
 
-def _magic(entry: Entry) -> bytes:
-    p = entry.path
+def _skippable(n: int) -> bytes:
+    """A zstd skippable frame of exactly ``n`` bytes (n >= 8): decoders pass over it."""
+    return _SKIPPABLE + (n - 8).to_bytes(4, "little") + bytes(n - 8)
+
+
+def _tar(payload: Optional[bytes], name: str) -> bytes:
+    """A tar stream with one member holding ``payload``, or an empty archive (None)."""
+    import io
+    import tarfile
+
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w", format=tarfile.GNU_FORMAT) as tar:
+        if payload is not None:
+            info = tarfile.TarInfo(name)
+            info.size, info.mtime, info.mode = len(payload), 1700000000, 0o644
+            tar.addfile(info, io.BytesIO(payload))
+    return buf.getvalue()
+
+
+def _fit(size: int, make: Any, min_pad: int) -> Tuple[bytes, int]:
+    """``(make(n), k)`` with ``len(make(n)) + k == size`` and ``k`` 0 or at least ``min_pad``:
+    ``make(n)`` is a stream holding ``n`` random bytes (``n = -1``: the smallest stream)."""
+    n = max(0, size - 2048)
+    tried: Set[int] = set()
+    while n not in tried:
+        tried.add(n)
+        data = make(n)
+        k = size - len(data)
+        if k == 0 or k >= min_pad:
+            return data, k
+        n = max(-1, n - (min_pad - k) - 16) if n >= 0 else n
+    raise ValueError(f"cannot write a valid stream of exactly {size} bytes")
+
+
+def _zstd_tar(size: int, rng: random.Random, member: str) -> bytes:
+    import zstandard
+
+    variants = [zstandard.ZstdCompressor(level=3, write_checksum=c, write_content_size=w)
+                for c in (True, False) for w in (True, False)]
+
+    def make(n: int) -> bytes:
+        tar = _tar(None if n < 0 else rng.randbytes(n), member)
+        if n >= 0:
+            return variants[0].compress(tar)
+        # the smallest archives (34 bytes): the variant whose size leaves a valid padding
+        frames = [v.compress(tar) for v in variants]
+        return next((f for f in frames if size - len(f) == 0 or size - len(f) >= 8),
+                    frames[0])
+
+    data, k = _fit(size, make, 8)
+    return data + (_skippable(k) if k else b"")
+
+
+def _gzip_tar(size: int, rng: random.Random, member: str) -> bytes:
+    """A gzip member whose header's extra field (one ``SM`` subfield) makes up the size."""
+    def body(n: int) -> bytes:
+        tar = _tar(None if n < 0 else rng.randbytes(n), member)
+        comp = zlib.compressobj(6, zlib.DEFLATED, -15)
+        return (comp.compress(tar) + comp.flush() + zlib.crc32(tar).to_bytes(4, "little")
+                + (len(tar) & 0xFFFFFFFF).to_bytes(4, "little"))
+
+    data, k = _fit(size - 12, body, 4)
+    if k > 0xFFFF:
+        raise ValueError(f"cannot write a gzip stream of exactly {size} bytes")
+    extra = b"SM" + (k - 4).to_bytes(2, "little") + bytes(k - 4) if k else b""
+    header = b"\x1f\x8b\x08\x04\x00\x00\x00\x00\x00\x03" + k.to_bytes(2, "little")
+    return header + extra + data
+
+
+def _signature(entry: Entry, size: int, rng: random.Random) -> bytes:
+    """A real signature of the task in the entry's name, exactly ``size`` bytes long (the
+    smallest planned sizes get a task without dependencies)."""
+    try:
+        return _signature_of(entry, size, rng, with_deps=True)
+    except ValueError:
+        return _signature_of(entry, size, rng, with_deps=False)
+
+
+def _signature_of(entry: Entry, size: int, rng: random.Random, *, with_deps: bool) -> bytes:
+    _add_src_path()
+    from sstate_mirror.naming import parse_name
+    from sstate_mirror.signatures.hashes import compute_basehash, compute_taskhash
+    from sstate_mirror.signatures.model import Encoding
+    from sstate_mirror.signatures.reader import signature_from_dict
+
+    name = parse_name(entry.path.rsplit("/", 1)[1])
+    assert name is not None
+    legacy = entry.path.endswith(".tgz.siginfo")
+    task = "do_" + name.task
+    deps = ({f"{name.pn}:do_prepare_recipe_sysroot": f"{rng.getrandbits(256):064x}"}
+            if with_deps else {})
+    raw: Dict[str, Any] = {
+        "task": task,
+        "basehash_ignore_vars": {"PATH", "TMPDIR"},
+        "taskhash_ignore_tasks": None,
+        "taskdeps": {"PN", "PV", "PR", task + "[func]"},
+        "gendeps": {"PN": set(), "PV": set(), "PR": set(), task + "[func]": set()},
+        "varvals": {task: f"    bbnote building {name.pn}\n", "PN": name.pn, "PV": name.pv,
+                    "PR": name.pr, task + "[func]": "1"},
+        "runtaskdeps": sorted(deps),
+        "file_checksum_values": [],
+        "runtaskhashes": deps,
+        "basehash": "",
+        "taskhash": "",
+        "unihash": name.hash,
+    }
+    sig = signature_from_dict(raw, Encoding.ZSTD_JSON if not legacy else Encoding.PICKLE)
+    raw["basehash"] = sig.basehash = compute_basehash(sig) or ""
+    raw["taskhash"] = compute_taskhash(sig)
+    if legacy:
+        import pickle
+
+        raw["basewhitelist"] = raw.pop("basehash_ignore_vars")
+        raw["taskwhitelist"] = raw.pop("taskhash_ignore_tasks")
+
+        # a padding variable in no task's dependencies (so in no hash) makes up the size; its
+        # name grows by a character where the value's length field would jump a width
+        for extra in range(4):
+            pad_name = "GENCACHE_PADDING" + "_" * extra
+            length, seen = 0, set()
+            while length >= 0 and length not in seen:
+                seen.add(length)
+                raw["varvals"][pad_name] = "x" * length
+                data = pickle.dumps(raw, protocol=4)
+                if len(data) == size:
+                    return data
+                length += size - len(data)
+            del raw["varvals"][pad_name]
+        raise ValueError(f"{entry.path}: cannot write a signature of exactly {size} bytes")
+    import zstandard
+
+    text = json.dumps(_json_sets(raw), sort_keys=True, separators=(",", ":")).encode()
+    frame = zstandard.ZstdCompressor(level=19).compress(text)
+    if size - len(frame) < 8:
+        raise ValueError(f"{entry.path}: {size} bytes is too small for a signature")
+    return frame + _skippable(size - len(frame))
+
+
+def _json_sets(value: Any) -> Any:
+    """bitbake's JSON for sets: ``{"_set_object": [...]}``."""
+    if isinstance(value, (set, frozenset)):
+        return {"_set_object": sorted(value)}
+    if isinstance(value, dict):
+        return {k: _json_sets(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_json_sets(v) for v in value]
+    return value
+
+
+def content(entry: Entry) -> bytes:
+    """The bytes of a planned file: real archives and signatures, random other files."""
+    rng = random.Random(f"gencache-content:{entry.path}")
     if entry.kind == "archive":
-        return _MAGIC["tgz"] if p.endswith(".tgz") else _MAGIC["tar.zst"]
+        member = entry.path.rsplit("/", 1)[-1].split(":", 2)[1] + "/data"
+        if entry.path.endswith(".tgz"):
+            return _gzip_tar(entry.size, rng, member)
+        return _zstd_tar(entry.size, rng, member)
     if entry.kind == "siginfo":
-        return _MAGIC["legacy-siginfo"] if p.endswith(".tgz.siginfo") else _MAGIC["siginfo"]
+        return _signature(entry, entry.size, rng)
     if entry.kind == "sig":
-        return _MAGIC["sig"]
-    return b""
+        return (_SIG_MAGIC + rng.randbytes(entry.size))[: entry.size]
+    return rng.randbytes(entry.size)
 
 
 class _Writer:
     """Writes entries into a directory; safe to call from several threads."""
 
-    BLOCK = 1 * MiB
-
     def __init__(self, root: Path, sparse: bool, seed: int) -> None:
         self.root = root
         self.sparse = sparse
-        self.block = random.Random(f"gencache-block:{seed}").randbytes(self.BLOCK * 2)
-        self.view = memoryview(self.block)
         self.utime_fd = os.utime in os.supports_fd
 
     def write(self, entries: Sequence[Entry]) -> int:
@@ -1264,7 +1424,12 @@ class _Writer:
                 if self.sparse:
                     os.ftruncate(fd, e.size)
                 else:
-                    written += self._fill(fd, e)
+                    data = content(e)
+                    assert len(data) == e.size, (e.path, len(data), e.size)
+                    view = memoryview(data)
+                    while view:
+                        view = view[os.write(fd, view):]
+                    written += e.size
                 ns = e.mtime * 1_000_000_000
                 if self.utime_fd:
                     os.utime(fd, ns=(ns, ns))
@@ -1273,18 +1438,6 @@ class _Writer:
             if not self.utime_fd:
                 os.utime(path, ns=(ns, ns))
         return written
-
-    def _fill(self, fd: int, e: Entry) -> int:
-        """Random-looking bytes from a shared block (a different offset per file)."""
-        size = e.size
-        head = _magic(e)[:size]
-        done = os.write(fd, head) if head else 0
-        off = zlib.crc32(e.path.encode()) % self.BLOCK
-        while done < size:
-            n = min(size - done, self.BLOCK)
-            done += os.write(fd, self.view[off: off + n])
-            off = (off + 7919) % self.BLOCK
-        return done
 
 
 def write_cache(

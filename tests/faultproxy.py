@@ -14,7 +14,9 @@ first :class:`Fault` whose ``match`` accepts a request (and that has ``times`` l
 it:
 
 * ``reset``: forward the head and ``after_bytes`` of the body, then reset both connections
-  (RST through ``SO_LINGER`` 0): a server killed mid-upload, a dropped connection;
+  (RST through ``SO_LINGER`` 0): a server killed mid-upload, a dropped connection; with
+  ``after_bytes`` -1 nothing is forwarded (the request never reaches the server: the
+  server cannot answer it before the reset, which it may when the head went through);
 * ``cut``: forward the request, relay ``after_bytes`` of the answer, then close: a server
   that dies mid-answer (a listing cut half-way);
 * ``stall``: hold the request without forwarding or answering, for ``stall`` seconds or until
@@ -252,6 +254,9 @@ class FaultProxy:
                     return
                 if fault is not None and fault.action == "stall":
                     self._stop.wait(fault.stall)
+                    return
+                if fault is not None and fault.action == "reset" and fault.after_bytes < 0:
+                    _rst(client)
                     return
                 if upstream is None:
                     upstream = socket.create_connection(("127.0.0.1", self.upstream_port), 10)

@@ -478,7 +478,7 @@ def test_malicious_pickle_is_refused_and_the_rest_analysed(
     assert len(data["errors"]) == 1 and name in data["errors"][0]["file"]
     code, out, err = run(capsys, "analyze", str(local), str(mirror_a))
     assert code == 2 and not marker.exists()
-    assert "1 signature files could not be read" in out
+    assert "1 signature file could not be read" in out
 
 
 # --- the command layer without the CLI ------------------------------------------------------

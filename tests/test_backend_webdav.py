@@ -26,7 +26,7 @@ import pytest
 from backend_contract import *  # noqa: F403 - the shared contract tests
 from backend_contract import ContractEnv
 from faultproxy import Fault, FaultProxy
-from sstate_mirror.backends import daverrors, open_backend, webdav
+from sstate_mirror.backends import daverrors, davtransport, open_backend
 from sstate_mirror.backends.base import BackendOptions
 from sstate_mirror.backends.davxml import parse_http_date, parse_iso8601
 from sstate_mirror.backends.httppipe import Failure, Pipeline, PipeRequest
@@ -173,7 +173,7 @@ def test_collection_noted_after_its_subtree_was_forgotten_is_recreated(
 
     with _backend(webdav_mirror) as b:
         _put(b, "debian-12/aa/bb/one", b"1")
-        base = tuple(b._base_segments)
+        base = tuple(b.paths.base_segments)
         cc = (*base, "debian-12", "aa", "cc")
         assert b._mkcol(cc) == 201  # B
         b._forget_collection((*base, "debian-12"))  # A
@@ -191,7 +191,7 @@ def test_stale_parent_out_of_reach_does_not_stop_the_walk_up(
     with _backend(webdav_mirror) as b:
         _put(b, "debian-12/aa/bb/one", b"1")
         shutil.rmtree(webdav_mirror.root / "debian-12")
-        base = tuple(b._base_segments)
+        base = tuple(b.paths.base_segments)
         # debian-12/aa is still "known", out of reach of forgetting debian-12
         b._known_collections = {base, (*base, "debian-12", "aa")}
         b._known_children = {}
@@ -261,6 +261,46 @@ def test_touch_per_server(request: pytest.FixtureRequest, server: str, location:
         failures = b.touch(["aa/bb/missing"])
         assert list(failures) == ["aa/bb/missing"]
         assert not (m.root / "aa/bb/missing").exists()
+
+
+@pytest.mark.parametrize("server", ["apache", "wsgidav", "nginx"])
+def test_touch_by_copy_never_brings_back_a_file_deleted_meanwhile(
+        request: pytest.FixtureRequest, server: str) -> None:
+    """COPY to a temporary name, then MOVE back: a clean that deletes the file between the
+    two must not see it come back. Apache honours the MOVE's ``If`` (412); nginx and
+    wsgidav ignore it, so they are never touched by copy."""
+    srv: DavServer = request.getfixturevalue(f"{server}_server")
+    m = srv.mirror("open")
+    with _backend(m) as b:
+        _put(b, "aa/bb/f", b"payload")
+        _put(b, "aa/bb/g", b"other")
+        m.backdate("aa/bb/f", 3 * 86400)
+        b._touch_method = "copy"  # what a first touch finds on Apache
+        send = b._request
+
+        methods: List[str] = []
+
+        def clean_meanwhile(method: str, target: str, **kwargs: Any) -> Any:
+            methods.append(method)
+            if method == "MOVE" and (m.root / "aa/bb/f").exists():
+                (m.root / "aa/bb/f").unlink()  # a clean's DELETE, between COPY and MOVE
+            return send(method, target, **kwargs)
+
+        b._request = clean_meanwhile  # type: ignore[method-assign]
+        failures = b.touch(["aa/bb/f"])
+        assert list(failures) == ["aa/bb/f"]
+        if server == "nginx":  # no entity tags in its listings: no copy is even tried
+            assert "COPY" not in methods and "MOVE" not in methods
+            (m.root / "aa/bb/f").unlink()
+        assert not (m.root / "aa/bb/f").exists()
+        assert sorted(os.listdir(m.root / "aa/bb")) == ["g"]  # no copy left behind
+        b._request = send  # type: ignore[method-assign]
+        if server == "apache":  # the conditional MOVE works when nothing interferes
+            m.backdate("aa/bb/g", 3 * 86400)
+            assert b.touch(["aa/bb/g"]) == {}
+            assert time.time() - (m.root / "aa/bb/g").stat().st_mtime < 60
+        elif server == "wsgidav":
+            assert b._if_honoured is False
 
 
 def test_delete_prunes_collections_never_the_root(webdav_mirror: DavMirror) -> None:
@@ -511,7 +551,7 @@ def test_pruning_that_fails_after_the_rename_puts_the_collection_back(
                         and "sstate-mirror-prune" in r.path))
         with b._pipeline(4) as pipe:
             assert (pipe is not None) == pipelining
-            b._prune({"aa/bb"}, pipe if pipe is not None else webdav._OneByOne())
+            b._prune({"aa/bb"}, pipe if pipe is not None else davtransport.OneByOne())
         assert proxy.count(lambda r: r.fault == "reset") >= 1
         b.close()
     assert (m.root / "aa/bb/keep").read_bytes() == b"1"
@@ -530,10 +570,10 @@ def test_pruning_puts_back_what_landed_meanwhile(webdav_mirror: DavMirror) -> No
         assert sorted(p.name for p in (webdav_mirror.root / "aa").iterdir()) == ["bb"]
         # renamed, then an upload creates the collection again before the check
         hidden = "aa/.sstate-mirror-prune-test"
-        moved = b._request("MOVE", b._target("aa/bb", True), what="test",
-                           headers={"Destination": b._url(hidden, True), "Overwrite": "F"})
+        moved = b._request("MOVE", b.paths.target("aa/bb", True), what="test",
+                           headers={"Destination": b.paths.url_of(hidden, True), "Overwrite": "F"})
         assert moved.status_code in (201, 204)
-        b._forget_collection((*b._base_segments, "aa", "bb"))
+        b._forget_collection((*b.paths.base_segments, "aa", "bb"))
         _put(b, "aa/bb/new", b"2")
         _put(b, f"{hidden}/sub/deep", b"3")
         _put(b, f"{hidden}/new", b"2")  # the same name on both sides
@@ -572,7 +612,7 @@ def test_digest_negotiated_on_an_upload(apache_server: DavServer) -> None:
     """The first request is an upload: the body is sent again after the challenge."""
     m = apache_server.mirror("digest")
     with _backend(m) as b:
-        b._known_collections.add(tuple(b._base_segments))  # no MKCOL before the PUT
+        b._known_collections.add(tuple(b.paths.base_segments))  # no MKCOL before the PUT
         src = io.BytesIO(b"0123456789" * 1000)
         b.put("payload", src, 10000)
         assert b.read("payload", 20000) == b"0123456789" * 1000

@@ -27,7 +27,8 @@ BAD: List[Tuple[str, str, str]] = [
     *[(cmd, "--used-within", v) for cmd in ("upload", "touch")
       for v in ("1x", "-1d", "", "1.5.d", "99999999999999999999w")],
     *[("clean", opt, v) for opt in ("--max-age", "--max-sig-age", "--min-age")
-      for v in ("30", "30x", "-1d", "d", "1e9999d")],
+      for v in ("30", "30x", "-1d", "d", "1e9999d")
+      if (opt, v) not in (("--max-age", "30"), ("--max-sig-age", "30"))],  # days, as isar-sstate
     *[("clean", "--max-size", v) for v in ("10Q", "-1G", "G", "1e999G", "nan")],
     *[("clean", "--max-versions", v) for v in ("0", "-1", "two")],
     *[("verify", opt, v) for opt, v in (("--sample", "-1"), ("--sample", "x"),

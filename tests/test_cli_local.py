@@ -106,7 +106,7 @@ def test_upload_skips_junk_reports_dangling_links(tmp_path: Path, cache: Path,
     code, out, _ = run(capsys, "upload", "-v", str(cache), str(mirror))
     assert code == 0
     assert "4 skipped" in out
-    assert "1 dangling symbolic link" in out and "2 temporary or partial file" in out
+    assert "1 dangling symbolic link" in out and "2 temporary or partial files" in out
     assert "1 not an sstate file" in out
     uploaded = set(contents(mirror))
     assert len(uploaded) == 93
@@ -135,7 +135,7 @@ def test_truncated_remote_copy_is_replaced(tmp_path: Path, oe_cache_a: Path,
     victim = next(mirror.rglob("*populate_sysroot.tar.zst"))
     victim.write_bytes(victim.read_bytes()[:10])
     code, out, _ = run(capsys, "upload", str(oe_cache_a), str(mirror))
-    assert code == 0 and "2 files" in out  # the archive and, with it, its .siginfo
+    assert code == 0 and "2 files " in out  # the archive and, with it, its .siginfo
     assert contents(mirror) == contents(oe_cache_a)
 
 
@@ -243,8 +243,7 @@ def test_clean_with_backdated_mtimes(tmp_path: Path, oe_cache_a: Path,
     (["--max-age", "1.5d"], "--max-age '1.5d' is not an age"),
     (["--max-age=-3d"], "not an age"),
     (["--max-age", "abc"], "not an age"),
-    (["--max-age", "7d", "--max-sig-age", "1d"], "may not be smaller"),
-    (["--max-age", "7d", "--max-sig-age", "3"], "not an age"),
+    (["--max-age", "7d", "--max-sig-age", "3x"], "not an age"),
 ])
 def test_clean_bad_ages_exit_2_before_any_deletion(tmp_path: Path, oe_cache_a: Path,
                                                    capsys: pytest.CaptureFixture[str],
@@ -282,9 +281,9 @@ def test_info_json_and_text(tmp_path: Path, oe_cache_b: Path,
 
 
 @pytest.mark.parametrize("target,message,code", [
-    ("ftp://host/sstate", "unsupported mirror URL scheme ftp://", 3),
-    ("https:/host/sstate", "malformed URL", 2),
-    ("s3:bucket", "malformed URL", 2),
+    ("ftp://host/sstate", "unsupported URL scheme ftp://", 2),
+    ("https:/host/sstate", "is not a valid URL", 2),
+    ("s3:bucket", "is not a valid URL", 2),
 ])
 def test_bad_urls_never_become_directories(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                            capsys: pytest.CaptureFixture[str],
@@ -307,7 +306,7 @@ def test_registered_backend_without_module_is_not_available(
 
 def test_credentials_in_url_are_not_echoed(capsys: pytest.CaptureFixture[str]) -> None:
     rc, out, err = run(capsys, "info", "ftp://alice:s3cr3t@host/x")
-    assert rc == 3 and "s3cr3t" not in out + err and "alice" not in out + err
+    assert rc == 2 and "s3cr3t" not in out + err and "alice" not in out + err
 
 
 def test_entry_points(tmp_path: Path, oe_cache_a: Path) -> None:

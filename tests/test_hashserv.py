@@ -394,7 +394,7 @@ def test_analyze_explains_misses_by_the_servers_unihash(
     assert tasks["alpha-native"]["causes"][0]["kind"] == "server-unknown"
     kinds = {g["kind"] for g in json.loads(out)["root_causes"]}
     assert {"server-equivalent", "server-unknown"} <= kinds
-    assert "1 misses have an equivalent archive" in err
+    assert "1 miss has an equivalent archive" in err
 
 
 def test_upload_names_the_hash_server_database_among_skipped_files(

@@ -12,7 +12,10 @@ import struct
 import subprocess
 import sys
 import termios
+import threading
 from pathlib import Path
+
+import pytest
 
 from sstate_mirror.cli.progress import LineProgress, QuietProgress, RichProgress, make_progress
 from sstate_mirror.cli.ui import UI
@@ -54,11 +57,13 @@ def test_short_phases_are_quiet_without_verbose() -> None:
     assert out.getvalue() == ""
 
 
-def _run_in_pty(argv: list[str]) -> tuple[int, str]:
+def _pty_output(argv: list[str], columns: int, rows: int = 40) -> tuple[int, bytes]:
+    """Run the command under a pseudo-terminal of this size; its exit code and output."""
     master, slave = pty.openpty()
-    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 40, 160, 0, 0))
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", rows, columns, 0, 0))
     env = dict(os.environ, PYTHONPATH=SRC, TERM="xterm-256color")
-    env.pop("NO_COLOR", None)
+    for name in ("NO_COLOR", "COLUMNS", "LINES"):
+        env.pop(name, None)
     proc = subprocess.Popen([sys.executable, "-m", "sstate_mirror", *argv], stdin=slave,
                             stdout=slave, stderr=slave, env=env, close_fds=True)
     os.close(slave)
@@ -76,7 +81,12 @@ def _run_in_pty(argv: list[str]) -> tuple[int, str]:
         chunks.append(data)
     proc.wait(timeout=60)
     os.close(master)
-    return proc.returncode, b"".join(chunks).decode(errors="replace")
+    return proc.returncode, b"".join(chunks)
+
+
+def _run_in_pty(argv: list[str]) -> tuple[int, str]:
+    code, data = _pty_output(argv, 160)
+    return code, data.decode(errors="replace")
 
 
 def test_terminal_shows_live_progress(tmp_path: Path, oe_cache_a: Path) -> None:
@@ -97,3 +107,61 @@ def test_pipe_output_stays_plain(tmp_path: Path, oe_cache_a: Path) -> None:
     assert res.returncode == 0
     assert "\x1b" not in res.stdout + res.stderr
     assert res.stdout.splitlines()[-1].startswith("upload: 93 files (426.1 KiB) uploaded")
+
+
+def _screen(argv: list[str], columns: int) -> tuple[int, list[str]]:
+    """Run under a pseudo-terminal ``columns`` wide and return what the screen shows at the
+    end (pyte plays the bytes as a terminal would, redraws and erasures included)."""
+    import pyte
+
+    code, data = _pty_output(argv, columns, rows=200)
+    screen = pyte.Screen(columns, 200)
+    pyte.ByteStream(screen).feed(data)
+    return code, [line.rstrip() for line in screen.display if line.strip()]
+
+
+@pytest.mark.parametrize("columns", [80, 70])
+def test_bars_fit_the_terminal_without_cutting_counts(tmp_path: Path, oe_cache_a: Path,
+                                                      columns: int) -> None:
+    code, lines = _screen(["upload", str(oe_cache_a), str(tmp_path / "m")], columns)
+    assert code == 0
+    text = "\n".join(lines)
+    for count in ("93/93 files", "67/67 files", "26/26 files"):  # listing, both uploads
+        assert count in text, text
+    assert not re.search(r"\d…|…\d|… files", text), text
+    assert "upload: 93 files" in text
+
+
+@pytest.mark.parametrize("columns", [80, 70])
+def test_rounds_of_one_phase_leave_one_line(tmp_path: Path, oe_cache_a: Path,
+                                            oe_cache_b: Path, columns: int) -> None:
+    mirror = tmp_path / "m"
+    subprocess.run([sys.executable, "-m", "sstate_mirror", "upload", "-q", str(oe_cache_a),
+                    str(mirror)], check=True, env=dict(os.environ, PYTHONPATH=SRC))
+    code, lines = _screen(["analyze", str(oe_cache_b), str(mirror), "--color", "never"],
+                          columns)
+    assert code == 0
+    reading = [line for line in lines if "reading signatures" in line]
+    assert len(reading) == 1, "\n".join(lines)
+    assert not re.search(r"\d…|…\d|… files", "\n".join(lines))
+
+
+def test_line_progress_prints_status_while_a_phase_waits() -> None:
+    class Lines(io.StringIO):
+        def __init__(self) -> None:
+            super().__init__()
+            self.seen = threading.Event()
+
+        def write(self, text: str) -> int:
+            if "waiting phase" in text:
+                self.seen.set()
+            return super().write(text)
+
+    out = Lines()
+    p = LineProgress(UI(out=out, err=io.StringIO()), heartbeat=0.05)
+    p.phase("waiting phase", 10)
+    # no advance(): the status line comes from the timer alone
+    assert out.seen.wait(30)
+    p.done()
+    p.close()
+    assert out.getvalue().startswith("waiting phase: 0/10 files")

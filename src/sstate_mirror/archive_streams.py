@@ -20,12 +20,13 @@ delivers, enforces a cap on the decompressed size and remembers the last bytes i
 
 from __future__ import annotations
 
-import io
 import zlib
 from collections.abc import Callable
 from typing import IO, Optional
 
 import zstandard
+
+from .chunkstream import ChunkStream
 
 ZSTD_MAGIC = 0xFD2FB528
 SKIPPABLE_MASK = 0xFFFFFFF0
@@ -112,17 +113,16 @@ class _Input:
         return self.pos >= len(self.buf)
 
 
-class DecodedStream(io.RawIOBase):
+class DecodedStream(ChunkStream):
     """Decompressed bytes, produced on demand; subclasses implement :meth:`_produce`."""
 
     def __init__(self, source: IO[bytes], *, max_output: int,
                  on_bytes: Optional[Callable[[int], None]] = None) -> None:
-        super().__init__()
+        super().__init__(())
         self.input = _Input(source, on_bytes)
         self.max_output = max_output
         self.delivered = 0
-        self._pending = b""
-        self._done = False
+        self._produced = 0
         self._tail = bytearray()
         self._tail_start = 0
 
@@ -132,32 +132,25 @@ class DecodedStream(io.RawIOBase):
         """The next piece of output (may be empty), or None at the end of the data."""
         raise NotImplementedError
 
-    # -- io.RawIOBase -------------------------------------------------------------------
+    # -- the chunk stream's hooks -------------------------------------------------------
 
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, buffer: bytearray | memoryview) -> int:  # type: ignore[override]
-        view = memoryview(buffer).cast("B")
-        while not self._pending and not self._done:
+    def next_chunk(self) -> Optional[bytes]:
+        while True:
             piece = self._produce()
             if piece is None:
-                self._done = True
-            elif piece:
-                if self.delivered + len(piece) > self.max_output:
+                return None
+            if piece:
+                self._produced += len(piece)
+                if self._produced > self.max_output:
                     raise LimitExceeded(
                         f"decompressed data exceeds the limit of {self.max_output} bytes")
-                self._pending = piece
-        n = min(len(view), len(self._pending))
-        if n == 0:
-            return 0
-        view[:n] = self._pending[:n]
-        self._remember(self._pending[:n])
-        self._pending = self._pending[n:]
-        self.delivered += n
-        return n
+                return piece
 
-    def _remember(self, data: bytes) -> None:
+    def handed_out(self, data: memoryview) -> None:
+        self._remember(data)
+        self.delivered += len(data)
+
+    def _remember(self, data: memoryview) -> None:
         self._tail += data
         excess = len(self._tail) - TAIL_KEEP
         if excess > 0:
@@ -247,8 +240,8 @@ class ZstdStream(DecodedStream):
                 if _starts_a_magic(magic_bytes):
                     raise ArchiveDefect(f"the data ends inside the magic number of zstd frame"
                                         f" {self.frames + 1}", truncated=True)
-                raise ArchiveDefect(f"{len(magic_bytes)} stray bytes after the last zstd frame"
-                                    f" (at byte {start})")
+                raise ArchiveDefect(f"trailing garbage after the last zstd frame:"
+                                    f" {len(magic_bytes)} stray bytes (at byte {start})")
             magic = int.from_bytes(magic_bytes, "little")
             if (magic & SKIPPABLE_MASK) == SKIPPABLE_MAGIC:
                 size = int.from_bytes(self._need(4, "a skippable frame's size"), "little")
@@ -259,7 +252,7 @@ class ZstdStream(DecodedStream):
                 continue
             if magic != ZSTD_MAGIC:
                 where = ("not a zstd stream" if start == 0
-                         else f"garbage after zstd frame {self.frames}")
+                         else f"trailing garbage after zstd frame {self.frames}")
                 raise ArchiveDefect(f"{where} (magic {magic:08x} at byte {start})")
             return self._frame_header(magic_bytes)
 

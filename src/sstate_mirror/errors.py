@@ -22,11 +22,21 @@ from __future__ import annotations
 
 from typing import Optional
 
+#: The exit codes, in one place (the README documents them; the CLI returns them).
+EXIT_OK = 0
+EXIT_FAILED = 1
+"""The job ran but something failed (a transfer, a delete), or a check found problems."""
+EXIT_USAGE = 2
+"""Bad command line or unreadable input; nothing was touched."""
+EXIT_BACKEND = 3
+"""The mirror or the cache could not be used at all."""
+EXIT_INTERRUPTED = 130
+
 
 class SstateMirrorError(Exception):
     """Base of every error this tool reports without a traceback."""
 
-    exit_code = 1
+    exit_code = EXIT_FAILED
 
     def __init__(self, message: str, *, hint: Optional[str] = None) -> None:
         super().__init__(message)
@@ -40,19 +50,19 @@ class SstateMirrorError(Exception):
 class UsageError(SstateMirrorError):
     """The command line asks for something impossible; nothing was touched."""
 
-    exit_code = 2
+    exit_code = EXIT_USAGE
 
 
 class SignatureError(SstateMirrorError):
     """A .siginfo/.sigdata file is malformed, too large or unsafe to read."""
 
-    exit_code = 2
+    exit_code = EXIT_USAGE
 
 
 class BackendError(SstateMirrorError):
     """A storage operation failed. ``url`` names the mirror (redacted), ``path`` the object."""
 
-    exit_code = 3
+    exit_code = EXIT_BACKEND
     retryable = False
     #: The backend already retried the failing request as often as ``--retries`` allows, so
     #: the transfer layer must not retry the whole operation again (that would multiply the
@@ -97,4 +107,4 @@ class TransientError(BackendError):
 class Interrupted(SstateMirrorError):
     """The user pressed Ctrl-C; in-flight work was finished or rolled back."""
 
-    exit_code = 130
+    exit_code = EXIT_INTERRUPTED

@@ -329,6 +329,16 @@ def group_artifacts(artifacts: Iterable[Artifact]) -> Dict[str, Group]:
     return groups
 
 
+_HASH_DIRECTORY = re.compile(r"[0-9a-fA-F]{2}")
+
+
+def is_hash_directory(name: str) -> bool:
+    """Whether a directory name is a hash fan-out level of the ``hh/hh`` (or ``hh``) layout:
+    two hex digits, the start of the hashes of the files below it. Listings use it to
+    split a mirror into even parts (the names are uniformly spread)."""
+    return _HASH_DIRECTORY.fullmatch(name) is not None
+
+
 def layout_of(path: str, name: SstateName) -> str:
     """Which directory layout a path uses: ``hh/hh``, ``hh`` or ``flat`` (anything else).
 
@@ -355,6 +365,35 @@ def directory_prefix(path: str, name: SstateName, layout: Optional[str] = None) 
 
 
 
+def _is_native(pn: str) -> bool:
+    """Recipes bitbake files under ``${NATIVELSBSTRING}/`` (native, cross, crosssdk)."""
+    return pn.endswith("-native") or "-cross" in pn
+
+
+def nested_cache_roots(artifacts: Iterable[Artifact]) -> List[str]:
+    """The directories holding caches of their own, when nothing lies at the top.
+
+    A cache has its non-native artifacts at its top (``hh/hh/`` right below it) and native
+    ones below a ``NATIVELSBSTRING`` directory. A directory with no sstate file at its top
+    but with directories that hold non-native artifacts at theirs is one level too high
+    (``oe-wrynose/`` holding ``cache-a/`` and ``cache-b/``): this returns those directories,
+    or ``[]`` when something lies at the top or nothing looks like a cache below.
+    """
+    roots = set()
+    for art in artifacts:
+        if art.name is None or art.kind not in (Kind.ARCHIVE, Kind.SIGINFO):
+            continue
+        layout = layout_of(art.path, art.name)
+        if layout == "flat":  # not where a cache puts it: says nothing about where one starts
+            continue
+        prefix = directory_prefix(art.path, art.name, layout)
+        if prefix == "":
+            if not _is_native(art.name.pn):
+                return []
+            continue
+        if not _is_native(art.name.pn):
+            roots.add(prefix)
+    return sorted(roots)
 def pin_path(name: str) -> str:
     """Where the pin called ``name`` is stored on a mirror."""
     return f"{PINS_DIR}/{name}{PIN_SUFFIX}"

@@ -5,12 +5,11 @@ failures (item -> error) instead of raising on the first one, so one bad object 
 the outcome of the others. Progress is reported through a :class:`Progress` callback object;
 only the CLI decides how to draw it.
 
-Transient errors (:class:`~sstate_mirror.errors.TransientError`) are retried here with
-exponential backoff and jitter, around the whole operation: a half-sent upload whose stream
-cannot be rewound is restarted from a freshly opened source. Backends retry single requests
-themselves (they know which ones are safe to repeat); an error they already retried
-(``BackendError.retried``) is not retried again here, so ``--retries N`` bounds the attempts
-of any request at N + 1.
+Each operation runs under the one retry policy (:mod:`sstate_mirror.retry`): a transient
+failure that the backend did not already retry is retried here around the whole operation
+(a half-sent upload whose stream cannot be rewound is restarted from a freshly opened
+source; an upload whose ``MOVE`` broke off starts again with its ``PUT``). Retries are
+reported through :mod:`sstate_mirror.events`, not through :class:`Progress`.
 
 On Ctrl-C, pending items are cancelled, in-flight ones are allowed to finish (an atomic put
 either completes or removes its temporary file), and :class:`TransferInterrupted` (a
@@ -20,12 +19,11 @@ it before exiting with 130.
 
 from __future__ import annotations
 
-import random
-import time
 from collections.abc import Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from typing import Callable, Dict, List, Optional, Set, TypeVar
 
+from . import retry
 from .errors import BackendError, PermanentError, SstateMirrorError
 
 T = TypeVar("T")
@@ -40,9 +38,6 @@ class Progress:
 
     def advance(self, items: int = 1, nbytes: int = 0) -> None:
         """Items (and bytes) of the current phase are done."""
-
-    def retry(self, what: str, error: BaseException, delay: float) -> None:
-        """An operation failed transiently and will be retried after ``delay`` seconds."""
 
     def done(self) -> None:
         """The current phase is finished."""
@@ -79,29 +74,9 @@ def as_backend_error(exc: BaseException, what: str) -> BackendError:
     return PermanentError(f"{what}: unexpected {type(exc).__name__}: {exc}")
 
 
-def call_with_retries(
-    fn: Callable[[], R],
-    *,
-    retries: int,
-    what: str,
-    progress: Optional[Progress] = None,
-    base_delay: float = 0.5,
-    max_delay: float = 30.0,
-    sleep: Callable[[float], None] = time.sleep,
-) -> R:
-    """Call ``fn``; on a transient error wait and retry, at most ``retries`` more times."""
-    attempt = 0
-    while True:
-        try:
-            return fn()
-        except BackendError as exc:
-            if not exc.retryable or exc.retried or attempt >= retries:
-                raise
-            delay = min(max_delay, base_delay * (2**attempt)) * (0.5 + random.random() / 2)  # noqa: S311
-            if progress is not None:
-                progress.retry(what, exc, delay)
-            sleep(delay)
-            attempt += 1
+def call_with_retries(fn: Callable[[], R], *, retries: int, what: str) -> R:
+    """Call ``fn`` under the one retry policy (:func:`sstate_mirror.retry.call`)."""
+    return retry.call(fn, retries=retries, what=what)
 
 
 def run_parallel(
@@ -125,8 +100,7 @@ def run_parallel(
 
     def work(index: int) -> None:
         item = items[index]
-        call_with_retries(lambda: fn(item), retries=retries, what=describe(item),
-                          progress=progress)
+        call_with_retries(lambda: fn(item), retries=retries, what=describe(item))
 
     executor = ThreadPoolExecutor(max_workers=max(1, min(jobs, len(items))),
                                   thread_name_prefix="sstate-mirror")

@@ -1,11 +1,12 @@
 """Storage backends, and the one place that looks at a URL scheme.
 
-``open_backend(url)`` picks the backend for ``s3://``, ``http(s)://``, ``file://`` or a plain
-path. Backends are imported lazily so that a command on a directory never pays for boto3.
+``open_backend(url)`` picks the backend for a URL whose scheme is in the table below, or for a
+plain path. Backends are imported lazily so that a command on a directory never pays for boto3.
 """
 
 from __future__ import annotations
 
+import difflib
 import importlib
 import re
 from typing import Dict, Optional, Tuple
@@ -14,6 +15,7 @@ from ..errors import BackendUnavailable, UsageError
 from .base import Backend, BackendOptions, Entry, Properties, redact_url
 
 __all__ = [
+    "SUPPORTED_SCHEMES",
     "Backend",
     "BackendOptions",
     "Entry",
@@ -21,10 +23,13 @@ __all__ = [
     "open_backend",
     "redact_url",
     "scheme_of",
+    "supported_locations",
 ]
 
-#: scheme -> (module, class). A scheme listed here whose module does not exist yet reads as
-#: "not available", never as a local directory named "https:".
+#: The one table of supported schemes: scheme -> (module, class). A scheme listed here whose
+#: module does not exist yet reads as "not available", never as a local directory named
+#: "https:". Everything else (help texts, the list in error messages, did-you-mean) derives
+#: from it, so adding a backend is one line here.
 _BACKENDS: Dict[str, Tuple[str, str]] = {
     "file": ("local", "LocalBackend"),
     "s3": ("s3", "S3Backend"),
@@ -32,37 +37,84 @@ _BACKENDS: Dict[str, Tuple[str, str]] = {
     "https": ("webdav", "WebDAVBackend"),
 }
 
-#: Schemes people type that we do not serve; reject them instead of making a directory.
-_OTHER_URL_SCHEMES = {"ftp", "ftps", "sftp", "ssh", "scp", "gs", "gcs", "az", "azure", "dav",
-                      "davs", "webdav", "webdavs", "rsync", "git", "nfs", "smb", "hf"}
+#: The supported URL schemes, in the order messages list them.
+SUPPORTED_SCHEMES: Tuple[str, ...] = tuple(_BACKENDS)
 
-_SCHEME_RE = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*):(//)?")
+_URL_RE = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*)://")
+_SCHEME_COLON_RE = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*):")
+_SCHEME_SLASHES_RE = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*)//")
 
 
-def scheme_of(url: str) -> str:
-    """The backend scheme of a target: ``file`` for plain paths."""
-    m = _SCHEME_RE.match(url)
-    if m is None:
-        return "file"
-    scheme = m.group(1).lower()
-    if scheme in _BACKENDS or scheme in _OTHER_URL_SCHEMES:
-        if m.group(2) is None:
+def supported_locations() -> str:
+    """'a directory, file://, http://, https:// or s3://' (for help and messages)."""
+    urls = [f"{s}://" for s in SUPPORTED_SCHEMES]
+    return "a directory, " + ", ".join(urls[:-1]) + " or " + urls[-1]
+
+
+#: Names people give WebDAV URLs; the server speaks HTTP, so they mean http(s)://.
+_ALIASES = {"dav": "http", "webdav": "http", "davs": "https", "webdavs": "https"}
+
+
+def _did_you_mean(scheme: str) -> str:
+    """A supported scheme one typo away (a letter wrong, missing, extra or swapped)."""
+    close = [_ALIASES[scheme]] if scheme in _ALIASES else [
+        s for s in difflib.get_close_matches(scheme, SUPPORTED_SCHEMES, n=3, cutoff=0.4)
+        if _one_typo_apart(scheme, s)]
+    return f"did you mean {close[0]}://? " if close else ""
+
+
+def _one_typo_apart(a: str, b: str) -> bool:
+    if abs(len(a) - len(b)) > 1:
+        return False
+    if len(a) == len(b):
+        diff = [i for i in range(len(a)) if a[i] != b[i]]
+        return len(diff) == 1 or (len(diff) == 2 and diff[1] == diff[0] + 1
+                                  and a[diff[0]] == b[diff[1]] and a[diff[1]] == b[diff[0]])
+    short, long_ = sorted((a, b), key=len)
+    return any(long_[:i] + long_[i + 1:] == short for i in range(len(long_)))
+
+
+def scheme_of(url: str, what: str = "TARGET") -> str:
+    """The backend scheme of a location: ``file`` for plain paths.
+
+    Decided from the text alone, before anything is read or written. An empty location, a
+    ``WORD://`` URL whose scheme is not supported, a supported scheme without ``//``
+    (``s3:bucket``; ``file:/path`` is a valid file URL) and a path that starts with a
+    scheme's name and ``//`` (``s3//bucket``: nobody means a directory named ``s3`` there) are
+    usage errors that quote what was typed. ``what`` names the argument in messages.
+    """
+    if not url.strip():
+        raise UsageError(f"{what} is empty",
+                         hint="is a variable unset? give a directory or a URL"
+                              f" ({supported_locations()})")
+    m = _URL_RE.match(url)
+    if m is not None:
+        scheme = m.group(1).lower()
+        if scheme not in _BACKENDS:
             raise UsageError(
-                f"malformed URL {redact_url(url)!r}: expected {scheme}://...",
-                hint="for a local directory whose name contains ':', write ./" + url,
-            )
+                f"{what} {url!r}: unsupported URL scheme {m.group(1)}://",
+                hint=f"{_did_you_mean(scheme)}supported: {supported_locations()}")
         return scheme
+    m = _SCHEME_SLASHES_RE.match(url)
+    if m is not None and m.group(1).lower() in _BACKENDS:
+        scheme = m.group(1).lower()
+        raise UsageError(
+            f"{what} {url!r} is not a valid URL: ':' is missing after {m.group(1)}",
+            hint=f"write {scheme}://{url[m.end():]} (or ./{url} for a local directory)")
+    m = _SCHEME_COLON_RE.match(url)
+    if m is not None and m.group(1).lower() in _BACKENDS:
+        scheme = m.group(1).lower()
+        if scheme == "file" and url[m.end():].startswith("/"):
+            return "file"  # file:/srv/x (RFC 8089)
+        raise UsageError(
+            f"{what} {url!r} is not a valid URL: expected {scheme}://...",
+            hint=f"for a local directory whose name contains ':', write ./{url}")
     return "file"  # e.g. "sstate:zlib..." or "dir:with:colons" is a relative path
 
 
 def open_backend(url: str, options: Optional[BackendOptions] = None) -> Backend:
     """The backend for ``url`` (not yet contacted: call ``check()`` before relying on it)."""
     scheme = scheme_of(url)
-    if scheme not in _BACKENDS:
-        raise BackendUnavailable(
-            f"unsupported mirror URL scheme {scheme}:// in {redact_url(url)}",
-            hint="use a directory path, file://, http://, https:// or s3://",
-        )
     module_name, class_name = _BACKENDS[scheme]
     try:
         module = importlib.import_module(f"{__name__}.{module_name}")

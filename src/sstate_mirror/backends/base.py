@@ -93,6 +93,9 @@ class BackendOptions:
     pipelining: bool = True
     # all
     timeout: float = 60.0
+    """Seconds to wait for an answer (or the next bytes of one): the read timeout."""
+    connect_timeout: float = 60.0
+    """Seconds to wait for a connection (aws-cli's and rclone's default is a minute too)."""
     retries: int = 5
 
 

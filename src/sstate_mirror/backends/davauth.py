@@ -5,14 +5,13 @@ Nothing here ever puts a secret in a ``repr`` or a message.
 
 from __future__ import annotations
 
-import logging
 import netrc
 import os
 from typing import Generator, Optional, Tuple
 
 import httpx
 
-log = logging.getLogger(__name__)
+from .. import events
 
 
 class BearerAuth(httpx.Auth):
@@ -88,7 +87,7 @@ def netrc_lookup(host: str) -> Optional[Tuple[str, str]]:
     except (netrc.NetrcParseError, OSError) as exc:
         # the parser's message may quote a token from the file: say where, not what
         line = getattr(exc, "lineno", None)
-        log.warning("cannot read %s%s; ignoring it", path, f" (line {line})" if line else "")
+        events.warning("cannot read %s%s; ignoring it", path, f" (line {line})" if line else "")
         return None
     if not found:
         return None

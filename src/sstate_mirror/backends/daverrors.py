@@ -7,7 +7,6 @@ hint says what to change (credentials, server configuration, options).
 from __future__ import annotations
 
 import ssl
-import weakref
 from typing import Optional, Union
 
 import httpx
@@ -24,8 +23,9 @@ NO_DAV_STATUSES = {405, 501}
 #: An answer through httpx (streamed) or through a pipeline (read).
 AnyResponse = Union[httpx.Response, Answer]
 
-#: Answers returned after the last allowed retry, so their error is not retried again.
-retries_used: weakref.WeakSet[httpx.Response] = weakref.WeakSet()
+#: Set in a streamed answer's ``extensions`` when it came after the last allowed retry,
+#: so that its error is not retried again (a read :class:`Answer` says it in ``retried``).
+RETRIED = "sstate_mirror.retried"
 
 
 def translate(
@@ -83,15 +83,43 @@ def translate(
         return TransientError(f"{what}: cannot connect to {url}: {text or 'refused'}",
                               url=url, path=path,
                               hint="check the URL and that the server is running")
+    if isinstance(exc, httpx.ConnectTimeout):
+        return TransientError(f"{what}: no connection to {url} in time (connect timeout)",
+                              url=url, path=path,
+                              hint="check the URL and the network; --connect-timeout sets the"
+                              " wait")
     if isinstance(exc, httpx.TimeoutException):
-        return TransientError(f"{what}: {url} did not answer in time ({type(exc).__name__})",
-                              url=url, path=path, hint="raise --timeout for slow servers")
+        return TransientError(f"{what}: no answer from the server in time ({url}: it took"
+                              " the request and said nothing)", url=url, path=path,
+                              hint="the server or something in front of it hangs; if it is"
+                              " only slow, raise --timeout")
     if isinstance(exc, (httpx.NetworkError, httpx.RemoteProtocolError)):
         return TransientError(f"{what}: connection to {url} failed: {exc}", url=url,
                               path=path)
     if isinstance(exc, (httpx.UnsupportedProtocol, httpx.InvalidURL)):
         return PermanentError(f"{what}: {exc}", url=url, path=path)
     return PermanentError(f"{what}: {exc}", url=url, path=path)
+
+
+def refuse_encoding(response: AnyResponse, what: str, url: str,
+                    path: Optional[str]) -> Optional[BackendError]:
+    """The error for an answer in a ``Content-Encoding`` other than ``identity``, else None.
+
+    Every request asks for ``Accept-Encoding: identity``. A compressed answer all the same
+    is refused unread: a few KiB of zstd can decode to gigabytes before any size limit sees
+    them, and a compressed GET would not be the file (its size, its checksum).
+    """
+    encodings = [e.strip().lower() for v in response.headers.get_list("Content-Encoding")
+                 for e in v.split(",") if e.strip()]
+    if all(e == "identity" for e in encodings):
+        return None
+    return PermanentError(
+        f"{what}: the server sent a {', '.join(encodings)}-encoded answer although"
+        f" 'identity' was asked for; refusing it ({url})",
+        url=url, path=path,
+        hint="something in front of the WebDAV server compresses answers: turn that off"
+        " for this location",
+    )
 
 
 def pipe_error(failure: Failure, what: str, url: str, path: Optional[str]) -> BackendError:
@@ -106,8 +134,10 @@ def pipe_error(failure: Failure, what: str, url: str, path: Optional[str]) -> Ba
         return PermanentError(f"{what}: TLS handshake with {url} failed: {failure.reason}",
                               url=url, path=path)
     if failure.kind == "timeout":
-        return TransientError(f"{what}: {url} did not answer in time ({failure.reason})",
-                              url=url, path=path, hint="raise --timeout for slow servers")
+        return TransientError(f"{what}: {failure.reason} ({url}: it took the request and"
+                              " said nothing)", url=url, path=path,
+                              hint="the server or something in front of it hangs; if it is"
+                              " only slow, raise --timeout")
     if failure.reason.startswith("cannot connect"):
         return TransientError(f"{what}: {failure.reason} ({url})", url=url, path=path,
                               hint="check the URL and that the server is running")

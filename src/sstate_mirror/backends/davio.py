@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import io
-from typing import IO, Iterator, Optional
+from typing import IO, Iterator, List, Optional, Tuple
 
 import httpx
 
+from ..chunkstream import ChunkStream
 from ..errors import PermanentError
 from .daverrors import translate
 
@@ -61,37 +61,41 @@ class Body:
                 " (did the file change during the upload?)", path=self.path)
 
 
-class ResponseReader(io.RawIOBase):
-    """A GET body as a readable stream, with transport errors in the project's terms."""
+class ResponseReader(ChunkStream):
+    """A GET body as a readable stream, with transport errors in the project's terms.
+
+    The body is read raw: nothing is decoded (a ``Content-Encoding`` is refused before a
+    reader is made, see :func:`~.daverrors.refuse_encoding`).
+    """
 
     def __init__(self, response: httpx.Response, url: str, path: str) -> None:
-        super().__init__()
-        self._iter = response.iter_bytes(CHUNK)  # undoes a Content-Encoding, if any
-        self._buffer = b""
-        self._url = url
-        self._path = path
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, b: bytearray | memoryview) -> int:  # type: ignore[override]
-        if not self._buffer:
-            try:
-                self._buffer = next(self._iter, b"")
-            except httpx.HTTPError as exc:
-                raise translate(f"cannot read {self._path}", url=self._url, path=self._path,
-                                exc=exc) from exc
-            if not self._buffer:
-                return 0
-        n = min(len(b), len(self._buffer))
-        b[:n] = self._buffer[:n]
-        self._buffer = self._buffer[n:]
-        return n
+        super().__init__(iter_body(response, url, path, f"cannot read {path}", CHUNK))
 
 
-def iter_body(response: httpx.Response, url: str, rel: str) -> Iterator[bytes]:
+def iter_body(response: httpx.Response, url: str, rel: str, what: Optional[str] = None,
+              chunk_size: Optional[int] = None) -> Iterator[bytes]:
+    """The raw bytes of a streamed answer (as they arrive, or in ``chunk_size`` pieces),
+    transport errors in the project's terms."""
     try:
-        yield from response.iter_bytes()
+        yield from response.iter_raw(chunk_size)
     except httpx.HTTPError as exc:
-        raise translate(f"cannot list {rel or 'the mirror root'}", url=url, path=rel or None,
-                        exc=exc) from exc
+        raise translate(what or f"cannot list {rel or 'the mirror root'}", url=url,
+                        path=rel or None, exc=exc) from exc
+
+
+def read_bounded(response: httpx.Response, limit: int, url: str, what: str,
+                 path: Optional[str]) -> Tuple[bytes, bool]:
+    """A small answer's body, at most ``limit`` bytes; True when it was longer (and cut).
+
+    A cut answer's connection is closed, not read to its end.
+    """
+    parts: List[bytes] = []
+    size = 0
+    for chunk in iter_body(response, url, path or "", what):
+        size += len(chunk)
+        if size > limit:
+            response.close()
+            parts.append(chunk[: limit - (size - len(chunk))])
+            return b"".join(parts), True
+        parts.append(chunk)
+    return b"".join(parts), False

@@ -22,6 +22,8 @@ from xml.etree.ElementTree import Element, ParseError
 import defusedxml
 import defusedxml.ElementTree as SafeET
 
+from ..chunkstream import ChunkStream
+
 DAV = "{DAV:}"
 
 #: Properties asked for in every PROPFIND: only what a listing needs, so answers stay small.
@@ -31,6 +33,10 @@ PROPFIND_BODY = (
     b"<D:resourcetype/><D:getcontentlength/><D:getlastmodified/><D:creationdate/>"
     b"</D:prop></D:propfind>"
 )
+
+
+#: The same and the entity tag: what a touch needs to make its MOVE conditional.
+PROPFIND_ETAG_BODY = PROPFIND_BODY.replace(b"<D:creationdate/>", b"<D:creationdate/><D:getetag/>")
 
 
 def proppatch_lastmodified_body(http_date: str) -> bytes:
@@ -60,9 +66,11 @@ class DavResponse:
     mtime: Optional[float]
     prop_status: Optional[int]
     """The status of the first propstat (for PROPPATCH answers)."""
+    etag: Optional[str] = None
+    """``getetag`` where asked for (:data:`PROPFIND_ETAG_BODY`), as an HTTP entity-tag."""
 
 
-class LimitedReader(io.RawIOBase):
+class LimitedReader(ChunkStream):
     """A file-like view of a byte iterator that refuses to deliver more than the limits allow.
 
     ``max_total`` bounds the body; ``max_element`` bounds the bytes read since :meth:`mark`
@@ -70,37 +78,21 @@ class LimitedReader(io.RawIOBase):
     """
 
     def __init__(self, chunks: Iterable[bytes], max_total: int, max_element: int) -> None:
-        super().__init__()
-        self._chunks = iter(chunks)
-        self._buffer = b""
+        super().__init__(chunks)
         self.total = 0
         self._mark = 0
         self.max_total = max_total
         self.max_element = max_element
 
-    def readable(self) -> bool:
-        return True
-
     def mark(self) -> None:
         self._mark = self.total
 
-    def readinto(self, b: bytearray | memoryview) -> int:  # type: ignore[override]
-        if not self._buffer:
-            for chunk in self._chunks:
-                if chunk:
-                    self._buffer = chunk
-                    break
-            else:
-                return 0
-        n = min(len(b), len(self._buffer))
-        b[:n] = self._buffer[:n]
-        self._buffer = self._buffer[n:]
-        self.total += n
+    def handed_out(self, data: memoryview) -> None:
+        self.total += len(data)
         if self.total > self.max_total:
             raise XMLError(f"answer larger than the {self.max_total} bytes allowed")
         if self.total - self._mark > self.max_element:
             raise XMLError(f"one XML element larger than the {self.max_element} bytes allowed")
-        return n
 
 
 def iter_multistatus(reader: LimitedReader) -> Iterator[DavResponse]:
@@ -167,6 +159,7 @@ def _response(elem: Element) -> DavResponse:
     lastmod: Optional[float] = None
     created: Optional[float] = None
     prop_status: Optional[int] = None
+    etag: Optional[str] = None
     for propstat in elem.findall(DAV + "propstat"):
         pst = _status(propstat.findtext(DAV + "status"))
         if prop_status is None:
@@ -195,6 +188,13 @@ def _response(elem: Element) -> DavResponse:
         text = prop.findtext(DAV + "creationdate")
         if text and text.strip():
             created = parse_iso8601(text.strip())
+        text = prop.findtext(DAV + "getetag")
+        if text and text.strip():
+            etag = text.strip()
+            if not etag.endswith('"'):  # some servers (wsgidav) leave out the quotes
+                etag = f'"{etag}"'
+            if not _ETAG_RE.fullmatch(etag):
+                etag = None  # nothing that could not go back into a header as it is
     return DavResponse(
         href=href,
         status=status,
@@ -202,9 +202,11 @@ def _response(elem: Element) -> DavResponse:
         size=size,
         mtime=lastmod if lastmod is not None else created,
         prop_status=prop_status,
+        etag=etag,
     )
 
 
+_ETAG_RE = re.compile(r'(W/)?"[\x21\x23-\x5a\x5e-\x7e]{0,200}"')
 _STATUS_RE = re.compile(r"^\s*HTTP/\d(?:\.\d)?\s+(\d{3})\b")
 
 

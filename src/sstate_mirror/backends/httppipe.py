@@ -13,19 +13,22 @@ connection), hence this small loop of our own: one thread, a few non-blocking co
 ``selectors``. Answers are parsed by ``h11``, the HTTP/1.1 state machine under httpx, so
 framing (``Content-Length``, chunked, ``Connection: close``) is not re-implemented here.
 
-Only idempotent requests go through a pipeline (``PROPFIND``, ``DELETE``): when a
-connection breaks, whatever was not answered is simply sent again on a new one. A server
-that closes a connection after N requests (Apache's ``MaxKeepAliveRequests``, nginx's
-``keepalive_requests``) is noticed and sent no more than N per connection from then on; a
-server or proxy that stalls on pipelined requests (nothing answered in time with several in
-flight) makes the pipeline fall back to one request at a time for the rest of the run.
+The WebDAV backend sends its small requests this way (``PROPFIND``, ``DELETE``, ``PUT`` of
+small files, ``MOVE``, ``MKCOL``, ``COPY``, ``PROPPATCH``), through one request API in
+:mod:`.davtransport` that falls back to httpx where pipelining is off. Retries follow the
+one policy of :mod:`sstate_mirror.retry`: when a connection breaks, whatever was not
+answered is sent again on a new one, except a request that is not ``idempotent`` (``MOVE``)
+and may have been carried out: that one fails, unretried, and the operation that sent it is
+retried as a whole. A server that closes a connection after N requests (Apache's
+``MaxKeepAliveRequests``, nginx's ``keepalive_requests``) is noticed and sent no more than N
+per connection from then on; a server or proxy that stalls on pipelined requests (nothing
+answered in time with several in flight) makes the pipeline fall back to one request at a
+time for the rest of the run. Each retry is reported through :mod:`sstate_mirror.events`.
 """
 
 from __future__ import annotations
 
 import contextlib
-import logging
-import random
 import selectors
 import socket
 import ssl
@@ -37,7 +40,8 @@ from typing import Deque, Dict, FrozenSet, List, Optional, Sequence, Tuple, Unio
 
 import h11
 
-log = logging.getLogger(__name__)
+from .. import events
+from ..retry import backoff
 
 _RECV = 256 * 1024
 _END = h11.EndOfMessage()
@@ -109,6 +113,8 @@ class Failure:
     kind: str = "network"
     """``network`` (reset, cut, refused), ``timeout``, ``tls`` (handshake or certificate)."""
     cause: Optional[BaseException] = field(default=None, repr=False)
+    sent: bool = True
+    """False when the request never left (no connection): nothing can have been done."""
 
 
 Outcome = Union[Answer, Failure]
@@ -150,6 +156,7 @@ class Pipeline:
         host_header: str,
         ssl_context: Optional[ssl.SSLContext],
         timeout: float,
+        connect_timeout: Optional[float] = None,
         retries: int,
         connections: int = 4,
         depth: int = 32,
@@ -161,6 +168,7 @@ class Pipeline:
         self.port = port
         self.ssl_context = ssl_context
         self.timeout = timeout
+        self.connect_timeout = timeout if connect_timeout is None else connect_timeout
         self.retries = retries
         self.connections = max(1, connections)
         self.depth = max(1, depth)
@@ -248,7 +256,8 @@ class Pipeline:
         for conn in list(self._conns):
             if conn.inflight and now - conn.last_progress > self.timeout:
                 self._broken(conn, Failure(
-                    f"no answer within {self.timeout:g} s", kind="timeout"), stalled=True)
+                    f"no answer from the server within {self.timeout:g} s", kind="timeout"),
+                    stalled=True)
 
     def _admit(self, now: float) -> None:
         """Put queued requests on connections (opening them as needed), ``depth`` each."""
@@ -317,9 +326,10 @@ class Pipeline:
 
     def _open(self) -> Optional[_Conn]:
         try:
-            sock = socket.create_connection((self.host, self.port), timeout=self.timeout)
+            sock = socket.create_connection((self.host, self.port),
+                                            timeout=self.connect_timeout)
         except OSError as exc:
-            self._connect_failed(Failure(f"cannot connect: {exc}", cause=exc))
+            self._connect_failed(Failure(f"cannot connect: {exc}", cause=exc, sent=False))
             return None
         try:
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
@@ -328,12 +338,12 @@ class Pipeline:
             sock.setblocking(False)
         except ssl.SSLError as exc:
             sock.close()
-            self._connect_failed(Failure(f"TLS handshake failed: {exc}", kind="tls", cause=exc),
-                                 permanent=True)
+            self._connect_failed(Failure(f"TLS handshake failed: {exc}", kind="tls", cause=exc,
+                                         sent=False), permanent=True)
             return None
         except OSError as exc:
             sock.close()
-            self._connect_failed(Failure(f"cannot connect: {exc}", cause=exc))
+            self._connect_failed(Failure(f"cannot connect: {exc}", cause=exc, sent=False))
             return None
         self._connect_failures = 0
         conn = _Conn(sock)
@@ -353,8 +363,8 @@ class Pipeline:
             self._connect_failures = 0
             return
         delay = backoff(self._connect_failures - 1)
-        log.info("connecting to %s:%d failed (%s), retry %d/%d in %.1fs", self.host, self.port,
-                 failure.reason, self._connect_failures, self.retries, delay)
+        events.retry(f"connecting to {self.host}:{self.port}", failure.reason,
+                     self._connect_failures, self.retries, delay)
         self._connect_after = time.monotonic() + delay
 
     def _drop_stale_idle(self) -> None:
@@ -385,7 +395,7 @@ class Pipeline:
         self._close(conn)
         if stalled and len(conn.inflight) > 1 and not self._degraded:
             self._degraded = True
-            log.warning("%s:%d did not answer pipelined requests in time; sending one"
+            events.warning("%s:%d did not answer pipelined requests in time; sending one"
                         " request at a time from now on", self.host, self.port)
         if not conn.inflight:
             return
@@ -425,8 +435,8 @@ class Pipeline:
             return False
         request.attempts += 1
         delay = backoff(request.attempts - 1, retry_after)
-        log.info("%s %s failed (%s), retry %d/%d in %.1fs", request.method, request.target,
-                 reason, request.attempts, self.retries, delay)
+        events.retry(f"{request.method} {request.target}", reason, request.attempts,
+                     self.retries, delay)
         request.not_before = time.monotonic() + delay
         self._delayed.append(request)
         return True
@@ -514,14 +524,6 @@ class Pipeline:
                 return
             answer.retried = True
         self._ready.append((request, answer))
-
-
-def backoff(attempt: int, retry_after: Optional[str] = None) -> float:
-    """Exponential backoff with jitter, or the server's ``Retry-After`` seconds (at most 60)."""
-    if retry_after and retry_after.strip().isdigit():
-        return min(60.0, float(retry_after.strip()))
-    base: float = min(10.0, 0.25 * 2.0**attempt)
-    return base * (0.5 + random.random() / 2)  # noqa: S311 - jitter, not crypto
 
 
 def _check(text: str) -> str:

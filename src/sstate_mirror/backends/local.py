@@ -37,12 +37,15 @@ _TRANSIENT_ERRNOS = {errno.EAGAIN, errno.EINTR, errno.ETIMEDOUT, errno.EIO, errn
 
 
 def path_from_url(url: str) -> str:
-    """``file:///srv/x`` -> ``/srv/x``; ``file://rel`` -> ``rel``; a plain path unchanged."""
+    """``file:///srv/x`` and ``file:/srv/x`` -> ``/srv/x``; ``file://rel`` -> ``rel``; a plain
+    path unchanged."""
     if url.startswith("file://"):
         rest = url[len("file://") :]
         if rest.startswith("localhost/"):
             rest = rest[len("localhost") :]
         return urllib.parse.unquote(rest) or "."
+    if url.startswith("file:/"):  # file:/srv/x, the one-slash form of RFC 8089
+        return urllib.parse.unquote(url[len("file:"):])
     return url
 
 

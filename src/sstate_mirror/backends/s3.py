@@ -24,9 +24,7 @@ import base64
 import concurrent.futures
 import hashlib
 import io
-import logging
 import math
-import re
 import threading
 import urllib.parse
 from collections.abc import Iterator, Sequence
@@ -50,6 +48,7 @@ from botocore.exceptions import (
     SSLError,
 )
 
+from .. import events
 from ..errors import (
     AuthError,
     BackendError,
@@ -59,6 +58,7 @@ from ..errors import (
     TransientError,
     UsageError,
 )
+from ..naming import is_hash_directory
 from .base import (
     Backend,
     BackendOptions,
@@ -91,7 +91,6 @@ __all__ = [
     "translate_error",
 ]
 
-log = logging.getLogger(__name__)
 
 #: ListObjectsV2 returns at most this many keys per request.
 PAGE_SIZE = 1000
@@ -114,7 +113,6 @@ COPY_SINGLE_MAX = 5 * 1024 * 1024 * 1024
 #: anything above 1 PiB is a broken or hostile server.
 MAX_OBJECT_SIZE = 1 << 50
 
-_HEX2 = re.compile(r"^[0-9a-fA-F]{2}$")
 
 _PERMISSION_HINT = (
     "check the bucket policy and the IAM permissions of these credentials"
@@ -181,7 +179,7 @@ def estimate_from_first_page(count: int, truncated: bool, last_key: str) -> Opti
         return count
     digits = ""
     for part in last_key.split("/")[:2]:
-        if not _HEX2.match(part):
+        if not is_hash_directory(part):
             break
         digits += part
     if not digits:
@@ -208,7 +206,7 @@ def range_prefixes(level: str, objects: Sequence[str], prefixes: Sequence[str]) 
     others: List[str] = []
     for p in prefixes:
         name = p[len(level):].rstrip("/")
-        if _HEX2.match(name):
+        if is_hash_directory(name):
             by_char.setdefault(name[0], []).append(p)
         else:
             others.append(p)
@@ -358,7 +356,14 @@ def _translate(
     status: Optional[int] = None,
 ) -> BackendError:
     """:func:`translate_error` for the failures that reach the server (or try to)."""
-    if isinstance(exc, (EndpointConnectionError, ConnectionClosedError, ReadTimeoutError)):
+    if isinstance(exc, ReadTimeoutError):
+        return TransientError(
+            f"{what}: cannot reach {endpoint} for an answer: no answer from the server in time"
+            f" ({type(exc).__name__}: it took the request and said nothing)", url=url,
+            path=path,
+            hint="the server or something in front of it hangs; if it is only slow, raise"
+            " --timeout")
+    if isinstance(exc, (EndpointConnectionError, ConnectionClosedError)):
         return TransientError(
             f"{what}: cannot reach {endpoint} ({type(exc).__name__})", url=url, path=path,
             hint="check --endpoint-url / AWS_ENDPOINT_URL, the network and that the server runs",
@@ -562,7 +567,7 @@ class S3Backend(Backend):
             )
         if (truncated and self.list_workers > 1
                 and (estimate is None or estimate >= self.parallel_list_min)):
-            log.debug("listing %s in parallel ranges (estimated %s objects)", what, estimate)
+            events.debug("listing %s in parallel ranges (estimated %s objects)", what, estimate)
             yield from self._list_parallel(base, on_skip)
             return
         yield from self._entries(contents, on_skip)
@@ -665,7 +670,7 @@ class S3Backend(Backend):
                          level: str, split_others: bool) -> None:
             names = [o["Key"][len(level):] for o in objects]
             for p in range_prefixes(level, names, prefixes):
-                if split_others and not _HEX2.match(p[len(level):].rstrip("/")) \
+                if split_others and not is_hash_directory(p[len(level):].rstrip("/")) \
                         and p.endswith("/"):
                     pending[pool.submit(self._split, p)] = ("split", p)
                 else:

@@ -97,7 +97,7 @@ def make_config(
     """
     kwargs: Dict[str, Any] = {
         "retries": {"max_attempts": options.retries, "mode": "standard"},
-        "connect_timeout": options.timeout,
+        "connect_timeout": options.connect_timeout,
         "read_timeout": options.timeout,
         # parallel puts and list ranges, plus the transfer manager's part uploads
         "max_pool_connections": max(connections * 3, 10),

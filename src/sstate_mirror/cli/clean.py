@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import shlex
 import time
 from typing import Any, Dict, Sequence
 
@@ -16,46 +17,45 @@ from ..commands.clean import (
     spare_pinned,
 )
 from ..commands.clock import mirror_clock
-from ..commands.listing import Selection, list_artifacts, select
+from ..commands.listing import list_artifacts, select
 from ..commands.pins import read_pins
-from ..errors import Interrupted
+from ..errors import Interrupted, UsageError
 from ..transfer import Progress
 from ..units import format_size, parse_age, parse_size
 from .common import (
-    add_backend_options,
-    add_jobs_option,
-    add_selection_options,
+    add_command,
+    add_mirror_options,
     backend_options_from_args,
-    compile_filter,
     jobs_from_args,
+    selection_from_args,
+    warn_if_none_selected,
+    with_progress,
 )
 from .hashserve import add_hashserve_options, check_admin, clean_server, hashserve_from_args
 from .pin import load_sources
-from .progress import make_progress
 from .ui import UI
+from .wording import plural
 
 
 def register(sub: Any, parents: Sequence[argparse.ArgumentParser]) -> None:
-    p = sub.add_parser(
-        "clean",
-        parents=list(parents),
+    p = add_command(
+        sub, parents, "clean", run,
         help="delete unused artifacts and leftovers from a mirror",
         description="Delete artifact groups (archive + .siginfo + .sig) not used for"
         " --max-age, the least recently used ones beyond --max-size, hashes beyond"
         " --max-versions, orphaned signatures and leftovers of interrupted uploads. Use is"
         " the last upload or touch (and on a directory mirror bitbake's own access-time mark"
         " on the .siginfo). Nothing is deleted if the listing fails, nor anything used within"
-        " --min-age. AGE is a whole number with a unit w, d, h, min or s (30d; m also means"
-        " minutes, but not in --max-age and --max-sig-age, where 30m could mean months);"
-        " SIZE a number with K, M, G or T (binary).",
+        " --min-age. AGE is a whole number with a unit w, d, h, min or s (30d; a bare number"
+        " is days, with a warning, as in isar-sstate; m also means minutes, but not in"
+        " --max-age and --max-sig-age, where 30m could mean months); SIZE a number with K, M,"
+        " G or T (binary).",
     )
-    p.add_argument("target", metavar="TARGET",
-                   help="mirror: a directory, file://, http(s):// or s3:// URL")
     p.add_argument("--max-age", metavar="AGE",
                    help="delete artifacts not used for AGE (e.g. 30d, 8w)")
     p.add_argument("--max-sig-age", metavar="AGE",
                    help="delete signatures without archive at least this old"
-                        " (default and minimum: --max-age)")
+                        " (default and minimum: --max-age; a smaller one is raised to it)")
     p.add_argument("--max-size", metavar="SIZE",
                    help="then evict least recently used artifacts until the mirror fits"
                         " (e.g. 500G; 1G = 1024^3 bytes)")
@@ -69,12 +69,38 @@ def register(sub: Any, parents: Sequence[argparse.ArgumentParser]) -> None:
                         " --from' reads it: a locked-sigs.inc, a list, a cache or mirror)")
     p.add_argument("-n", "--dry-run", action="store_true",
                    help="show what would be deleted and why; change nothing")
-    add_selection_options(p)
-    add_jobs_option(p)
-    add_backend_options(p)
+    add_mirror_options(p)
     add_hashserve_options(p, "after the clean, keep on this hash equivalence server only the"
                              " unihashes of archives still on the mirror (needs @db-admin)")
-    p.set_defaults(run=run)
+
+
+def _isar_sstate_ages(args: argparse.Namespace, ui: UI) -> None:
+    """isar-sstate's command lines, with their meaning (and a warning where it surprises).
+
+    isar-sstate read an age without unit as days and raised a --max-sig-age below --max-age;
+    both still work. Its default rule (--max-age 1d when none is given) would delete most of
+    a mirror when a script forgot an option, so here no rule is an error that gives the
+    command line doing what isar-sstate did.
+    """
+    if args.max_age is None and args.max_size is None and args.max_versions is None:
+        raise UsageError(
+            "clean needs a rule: --max-age, --max-size and/or --max-versions (isar-sstate"
+            " deleted everything unused for a day when none was given)",
+            hint="to do what isar-sstate did: sstate-mirror clean"
+                 f" {shlex.quote(args.target)} --max-age 1d")
+    for option in ("max_age", "max_sig_age"):
+        value = getattr(args, option)
+        if value is not None and value.strip().isdigit():
+            name = "--" + option.replace("_", "-")
+            ui.warn(f"{name} {value} has no unit: taken as {value.strip()}d (days), as"
+                    f" isar-sstate did; write {name} {value.strip()}d")
+            setattr(args, option, value.strip() + "d")
+    if args.max_age is not None and args.max_sig_age is not None and (
+            parse_age(args.max_sig_age, "--max-sig-age", deletes=True)
+            < parse_age(args.max_age, "--max-age", deletes=True)):
+        ui.warn(f"--max-sig-age {args.max_sig_age} is smaller than --max-age {args.max_age}:"
+                f" raised to {args.max_age} (signatures are kept as long as their archives)")
+        args.max_sig_age = args.max_age
 
 
 def _report_pinned(ui: UI, plan: CleanPlan) -> None:
@@ -84,17 +110,15 @@ def _report_pinned(ui: UI, plan: CleanPlan) -> None:
         by_pin[spared.pin] = by_pin.get(spared.pin, 0) + 1
         ui.detail(f"[PINNED] {spared.path} ({spared.rule}; pin {spared.pin})", 2)
     for pin, files in sorted(by_pin.items()):
-        ui.info(f"  pinned: {files} files a rule would have deleted are kept by {pin}")
+        ui.info(f"  pinned: {plural(files, 'file')} a rule would have deleted"
+                f" {'is' if files == 1 else 'are'} kept by {pin}")
 
 
-def run(args: argparse.Namespace, ui: UI) -> int:
-    with make_progress(ui) as progress:
-        return _run(args, ui, progress)
-
-
-def _run(args: argparse.Namespace, ui: UI, progress: Progress) -> int:
+@with_progress
+def run(args: argparse.Namespace, ui: UI, progress: Progress) -> int:
     # every value is checked before the mirror is contacted
-    selection = Selection(pn_filter=compile_filter(args.filter), arch=args.arch)
+    _isar_sstate_ages(args, ui)
+    selection = selection_from_args(args)
     options = CleanOptions(
         max_age=(parse_age(args.max_age, "--max-age", deletes=True)
                  if args.max_age is not None else None),
@@ -119,6 +143,7 @@ def _run(args: argparse.Namespace, ui: UI, progress: Progress) -> int:
         ui.info(f"scanning {target.url}")
         listing = list_artifacts(target, progress=progress)
         now = clock.now()
+        warn_if_none_selected(ui, args, selection, listing, target.url)
         pins = read_pins(target, now)
         pins.add_keep("--keep", keep)
         for pin in pins.expired:
@@ -127,9 +152,9 @@ def _run(args: argparse.Namespace, ui: UI, progress: Progress) -> int:
         artifacts = select(listing, selection)
         plan = plan_clean(artifacts, options, now, pins)
         scanned = ", ".join(f"{n} {kind}" for kind, n in sorted(plan.counts.items()))
-        ui.info(f"  {len(artifacts)} files ({scanned or 'empty'})")
+        ui.info(f"  {plural(len(artifacts), 'file')} ({scanned or 'empty'})")
         for rule, tally in sorted(plan.by_rule().items()):
-            ui.info(f"  {rule}: {tally['files']} files ({format_size(tally['bytes'])})"
+            ui.info(f"  {rule}: {plural(tally['files'], 'file')} ({format_size(tally['bytes'])})"
                     f" - {RULES[rule]}")
         _report_pinned(ui, plan)
         if plan.budget_unmet and plan.max_size is not None:
@@ -140,15 +165,20 @@ def _run(args: argparse.Namespace, ui: UI, progress: Progress) -> int:
                 ui.warn(f"the mirror stays at {format_size(plan.size_after)}, over --max-size"
                         f" {format_size(plan.max_size)}: {format_size(plan.protected_bytes)}"
                         " were used within --min-age and are kept")
+        if plan.versions_protected:
+            ui.warn(f"{plural(plan.versions_protected, 'hash', 'hashes')} beyond --max-versions"
+                    f" {args.max_versions} {'was' if plan.versions_protected == 1 else 'were'}"
+                    f" used within --min-age {args.min_age} and"
+                    f" {'is' if plan.versions_protected == 1 else 'are'} kept")
         for d in plan.deletions:
             ui.detail(f"[DELETE] {d.path} ({d.rule})")
         if plan.unknown:
-            ui.detail(f"  {len(plan.unknown)} unknown files left alone")
+            ui.detail(f"  {plural(len(plan.unknown), 'unknown file')} left alone")
         report: Dict[str, Any] = {"command": "clean", "target": target.url,
                                   "dry_run": args.dry_run, "now": now,
                                   "clock_offset": clock.offset, "plan": plan.to_dict()}
         if args.dry_run:
-            ui.info(f"dry run: would delete {len(plan.deletions)} files,"
+            ui.info(f"dry run: would delete {plural(len(plan.deletions), 'file')},"
                     f" freeing {format_size(plan.bytes_to_free)}")
             status = 0
             if hashserve is not None:
@@ -161,7 +191,7 @@ def _run(args: argparse.Namespace, ui: UI, progress: Progress) -> int:
         fresh.add_keep("--keep", keep)
         late = spare_pinned(plan, fresh)
         if late:
-            ui.info(f"  {len(late)} files kept by a pin made during this run")
+            ui.info(f"  {plural(len(late), 'file')} kept by a pin made during this run")
         result = execute_clean(plan, target, jobs=jobs, retries=backend_options.retries,
                                progress=progress)
     for path, err in sorted(result.failed.items()):
@@ -171,8 +201,8 @@ def _run(args: argparse.Namespace, ui: UI, progress: Progress) -> int:
                 " deleted their signatures: deleted again, so that none stays without its"
                 " .siginfo (the next upload sends them whole)")
     ui.info(("clean interrupted: " if result.interrupted else "clean: ")
-            + f"{result.deleted} files deleted, {format_size(result.freed_bytes)} freed,"
-            f" {plan.kept} files kept, {len(result.failed)} failed")
+            + f"{plural(result.deleted, 'file')} deleted, {format_size(result.freed_bytes)}"
+            f" freed, {plural(plan.kept, 'file')} kept, {len(result.failed)} failed")
     server_status = 0
     if hashserve is not None:
         server_status = clean_server(hashserve, ui, listing, plan, result, report)

@@ -1,15 +1,124 @@
-"""Options shared by several commands, and turning them into values the commands take."""
+"""What every command module shares: its parser's shape, the options several commands take,
+turning them into the values commands take, and opening SOURCE and TARGET.
+
+A command module keeps only what is its own (its options, its plan and its report); the
+positional SOURCE/TARGET, the selection, jobs and connection options, the progress display
+and the checks of SOURCE come from here, so that every command treats them alike.
+"""
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import functools
 import math
 import os
 import re
-from typing import Optional, Pattern
+import shlex
+from typing import Any, Callable, Iterator, Optional, Pattern, Sequence, Tuple
 
-from ..backends import Backend, BackendOptions
+from ..backends import Backend, BackendOptions, open_backend, scheme_of, supported_locations
+from ..commands.listing import Selection
 from ..errors import NotFoundError, UsageError
+from ..naming import Artifact, Kind, nested_cache_roots
+from ..transfer import Progress
+from .progress import make_progress
+from .ui import UI
+from .wording import plural
+
+#: Help of the SOURCE argument of the commands that read a build's cache.
+SOURCE_HELP = "local sstate cache (SSTATE_DIR)"
+#: Help of the TARGET argument of the commands that work on a mirror.
+TARGET_HELP = f"mirror: {supported_locations()} URL"
+
+RunFunction = Callable[[argparse.Namespace, UI], int]
+
+
+def add_command(sub: Any, parents: Sequence[argparse.ArgumentParser], name: str,
+                run: RunFunction, *, help: str, description: str,
+                source: Optional[str] = None, target: Optional[str] = TARGET_HELP,
+                epilog: Optional[str] = None) -> argparse.ArgumentParser:
+    """The parser of one command, with its SOURCE (when ``source`` is its help) and TARGET."""
+    p: argparse.ArgumentParser = sub.add_parser(
+        name, parents=list(parents), help=help, description=description, epilog=epilog)
+    if source is not None:
+        p.add_argument("source", metavar="SOURCE", help=source)
+    if target is not None:
+        p.add_argument("target", metavar="TARGET", help=target)
+    p.set_defaults(run=run)
+    return p
+
+
+def add_mirror_options(parser: argparse.ArgumentParser, *, selection: bool = True,
+                       jobs: bool = True) -> None:
+    """The options of a command that reads a mirror: selection, parallelism, connection."""
+    if selection:
+        add_selection_options(parser)
+    if jobs:
+        add_jobs_option(parser)
+    add_backend_options(parser)
+
+
+def with_progress(body: Callable[[argparse.Namespace, UI, Progress], int]) -> RunFunction:
+    """A command's ``run``: ``body`` with the progress display that suits the output."""
+    @functools.wraps(body)
+    def run(args: argparse.Namespace, ui: UI) -> int:
+        with make_progress(ui) as progress:
+            return body(args, ui, progress)
+    return run
+
+
+def check_arguments(args: argparse.Namespace) -> None:
+    """What every command checks before it reads or writes anything: SOURCE and TARGET name a
+    supported location (not empty, no typo'd scheme), ``--filter`` is a valid regex."""
+    for attr, what in (("source", "SOURCE"), ("target", "TARGET")):
+        value = getattr(args, attr, None)
+        if isinstance(value, str):
+            scheme_of(value, what)
+    compile_filter(getattr(args, "filter", None))
+
+
+def selection_words(args: argparse.Namespace) -> str:
+    """The options that narrowed what a command looks at, as typed (``--filter '^zz'``)."""
+    words = []
+    for option in ("task", "filter", "arch"):
+        value = getattr(args, option, None)
+        if isinstance(value, list):
+            value = ",".join(value) or None
+        if value is not None:
+            words.append(f"--{option} {shlex.quote(value)}")
+    return " ".join(words)
+
+
+def warn_nothing_selected(ui: UI, args: argparse.Namespace, what: str, where: str) -> None:
+    """The warning of a command whose selection left nothing: it names the filter."""
+    narrowed = selection_words(args)
+    ui.warn(f"{narrowed} selected no {what} in {where}" if narrowed
+            else f"no {what} in {where}")
+
+
+def warn_if_none_selected(ui: UI, args: argparse.Namespace, selection: Selection,
+                          artifacts: Sequence[Artifact], where: str) -> None:
+    """For commands that are no gate: say when --filter/--arch matched no artifact."""
+    if selection_words(args) and not any(a.name is not None and selection.matches(a)
+                                         for a in artifacts):
+        warn_nothing_selected(ui, args, "artifacts", where)
+
+
+def selection_from_args(args: argparse.Namespace) -> Selection:
+    """``--filter`` and ``--arch`` as a :class:`Selection` (the regex checked here)."""
+    return Selection(pn_filter=compile_filter(getattr(args, "filter", None)),
+                     arch=getattr(args, "arch", None))
+
+
+@contextlib.contextmanager
+def open_source_and_target(args: argparse.Namespace,
+                           options: BackendOptions) -> Iterator[Tuple[Backend, Backend]]:
+    """SOURCE (checked: it must exist) and TARGET (not yet contacted), closed afterwards."""
+    with open_backend(args.source, options) as source, \
+            open_backend(args.target, options) as target:
+        check_source(source)
+        yield source, target
 
 
 def add_output_options(parser: argparse.ArgumentParser, *, suppress: bool) -> None:
@@ -55,7 +164,10 @@ def add_backend_options(parser: argparse.ArgumentParser) -> None:
                    help="HTTP: one request at a time per connection, for a proxy that"
                         " mishandles HTTP/1.1 pipelining")
     g.add_argument("--timeout", type=float, default=60.0, metavar="SECONDS",
-                   help="network timeout per request (default: 60)")
+                   help="wait for an answer (or its next bytes) at most this long, per"
+                        " try (default: 60)")
+    g.add_argument("--connect-timeout", type=float, default=60.0, metavar="SECONDS",
+                   help="wait for a connection at most this long, per try (default: 60)")
     g.add_argument("--retries", type=int, default=5, metavar="N",
                    help="retries of a request that failed transiently (timeout, reset,"
                         " 429, 5xx): at most N + 1 attempts, with backoff (default: 5)")
@@ -86,6 +198,9 @@ def backend_options_from_args(args: argparse.Namespace) -> BackendOptions:
     timeout = getattr(args, "timeout", 60.0)
     if not (math.isfinite(timeout) and timeout > 0):  # NaN compares false with everything
         raise UsageError("--timeout must be a positive number of seconds")
+    connect_timeout = getattr(args, "connect_timeout", 60.0)
+    if not (math.isfinite(connect_timeout) and connect_timeout > 0):
+        raise UsageError("--connect-timeout must be a positive number of seconds")
     if getattr(args, "retries", 5) < 0:
         raise UsageError("--retries must not be negative")
     user = getattr(args, "user", None) or os.environ.get("SSTATE_MIRROR_USER") or None
@@ -105,7 +220,8 @@ def backend_options_from_args(args: argparse.Namespace) -> BackendOptions:
         ca_cert=getattr(args, "ca_cert", None),
         verify_tls=not getattr(args, "insecure", False),
         pipelining=not getattr(args, "no_pipelining", False),
-        timeout=getattr(args, "timeout", 60.0),
+        timeout=timeout,
+        connect_timeout=connect_timeout,
         retries=getattr(args, "retries", 5),
     )
 
@@ -119,6 +235,23 @@ def check_source(source: Backend) -> None:
             f"sstate cache {source.url} does not exist", url=exc.url,
             hint="SOURCE is the build's SSTATE_DIR, e.g. build/sstate-cache",
         ) from None
+
+
+def check_source_files(source: Backend, given: str, artifacts: Sequence[Artifact]) -> None:
+    """Stop before anything is written when SOURCE is not a cache: it holds no sstate file at
+    all, or it holds caches one level below (their files would land where bitbake never
+    looks). ``given`` is SOURCE as typed, to build the path the hint suggests."""
+    if not any(a.kind in (Kind.ARCHIVE, Kind.SIGINFO) for a in artifacts):
+        raise UsageError(f"SOURCE {given!r} holds no sstate files",
+                         hint="SOURCE is the build's SSTATE_DIR (e.g. build/sstate-cache),"
+                              " after a build")
+    roots = nested_cache_roots(artifacts)
+    if roots:
+        raise UsageError(
+            f"SOURCE {given!r} is not an sstate cache: no sstate files at its top, but"
+            f" {plural(len(roots), 'cache')} below it: " + ", ".join(r + "/" for r in roots),
+            hint="give one of them as SOURCE, e.g. "
+                 + given.rstrip("/") + "/" + roots[0])
 
 
 def compile_filter(expr: Optional[str]) -> Optional[Pattern[str]]:

@@ -8,57 +8,57 @@ from typing import Any, Dict, List, Optional, Sequence
 
 from ..backends import open_backend
 from ..commands.hashsync import ServerKnowledge, ask_server
-from ..commands.info import AGE_BUCKETS, InfoReport, Tally, summarize
-from ..commands.listing import Selection, list_artifacts, select
+from ..commands.info import AGE_BUCKETS, NO_ARCH, InfoReport, Tally, summarize
+from ..commands.listing import list_artifacts, select
 from ..commands.pins import PinStatus, pin_status, read_pins
 from ..errors import UsageError
+from ..transfer import Progress
 from ..units import format_age, format_size
 from .common import (
-    add_backend_options,
-    add_selection_options,
+    add_command,
+    add_mirror_options,
     backend_options_from_args,
-    compile_filter,
+    selection_from_args,
+    warn_if_none_selected,
+    with_progress,
 )
 from .hashserve import add_hashserve_options, hashserve_from_args, render_knowledge
-from .progress import make_progress
 from .ui import UI
+from .wording import plural
 
 TOP = 10
 
 
 def register(sub: Any, parents: Sequence[argparse.ArgumentParser]) -> None:
-    p = sub.add_parser(
-        "info",
-        parents=list(parents),
+    p = add_command(
+        sub, parents, "info", run,
+        target="mirror or cache: a directory, file://, http(s):// or s3:// URL",
         help="show what a mirror holds: sizes, kinds, archs, tasks, ages, top recipes",
         description="Scan a mirror (or a local sstate cache) and summarise it. -v adds a"
         " line per recipe; --json gives everything as data.",
     )
-    p.add_argument("target", metavar="TARGET",
-                   help="mirror or cache: a directory, file://, http(s):// or s3:// URL")
     p.add_argument("--top", type=int, default=TOP, metavar="N",
                    help=f"how many recipes to list by size (default: {TOP})")
-    add_selection_options(p)
-    add_backend_options(p)
+    add_mirror_options(p, jobs=False)
     add_hashserve_options(p, "also count the archives whose unihash this hash equivalence"
                              " server knows, and those it does not")
-    p.set_defaults(run=run)
 
 
-def run(args: argparse.Namespace, ui: UI) -> int:
+@with_progress
+def run(args: argparse.Namespace, ui: UI, progress: Progress) -> int:
     if args.top < 0:
         raise UsageError("--top must not be negative")
+    selection = selection_from_args(args)
     hashserve = hashserve_from_args(args)
     knowledge: Optional[ServerKnowledge] = None
     with open_backend(args.target, backend_options_from_args(args)) as target:
         target.check()
         ui.info(f"scanning {target.url}")
         now = time.time()
-        with make_progress(ui) as progress:
-            selection = Selection(pn_filter=compile_filter(args.filter), arch=args.arch)
-            listing = list_artifacts(target, progress=progress)
-            artifacts = select(listing, selection)
-            report = summarize(artifacts, now)
+        listing = list_artifacts(target, progress=progress)
+        warn_if_none_selected(ui, args, selection, listing, target.url)
+        artifacts = select(listing, selection)
+        report = summarize(artifacts, now)
         pins = pin_status(read_pins(target, now).pins, listing, now)
         if hashserve is not None:
             with hashserve.connect() as server:
@@ -100,17 +100,23 @@ def _tally_rows(d: Dict[str, Tally], limit: int = 0) -> List[List[str]]:
 def render(report: InfoReport, *, top: int, detail: bool,
            pins: Sequence[PinStatus] = ()) -> str:
     """The human report (pure, so tests can read it)."""
-    lines = [f"{report.total.files} files, {format_size(report.total.bytes)}"]
+    lines = [f"{plural(report.total.files, 'file')}, {format_size(report.total.bytes)}"]
     if report.oldest is not None and report.newest is not None:
         lines.append(f"newest file {format_age(report.now - report.newest)} old,"
                      f" oldest {format_age(report.now - report.oldest)} old")
-    lines.append(f"{len(report.recipes)} recipes")
+    lines.append(plural(len(report.recipes), "recipe"))
     if report.archives_without_siginfo:
-        lines.append(f"{report.archives_without_siginfo} archives have no .siginfo")
+        n = report.archives_without_siginfo
+        lines.append(f"{plural(n, 'archive')} {'has' if n == 1 else 'have'} no .siginfo")
     lines.append("")
     head = ["", "files", "size"]
     lines += _table("by kind:", _tally_rows(report.by_kind), head)
     lines += _table("by arch (SSTATE_PKGARCH):", _tally_rows(report.by_arch), head)
+    if NO_ARCH in report.by_arch:
+        lines[-1:-1] = [f"  {NO_ARCH}: no SSTATE_PKGARCH in the name: the arch-independent"
+                        " tasks (fetch, unpack,",
+                        "  patch, populate_lic), shared by every arch, and files that are not"
+                        " sstate objects"]
     lines += _table("by task:", _tally_rows(report.by_task), head)
     lines += _table("by directory prefix:", _tally_rows(report.by_prefix), head)
     if len(report.by_layout) > 1 or "hh/hh" not in report.by_layout:

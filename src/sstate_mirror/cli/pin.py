@@ -30,9 +30,10 @@ from ..commands.pinsources import (
 )
 from ..errors import NotFoundError, UsageError
 from ..units import format_size, parse_age
-from .common import add_backend_options, backend_options_from_args
+from .common import add_backend_options, add_command, backend_options_from_args
 from .progress import make_progress
 from .ui import UI
+from .wording import plural
 
 _SOURCE_HELP = ("a bitbake locked-sigs.inc ('bitbake -S lockedsigs TARGET'), a list of hashes"
                 " or sstate file names ('-' reads stdin), an sstate cache directory or mirror"
@@ -40,8 +41,8 @@ _SOURCE_HELP = ("a bitbake locked-sigs.inc ('bitbake -S lockedsigs TARGET'), a l
 
 
 def register(sub: Any, parents: Sequence[argparse.ArgumentParser]) -> None:
-    p = sub.add_parser(
-        "pin", parents=list(parents),
+    p = add_command(
+        sub, parents, "pin", run_pin,
         help="keep what a release needs: no clean deletes the groups a pin names",
         description="Store a pin on the mirror: a named set of task hashes whose artifact"
         " groups every clean keeps, under every rule (--max-age, --max-sig-age, --max-size,"
@@ -49,8 +50,6 @@ def register(sub: Any, parents: Sequence[argparse.ArgumentParser]) -> None:
         " stored below .sstate-mirror/pins/ on the mirror, where bitbake never looks."
         " Afterwards the command reports what the pin covers and which archives of pinned"
         " sstate tasks the mirror lacks (what that release would rebuild).")
-    p.add_argument("target", metavar="TARGET",
-                   help="mirror: a directory, file://, http(s):// or s3:// URL")
     p.add_argument("name", metavar="NAME", help="the pin's name (e.g. release-5.0.3)")
     p.add_argument("--from", dest="sources", action="append", required=True,
                    metavar="SOURCE", help=f"what to pin, repeatable: {_SOURCE_HELP}")
@@ -60,33 +59,26 @@ def register(sub: Any, parents: Sequence[argparse.ArgumentParser]) -> None:
     p.add_argument("-n", "--dry-run", action="store_true",
                    help="read the sources and report what the pin would cover; store nothing")
     add_backend_options(p)
-    p.set_defaults(run=run_pin)
 
-    u = sub.add_parser(
-        "unpin", parents=list(parents),
+    u = add_command(
+        sub, parents, "unpin", run_unpin,
         help="remove pins, so that clean may delete what they kept",
         description="Remove pins from the mirror. Nothing else is deleted: the next clean"
         " decides about the groups the pins kept.")
-    u.add_argument("target", metavar="TARGET",
-                   help="mirror: a directory, file://, http(s):// or s3:// URL")
     u.add_argument("names", nargs="+", metavar="NAME", help="the pins to remove")
     u.add_argument("--missing-ok", action="store_true",
                    help="a pin that does not exist is not an error")
     add_backend_options(u)
-    u.set_defaults(run=run_unpin)
 
-    ls = sub.add_parser(
-        "pins", parents=list(parents),
+    ls = add_command(
+        sub, parents, "pins", run_pins,
         help="list the mirror's pins: what each keeps and what the mirror lacks",
         description="List the pins stored on a mirror: when and from what each was made,"
         " when it expires, the groups, files and bytes it keeps on the mirror, and how many"
         " archives of its sstate tasks the mirror lacks (-v names them). Exit status 1 when"
         " a pin has expired.")
-    ls.add_argument("target", metavar="TARGET",
-                    help="mirror: a directory, file://, http(s):// or s3:// URL")
     ls.add_argument("names", nargs="*", metavar="NAME", help="only these pins")
     add_backend_options(ls)
-    ls.set_defaults(run=run_pins)
 
 
 def parse_expiry(text: str, now: float) -> float:
@@ -131,7 +123,8 @@ def load_source(spec: str, options: BackendOptions, ui: UI) -> Dict[str, Label]:
     if not objects:
         objects = objects_of_stamps(a.path for a in entries)
         if objects:
-            ui.detail(f"{backend.url}: {len(objects)} hashes from stamp signature files")
+            ui.detail(f"{backend.url}: {plural(len(objects), 'hash', 'hashes')} from stamp"
+                      " signature files")
     if not objects:
         raise UsageError(f"{backend.url} holds no sstate objects and no stamp signatures")
     return objects
@@ -157,8 +150,9 @@ def load_sources(specs: Sequence[str], options: BackendOptions, ui: UI) -> Dict[
 def _describe(status: PinStatus) -> str:
     pin = status.pin
     made = datetime.fromtimestamp(pin.created, timezone.utc).strftime("%Y-%m-%d %H:%M")
-    text = (f"{pin.name}: {len(pin.objects)} hashes, {status.groups} groups kept"
-            f" ({status.objects} files, {format_size(status.bytes)}); made {made} UTC")
+    text = (f"{pin.name}: {plural(len(pin.objects), 'hash', 'hashes')},"
+            f" {plural(status.groups, 'group')} kept ({plural(status.objects, 'file')},"
+            f" {format_size(status.bytes)}); made {made} UTC")
     if pin.expires is not None:
         until = datetime.fromtimestamp(pin.expires, timezone.utc).strftime("%Y-%m-%d")
         text += f"; EXPIRED {until}" if status.expired else f"; expires {until}"
@@ -190,9 +184,9 @@ def run_pin(args: argparse.Namespace, ui: UI) -> int:
         old = _existing(target, name)
         if not args.dry_run:
             write_pin(target, pin)
-            verb = f"replaced pin {name} (it had {len(old.objects)} hashes)" if old else \
-                f"pinned {name}"
-            ui.info(f"{verb}: {len(objects)} hashes on {target.url}")
+            verb = (f"replaced pin {name} (it had {plural(len(old.objects), 'hash', 'hashes')})"
+                    if old else f"pinned {name}")
+            ui.info(f"{verb}: {plural(len(objects), 'hash', 'hashes')} on {target.url}")
         # listed after the pin is stored: every clean from now on keeps what is reported here
         status = pin_status([pin], list_artifacts(target, progress=progress), now)[0]
     _show(ui, [status])

@@ -6,62 +6,54 @@ import argparse
 import time
 from typing import Any, Dict, Sequence
 
-from ..backends import open_backend
-from ..commands.listing import Selection
-from ..commands.upload import execute_touch, plan_against_mirror
+from ..commands.upload import execute_touch, list_source, plan_against_mirror
 from ..transfer import Progress
 from ..units import parse_age
 from .common import (
-    add_backend_options,
-    add_jobs_option,
-    add_selection_options,
+    SOURCE_HELP,
+    add_command,
+    add_mirror_options,
     add_use_options,
     backend_options_from_args,
-    check_source,
-    compile_filter,
+    check_source_files,
     jobs_from_args,
+    open_source_and_target,
+    selection_from_args,
+    warn_if_none_selected,
+    with_progress,
 )
-from .progress import make_progress
 from .ui import UI
+from .wording import plural
 
 
 def register(sub: Any, parents: Sequence[argparse.ArgumentParser]) -> None:
-    p = sub.add_parser(
-        "touch",
-        parents=list(parents),
+    p = add_command(
+        sub, parents, "touch", run, source=SOURCE_HELP,
         help="mark the mirror copies of artifacts a build used as used (no upload)",
         description="For jobs that must not upload: refresh the last-use time of the mirror"
         " copies of the artifacts in SOURCE that bitbake used within --used-within, so that"
         " 'clean --max-age' keeps them. Nothing is transferred.",
     )
-    p.add_argument("source", metavar="SOURCE", help="local sstate cache (SSTATE_DIR)")
-    p.add_argument("target", metavar="TARGET",
-                   help="mirror: a directory, file://, http(s):// or s3:// URL")
     p.add_argument("-n", "--dry-run", action="store_true",
                    help="show what would be marked; change nothing")
     add_use_options(p)
-    add_selection_options(p)
-    add_jobs_option(p)
-    add_backend_options(p)
-    p.set_defaults(run=run)
+    add_mirror_options(p)
 
 
-def run(args: argparse.Namespace, ui: UI) -> int:
-    with make_progress(ui) as progress:
-        return _run(args, ui, progress)
-
-
-def _run(args: argparse.Namespace, ui: UI, progress: Progress) -> int:
+@with_progress
+def run(args: argparse.Namespace, ui: UI, progress: Progress) -> int:
     used_within = parse_age(args.used_within, "--used-within")
-    selection = Selection(pn_filter=compile_filter(args.filter), arch=args.arch)
+    selection = selection_from_args(args)
     options = backend_options_from_args(args)
-    with open_backend(args.source, options) as source, \
-            open_backend(args.target, options) as target:
-        check_source(source)
+    with open_source_and_target(args, options) as (source, target):
+        listing = list_source(source, progress)
+        check_source_files(source, args.source, listing.artifacts)
+        warn_if_none_selected(ui, args, selection, listing.artifacts, source.url)
         target.check()
         jobs = jobs_from_args(args, target.properties.connections)
         plan = plan_against_mirror(source, target, selection, now=time.time(),
-                                   used_within=used_within, jobs=jobs, progress=progress)
+                                   used_within=used_within, jobs=jobs, listing=listing,
+                                   progress=progress)
         report: Dict[str, Any] = {"command": "touch", "source": source.url,
                                   "target": target.url, "dry_run": args.dry_run,
                                   "to_touch": plan.touches}
@@ -71,7 +63,7 @@ def _run(args: argparse.Namespace, ui: UI, progress: Progress) -> int:
             ui.error(f"{target.url} cannot record use (no way to refresh a file's time)")
             return 1
         if args.dry_run:
-            ui.info(f"dry run: would mark {len(plan.touches)} files as used")
+            ui.info(f"dry run: would mark {plural(len(plan.touches), 'file')} as used")
             if ui.json_mode:
                 ui.emit_json(report)
             return 0
@@ -84,7 +76,7 @@ def _run(args: argparse.Namespace, ui: UI, progress: Progress) -> int:
     else:
         for path, err in sorted(failed.items()):
             ui.error(f"{path}: {err}")
-    ui.info(f"touch: {touched} files marked as used, {len(failed)} failed")
+    ui.info(f"touch: {plural(touched, 'file')} marked as used, {len(failed)} failed")
     if ui.json_mode:
         report.update(touched=touched, failed={p: str(e) for p, e in sorted(failed.items())})
         ui.emit_json(report)

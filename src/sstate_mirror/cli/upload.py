@@ -6,78 +6,75 @@ import argparse
 import time
 from typing import Any, Dict, Sequence
 
-from ..backends import open_backend
-from ..commands.listing import Selection
-from ..commands.upload import Skipped, execute_upload, plan_against_mirror
+from ..commands.upload import Skipped, execute_upload, list_source, plan_against_mirror
 from ..errors import Interrupted, NotFoundError
 from ..transfer import Progress
 from ..units import format_size, parse_age
 from .common import (
-    add_backend_options,
-    add_jobs_option,
-    add_selection_options,
+    SOURCE_HELP,
+    add_command,
+    add_mirror_options,
     add_use_options,
     backend_options_from_args,
-    check_source,
-    compile_filter,
+    check_source_files,
     jobs_from_args,
+    open_source_and_target,
+    selection_from_args,
+    warn_if_none_selected,
+    with_progress,
 )
-from .progress import make_progress
 from .ui import UI
+from .wording import plural
 
 
 def register(sub: Any, parents: Sequence[argparse.ArgumentParser]) -> None:
-    p = sub.add_parser(
-        "upload",
-        parents=list(parents),
+    p = add_command(
+        sub, parents, "upload", run, source=SOURCE_HELP,
         help="upload a local sstate cache to a mirror (only what is missing)",
         description="Upload the sstate files of SOURCE that TARGET lacks (or holds with a"
         " different size): signatures first, archives last, each atomically, in parallel."
         " Temporary, partial and unknown files are skipped. SOURCE is never modified.",
     )
-    p.add_argument("source", metavar="SOURCE", help="local sstate cache (SSTATE_DIR)")
-    p.add_argument("target", metavar="TARGET",
-                   help="mirror: a directory, file://, http(s):// or s3:// URL")
     p.add_argument("-n", "--dry-run", action="store_true",
                    help="show what would be uploaded; change nothing")
     add_use_options(p)
     p.add_argument("--no-touch", action="store_true",
                    help="do not mark the mirror copies of used artifacts as used")
-    add_selection_options(p)
-    add_jobs_option(p)
-    add_backend_options(p)
-    p.set_defaults(run=run)
+    add_mirror_options(p)
 
 
-def run(args: argparse.Namespace, ui: UI) -> int:
-    with make_progress(ui) as progress:
-        return _run(args, ui, progress)
-
-
-def _run(args: argparse.Namespace, ui: UI, progress: Progress) -> int:
-    selection = Selection(pn_filter=compile_filter(args.filter), arch=args.arch)
+@with_progress
+def run(args: argparse.Namespace, ui: UI, progress: Progress) -> int:
+    selection = selection_from_args(args)
     options = backend_options_from_args(args)
     # every value is checked before the mirror is contacted
     used_within = None if args.no_touch else parse_age(args.used_within, "--used-within")
-    with open_backend(args.source, options) as source, \
-            open_backend(args.target, options) as target:
-        check_source(source)
+    with open_source_and_target(args, options) as (source, target):
+        # SOURCE is judged before TARGET is contacted, let alone created
+        listing = list_source(source, progress)
+        check_source_files(source, args.source, listing.artifacts)
+        warn_if_none_selected(ui, args, selection, listing.artifacts, source.url)
         mirror_exists = True
         try:
-            target.check(create=not args.dry_run)
+            target.check()
         except NotFoundError:
-            if not args.dry_run:
-                raise
-            mirror_exists = False  # a dry run does not create it: everything is missing
+            mirror_exists = False
+        if not mirror_exists and args.dry_run:  # a dry run does not create it
+            ui.warn(f"TARGET {args.target!r} does not exist: an upload would create it")
+        elif not mirror_exists:
+            target.check(create=True)
+            ui.warn(f"TARGET {args.target!r} did not exist: created it, a new empty mirror")
         jobs = jobs_from_args(args, target.properties.connections)
         ui.info(f"uploading {source.url} to {target.url}")
         plan = plan_against_mirror(source, target, selection, now=time.time(),
-                                   used_within=used_within, jobs=jobs,
+                                   used_within=used_within, jobs=jobs, listing=listing,
                                    mirror_exists=mirror_exists, progress=progress)
         if plan.touches and target.properties.touch == "none":
-            ui.warn(f"{target.url} cannot record use; not marking {len(plan.touches)} files")
+            ui.warn(f"{target.url} cannot record use; not marking"
+                    f" {plural(len(plan.touches), 'file')}")
             plan.touches = []
-        ui.info(f"  {len(plan.transfers)} files to upload ({format_size(plan.bytes_to_send)}),"
+        ui.info(f"  {plural(len(plan.transfers), 'file')} to upload"
+                f" ({format_size(plan.bytes_to_send)}),"
                 f" {plan.present} already present, {len(plan.touches)} of them to mark as used")
         for t in plan.transfers:
             ui.detail(f"[UPLOAD] {t.path}" + (
@@ -105,7 +102,7 @@ def _run(args: argparse.Namespace, ui: UI, progress: Progress) -> int:
     skipped_reasons = _count_reasons(plan.skipped)
     ui.info(
         ("upload interrupted: " if result.interrupted else "upload: ")
-        + f"{result.uploaded} files ({format_size(result.uploaded_bytes)}) uploaded,"
+        + f"{plural(result.uploaded, 'file')} ({format_size(result.uploaded_bytes)}) uploaded,"
         f" {plan.present} already present, {len(plan.skipped)} skipped"
         + (f" ({skipped_reasons})" if skipped_reasons else "")
         + f", {result.touched} marked as used, {len(result.failed)} failed"
@@ -122,4 +119,9 @@ def _count_reasons(skipped: Sequence[Skipped]) -> str:
     counts: Dict[str, int] = {}
     for s in skipped:
         counts[s.reason] = counts.get(s.reason, 0) + 1
-    return ", ".join(f"{n} {reason}" for reason, n in sorted(counts.items()))
+    return ", ".join(plural(n, reason, _MANY.get(reason))
+                     for reason, n in sorted(counts.items()))
+
+
+#: Skip reasons whose plural is not the reason with an s.
+_MANY = {"not an sstate file": "not sstate files"}

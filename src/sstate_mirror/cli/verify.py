@@ -12,7 +12,7 @@ from ..archive_check import ArchiveLimits
 from ..backends import Backend, open_backend
 from ..commands.clock import MAX_CLOCK_SKEW, mirror_clock
 from ..commands.hashsync import ask_server
-from ..commands.listing import Selection, list_artifacts
+from ..commands.listing import list_artifacts
 from ..commands.pins import check_pin_name, read_pin
 from ..commands.verify import (
     DEFAULT_SAMPLE,
@@ -30,16 +30,18 @@ from ..naming import Artifact
 from ..transfer import Progress
 from ..units import format_size, parse_age, parse_size
 from .common import (
-    add_backend_options,
-    add_jobs_option,
-    add_selection_options,
+    add_command,
+    add_mirror_options,
     backend_options_from_args,
-    compile_filter,
     jobs_from_args,
+    selection_from_args,
+    selection_words,
+    warn_nothing_selected,
+    with_progress,
 )
 from .hashserve import add_hashserve_options, hashserve_from_args, render_knowledge
-from .progress import make_progress
 from .ui import UI
+from .wording import plural
 
 EXIT_OK = 0
 EXIT_PROBLEMS = 1
@@ -47,9 +49,8 @@ EXIT_BACKEND = 3
 
 
 def register(sub: Any, parents: Sequence[argparse.ArgumentParser]) -> None:
-    p = sub.add_parser(
-        "verify",
-        parents=list(parents),
+    p = add_command(
+        sub, parents, "verify", run,
         help="find broken artifacts that would make a consumer's setscene fail or rebuild",
         description="Check a mirror for what bitbake's existence check does not catch:"
         " zero-size, truncated or corrupt archives (read to the end: decompressed and the"
@@ -58,10 +59,9 @@ def register(sub: Any, parents: Sequence[argparse.ArgumentParser]) -> None:
         " without .siginfo, .sig files without archive and leftovers of interrupted uploads."
         " Listing checks cover every file; content is read for a random sample of groups"
         " (--sample) or for all of them (--all). Exit status: 0 no errors, 1 errors found"
-        " (after --fix: errors left), 3 files could not be read.",
+        " (after --fix: errors left; or --filter/--arch selected nothing), 3 files could not"
+        " be read.",
     )
-    p.add_argument("target", metavar="TARGET",
-                   help="mirror: a directory, file://, http(s):// or s3:// URL")
     how = p.add_mutually_exclusive_group()
     how.add_argument("--sample", type=int, metavar="N", default=DEFAULT_SAMPLE,
                      help=f"read N random artifact groups (default: {DEFAULT_SAMPLE})")
@@ -89,12 +89,9 @@ def register(sub: Any, parents: Sequence[argparse.ArgumentParser]) -> None:
                    help="stop reading an archive past SIZE decompressed (default: 64G)")
     p.add_argument("--max-members", type=int, metavar="N", default=1_000_000,
                    help="stop reading an archive past N tar members (default: 1000000)")
-    add_selection_options(p)
-    add_jobs_option(p)
-    add_backend_options(p)
+    add_mirror_options(p)
     add_hashserve_options(p, "also count the archives whose unihash this hash equivalence"
                              " server knows, and those it does not")
-    p.set_defaults(run=run)
 
 
 def _options(args: argparse.Namespace) -> VerifyOptions:
@@ -107,7 +104,7 @@ def _options(args: argparse.Namespace) -> VerifyOptions:
         read_all=args.read_all,
         seed=args.seed,
         min_age=parse_age(args.min_age, "--min-age"),
-        selection=Selection(pn_filter=compile_filter(args.filter), arch=args.arch),
+        selection=selection_from_args(args),
     )
 
 
@@ -148,12 +145,8 @@ def _show_problems(ui: UI, problems: List[Problem]) -> None:
         ui.info(f"      fix: {kind.fix}")
 
 
-def run(args: argparse.Namespace, ui: UI) -> int:
-    with make_progress(ui) as progress:
-        return _run(args, ui, progress)
-
-
-def _run(args: argparse.Namespace, ui: UI, progress: Progress) -> int:
+@with_progress
+def run(args: argparse.Namespace, ui: UI, progress: Progress) -> int:
     # every value is checked before the mirror is contacted
     options = _options(args)
     limits = ArchiveLimits(
@@ -173,9 +166,10 @@ def _run(args: argparse.Namespace, ui: UI, progress: Progress) -> int:
             options = _pinned_options(options, target, args.pin, ui)
         plan = plan_verify(artifacts, options, now)
         scope = "all" if plan.sampled_groups == plan.groups else "a random sample"
-        ui.info(f"  {len(artifacts)} files, {plan.groups} groups with content; reading"
-                f" {plan.archive_checks} archives and {plan.siginfo_checks} .siginfo of"
-                f" {plan.sampled_groups} groups ({scope})")
+        ui.info(f"  {plural(len(artifacts), 'file')}, {plural(plan.groups, 'group')} with"
+                f" content; reading {plural(plan.archive_checks, 'archive')} and"
+                f" {plan.siginfo_checks} .siginfo of {plural(plan.sampled_groups, 'group')}"
+                f" ({scope})")
         result = execute_verify(plan, target, jobs=jobs, retries=backend_options.retries,
                                 progress=progress, archive_limits=limits)
         report: Dict[str, Any] = {"command": "verify", "target": target.url, "now": now,
@@ -189,9 +183,10 @@ def _run(args: argparse.Namespace, ui: UI, progress: Progress) -> int:
         for path in result.vanished:
             ui.detail(f"{path}: deleted since the listing, not judged")
         errors = sum(1 for p in result.problems if p.severity == ERROR)
-        ui.info(f"verify: {result.archives} archives and {result.siginfo} .siginfo read"
-                f" ({format_size(result.bytes_read)}), {errors} errors,"
-                f" {len(result.problems) - errors} warnings, {len(result.errors)} unreadable")
+        ui.info(f"verify: {plural(result.archives, 'archive')} and {result.siginfo} .siginfo"
+                f" read ({format_size(result.bytes_read)}), {plural(errors, 'error')},"
+                f" {plural(len(result.problems) - errors, 'warning')},"
+                f" {len(result.errors)} unreadable")
         if hashserve is not None:
             with hashserve.connect() as server:
                 knowledge = ask_server(artifacts, server)
@@ -205,6 +200,10 @@ def _run(args: argparse.Namespace, ui: UI, progress: Progress) -> int:
                 ui.result(text)
         failing = [p for p in result.problems if _fails(p, args.strict)]
         status = EXIT_PROBLEMS if failing else EXIT_OK
+        if not plan.groups:
+            warn_nothing_selected(ui, args, "artifacts to verify", target.url)
+            if selection_words(args):
+                status = EXIT_PROBLEMS  # a filter that selects nothing checks nothing
         if result.errors:
             status = EXIT_BACKEND
         if args.fix and result.errors:
@@ -226,7 +225,7 @@ def _fix(args: argparse.Namespace, ui: UI, target: Backend, jobs: int, retries: 
     if args.dry_run:
         for d in fix.deletions:
             ui.info(f"[DELETE] {d.path} ({d.rule})")
-        ui.info(f"dry run: would delete {len(fix.deletions)} files,"
+        ui.info(f"dry run: would delete {plural(len(fix.deletions), 'file')},"
                 f" {format_size(sum(d.artifact.size for d in fix.deletions))}")
         report["would_delete"] = [d.path for d in fix.deletions]
         return EXIT_PROBLEMS if failing else EXIT_OK
@@ -237,8 +236,8 @@ def _fix(args: argparse.Namespace, ui: UI, target: Backend, jobs: int, retries: 
         ui.error(f"{path}: {err}")
     fixed = set(result.fixed)
     left = [p for p in failing if problem_key(p) not in fixed]
-    ui.info(f"fix: {len(result.deleted)} files deleted, {len(fixed)} problems fixed,"
-            f" {len(left)} left that fail the run")
+    ui.info(f"fix: {plural(len(result.deleted), 'file')} deleted,"
+            f" {plural(len(fixed), 'problem')} fixed, {len(left)} left that fail the run")
     report["fixed"] = [p.to_dict() for p in problems if problem_key(p) in fixed]
     report["deleted"] = result.deleted
     report["fix_failed"] = {p: str(e) for p, e in sorted(result.failed.items())}

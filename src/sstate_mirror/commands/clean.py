@@ -121,6 +121,8 @@ class CleanPlan:
     max_size: Optional[int] = None
     protected_bytes: int = 0
     """Bytes the size rule could not evict because they were used within --min-age."""
+    versions_protected: int = 0
+    """Hashes beyond --max-versions kept because they were used within --min-age."""
     pinned: List[Spared] = field(default_factory=list)
     """Files a rule would have deleted, kept because a pin or --keep names their group."""
     pinned_bytes: int = 0
@@ -163,6 +165,7 @@ class CleanPlan:
             "max_size": self.max_size,
             "budget_unmet": self.budget_unmet,
             "protected_bytes": self.protected_bytes,
+            "versions_protected": self.versions_protected,
             "pinned": [{"path": p.path, "rule": p.rule, "pin": p.pin} for p in self.pinned],
             "pinned_bytes": self.pinned_bytes,
             "unknown_files": [a.path for a in self.unknown],
@@ -266,6 +269,8 @@ def plan_clean(artifacts: Iterable[Artifact], options: CleanOptions, now: float,
             for g in same[options.max_versions:]:
                 if not protected(g):
                     pick.group(g, "max-versions")
+                else:
+                    plan.versions_protected += 1
 
     for art in arts:
         if art.kind is Kind.TEMP and art.age(now) >= options.temp_age:

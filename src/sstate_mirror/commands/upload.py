@@ -152,6 +152,21 @@ def plan_upload(
     return plan
 
 
+@dataclass
+class SourceListing:
+    """A cache's files, and those its listing passed over (dangling links, loops)."""
+
+    artifacts: List[Artifact]
+    skipped: List[Skipped]
+
+
+def list_source(source: Backend, progress: Optional[Progress] = None) -> SourceListing:
+    skipped: List[Skipped] = []
+    local = list_artifacts(source, progress=progress,
+                           on_skip=lambda p, why: skipped.append(Skipped(p, why)))
+    return SourceListing(local, skipped)
+
+
 def plan_against_mirror(
     source: Backend,
     target: Backend,
@@ -162,14 +177,16 @@ def plan_against_mirror(
     jobs: int,
     mirror_exists: bool = True,
     progress: Optional[Progress] = None,
+    listing: Optional[SourceListing] = None,
 ) -> UploadPlan:
-    """List the cache, learn what the mirror holds of it, and plan (upload and touch).
+    """List the cache (unless ``listing`` has it), learn what the mirror holds of it, and
+    plan (upload and touch).
 
     Files the cache listing passes over (dangling links, loops) are in ``plan.skipped``.
     """
-    skipped: List[Skipped] = []
-    local = list_artifacts(source, progress=progress,
-                           on_skip=lambda p, why: skipped.append(Skipped(p, why)))
+    if listing is None:
+        listing = list_source(source, progress)
+    local, skipped = listing.artifacts, listing.skipped
     wanted = [a for a in local if a.kind in SENDABLE and selection.matches(a)]
     remote = (remote_sizes(target, wanted, jobs=jobs, progress=progress)
               if mirror_exists else {})

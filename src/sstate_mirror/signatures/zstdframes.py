@@ -1,30 +1,29 @@
-"""Decompress zstd data frame by frame with a hard cap on the output size.
+"""Decompress a whole zstd signature file with a hard cap on the output size.
 
-bitbake writes ``.siginfo`` through ``pzstd``-compatible code: one or more zstd frames, possibly
-with skippable frames in between. The ``zstandard`` stream reader reads across frames but
-says nothing when the input ends inside a frame, and a decompression bomb (a few KiB that
-expand to GiB) must stop at the cap, not when memory runs out. So the frames are walked
-here: skippable frames are skipped by their length field, each data frame is fed to a
-decompression object in small slices so that one slice can never expand far past the cap,
-and a frame that does not reach its end is reported as truncated.
+bitbake writes ``.siginfo`` through ``pzstd``-compatible code: one or more zstd frames,
+possibly with skippable frames in between. The frames are walked by the project's one zstd
+frame walker, :class:`sstate_mirror.archive_streams.ZstdStream` (block by block, so a
+decompression bomb stops at the cap and a file that ends inside a frame is reported as
+truncated); this module only adapts it to bytes in, bytes out, and to the signature
+reader's error.
 """
 
 from __future__ import annotations
 
-from typing import List, Tuple
+import io
 
-import zstandard
+from ..archive_streams import (
+    MAX_WINDOW_SIZE,
+    SKIPPABLE_MAGIC,
+    SKIPPABLE_MASK,
+    ZSTD_MAGIC,
+    ArchiveDefect,
+    LimitExceeded,
+    ZstdStream,
+)
 
-ZSTD_MAGIC = 0xFD2FB528
-SKIPPABLE_MASK = 0xFFFFFFF0
-SKIPPABLE_MAGIC = 0x184D2A50
-
-#: Input slice fed to the decoder at a time. A zstd block of 3 + 1 bytes (RLE) can expand to
-#: 128 KiB, so one slice yields at most ~8 MiB: the cap is overshot by that much at worst.
-_SLICE = 256
-
-#: Largest window a frame may ask for (libzstd's own default limit): bounds decoder memory.
-MAX_WINDOW_SIZE = 1 << 27
+__all__ = ["MAX_WINDOW_SIZE", "ZstdFormatError", "ZstdLimitError", "decompress_frames",
+           "is_zstd"]
 
 
 class ZstdFormatError(ValueError):
@@ -45,55 +44,11 @@ def is_zstd(data: bytes) -> bool:
 
 def decompress_frames(data: bytes, max_output: int) -> bytes:
     """Decompress every frame of ``data``; raise :class:`ZstdFormatError` past ``max_output``."""
-    dctx = zstandard.ZstdDecompressor(max_window_size=MAX_WINDOW_SIZE)
-    out: List[bytes] = []
-    total = 0
-    pos = 0
-    frames = 0
-    view = memoryview(data)
-    while pos < len(data):
-        if len(data) - pos < 4:
-            raise ZstdFormatError(f"trailing garbage after frame {frames} at byte {pos}")
-        magic = int.from_bytes(view[pos : pos + 4], "little")
-        if (magic & SKIPPABLE_MASK) == SKIPPABLE_MAGIC:
-            if len(data) - pos < 8:
-                raise ZstdFormatError(f"truncated skippable frame at byte {pos}")
-            size = int.from_bytes(view[pos + 4 : pos + 8], "little")
-            pos += 8 + size
-            if pos > len(data):
-                raise ZstdFormatError("truncated skippable frame")
-            frames += 1
-            continue
-        if magic != ZSTD_MAGIC:
-            raise ZstdFormatError(f"not a zstd frame at byte {pos} (magic {magic:08x})")
-        pos, total = _one_frame(dctx, view, pos, out, total, max_output)
-        frames += 1
-    return b"".join(out)
-
-
-def _one_frame(
-    dctx: zstandard.ZstdDecompressor,
-    view: memoryview,
-    pos: int,
-    out: List[bytes],
-    total: int,
-    max_output: int,
-) -> Tuple[int, int]:
-    """Decode the data frame starting at ``pos``; return the position after it and the total."""
-    dobj = dctx.decompressobj()
-    end = len(view)
-    while pos < end:
-        chunk_end = min(pos + _SLICE, end)
-        try:
-            piece = dobj.decompress(view[pos:chunk_end].tobytes())
-        except zstandard.ZstdError as exc:
-            raise ZstdFormatError(f"corrupt zstd data: {exc}") from exc
-        total += len(piece)
-        if total > max_output:
-            raise ZstdLimitError(f"decompressed data exceeds the limit of {max_output} bytes")
-        if piece:
-            out.append(piece)
-        if dobj.eof:
-            return chunk_end - len(dobj.unused_data), total
-        pos = chunk_end
-    raise ZstdFormatError("truncated zstd frame (the data ends inside a frame)")
+    stream = ZstdStream(io.BytesIO(data), max_output=max_output)
+    try:
+        return stream.read()
+    except LimitExceeded as exc:
+        raise ZstdLimitError(str(exc)) from None
+    except ArchiveDefect as exc:
+        raise ZstdFormatError(("truncated zstd data: " if exc.truncated else "") + str(exc)
+                              ) from None
