@@ -31,6 +31,14 @@ def oe_cache_b() -> Path:
 def legacy_cache() -> Path:
     return DATA / "legacy-honister" / "cache-a"
 
+# Google Cloud Storage and Azure Blob emulators (tests/cloud_servers.py says how).
+from cloud_servers import (  # noqa: E402, F401 - fixtures are found by name
+    azure_container,
+    azure_server,
+    gcs_bucket,
+    gcs_server,
+)
+
 # S3-compatible servers and buckets for any test module (tests/s3_servers.py says how).
 # One mirror of every kind, for end-to-end tests (tests/mirrors.py).
 from mirrors import mirror  # noqa: E402, F401 - fixtures are found by name

@@ -1,7 +1,8 @@
 """A mirror of any kind for end-to-end tests: its URL, CLI options, and a way to age files.
 
 The ``mirror`` fixture is parametrised over every kind the suite can start here, so one
-end-to-end test runs against a directory, S3 servers and WebDAV servers alike.
+end-to-end test runs against a directory, S3 servers, WebDAV servers and the Google Cloud
+Storage and Azure Blob emulators alike.
 """
 
 from __future__ import annotations
@@ -20,7 +21,8 @@ from sstate_mirror.backends.base import Backend, BackendOptions
 
 _dirs = itertools.count()
 
-MIRROR_KINDS = ["dir", "s3-moto", "s3-rclone", "dav-apache", "dav-nginx", "dav-wsgidav"]
+MIRROR_KINDS = ["dir", "s3-moto", "s3-rclone", "dav-apache", "dav-nginx", "dav-wsgidav", "gcs",
+                "azure"]
 
 
 @dataclass
@@ -92,6 +94,25 @@ def _dav_mirror(request: pytest.FixtureRequest, server_fixture: str, location: s
     return Mirror(kind, dav.url, options=dav.options, backdate=backdate)
 
 
+def _cloud_mirror(request: pytest.FixtureRequest, kind: str) -> Mirror:
+    """A fresh bucket (gcs) or container (azure) on its emulator, the environment set."""
+    from cloud_servers import AzureContainer, GCSBucket, azure_env, gcs_env
+
+    monkeypatch = request.getfixturevalue("monkeypatch")
+    options = BackendOptions(timeout=20, retries=2)
+    if kind == "gcs":
+        server = request.getfixturevalue("gcs_server")
+        gcs_env(monkeypatch, server)
+        bucket = GCSBucket(server, server.new_bucket(), prefix="sstate")
+        return Mirror(kind, bucket.url, cli_args=["--endpoint-url", server.endpoint],
+                      options=options, backdate=bucket.backdate)
+    azure = request.getfixturevalue("azure_server")
+    azure_env(monkeypatch, azure)
+    container = AzureContainer(azure, azure.new_container(), prefix="sstate")
+    return Mirror(kind, container.url, cli_args=["--endpoint-url", azure.endpoint],
+                  options=options, backdate=container.backdate)
+
+
 #: WebDAV mirrors as documented in docs/webdav.md: anonymous reads, authenticated writes
 _DAV = {"dav-apache": ("apache_server", "rw"), "dav-nginx": ("nginx_server", "rw"),
         "dav-wsgidav": ("wsgidav_server", "auth")}
@@ -115,4 +136,6 @@ def make_mirror(request: pytest.FixtureRequest, kind: str) -> Mirror:
         return _s3_mirror(request, "rclone_s3", kind)
     if kind in _DAV:
         return _dav_mirror(request, *_DAV[kind], kind)
+    if kind in ("gcs", "azure"):
+        return _cloud_mirror(request, kind)
     raise AssertionError(kind)

@@ -1,7 +1,7 @@
 """Faults during transfer and listing, injected on the wire in front of real servers.
 
-Every test runs the real command line against a real S3 (moto) or WebDAV (nginx, wsgidav)
-server through :mod:`faultproxy`, and checks what a shared mirror needs after a failure:
+Every test runs the real command line against a real S3 (moto), WebDAV (nginx, wsgidav),
+Google Cloud Storage (fake-gcs-server) or Azure Blob (Azurite) server through :mod:`faultproxy`, and checks what a shared mirror needs after a failure:
 
 * the command exits non-zero and names what failed;
 * no partial archive (or companion) is visible at its final name: every file on the mirror
@@ -38,7 +38,7 @@ from sstate_mirror.backends import open_backend
 from sstate_mirror.cli import main
 from sstate_mirror.naming import Kind, classify
 
-PROXIED_KINDS = ["s3-moto", "dav-nginx", "dav-wsgidav"]
+PROXIED_KINDS = ["s3-moto", "dav-nginx", "dav-wsgidav", "gcs", "azure"]
 DAY = 86400
 
 
@@ -59,14 +59,16 @@ def proxied(request: pytest.FixtureRequest) -> Iterator[Proxied]:
 
 def _proxied(request: pytest.FixtureRequest, kind: str) -> Iterator[Proxied]:
     m = make_mirror(request, kind)
-    if kind.startswith("s3"):
+    by_endpoint = m.cli_args[:1] == ["--endpoint-url"]  # object stores; WebDAV by its URL
+    if by_endpoint:
         port = urllib.parse.urlsplit(m.cli_args[1]).port
     else:
         port = urllib.parse.urlsplit(m.url).port
     assert port is not None
     with FaultProxy(port) as proxy:
-        if kind.startswith("s3"):
-            yield Proxied(m, proxy, m.url, ["--endpoint-url", proxy.url])
+        if by_endpoint:
+            endpoint = m.cli_args[1].replace(f":{port}", f":{proxy.port}", 1)
+            yield Proxied(m, proxy, m.url, ["--endpoint-url", endpoint])
         else:
             yield Proxied(m, proxy, m.url.replace(f":{port}/", f":{proxy.port}/"), [])
 
@@ -101,7 +103,8 @@ def assert_no_partial_file(m: Mirror, source: Path, *, temp_may_remain: bool = F
 
 
 def is_put(r: Request) -> bool:
-    return r.method == "PUT"
+    """An upload request: PUT, or GCS's POST of a multipart upload."""
+    return r.method == "PUT" or (r.method == "POST" and r.path.startswith("/upload/"))
 
 
 ZETA = ["--filter", "zeta"]
@@ -167,14 +170,16 @@ def test_server_killed_mid_upload_leaves_nothing_partial(
 def test_stalled_server_times_out_and_is_retried_bounded(
         proxied: Proxied, oe_cache_a: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """A server that takes a request and never answers: --timeout catches it, per attempt."""
-    first: List[str] = []
+    first: List[Tuple[str, str]] = []
 
     def first_put(r: Request) -> bool:
-        if r.method != "PUT":
+        # GCS sends every upload to one path (the name is in the body): the size tells
+        # one file's upload from the others
+        if not is_put(r):
             return False
         if not first:
-            first.append(r.path)
-        return r.path == first[0]
+            first.append((r.path, r.headers.get("content-length", "")))
+        return (r.path, r.headers.get("content-length", "")) == first[0]
 
     proxied.proxy.add(Fault("stall", stall=30, match=first_put))
     code, report, err = run(capsys, "upload", str(oe_cache_a), proxied.url, *ZETA,
@@ -195,9 +200,21 @@ def test_stalled_server_times_out_and_is_retried_bounded(
 
 
 def _listing_cut(kind: str) -> Callable[[Request], bool]:
-    """The requests to cut so that a listing fails after it has returned some entries."""
+    """The requests to cut so that a listing fails after it has returned some entries.
+
+    On GCS and Azure a second page would need 1,000 and 5,000 objects, each back-dated on
+    the emulator: there the first page is cut, which no more than a later one may read as
+    the end of the listing.
+    """
     if kind.startswith("s3"):
         return lambda r: r.method == "GET" and "continuation-token" in r.query
+    # (not the one-name listing that checks the mirror is there)
+    if kind == "gcs":
+        return lambda r: r.method == "GET" and r.path.endswith("/o") and "maxResults=1&" \
+            not in r.query + "&"
+    if kind == "azure":
+        return lambda r: r.method == "GET" and "comp=list" in r.query and "maxresults=1&" \
+            not in r.query + "&"
     # Depth: 1 walk (nginx has no Depth: infinity): a sub-collection; where there is Depth:
     # infinity (wsgidav), its answer too (one cut short goes on with the walk)
     return lambda r: r.method == "PROPFIND" and (

@@ -217,3 +217,43 @@ def test_invalid_port_is_a_one_line_usage_error(url: str,
     assert lines[0].startswith("error: ") and "Traceback" not in err
     assert all(line.startswith("hint: ") for line in lines[1:])
     assert "p@" not in err and "p/q" not in err
+@pytest.mark.parametrize("how", ["AZ_SAS", "AZURE_STORAGE_KEY", "AZURE_STORAGE_CONNECTION_STRING"])
+def test_azure_credentials_never_shown(how: str, request: pytest.FixtureRequest,
+                                       oe_cache_a: Path, monkeypatch: pytest.MonkeyPatch,
+                                       capsys: pytest.CaptureFixture[str],
+                                       caplog: pytest.LogCaptureFixture) -> None:
+    """A SAS travels in every request's URL: it must stay out of every line and log."""
+    import datetime as dt
+
+    from azure.storage.blob import ContainerSasPermissions, generate_container_sas
+
+    from cloud_servers import AZURITE_ACCOUNT, AZURITE_KEY
+
+    m = make_mirror(request, "azure")
+    container = m.url.split("/")[3]
+    secrets = [AZURITE_KEY]
+    if how != "AZURE_STORAGE_CONNECTION_STRING":
+        monkeypatch.delenv("AZURE_STORAGE_CONNECTION_STRING")
+    if how == "AZ_SAS":
+        sas = generate_container_sas(
+            AZURITE_ACCOUNT, container, account_key=AZURITE_KEY,
+            permission=ContainerSasPermissions(read=True, write=True, delete=True, list=True,
+                                               create=True),
+            expiry=dt.datetime.now(dt.timezone.utc) + dt.timedelta(hours=1))
+        monkeypatch.setenv("AZ_SAS", sas)
+        sig = sas.split("sig=")[1].split("&")[0]
+        secrets += [sig, urllib.parse.unquote(sig)]
+    elif how == "AZURE_STORAGE_KEY":
+        monkeypatch.setenv("AZURE_STORAGE_KEY", AZURITE_KEY)
+    argvs = [[*argv, *m.cli_args] for argv in _commands(oe_cache_a, m.url, _siginfo(oe_cache_a))]
+    text, codes = _run_all(argvs, capsys, caplog)
+    assert codes[0] == 0 and codes[2] == 0, text[-3000:]
+    _assert_clean(text, secrets)
+    # a wrong key: rejected, and shown no more than the right one
+    wrong = base64.b64encode(WRONG.encode() * 3).decode()
+    monkeypatch.delenv("AZ_SAS", raising=False)
+    monkeypatch.delenv("AZURE_STORAGE_CONNECTION_STRING", raising=False)
+    monkeypatch.setenv("AZURE_STORAGE_KEY", wrong)
+    text, codes = _run_all(argvs[:3], capsys, caplog)
+    assert all(c != 0 for c in codes)
+    _assert_clean(text, [*secrets, wrong])

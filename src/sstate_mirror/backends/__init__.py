@@ -35,10 +35,16 @@ _BACKENDS: Dict[str, Tuple[str, str]] = {
     "s3": ("s3", "S3Backend"),
     "http": ("webdav", "WebDAVBackend"),
     "https": ("webdav", "WebDAVBackend"),
+    "gs": ("gcs", "GCSBackend"),
+    "az": ("azure", "AzureBackend"),
 }
 
 #: The supported URL schemes, in the order messages list them.
 SUPPORTED_SCHEMES: Tuple[str, ...] = tuple(_BACKENDS)
+
+#: scheme -> (the extra that installs its client, the client's package name)
+_EXTRAS: Dict[str, Tuple[str, str]] = {"gs": ("gcs", "google-cloud-storage"),
+                                       "az": ("azure", "azure-storage-blob")}
 
 _URL_RE = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*)://")
 _SCHEME_COLON_RE = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*):")
@@ -124,6 +130,12 @@ def open_backend(url: str, options: Optional[BackendOptions] = None) -> Backend:
                 f"the {scheme}:// backend is not available yet in this version"
                 f" of sstate-mirror ({redact_url(url)})"
             ) from None
+        if scheme in _EXTRAS:
+            extra, package = _EXTRAS[scheme]
+            raise BackendUnavailable(
+                f"the {scheme}:// backend needs the Python package {package}, which is missing",
+                hint=f"pip install 'sstate-mirror[{extra}]'",
+            ) from exc
         raise BackendUnavailable(
             f"the {scheme}:// backend needs the Python package {exc.name!r}, which is missing",
             hint=f"pip install {exc.name}",

@@ -21,7 +21,6 @@ What S3 gives and what it does not, and how each primitive copes:
 from __future__ import annotations
 
 import base64
-import concurrent.futures
 import hashlib
 import io
 import math
@@ -58,7 +57,6 @@ from ..errors import (
     TransientError,
     UsageError,
 )
-from ..naming import is_hash_directory
 from .base import (
     Backend,
     BackendOptions,
@@ -69,7 +67,16 @@ from .base import (
     failure_map,
     redact_url,
 )
+from .cloud import LazyClient, each_path
 from .davxml import parse_http_date
+from .prefix_listing import (
+    RangeLister,
+    estimate_from_first_page,
+    list_in_ranges,
+    listing_requests,
+    prefer_probes,
+    range_prefixes,
+)
 from .s3_config import (
     CREDENTIALS_HINT,
     is_aws_host,
@@ -79,6 +86,7 @@ from .s3_config import (
     posix_time,
     resolve_endpoint,
 )
+from .streams import BodyReader, ExactReader
 
 __all__ = [
     "S3Backend",
@@ -90,7 +98,6 @@ __all__ = [
     "range_prefixes",
     "translate_error",
 ]
-
 
 #: ListObjectsV2 returns at most this many keys per request.
 PAGE_SIZE = 1000
@@ -112,7 +119,6 @@ COPY_SINGLE_MAX = 5 * 1024 * 1024 * 1024
 #: Largest size a listing may announce: S3 allows 5 TiB, S3-compatible stores a little more;
 #: anything above 1 PiB is a broken or hostile server.
 MAX_OBJECT_SIZE = 1 << 50
-
 
 _PERMISSION_HINT = (
     "check the bucket policy and the IAM permissions of these credentials"
@@ -143,156 +149,7 @@ _TRANSIENT_CODES = {
 _NOT_FOUND_CODES = {"NoSuchKey", "NotFound", "404", "NoSuchUpload"}
 
 
-# -- the cost model for "list everything" versus "HEAD each local file" ---------------------
-
-
-def listing_requests(object_count: int, page_size: int = PAGE_SIZE) -> int:
-    """Requests a complete listing of ``object_count`` objects costs (at least one).
-
-    A parallel listing costs one or two more per range, but it only runs where the mirror is
-    so large that this is small next to the pages themselves.
-    """
-    return max(1, math.ceil(object_count / page_size))
-
-
-def prefer_probes(
-    local_count: int, mirror_estimate: Optional[int], page_size: int = PAGE_SIZE
-) -> bool:
-    """Whether HEAD probes of ``local_count`` files cost fewer requests than a full listing.
-
-    ``mirror_estimate`` is the (estimated) number of objects on the mirror, None when unknown;
-    then the listing is chosen, because it is always correct and at worst costs pages.
-    """
-    if mirror_estimate is None:
-        return False
-    return local_count < listing_requests(mirror_estimate, page_size)
-
-
-def estimate_from_first_page(count: int, truncated: bool, last_key: str) -> Optional[int]:
-    """Estimate a mirror's size from its first listing page (``last_key`` relative to it).
-
-    Paths start with hash fan-out directories (``hh/hh/``) whose names are uniformly spread,
-    so the share of that key space the first page covers tells the share of the mirror it
-    holds. Returns None when the first key levels are not hex digits.
-    """
-    if not truncated:
-        return count
-    digits = ""
-    for part in last_key.split("/")[:2]:
-        if not is_hash_directory(part):
-            break
-        digits += part
-    if not digits:
-        return None
-    covered = (int(digits, 16) + 1) / 16 ** len(digits)
-    return max(count + 1, int(count / covered))
-
-
 # -- streams ---------------------------------------------------------------------------------
-
-
-def range_prefixes(level: str, objects: Sequence[str], prefixes: Sequence[str]) -> List[str]:
-    """The prefixes that list everything in ``prefixes`` (the "directories" directly below
-    ``level``, as ListObjectsV2 gives them with ``Delimiter="/"``) as few ranges.
-
-    Hash directories (``3f/``) sharing their first character become one range (``3``):
-    16 ranges of 16 directories instead of 256 of one. That is fewer requests (the pages
-    are fuller) and on servers whose listing cost grows with the number of keys below the
-    prefix it is still a narrow prefix. A character is grouped only when nothing else below
-    ``level`` starts with it (``objects``: names of the files directly below ``level``),
-    so that no key is listed twice; other directories stay ranges of their own.
-    """
-    by_char: Dict[str, List[str]] = {}
-    others: List[str] = []
-    for p in prefixes:
-        name = p[len(level):].rstrip("/")
-        if is_hash_directory(name):
-            by_char.setdefault(name[0], []).append(p)
-        else:
-            others.append(p)
-    taken = {n[:1] for n in objects} | {p[len(level):len(level) + 1] for p in others}
-    out: List[str] = []
-    for char, group in sorted(by_char.items()):
-        if char in taken or len(group) == 1:
-            out.extend(group)
-        else:
-            out.append(level + char)
-    return out + others
-
-
-class _ExactReader(io.RawIOBase):
-    """Hands out exactly ``size`` bytes of ``src`` and fails if ``src`` has more or fewer.
-
-    Not seekable on purpose: s3transfer then reads the stream once, in order, through here,
-    so what is uploaded is what was counted.
-    """
-
-    def __init__(self, src: IO[bytes], size: int, path: str) -> None:
-        super().__init__()
-        self._src = src
-        self._left = size
-        self._size = size
-        self._path = path
-        self._probed = False
-
-    def readable(self) -> bool:
-        return True
-
-    def _mismatch(self, got: str) -> PermanentError:
-        return PermanentError(
-            f"{self._path}: source gave {got} bytes, expected {self._size}"
-            " (did the file change during the upload?)",
-            path=self._path,
-        )
-
-    def read(self, n: Optional[int] = -1) -> bytes:
-        want = self._left if n is None or n < 0 else min(n, self._left)
-        chunks: List[bytes] = []
-        got = 0
-        while got < want:
-            chunk = self._src.read(want - got)
-            if not chunk:
-                raise self._mismatch(str(self._size - self._left + got))
-            chunks.append(chunk)
-            got += len(chunk)
-        self._left -= got
-        if self._left == 0 and not self._probed:
-            self._probed = True
-            if self._src.read(1):
-                raise self._mismatch(f"more than {self._size}")
-        return b"".join(chunks)
-
-    def readinto(self, b: Any) -> int:
-        data = self.read(len(b))
-        b[: len(data)] = data
-        return len(data)
-
-
-class _Body(io.RawIOBase):
-    """A GET response body as a raw stream whose read errors are the project's own."""
-
-    def __init__(self, body: Any, backend: S3Backend, path: str) -> None:
-        super().__init__()
-        self._body = body
-        self._backend = backend
-        self._path = path
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, b: Any) -> int:
-        try:
-            data = self._body.read(len(b))
-        except Exception as exc:
-            raise self._backend._error(exc, f"cannot read {self._path}", self._path) from exc
-        b[: len(data)] = data
-        return len(data)
-
-    def close(self) -> None:
-        try:
-            self._body.close()
-        finally:
-            super().close()
 
 
 # -- errors ----------------------------------------------------------------------------------
@@ -423,7 +280,7 @@ def _add_content_md5(request: Any, **_: Any) -> None:
 # -- the backend -----------------------------------------------------------------------------
 
 
-class S3Backend(Backend):
+class S3Backend(LazyClient, Backend):
     """A mirror in an S3 bucket, below an optional key prefix."""
 
     properties = Properties(
@@ -438,7 +295,6 @@ class S3Backend(Backend):
         self.endpoint_url = resolve_endpoint(self.options)
         if self.options.addressing_style not in (None, "auto", "path", "virtual"):
             raise UsageError(f"unknown S3 addressing style {self.options.addressing_style!r}")
-        self._client_obj: Any = None
         self._manager: Any = None
         self._lock = threading.Lock()
         # knobs tests turn down to exercise the large-scale paths with small data
@@ -456,18 +312,6 @@ class S3Backend(Backend):
         if self.endpoint_url:
             return redact_url(self.endpoint_url)
         return "AWS S3" + (f" ({self.options.region})" if self.options.region else "")
-
-    @property
-    def client(self) -> Any:
-        """The boto3 client, made on first use (thread-safe; boto3 clients are)."""
-        if self._client_obj is None:
-            with self._lock:
-                if self._client_obj is None:
-                    try:
-                        self._client_obj = self._make_client()
-                    except Exception as exc:
-                        raise self._error(exc, f"cannot set up S3 access to {self.url}") from exc
-        return self._client_obj
 
     def _make_client(self) -> Any:
         opts = self.options
@@ -658,45 +502,11 @@ class S3Backend(Backend):
 
     def _list_parallel(self, base: str,
                        on_skip: Optional[SkipCallback] = None) -> Iterator[Entry]:
-        """List below ``base`` as parallel ranges: one per group of first-level hash
-        directories (see :func:`range_prefixes`), and the same one level further down below
-        first-level names that are not a hash fan-out level (``universal/``, ``debian-12/``
-        hold a full ``hh/hh`` tree each)."""
-        pool = concurrent.futures.ThreadPoolExecutor(
-            max_workers=self.list_workers, thread_name_prefix="s3-list")
-        pending: Dict[concurrent.futures.Future[Any], Tuple[str, str]] = {}
-
-        def submit_level(objects: List[Dict[str, Any]], prefixes: List[str],
-                         level: str, split_others: bool) -> None:
-            names = [o["Key"][len(level):] for o in objects]
-            for p in range_prefixes(level, names, prefixes):
-                if split_others and not is_hash_directory(p[len(level):].rstrip("/")) \
-                        and p.endswith("/"):
-                    pending[pool.submit(self._split, p)] = ("split", p)
-                else:
-                    pending[pool.submit(self._range_objects, p)] = ("range", p)
-
-        try:
-            objects, prefixes = self._split(base)
-            yield from self._entries(objects, on_skip)
-            submit_level(objects, prefixes, base, split_others=True)
-            while pending:
-                done, _ = concurrent.futures.wait(
-                    pending, return_when=concurrent.futures.FIRST_COMPLETED)
-                for fut in done:
-                    kind, level = pending.pop(fut)
-                    result = fut.result()  # re-raises a failed range: the listing fails
-                    if kind == "split":
-                        sub_objects, sub_prefixes = result
-                        yield from self._entries(sub_objects, on_skip)
-                        submit_level(sub_objects, sub_prefixes, level, split_others=False)
-                    else:
-                        # entries (and on_skip calls) are made here, in the caller's thread
-                        yield from self._entries(result, on_skip)
-        finally:
-            for fut in pending:
-                fut.cancel()
-            pool.shutdown(wait=True)
+        """List below ``base`` as parallel prefix ranges (:func:`list_in_ranges`)."""
+        lister = RangeLister(self._split, self._range_objects, lambda o: str(o["Key"]))
+        for batch in list_in_ranges(base, lister, self.list_workers, "s3-list"):
+            # entries (and on_skip calls) are made here, in the caller's thread
+            yield from self._entries(batch, on_skip)
 
     def server_time(self) -> Optional[float]:
         """The ``Date`` of a one-key listing's answer: the clock LastModified comes from."""
@@ -754,7 +564,10 @@ class S3Backend(Backend):
             response = self.client.get_object(Bucket=self.bucket, Key=key)
         except Exception as exc:
             raise self._error(exc, f"cannot read {path}", path) from exc
-        with io.BufferedReader(_Body(response["Body"], self, path), 1 << 16) as stream:
+        body = response["Body"]
+        reader = BodyReader(body.read, lambda exc: self._error(exc, f"cannot read {path}", path),
+                            body.close)
+        with io.BufferedReader(reader, 1 << 16) as stream:
             yield stream
 
     def _transfer_config(self, size: int = 0) -> Any:
@@ -794,7 +607,7 @@ class S3Backend(Backend):
 
     def put(self, path: str, src: IO[bytes], size: int) -> None:
         key = self._key(path)
-        reader = _ExactReader(src, size, path)
+        reader = ExactReader(src, size, path)
         manager, private = self._transfer_manager(size)
         try:
             manager.upload(reader, self.bucket, key).result()
@@ -839,13 +652,7 @@ class S3Backend(Backend):
         return failures
 
     def touch(self, paths: Sequence[str]) -> Dict[str, BackendError]:
-        failures: Dict[str, BackendError] = {}
-        for path in paths:
-            try:
-                self._touch_one(path)
-            except BackendError as exc:
-                failures[path] = exc
-        return failures
+        return each_path(paths, self._touch_one)
 
     def _touch_one(self, path: str) -> None:
         """Copy the object onto itself, keeping its metadata, so LastModified becomes now."""
@@ -877,7 +684,4 @@ class S3Backend(Backend):
         manager, self._manager = self._manager, None
         if manager is not None:
             manager.shutdown()
-        client = self._client_obj
-        self._client_obj = None
-        if client is not None and hasattr(client, "close"):
-            client.close()
+        super().close()

@@ -18,6 +18,7 @@ from dateutil import tz as date_tz
 
 from ..errors import UsageError
 from .base import BackendOptions, redact_url
+from .cloud import posix_time as posix_time  # one conversion for every object store
 
 _BUCKET_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{1,254}$")
 _AWS_HOST = re.compile(r"(^|\.)amazonaws\.com(\.cn)?$")
@@ -138,10 +139,3 @@ def parse_utc_timestamp(value: Any) -> dt.datetime:
 def is_aws_host(host: str) -> bool:
     """Whether an endpoint's host name is AWS's own S3 (else an S3-compatible server)."""
     return bool(_AWS_HOST.search(host))
-
-
-def posix_time(value: dt.datetime) -> float:
-    """A response datetime as a POSIX timestamp; a naive one is UTC, never local time."""
-    if value.tzinfo is None:
-        value = value.replace(tzinfo=_UTC)
-    return value.timestamp()

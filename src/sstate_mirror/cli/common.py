@@ -140,7 +140,9 @@ def add_backend_options(parser: argparse.ArgumentParser) -> None:
     g = parser.add_argument_group("mirror connection")
     g.add_argument("--endpoint-url", metavar="URL",
                    help="S3: endpoint of an S3-compatible server (also AWS_ENDPOINT_URL_S3,"
-                        " AWS_ENDPOINT_URL)")
+                        " AWS_ENDPOINT_URL); gs://, az://: an emulator or private endpoint"
+                        " (also STORAGE_EMULATOR_HOST; an Azure connection string's"
+                        " BlobEndpoint)")
     g.add_argument("--region", help="S3: region (default from the AWS configuration)")
     g.add_argument("--profile", help="S3: named profile from the AWS configuration")
     g.add_argument("--s3-addressing-style", choices=("auto", "path", "virtual"),
