@@ -101,12 +101,14 @@ def commands(scenario: str, endpoint: str, local: Path, prefix: str, cutoff: str
              jobs: str, work: Path) -> Dict[str, str]:
     url = f"s3://{BUCKET}/{prefix}"
     ep = f"--endpoint-url {endpoint}"
-    if scenario == "upload":
+    if scenario.startswith("upload"):
         return {
+            "sstate-mirror upload": f"{TOOL} upload -q{jobs} {ep} {local} {url}",
             "sstate-mirror upload --no-touch": (f"{TOOL} upload -q --no-touch{jobs} {ep}"
                                                 f" {local} {url}"),
             "aws s3 sync": f"aws s3 sync --only-show-errors {ep} {local} {url}",
-            "rclone copy --size-only": f"rclone copy --size-only {local} s3b:{BUCKET}/{prefix}",
+            "rclone copy --size-only --fast-list": (f"rclone copy --size-only --fast-list"
+                                                    f" {local} s3b:{BUCKET}/{prefix}"),
             "rclone copy": f"rclone copy {local} s3b:{BUCKET}/{prefix}",
         }
     if scenario == "clean":
@@ -141,6 +143,18 @@ class MotoState:
         self.port = benchlib.free_port()
         self.server = ThreadedMotoServer(ip_address="127.0.0.1", port=self.port, verbose=False)
         self.server.start()
+        # moto's request log: one entry per request its WSGI application answers
+        self.log: List[str] = []
+        wsgi = self.server._server.app  # type: ignore[union-attr]
+
+        def logged(environ, start_response):  # type: ignore[no-untyped-def]
+            method = environ["REQUEST_METHOD"]
+            if method == "PUT" and environ.get("HTTP_X_AMZ_COPY_SOURCE"):
+                method = "PUT(copy)"
+            self.log.append(method)
+            return wsgi(environ, start_response)
+
+        self.server._server.app = logged  # type: ignore[union-attr]
         self.endpoint = f"http://127.0.0.1:{self.port}"
         benchlib.wait_for_port(self.port)
         import boto3
@@ -175,6 +189,15 @@ class MotoState:
             fake.last_modified = dt.datetime.fromtimestamp(e.mtime, dt.timezone.utc).replace(
                 tzinfo=None)
 
+    def mark(self) -> int:
+        return len(self.log)
+
+    def since(self, mark: int) -> Dict[str, int]:
+        counts: Dict[str, int] = {}
+        for method in self.log[mark:]:
+            counts[method] = counts.get(method, 0) + 1
+        return counts
+
     def stop(self) -> None:
         self.server.stop()
 
@@ -191,6 +214,9 @@ def main(argv: Optional[List[str]] = None) -> int:
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--jobs", type=int, default=None, help="sstate-mirror --jobs")
     ap.add_argument("--only", nargs="*", choices=("upload", "clean", "info"))
+    ap.add_argument("--mirror-age", nargs="+", choices=benchlib.MIRROR_AGES,
+                    default=list(benchlib.MIRROR_AGES),
+                    help="the upload's mirror: marked minutes ago, or 3 days ago (default: both)")
     ap.add_argument("--skip", nargs="*", default=[], help="commands (labels) not to run")
     args = ap.parse_args(argv)
     benchlib.need("hyperfine", "aws", "rclone", "jq")
@@ -202,12 +228,20 @@ def main(argv: Optional[List[str]] = None) -> int:
     now = int(time.time())
     cutoff = dt.datetime.fromtimestamp(now - 30 * 86400, dt.timezone.utc).strftime(
         "%Y-%m-%dT%H:%M:%S")
-    want = args.only or ["upload", "clean", "info"]
+    want = [s for job in (args.only or ["upload", "clean", "info"])
+            for s in ([f"upload-{age}" for age in args.mirror_age] if job == "upload"
+                      else [job])]
     rows: Dict[str, List[Row]] = {}
+    requests: Dict[str, benchlib.Requests] = {}
+    n = "" if args.files == 20000 else f"-n{args.files}"
 
     plan = benchlib.scenarios(work, args.files, args.big, now, noun="objects",
                               stored=" of zeros")
-    first, big, local, sizes = plan.first, plan.big, plan.local, plan.sizes
+    big, local, sizes = plan.big, plan.local, plan.sizes
+
+    def planned(scenario: str) -> List[gencache.Entry]:
+        return plan.mirror(scenario.split("-", 1)[1], now) if scenario.startswith("upload") \
+            else big
 
     def select(scenario: str, cmds: Dict[str, str]) -> Dict[str, str]:
         return {k: v for k, v in cmds.items() if k not in args.skip}
@@ -215,17 +249,15 @@ def main(argv: Optional[List[str]] = None) -> int:
     if args.server == "rclone":
         root = work / "s3root"
         (root / BUCKET).mkdir(parents=True, exist_ok=True)
-        pristine_up, pristine_big = work / "mirror-90", work / "big"
-        if not pristine_up.exists():
-            gencache.write_cache(pristine_up, first, sparse=True)
-        if not pristine_big.exists():
-            gencache.write_cache(pristine_big, big, sparse=True)
         server = benchlib.rclone_s3(root, work, ACCESS, SECRET)
         env = peer_env(server.url, work)
         try:
             for scenario in want:
-                prefix = "up" if scenario == "upload" else "big"
-                pristine = pristine_up if scenario == "upload" else pristine_big
+                prefix = "up" if scenario.startswith("upload") else "big"
+                pristine = work / (f"mirror-90-{args.files}-{scenario}"
+                                   if scenario.startswith("upload") else "big")
+                if not pristine.exists():
+                    gencache.write_cache(pristine, planned(scenario), sparse=True)
                 target = root / BUCKET / prefix
                 prep = f"rm -rf {target} && cp -al {pristine} {target}"
                 cmds = select(scenario, commands(scenario, server.url, local, prefix, cutoff,
@@ -233,7 +265,7 @@ def main(argv: Optional[List[str]] = None) -> int:
                 if scenario == "info":  # read-only: one copy for every run
                     benchlib.sh_run(prep)
                     prep = "true"
-                rows[scenario] = benchlib.hyperfine(f"s3-rclone-{scenario}", prep, cmds,
+                rows[scenario] = benchlib.hyperfine(f"s3-rclone-{scenario}{n}", prep, cmds,
                                                     args.runs, env)
         finally:
             server.stop()
@@ -242,25 +274,36 @@ def main(argv: Optional[List[str]] = None) -> int:
         env = peer_env(moto.endpoint, work)
         try:
             for scenario in want:
-                prefix = "up" if scenario == "upload" else "big"
-                planned = first if scenario == "upload" else big
+                prefix = "up" if scenario.startswith("upload") else "big"
+                entries = planned(scenario)
                 cmds = select(scenario, commands(scenario, moto.endpoint, local, prefix,
                                                  cutoff, jobs, work))
-                print(f"seeding {len(planned)} objects into moto ...", flush=True)
+                print(f"seeding {len(entries)} objects into moto ...", flush=True)
                 t0 = time.monotonic()
-                moto.restore(prefix, planned)
+                moto.restore(prefix, entries)
                 print(f"  {time.monotonic() - t0:.1f} s", flush=True)
                 prepare: Callable[[], None] = (lambda: None) if scenario == "info" else (
-                    lambda p=prefix, e=planned: moto.restore(p, e))  # type: ignore[misc]
-                rows[scenario] = benchlib.py_timer(f"s3-moto-{scenario}", prepare, cmds,
+                    lambda p=prefix, e=entries: moto.restore(p, e))  # type: ignore[misc]
+                if args.runs == 1 and scenario != "clean":  # one run, timed and counted
+                    rows[scenario] = []
+                    requests[scenario] = benchlib.count_requests(prepare, cmds, env, moto,
+                                                                 timed=rows[scenario])
+                    moto.restore(prefix, [])
+                    continue
+                rows[scenario] = benchlib.py_timer(f"s3-moto-{scenario}{n}", prepare, cmds,
                                                    args.runs, env)
+                if scenario != "clean":  # counted once more, by the server
+                    requests[scenario] = benchlib.count_requests(prepare, cmds, env, moto)
                 moto.restore(prefix, [])
         finally:
             moto.stop()
 
     meta = {
         "server": args.server, "machine": benchlib.machine(), "sizes": sizes,
-        "runs": args.runs,
+        "runs": args.runs, "mirror_ages": {
+            "fresh": f"every object marked {benchlib.FRESH_AGO} s before the run, after the"
+                     " build behind the local cache",
+            "stale": "every object last written 3 days before the run"},
         "versions": {
             "aws": benchlib.version(["aws", "--version"]),
             "rclone": benchlib.version(["rclone", "version"]),
@@ -269,9 +312,11 @@ def main(argv: Optional[List[str]] = None) -> int:
         "commands": {s: commands(s, "ENDPOINT", Path("LOCAL"), "PREFIX", cutoff, jobs, work)
                      for s in want},
     }
-    benchlib.save(f"s3-{args.server}", rows, meta)
+    name = f"s3-{args.server}" + ("-upload" if args.only == ["upload"] else "") + (
+        "" if args.files == 20000 else f"-n{args.files}")
+    benchlib.save(name, rows, meta, requests)
     print()
-    print(benchlib.table(rows))
+    print(benchlib.table(rows, requests=requests))
     if not args.work:
         shutil.rmtree(work, ignore_errors=True)
     return 0

@@ -86,7 +86,8 @@ def commands(scenario: str, url: str, local: Path, prefix: str, jobs: str,
     mirror = f"{url}{prefix}/"
     remote = f"--webdav-url {url} dav:{prefix}"
     cmds: Dict[str, str] = {}
-    if scenario == "upload":
+    if scenario.startswith("upload"):
+        cmds["sstate-mirror upload"] = f"{TOOL} upload -q --no-netrc{jobs} {local} {mirror}"
         cmds["sstate-mirror upload --no-touch"] = (f"{TOOL} upload -q --no-touch --no-netrc{jobs}"
                                                    f" {local} {mirror}")
         cmds["rclone copy --size-only, no pacer"] = (f"rclone copy --size-only {NO_PACER}"
@@ -116,6 +117,9 @@ def main(argv: Optional[List[str]] = None) -> int:
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--jobs", type=int, default=None, help="sstate-mirror --jobs")
     ap.add_argument("--only", nargs="*", choices=("upload", "clean", "info"))
+    ap.add_argument("--mirror-age", nargs="+", choices=benchlib.MIRROR_AGES,
+                    default=list(benchlib.MIRROR_AGES),
+                    help="the upload's mirror: marked minutes ago, or 3 days ago (default: both)")
     ap.add_argument("--skip", nargs="*", default=[], help="commands (labels) not to run")
     ap.add_argument("--default-pacer", choices=("upload", "all", "none"), default="upload",
                     help="where to also run rclone with its default pacer (default: upload)")
@@ -134,23 +138,34 @@ def main(argv: Optional[List[str]] = None) -> int:
     os.umask(0)
     jobs = f" -j {args.jobs}" if args.jobs else ""
     now = int(time.time())
-    want = args.only or ["upload", "clean", "info"]
+    want = [s for job in (args.only or ["upload", "clean", "info"])
+            for s in ([f"upload-{age}" for age in args.mirror_age] if job == "upload"
+                      else [job])]
 
     plan = benchlib.scenarios(work, args.files, args.big, now, noun="files",
                               stored=", sparse")
-    first, big, local, sizes = plan.first, plan.big, plan.local, plan.sizes
-    pristine_up, pristine_big = work / "mirror-90", work / "big"
-    if not pristine_up.exists():
-        gencache.write_cache(pristine_up, first, sparse=True)
-    if not pristine_big.exists():
-        gencache.write_cache(pristine_big, big, sparse=True)
+    big, local, sizes = plan.big, plan.local, plan.sizes
+    pristines = {}
+    for scenario in want:
+        if scenario.startswith("upload"):
+            pristine = work / f"mirror-90-{args.files}-{scenario}"
+            entries = plan.mirror(scenario.split("-", 1)[1], now)
+        else:
+            pristine, entries = work / "big", big
+        if not pristine.exists():
+            gencache.write_cache(pristine, entries, sparse=True)
+        pristines[scenario] = pristine
     docroot = work / "docroot"
     (docroot / "sstate").mkdir(parents=True, exist_ok=True)
     os.chmod(docroot / "sstate", 0o777)
     env = peer_env()
     all_rows: Dict[str, Dict[str, List[Row]]] = {}
+    all_requests: Dict[str, Dict[str, benchlib.Requests]] = {}
     for name in args.server:
-        label = f"webdav-{name}" + (f"-rtt{args.rtt:g}" if args.rtt else "")
+        label = f"webdav-{name}" + (f"-rtt{args.rtt:g}" if args.rtt else "") + (
+            "-upload" if args.only == ["upload"] else "") + (
+            "" if args.files == 20000 else f"-n{args.files}")
+        requests: Dict[str, benchlib.Requests] = {}
         server = benchlib.nginx(docroot, work) if name == "nginx" else benchlib.apache(docroot,
                                                                                       work)
         rows: Dict[str, List[Row]] = {}
@@ -167,11 +182,11 @@ def main(argv: Optional[List[str]] = None) -> int:
                 print(f"{name}: {server.url} through {url}, round trip + {args.rtt:g} ms",
                       flush=True)
             for scenario in want:
-                prefix = "up" if scenario == "upload" else "big"
-                pristine = pristine_up if scenario == "upload" else pristine_big
+                prefix = "up" if scenario.startswith("upload") else "big"
+                pristine = pristines[scenario]
                 target = docroot / "sstate" / prefix
                 prep = f"rm -rf {target} && cp -al {pristine} {target}"
-                pacer = args.default_pacer == "all" or (args.default_pacer == scenario)
+                pacer = args.default_pacer in ("all", scenario.split("-", 1)[0])
                 cmds = {k: v for k, v in commands(scenario, url, local, prefix, jobs,
                                                   pacer).items() if k not in args.skip}
                 if scenario == "info":  # read-only: one copy for every run
@@ -184,11 +199,15 @@ def main(argv: Optional[List[str]] = None) -> int:
                     proxy_cpu[scenario] = round(proxy.stats()["cpu_s"] - cpu0, 2)
                     print(f"latency proxy: {proxy_cpu[scenario]:.2f} s CPU for the"
                           f" {len(cmds) * args.runs} runs of {scenario}", flush=True)
+                if server.requests is not None:  # counted once more, by the server
+                    requests[scenario] = benchlib.count_requests(
+                        lambda p=prep: benchlib.sh_run(p), cmds, env, server.requests)
         finally:
             if proxy:
                 proxy.stop()
             server.stop()
         all_rows[name] = rows
+        all_requests[name] = requests
         meta = {
             "server": name, "machine": benchlib.machine(), "sizes": sizes, "runs": args.runs,
             "rtt_ms": args.rtt,
@@ -205,10 +224,10 @@ def main(argv: Optional[List[str]] = None) -> int:
                 "how": "benchmarks/latencyproxy.py: + rtt/2 each way, + 1 rtt per new"
                        " connection, a thread of the benchmark process",
                 "cpu_s_per_scenario": proxy_cpu, **proxy.stats()}
-        benchlib.save(label, rows, meta)
+        benchlib.save(label, rows, meta, requests)
     for name, rows in all_rows.items():
         print(f"\n{name}" + (f", round trip + {args.rtt:g} ms" if args.rtt else "") + "\n")
-        print(benchlib.table(rows))
+        print(benchlib.table(rows, requests=all_requests[name]))
     if not args.work:
         shutil.rmtree(work, ignore_errors=True)
     return 0

@@ -23,7 +23,7 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Dict, List, Optional, Sequence, Tuple
+from typing import Callable, Dict, List, Optional, Protocol, Sequence, Tuple
 
 import gencache
 
@@ -38,19 +38,38 @@ TOOL = f"{shlex.quote(sys.executable)} -m sstate_mirror"
 Row = Tuple[str, float, float]
 
 
+#: The mirror states the incremental upload is measured against. ``fresh``: another build
+#: marked (or uploaded) every group minutes ago, after this build ran — the steady state of
+#: a mirror that CI uses all day. ``stale``: the mirror was last written three days ago, so
+#: every group this build used needs a new mark (the worst case for use marking).
+MIRROR_AGES = ("fresh", "stale")
+
+#: Seconds before ``now``: when the build behind the local cache used its files, and when
+#: a fresh mirror's files were last marked.
+BUILD_AGO = 1200
+FRESH_AGO = 300
+
+
 @dataclass
 class Scenarios:
     """The caches of the upload, clean and info jobs, the same for every peer benchmark."""
 
     first: List[gencache.Entry]
-    """The build already on the mirror before the upload."""
+    """The build already on the mirror before the upload (a stale mirror: 3 days old)."""
     second: List[gencache.Entry]
-    """The next build (90 % of it in ``first``), written to ``local``."""
+    """The next build (90 % of it in ``first``), written to ``local``: bitbake used (and
+    refreshed) every file of it in the last hour, so all of it counts as used."""
     big: List[gencache.Entry]
     """The mirror that clean and info work on, built over 60 days."""
     local: Path
     sizes: str
     """One line saying what the jobs are about, for the log and the results."""
+
+    def mirror(self, age: str, now: int) -> List[gencache.Entry]:
+        """The upload's mirror in one of :data:`MIRROR_AGES`."""
+        if age == "stale":
+            return self.first
+        return [e._replace(mtime=now - FRESH_AGO) for e in self.first]
 
 
 def scenarios(work: Path, files: int, big: int, now: int, *, noun: str, stored: str
@@ -60,11 +79,17 @@ def scenarios(work: Path, files: int, big: int, now: int, *, noun: str, stored: 
     ``noun`` and ``stored`` say how the big mirror is held ("objects", " of zeros").
     """
     first = gencache.plan(files, seed=1, now=now - 3 * 86400)
-    second = gencache.derive(first, 0.1, seed=2, now=now - 600)
+    derived = gencache.derive(first, 0.1, seed=2, now=now - 600)
+    # bitbake refreshes a local sstate file on every hit: the files this build reused
+    # from the first look as recently used as the ones it built
+    old = {e.path for e in first}
+    second = [e._replace(mtime=now - BUILD_AGO) if e.path in old else e for e in derived]
     big_entries = gencache.plan(big, seed=3, now=now, mtime_spread=60)
     expired = sum(1 for e in big_entries if now - e.mtime >= 30 * 86400)
-    local = work / "local"
-    if not local.exists():
+    local = work / f"local-{files}"
+    if local.exists():
+        _set_times(local, second)
+    else:
         gencache.write_cache(local, second)
     present = len({e.path for e in first} & {e.path for e in second})
     sizes = (f"upload: {len(second)} local files ({sum(e.size for e in second) / 2**20:.0f} MiB),"
@@ -73,6 +98,12 @@ def scenarios(work: Path, files: int, big: int, now: int, *, noun: str, stored: 
              " than 30 d")
     print(sizes, flush=True)
     return Scenarios(first, second, big_entries, local, sizes)
+
+
+def _set_times(root: Path, entries: Sequence[gencache.Entry]) -> None:
+    """Give a cache written by an earlier run (``--work`` reused) the planned times again."""
+    for e in entries:
+        os.utime(root / e.path, (e.mtime, e.mtime))
 
 
 def tool_env(extra: Optional[Dict[str, str]] = None) -> Dict[str, str]:
@@ -103,6 +134,28 @@ def wait_for_port(port: int, proc: Optional[subprocess.Popen] = None,  # type: i
     raise SystemExit(f"nothing listens on 127.0.0.1:{port} after {timeout} s")
 
 
+class RequestLog:
+    """Counts the requests a server received, from its own access log (one line each,
+    the method first), between :meth:`mark` and :meth:`since`."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def mark(self) -> int:
+        return self.path.stat().st_size if self.path.exists() else 0
+
+    def since(self, mark: int) -> Dict[str, int]:
+        time.sleep(0.5)  # the server writes a request's line when it has answered it
+        with open(self.path, "rb") as f:
+            f.seek(mark)
+            lines = f.read().decode(errors="replace").splitlines()
+        counts: Dict[str, int] = {}
+        for line in lines:
+            method = line.split(" ", 1)[0]
+            counts[method] = counts.get(method, 0) + 1
+        return counts
+
+
 @dataclass
 class Server:
     """A server subprocess; ``stop()`` ends it (and only it)."""
@@ -112,6 +165,8 @@ class Server:
     proc: subprocess.Popen  # type: ignore[type-arg]
     log: Path
     extra: Dict[str, str] = field(default_factory=dict)
+    requests: Optional[RequestLog] = None
+    """The server's access log, where it keeps one."""
 
     def stop(self) -> None:
         if self.proc.poll() is None:
@@ -197,7 +252,8 @@ error_log {base}/error.log warn;
 load_module {module};
 events {{ worker_connections 1024; }}
 http {{
-    {f"access_log {base}/access.log;" if access_log else "access_log off;"}
+    log_format requests '$request_method $status $request_uri "$request"';
+    access_log {base}/access.log requests;
     client_body_temp_path {base}/tmp/body;
     proxy_temp_path {base}/tmp/proxy;
     fastcgi_temp_path {base}/tmp/fastcgi;
@@ -218,10 +274,12 @@ http {{
 }}
 """
     (base / "nginx.conf").write_text(conf)
-    return start("nginx", [_which("nginx") or "nginx", "-p", f"{base}/", "-e",
-                           str(base / "error.log"), "-c", str(base / "nginx.conf"),
-                           "-g", "daemon off;"],
-                 port, base / "server.log", f"http://127.0.0.1:{port}/sstate/")
+    server = start("nginx", [_which("nginx") or "nginx", "-p", f"{base}/", "-e",
+                             str(base / "error.log"), "-c", str(base / "nginx.conf"),
+                             "-g", "daemon off;"],
+                   port, base / "server.log", f"http://127.0.0.1:{port}/sstate/")
+    server.requests = RequestLog(base / "access.log")
+    return server
 
 
 def apache(docroot: Path, work: Path, access_log: bool = False) -> Server:
@@ -240,8 +298,7 @@ def apache(docroot: Path, work: Path, access_log: bool = False) -> Server:
     port = free_port()
     load = "\n".join(f"LoadModule {m}_module {modules}/mod_{m}.so"
                      for m in ("mpm_event", "authz_core", "dav", "dav_fs"))
-    if access_log:  # mod_log_config is built in
-        load += f'\nCustomLog "{base}/access.log" "%r %>s"'
+    # the access log (mod_log_config is built in) is always kept: requests are counted
 
     user = "User nobody\nGroup nogroup\n" if os.geteuid() == 0 else ""
     conf = f"""
@@ -251,6 +308,8 @@ Listen 127.0.0.1:{port}
 PidFile "{base}/httpd.pid"
 ErrorLog "{base}/error.log"
 LogLevel warn
+LogFormat "%m %>s %U \\"%r\\"" requests
+CustomLog "{base}/access.log" requests
 {load}
 {user}
 Timeout 60
@@ -273,8 +332,10 @@ DocumentRoot "{docroot}"
 </Directory>
 """
     (base / "httpd.conf").write_text(conf)
-    return start("apache", [binary, "-f", str(base / "httpd.conf"), "-DFOREGROUND"],
-                 port, base / "server.log", f"http://127.0.0.1:{port}/sstate/")
+    server = start("apache", [binary, "-f", str(base / "httpd.conf"), "-DFOREGROUND"],
+                   port, base / "server.log", f"http://127.0.0.1:{port}/sstate/")
+    server.requests = RequestLog(base / "access.log")
+    return server
 
 
 # -- timing ------------------------------------------------------------------------------
@@ -320,23 +381,74 @@ def py_timer(name: str, prepare: Callable[[], None], commands: Dict[str, str], r
     return rows
 
 
-def table(rows: Dict[str, List[Row]], ours_prefix: str = "sstate-mirror") -> str:
+class Counter(Protocol):
+    """Where a benchmark reads how many requests a server received (see :class:`RequestLog`)."""
+
+    def mark(self) -> int: ...
+
+    def since(self, mark: int) -> Dict[str, int]: ...
+
+
+#: label -> method -> requests (and "total")
+Requests = Dict[str, Dict[str, int]]
+
+
+def count_requests(prepare: Callable[[], None], commands: Dict[str, str], env: Dict[str, str],
+                   counter: Counter, timed: Optional[List[Row]] = None) -> Requests:
+    """Run each command once more, after ``prepare()``, and count what the server received.
+
+    Request counts do not depend on the machine or its load: they are what the timed runs
+    did too (same state, same commands), counted by the server itself. With ``timed`` (a
+    list), this run is also the timed one: its wall time is appended there (single runs of
+    long jobs, which need not run twice).
+    """
+    out: Requests = {}
+    for label, cmd in commands.items():
+        prepare()
+        mark = counter.mark()
+        t0 = time.perf_counter()
+        subprocess.run(["sh", "-c", cmd], check=True, env=env, stdout=subprocess.DEVNULL)
+        if timed is not None:
+            timed.append((label, time.perf_counter() - t0, 0.0))
+            print(f"{label}: {timed[-1][1]:.2f} s (one run)", flush=True)
+        counts = counter.since(mark)
+        counts["total"] = sum(counts.values())
+        out[label] = dict(sorted(counts.items()))
+        print(f"  {label}: {counts['total']} requests ({_methods(counts)})", flush=True)
+    return out
+
+
+def _methods(counts: Dict[str, int]) -> str:
+    return ", ".join(f"{m} {n}" for m, n in sorted(counts.items(), key=lambda kv: -kv[1])
+                     if m != "total")
+
+
+def table(rows: Dict[str, List[Row]], ours_prefix: str = "sstate-mirror",
+          requests: Optional[Dict[str, Requests]] = None) -> str:
     """Markdown: every command's mean ± stddev, and how long the peer takes relative to us
-    (``peer / ours``: above 1 means sstate-mirror is faster)."""
-    lines = ["| scenario | command | mean | ± | peer / ours |",
-             "| --- | --- | ---: | ---: | ---: |"]
+    (``peer / ours``: above 1 means sstate-mirror is faster); the requests the server
+    counted where they were counted."""
+    requests = requests or {}
+    lines = ["| scenario | command | mean | ± | peer / ours | requests |",
+             "| --- | --- | ---: | ---: | ---: | ---: |"]
     for scenario, res in rows.items():
         ours = next((m for c, m, _ in res if c.startswith(ours_prefix)), None)
         for cmd, mean, sd in res:
             ratio = "" if ours is None or cmd.startswith(ours_prefix) else f"{mean / ours:.1f}x"
-            lines.append(f"| {scenario} | {cmd} | {mean:.2f} s | {sd:.2f} | {ratio} |")
+            counted = requests.get(scenario, {}).get(cmd)
+            reqs = f"{counted['total']:,} ({_methods(counted)})" if counted else ""
+            lines.append(f"| {scenario} | {cmd} | {mean:.2f} s | {sd:.2f} | {ratio} | {reqs} |")
     return "\n".join(lines)
 
 
-def save(name: str, rows: Dict[str, List[Row]], meta: Dict[str, object]) -> None:
+def save(name: str, rows: Dict[str, List[Row]], meta: Dict[str, object],
+         requests: Optional[Dict[str, Requests]] = None) -> None:
     RESULTS.mkdir(exist_ok=True)
+    requests = requests or {}
     doc = {"meta": meta, "results": {
-        k: [{"command": c, "mean_s": m, "stddev_s": s} for c, m, s in v]
+        k: [{"command": c, "mean_s": m, "stddev_s": s,
+             **({"requests": requests[k][c]} if c in requests.get(k, {}) else {})}
+            for c, m, s in v]
         for k, v in rows.items()}}
     (RESULTS / f"{name}.json").write_text(json.dumps(doc, indent=2) + "\n")
 

@@ -10,9 +10,10 @@ from __future__ import annotations
 import itertools
 import os
 import time
+import urllib.parse
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Dict, List
+from typing import Callable, Dict, List, Optional
 
 import pytest
 
@@ -33,6 +34,9 @@ class Mirror:
     options: BackendOptions = field(default_factory=BackendOptions)
     #: make an existing file look ``seconds`` older than it is (the contract's meaning)
     backdate: Callable[[str, float], None] = lambda path, seconds: None
+    #: the methods of the requests the server answered for this mirror so far, from the
+    #: server's own log; None where the server keeps none
+    requests: Optional[Callable[[], List[str]]] = None
 
     def backend(self) -> Backend:
         return open_backend(self.url, self.options)
@@ -73,9 +77,16 @@ def _s3_mirror(request: pytest.FixtureRequest, server_fixture: str, kind: str) -
     tmp_path = request.getfixturevalue("tmp_path")
     env = s3_test_env(monkeypatch, server, tmp_path)
     bucket = S3Bucket(server=server, name=server.new_bucket(), prefix="sstate", env=env)
+    log = server.request_log
+
+    def requests() -> List[str]:
+        assert log is not None
+        return [line.split(" ", 1)[0] for line in list(log)
+                if line.split(" ", 1)[1].startswith(f"/{bucket.name}")]
+
     return Mirror(kind, bucket.url, cli_args=bucket.cli_args,
                   options=BackendOptions(endpoint_url=server.endpoint_url, timeout=20, retries=2),
-                  backdate=bucket.backdate)
+                  backdate=bucket.backdate, requests=None if log is None else requests)
 
 
 def _dav_mirror(request: pytest.FixtureRequest, server_fixture: str, location: str,
@@ -91,7 +102,14 @@ def _dav_mirror(request: pytest.FixtureRequest, server_fixture: str, location: s
         st = (dav.root / path).stat()
         os.utime(dav.root / path, (st.st_atime - seconds, st.st_mtime - seconds))
 
-    return Mirror(kind, dav.url, options=dav.options, backdate=backdate)
+    prefix = urllib.parse.urlsplit(dav.url).path
+
+    def requests() -> List[str]:
+        return [line.split(" ", 1)[0] for line in server.requests()
+                if line.split(" ", 1)[1].startswith(prefix)]
+
+    return Mirror(kind, dav.url, options=dav.options, backdate=backdate,
+                  requests=requests if server.name in ("nginx", "apache") else None)
 
 
 def _cloud_mirror(request: pytest.FixtureRequest, kind: str) -> Mirror:

@@ -91,6 +91,9 @@ class S3Server:
     seed_keys: Callable[[str, Dict[str, bytes]], None]
     #: the server keeps its own clock (False would skip "mtime close to now" checks)
     local_clock: bool = True
+    #: every request the server answered, as "METHOD /bucket/key" ("PUT(copy)" for a copy),
+    #: where the server keeps such a log (moto, in this process)
+    request_log: Optional[List[str]] = None
 
     def client(self) -> Any:
         import boto3
@@ -199,6 +202,17 @@ def moto_s3() -> Iterator[S3Server]:
     port = free_port()
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
     server.start()
+    log: List[str] = []
+    wsgi = server._server.app  # type: ignore[union-attr]
+
+    def logged(environ: Dict[str, Any], start_response: Any) -> Any:
+        method = environ["REQUEST_METHOD"]
+        if method == "PUT" and environ.get("HTTP_X_AMZ_COPY_SOURCE"):
+            method = "PUT(copy)"
+        log.append(f"{method} {environ.get('PATH_INFO', '')}")
+        return wsgi(environ, start_response)
+
+    server._server.app = logged  # type: ignore[union-attr]
     try:
         yield S3Server(
             name="moto",
@@ -207,6 +221,7 @@ def moto_s3() -> Iterator[S3Server]:
             secret_key="moto-secret-not-a-real-key",
             backdate_key=_moto_backdate,
             seed_keys=_moto_seed,
+            request_log=log,
         )
     finally:
         server.stop()

@@ -14,6 +14,7 @@ import os
 import ssl
 import threading
 import time
+import urllib.parse
 from collections.abc import Iterator
 from dataclasses import replace
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -132,6 +133,29 @@ def test_parents_are_created(request: pytest.FixtureRequest, server: str,
         _put(b, "a/b/x/file", b"sibling")
         assert b.read("a/b/c/d/file", 10) == b"deep"
     assert (m.root / "a/b/x/file").read_bytes() == b"sibling"
+
+
+@pytest.mark.parametrize(("server", "location", "needs_mkcol"),
+                         [("nginx", "open", False), ("nginx", "strict", True),
+                          ("apache", "open", True)])
+def test_mkcol_only_where_the_server_does_not_create_parents(
+        request: pytest.FixtureRequest, server: str, location: str, needs_mkcol: bool) -> None:
+    """nginx with create_full_put_path makes a PUT's parents itself: no MKCOL is spent."""
+    srv: DavServer = request.getfixturevalue(f"{server}_server")
+    m = srv.mirror(location)
+    prefix = urllib.parse.urlsplit(m.url).path
+    before = len(srv.requests())
+    with _backend(m) as b:
+        for i in range(4):
+            _put(b, f"a{i}/b/file", b"x")
+    time.sleep(0.3)  # a server logs a request once it has answered it
+    methods = [r.split(" ", 1)[0] for r in srv.requests()[before:]
+               if r.split(" ", 1)[1].startswith(prefix)]
+    # the first PUT into a new collection tells; only a server that needs them gets MKCOLs
+    assert ("MKCOL" in methods) is needs_mkcol, methods
+    # ... and only the first one tells: one PUT refused at most
+    assert methods.count("PUT") <= 5, methods
+    assert all((m.root / f"a{i}/b/file").read_bytes() == b"x" for i in range(4))
 
 
 def test_parent_pruned_by_someone_else_is_recreated(webdav_mirror: DavMirror) -> None:

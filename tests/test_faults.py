@@ -129,7 +129,10 @@ def test_failing_server_answers_are_retried_bounded_then_rerun_completes(
     # --retries 2: three attempts of each PUT on the wire, no more (was 9 before the fix);
     # archives are held back when their signature failed, so only companions are tried
     companions = [p for p in failed if not p.endswith(".tar.zst")]
-    assert proxied.proxy.count(is_put) == 3 * len(companions)
+    # (on WebDAV, a 500 to the first PUT into a new collection may also mean "make the
+    # parent first", as nginx says it: that one PUT is sent again after a MKCOL, once a run)
+    once = 1 if status == 500 and proxied.mirror.kind.startswith("dav-") else 0
+    assert 3 * len(companions) <= proxied.proxy.count(is_put) <= 3 * len(companions) + once
     assert assert_no_partial_file(proxied.mirror, oe_cache_a) == {}
     proxied.proxy.clear()
     code, report, err = run(capsys, "upload", str(oe_cache_a), proxied.url, *ZETA,

@@ -27,6 +27,11 @@ def set_times(path: Path, days_ago: float, atime_days_ago: float | None = None) 
     os.utime(path, (a, t))
 
 
+def marks(used: set[str]) -> set[str]:
+    """What marks the use of these groups on a directory mirror: each group's .siginfo."""
+    return {p for p in used if p.endswith(".siginfo")}
+
+
 def files(root: Path) -> set[str]:
     return {str(p.relative_to(root)) for p in root.rglob("*") if p.is_file()}
 
@@ -55,8 +60,19 @@ def test_upload_marks_used_artifacts_and_clean_keeps_them(
     cache, mirror, used = setup
     code, report = run(capsys, "upload", str(cache), str(mirror))
     assert code == 0
-    assert set(report["plan"]["to_touch"]) == used and report["result"]["touched"] == len(used)
+    # one mark per used group (every group of alpha-native has a .siginfo)
+    assert len(marks(used)) == 11
+    assert set(report["plan"]["to_touch"]) == marks(used)
+    assert report["result"]["touched"] == len(marks(used))
     assert report["result"]["uploaded"] == 0  # nothing re-sent
+    # the next build's upload finds the marks fresh: nothing to do
+    code, report = run(capsys, "upload", str(cache), str(mirror))
+    assert code == 0 and report["plan"]["to_touch"] == []
+    assert report["plan"]["used_groups_fresh"] == len(marks(used))
+    # unless asked to mark on every use
+    code, report = run(capsys, "upload", "--dry-run", "--refresh-interval", "0s", str(cache),
+                       str(mirror))
+    assert code == 0 and set(report["plan"]["to_touch"]) == marks(used)
     code, report = run(capsys, "clean", "--max-age", "30d", str(mirror))
     assert code == 0
     # alpha-native's used artifacts survive; everything unused for 60 days is gone
@@ -68,14 +84,17 @@ def test_no_touch_and_touch_command(setup, capsys: pytest.CaptureFixture[str]) -
     code, report = run(capsys, "upload", "--no-touch", str(cache), str(mirror))
     assert code == 0 and report["plan"]["to_touch"] == [] and report["result"]["touched"] == 0
     code, report = run(capsys, "touch", "--dry-run", str(cache), str(mirror))
-    assert code == 0 and set(report["to_touch"]) == used
+    assert code == 0 and set(report["to_touch"]) == marks(used)
     assert run(capsys, "clean", "--dry-run", "--max-age", "30d", str(mirror))[1]["plan"][
         "files_to_delete"] == 93
     code, report = run(capsys, "touch", str(cache), str(mirror))
-    assert code == 0 and report["touched"] == len(used)
+    assert code == 0 and report["touched"] == len(marks(used))
+    # touched: fresh now, so a second touch has nothing to do
+    code, report = run(capsys, "touch", "--dry-run", str(cache), str(mirror))
+    assert code == 0 and report["to_touch"] == [] and report["used_groups_fresh"] == 11
     # --used-within narrows what counts as used
-    code, report = run(capsys, "touch", "--dry-run", "--used-within", "0s", str(cache),
-                       str(mirror))
+    code, report = run(capsys, "touch", "--dry-run", "--used-within", "0s",
+                       "--refresh-interval", "0s", str(cache), str(mirror))
     assert code == 0 and report["to_touch"] == []
     assert run(capsys, "clean", "--max-age", "30d", str(mirror))[0] == 0
     assert files(mirror) == used
@@ -93,6 +112,23 @@ def test_siginfo_access_time_is_bitbakes_use_mark(setup,
     assert code == 0
     assert sig.exists() and archive.exists()
     assert report["result"]["deleted"] == 91
+
+
+def test_bitbakes_read_of_the_siginfo_spares_the_mark(
+        setup, capsys: pytest.CaptureFixture[str]) -> None:
+    cache, mirror, used = setup
+    # a build read alpha-native's .siginfo files through its symlinks an hour ago; their
+    # mtimes (and the archives') say 60 days
+    for p in marks(used):
+        set_times(mirror / p, 60, atime_days_ago=1 / 24)
+    code, report = run(capsys, "upload", "--dry-run", str(cache), str(mirror))
+    assert code == 0 and report["plan"]["to_touch"] == []
+    assert report["plan"]["used_groups_fresh"] == len(marks(used))
+    # a day later the mark is stale again
+    for p in marks(used):
+        set_times(mirror / p, 60, atime_days_ago=1.5)
+    code, report = run(capsys, "upload", "--dry-run", str(cache), str(mirror))
+    assert code == 0 and set(report["plan"]["to_touch"]) == marks(used)
 
 
 def test_clean_by_size(setup, capsys: pytest.CaptureFixture[str]) -> None:

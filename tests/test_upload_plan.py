@@ -17,6 +17,11 @@ def arts(*paths_sizes: tuple[str, int]) -> list:
     return [make_artifact(p, s, 0.0) for p, s in paths_sizes]
 
 
+def mirror(sizes: dict) -> dict:
+    """A mirror listing as the planner gets it: path -> artifact."""
+    return {p: make_artifact(p, s, 0.0) for p, s in sizes.items()}
+
+
 def test_missing_files_companions_first() -> None:
     local = arts((ZLIB, 100), (ZLIB + ".siginfo", 10), (ZLIB + ".sig", 1))
     plan = plan_upload(local, {})
@@ -27,18 +32,18 @@ def test_missing_files_companions_first() -> None:
 
 def test_present_with_same_size_is_not_sent_and_truncated_is_replaced() -> None:
     local = arts((ZLIB, 100), (ZLIB + ".siginfo", 10))
-    plan = plan_upload(local, {ZLIB: 40, ZLIB + ".siginfo": 10})
+    plan = plan_upload(local, mirror({ZLIB: 40, ZLIB + ".siginfo": 10}))
     # the .siginfo goes with the archive that is sent: a clean may be deleting it now
     assert [(t.path, t.remote_size) for t in plan.transfers] == [(ZLIB + ".siginfo", 10),
                                                                  (ZLIB, 40)]
     assert plan.present == 0 and plan.present_bytes == 0
-    plan = plan_upload(local, {ZLIB: 100, ZLIB + ".siginfo": 10})
+    plan = plan_upload(local, mirror({ZLIB: 100, ZLIB + ".siginfo": 10}))
     assert plan.transfers == [] and plan.present == 2 and plan.present_bytes == 110
 
 
 def test_companion_missing_on_mirror_is_sent_alone() -> None:
     local = arts((ZLIB, 100), (ZLIB + ".siginfo", 10))
-    plan = plan_upload(local, {ZLIB: 100})
+    plan = plan_upload(local, mirror({ZLIB: 100}))
     assert [t.path for t in plan.transfers] == [ZLIB + ".siginfo"]
 
 

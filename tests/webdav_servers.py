@@ -150,6 +150,15 @@ class DavServer:
         except OSError:
             return ""
 
+    def requests(self) -> List[str]:
+        """Every request the server logged so far, as "METHOD /path" (nginx and Apache keep
+        an access log for this; wsgidav none)."""
+        try:
+            text = (self.docroot.parent / "access.log").read_text(errors="replace")
+        except OSError:
+            return []
+        return [" ".join(line.split(" ", 2)[:2]) for line in text.splitlines() if line]
+
 
 def free_port() -> int:
     with socket.socket() as s:
@@ -288,6 +297,8 @@ Listen 127.0.0.1:{port}
 PidFile "{base}/httpd.pid"
 ErrorLog "{base}/server.log"
 LogLevel warn
+LogFormat "%m %U %>s" requests
+CustomLog "{base}/access.log" requests
 {load}
 {user}
 Timeout 30
@@ -419,7 +430,8 @@ error_log {base}/server.log warn;
 load_module {module};
 events {{ worker_connections 512; }}
 http {{
-    access_log off;
+    log_format requests '$request_method $uri $status';
+    access_log {base}/access.log requests;
     client_body_temp_path {base}/tmp/body;
     proxy_temp_path {base}/tmp/proxy;
     fastcgi_temp_path {base}/tmp/fastcgi;

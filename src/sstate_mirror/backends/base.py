@@ -67,6 +67,9 @@ class Properties:
     """Most paths one ``delete()`` call handles efficiently (S3: 1000)."""
     touch: str = "mtime"
     """How use is recorded: ``mtime`` (set in place), ``copy`` (server-side copy), ``none``."""
+    touch_cost: str = "flat"
+    """What one ``touch()`` of a file costs: ``flat`` (the same for any file) or ``size``
+    (grows with the file: a server-side copy). Planners mark the cheapest member of a group."""
 
 
 @dataclass

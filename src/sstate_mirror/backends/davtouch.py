@@ -11,6 +11,7 @@ really moved (nginx and wsgidav keep the source's time on ``COPY``).
 from __future__ import annotations
 
 import email.utils
+import threading
 import time
 from collections.abc import Sequence
 from dataclasses import replace
@@ -33,6 +34,9 @@ class DavTouch(DavListing):
         self._touch_method: Optional[str] = None  # "proppatch" | "copy" | "none"
         #: whether a MOVE with an ``If`` about a missing file is refused (see touch)
         self._if_honoured: Optional[bool] = None
+        # one thread at a time finds out how the server refreshes a time; the others wait
+        # for its answer instead of spending the same probes on their own files
+        self._touch_learning = threading.Lock()
 
     def touch(self, paths: Sequence[str]) -> Dict[str, BackendError]:
         failures: Dict[str, BackendError] = {}
@@ -51,6 +55,12 @@ class DavTouch(DavListing):
         some servers accept COPY but keep the source's time (nginx, wsgidav).
         """
         method = self._touch_method
+        if method is None:
+            with self._touch_learning:
+                method = self._touch_method
+                if method is None:
+                    self._learn_touch(path)
+                    return
         if method == "none":
             raise PermanentError(
                 f"cannot mark {path} as used: {self.url} offers no way to refresh a file's"
@@ -58,11 +68,13 @@ class DavTouch(DavListing):
                 hint="see docs/webdav.md: Apache (COPY) and wsgidav (PROPPATCH with"
                 " mutable_live_props) can",
             )
-        if method is not None:
-            if not self._touch_with(method, path):
-                raise PermanentError(f"cannot mark {path} as used: the server refused",
-                                     url=self.url, path=path)
-            return
+        if not self._touch_with(method, path):
+            raise PermanentError(f"cannot mark {path} as used: the server refused",
+                                 url=self.url, path=path)
+
+    def _learn_touch(self, path: str) -> None:
+        """Touch ``path`` by the first method that really moves its time, and remember it
+        (``none`` when no method does); a file too new to tell leaves it unknown."""
         before, server_now = self._stat_with_date(path)
         if before is None:
             raise NotFoundError(f"cannot mark {path} as used: it does not exist",
@@ -84,10 +96,12 @@ class DavTouch(DavListing):
         with self._lock:
             self._touch_method = method
             kind = {"proppatch": "mtime", "copy": "copy", "none": "none"}[method]
-            self.properties = replace(self.properties, touch=kind)
+            cost = "flat" if method == "proppatch" else "size"
+            self.properties = replace(self.properties, touch=kind, touch_cost=cost)
         if method == "none":
-            events.warning("%s cannot refresh file times without a new upload: objects on this"
-                        " mirror cannot be marked as used", self.url)
+            # said to the user once, by the command, from the failures and this property
+            events.debug("%s cannot refresh file times without a new upload: objects on this"
+                         " mirror cannot be marked as used", self.url)
 
     def _stat_with_date(self, path: str) -> Tuple[Optional[Entry], float]:
         """The entry (from PROPFIND, the same source a listing uses) and the server's time."""

@@ -284,7 +284,8 @@ class S3Backend(LazyClient, Backend):
     """A mirror in an S3 bucket, below an optional key prefix."""
 
     properties = Properties(
-        connections=CONNECTIONS, atomic_put=True, delete_batch=DELETE_BATCH, touch="copy"
+        connections=CONNECTIONS, atomic_put=True, delete_batch=DELETE_BATCH, touch="copy",
+        touch_cost="size"
     )
 
     def __init__(self, url: str, options: Optional[BackendOptions] = None) -> None:

@@ -12,7 +12,8 @@ href resolution, nothing leaves the mirror) and its XML body in :mod:`.davxml`; 
 by :mod:`.davtransport` (the one request API: httpx, or the HTTP/1.1 pipeline of
 :mod:`.httppipe` for small requests), retried by the one policy of
 :mod:`sstate_mirror.retry`, its failure worded in :mod:`.daverrors`, its body streamed by
-:mod:`.davio` and its multistatus parsed by :mod:`.davxml` (defusedxml, size limits);
+:mod:`.davio` and its multistatus parsed by :mod:`.davxml` (expat without DTDs or entities,
+size limits);
 credentials come from :mod:`.davauth`. On top of the transport, each layer a class in its
 own module: :mod:`.davlisting` (listing, and the collections remembered), :mod:`.davprune`
 (deleting, and pruning what that empties), :mod:`.davtouch` (marking files as used); this
@@ -26,9 +27,10 @@ from __future__ import annotations
 
 import io
 import random
+import threading
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import replace
 from typing import IO, List, Optional, Tuple
 
@@ -63,6 +65,11 @@ class WebDAVBackend(DavTouch, DavPruning):
     def __init__(self, url: str, options: BackendOptions) -> None:
         super().__init__(url, options)
         self._move_supported: Optional[bool] = None
+        # whether a PUT creates its missing parent collections (nginx with
+        # create_full_put_path): learned from the first PUT into a collection not known to
+        # exist; then no MKCOL is spent on new hash directories (a few hundred an upload)
+        self._put_makes_parents: Optional[bool] = None
+        self._put_learning = threading.Lock()
 
     def check(self, create: bool = False) -> None:
         response = self._propfind("", "0", True)
@@ -116,13 +123,20 @@ class WebDAVBackend(DavTouch, DavPruning):
         check_relative_path(path)
         body = Body(src, size, path)
         parent = tuple(self.paths.base_segments + split_rel(path)[:-1])
+        try:  # a PUT that may be refused is only tried where the source can be read again
+            rewindable = src.seekable()
+        except (OSError, ValueError):
+            rewindable = False
         for attempt in range(PUT_ATTEMPTS):
+            # a collection not known to exist is created by MKCOL first, unless the server
+            # is known (or not yet known not) to create it for the PUT itself
+            if (attempt == 0 and self._put_makes_parents is not False and rewindable
+                    and parent not in self._known_collections
+                    and self._put_without_mkcol(path, body, parent)):
+                return
             self._mkcol_chain(parent)
             try:
-                if self._move_supported is False:
-                    self._put_direct(path, body)
-                else:
-                    self._put_atomic(path, body)
+                self._put_once(path, body)
                 return
             except _ParentVanished:
                 # a concurrent clean pruned the collection (and maybe its parents): create
@@ -139,6 +153,36 @@ class WebDAVBackend(DavTouch, DavPruning):
                         " (is a clean running at the same time?)", url=self.url, path=path
                     ) from None
 
+    def _put_once(self, path: str, body: Body, learning: bool = False) -> None:
+        """One PUT (and MOVE); ``learning``: a 500 to the PUT reads as "no parent" (nginx
+        without create_full_put_path answers that) instead of a failure."""
+        if self._move_supported is False:
+            self._put_direct(path, body, learning)
+        else:
+            self._put_atomic(path, body, learning)
+
+    def _put_without_mkcol(self, path: str, body: Body, parent: Tuple[str, ...]) -> bool:
+        """Put ``path`` without creating its parent first; False when that did not work.
+
+        The first such PUT finds out whether the server creates missing parents (nginx's
+        ``create_full_put_path``), one thread at a time, so that a server that does not
+        answers that once: 409 (Apache), or 500 from nginx without the option (a real 500
+        then shows again on the PUT after the MKCOL: one more PUT, once per run). Any other
+        failure is the caller's, and leaves the question open.
+        """
+        with self._put_learning if self._put_makes_parents is None else nullcontext():
+            if self._put_makes_parents is False:
+                return False
+            try:
+                self._put_once(path, body, learning=self._put_makes_parents is None)
+            except _ParentVanished:
+                if self._put_makes_parents is None:
+                    self._put_makes_parents = False
+                return False  # known to work: pruned meanwhile, MKCOL and try again
+            self._put_makes_parents = True
+        self._remember_collection(parent)
+        return True
+
     def _put_request(self, target: str, body: Body, what_path: str) -> AnyResponse:
         what = f"cannot upload {what_path}"
         if body.size <= self.max_pipelined_put and self.options.pipelining:
@@ -154,13 +198,16 @@ class WebDAVBackend(DavTouch, DavPruning):
             content=body,
         )
 
-    def _put_atomic(self, path: str, body: Body) -> None:
+    def _put_atomic(self, path: str, body: Body, learning: bool = False) -> None:
         tmp = new_temp_name(path)
-        moved = False
+        moved = nothing_left = False
         try:
             response = self._put_request(tmp, body, path)
             response.close()
             if response.status_code == 409:
+                nothing_left = True  # the PUT created nothing
+                raise _ParentVanished()
+            if learning and response.status_code == 500:
                 raise _ParentVanished()
             if not 200 <= response.status_code < 300:
                 raise self._fail(response, f"cannot upload {path}", path)
@@ -194,7 +241,7 @@ class WebDAVBackend(DavTouch, DavPruning):
                 )
             raise self._fail(response, f"cannot move {path} into place", path)
         finally:
-            if not moved:
+            if not (moved or nothing_left):
                 self._delete_quietly(tmp)
 
     def _no_move(self) -> None:
@@ -206,10 +253,10 @@ class WebDAVBackend(DavTouch, DavPruning):
                     "%s does not support WebDAV MOVE: uploading directly to the final names;"
                     " a reader may see a partly written file while it uploads", self.url)
 
-    def _put_direct(self, path: str, body: Body) -> None:
+    def _put_direct(self, path: str, body: Body, learning: bool = False) -> None:
         response = self._put_request(path, body, path)
         response.close()
-        if response.status_code == 409:
+        if response.status_code == 409 or (learning and response.status_code == 500):
             raise _ParentVanished()
         if not 200 <= response.status_code < 300:
             raise self._fail(response, f"cannot upload {path}", path)

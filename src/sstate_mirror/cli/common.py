@@ -179,6 +179,10 @@ def add_use_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--used-within", metavar="AGE", default="1d",
                         help="an artifact counts as used by this build when bitbake wrote or"
                              " refreshed its local copy within AGE (default: 1d)")
+    parser.add_argument("--refresh-interval", metavar="AGE", default="1d",
+                        help="mark a used artifact on the mirror only when its last recorded"
+                             " use there is older than AGE, so that 'clean --max-age' is exact"
+                             " to within AGE; 0s marks every time (default: 1d)")
 
 
 def add_jobs_option(parser: argparse.ArgumentParser) -> None:

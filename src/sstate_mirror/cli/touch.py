@@ -32,7 +32,8 @@ def register(sub: Any, parents: Sequence[argparse.ArgumentParser]) -> None:
         help="mark the mirror copies of artifacts a build used as used (no upload)",
         description="For jobs that must not upload: refresh the last-use time of the mirror"
         " copies of the artifacts in SOURCE that bitbake used within --used-within, so that"
-        " 'clean --max-age' keeps them. Nothing is transferred.",
+        " 'clean --max-age' keeps them: one file per group, and only where the mirror's"
+        " record of its last use is older than --refresh-interval. Nothing is transferred.",
     )
     p.add_argument("-n", "--dry-run", action="store_true",
                    help="show what would be marked; change nothing")
@@ -43,6 +44,7 @@ def register(sub: Any, parents: Sequence[argparse.ArgumentParser]) -> None:
 @with_progress
 def run(args: argparse.Namespace, ui: UI, progress: Progress) -> int:
     used_within = parse_age(args.used_within, "--used-within")
+    refresh_after = parse_age(args.refresh_interval, "--refresh-interval")
     selection = selection_from_args(args)
     options = backend_options_from_args(args)
     with open_source_and_target(args, options) as (source, target):
@@ -52,18 +54,21 @@ def run(args: argparse.Namespace, ui: UI, progress: Progress) -> int:
         target.check()
         jobs = jobs_from_args(args, target.properties.connections)
         plan = plan_against_mirror(source, target, selection, now=time.time(),
-                                   used_within=used_within, jobs=jobs, listing=listing,
+                                   used_within=used_within, refresh_after=refresh_after,
+                                   uploading=False, jobs=jobs, listing=listing,
                                    progress=progress)
         report: Dict[str, Any] = {"command": "touch", "source": source.url,
                                   "target": target.url, "dry_run": args.dry_run,
-                                  "to_touch": plan.touches}
+                                  "to_touch": plan.touches,
+                                  "used_groups_fresh": plan.fresh_groups}
         for path in plan.touches:
             ui.detail(f"[TOUCH] {path}")
         if target.properties.touch == "none":
             ui.error(f"{target.url} cannot record use (no way to refresh a file's time)")
             return 1
         if args.dry_run:
-            ui.info(f"dry run: would mark {plural(len(plan.touches), 'file')} as used")
+            ui.info(f"dry run: would mark {plural(len(plan.touches), 'group')} as used"
+                    f" ({plan.fresh_groups} marked recently enough)")
             if ui.json_mode:
                 ui.emit_json(report)
             return 0
@@ -76,7 +81,8 @@ def run(args: argparse.Namespace, ui: UI, progress: Progress) -> int:
     else:
         for path, err in sorted(failed.items()):
             ui.error(f"{path}: {err}")
-    ui.info(f"touch: {plural(touched, 'file')} marked as used, {len(failed)} failed")
+    ui.info(f"touch: {plural(touched, 'group')} marked as used ({plan.fresh_groups} already"
+            f" marked recently), {len(failed)} failed")
     if ui.json_mode:
         report.update(touched=touched, failed={p: str(e) for p, e in sorted(failed.items())})
         ui.emit_json(report)

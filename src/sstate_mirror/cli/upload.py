@@ -49,6 +49,7 @@ def run(args: argparse.Namespace, ui: UI, progress: Progress) -> int:
     options = backend_options_from_args(args)
     # every value is checked before the mirror is contacted
     used_within = None if args.no_touch else parse_age(args.used_within, "--used-within")
+    refresh_after = parse_age(args.refresh_interval, "--refresh-interval")
     with open_source_and_target(args, options) as (source, target):
         # SOURCE is judged before TARGET is contacted, let alone created
         listing = list_source(source, progress)
@@ -67,15 +68,17 @@ def run(args: argparse.Namespace, ui: UI, progress: Progress) -> int:
         jobs = jobs_from_args(args, target.properties.connections)
         ui.info(f"uploading {source.url} to {target.url}")
         plan = plan_against_mirror(source, target, selection, now=time.time(),
-                                   used_within=used_within, jobs=jobs, listing=listing,
-                                   mirror_exists=mirror_exists, progress=progress)
+                                   used_within=used_within, refresh_after=refresh_after,
+                                   jobs=jobs, listing=listing, mirror_exists=mirror_exists,
+                                   progress=progress)
         if plan.touches and target.properties.touch == "none":
             ui.warn(f"{target.url} cannot record use; not marking"
                     f" {plural(len(plan.touches), 'file')}")
             plan.touches = []
         ui.info(f"  {plural(len(plan.transfers), 'file')} to upload"
-                f" ({format_size(plan.bytes_to_send)}),"
-                f" {plan.present} already present, {len(plan.touches)} of them to mark as used")
+                f" ({format_size(plan.bytes_to_send)}), {plan.present} already present;"
+                f" {plural(len(plan.touches), 'used group')} to mark as used,"
+                f" {plan.fresh_groups} marked recently enough")
         for t in plan.transfers:
             ui.detail(f"[UPLOAD] {t.path}" + (
                 f" (replaces {t.remote_size} bytes)" if t.remote_size is not None else ""))
@@ -105,7 +108,7 @@ def run(args: argparse.Namespace, ui: UI, progress: Progress) -> int:
         + f"{plural(result.uploaded, 'file')} ({format_size(result.uploaded_bytes)}) uploaded,"
         f" {plan.present} already present, {len(plan.skipped)} skipped"
         + (f" ({skipped_reasons})" if skipped_reasons else "")
-        + f", {result.touched} marked as used, {len(result.failed)} failed"
+        + f", {plural(result.touched, 'group')} marked as used, {len(result.failed)} failed"
     )
     if ui.json_mode:
         report["result"] = result.to_dict()

@@ -55,36 +55,37 @@ def list_artifacts(
     return artifacts
 
 
-def remote_sizes(
+def remote_artifacts(
     target: Backend,
     wanted: Sequence[Artifact],
     *,
     jobs: int,
     progress: Optional[Progress] = None,
-) -> Dict[str, int]:
-    """Sizes of the mirror's copies of ``wanted`` (path -> size; absent paths left out).
+) -> Dict[str, Artifact]:
+    """The mirror's copies of ``wanted`` (path -> artifact with the mirror's size and times).
 
-    One listing, or one ``stat`` per file when the store says that costs fewer requests
-    (a CI job with a small local cache and a mirror of millions of objects). Any failure
+    One listing (then every file of the mirror is in the answer), or one ``stat`` per file
+    when the store says that costs fewer requests (a CI job with a small local cache and a
+    mirror of millions of objects; then only the wanted paths that exist are). Any failure
     raises: a partial answer would read as "missing" and cause needless uploads.
     """
     progress = progress or Progress()
     if target.choose_lookup(len(wanted)) == "list":
-        return {a.path: a.size for a in list_artifacts(target, progress=progress)}
-    sizes: Dict[str, int] = {}
+        return {a.path: a for a in list_artifacts(target, progress=progress)}
+    found: Dict[str, Artifact] = {}
     progress.phase(f"checking {len(wanted)} files on {target.url}", len(wanted))
 
     def probe(art: Artifact) -> None:
         entry = target.stat(art.path)
         if entry is not None:
-            sizes[art.path] = entry.size
+            found[art.path] = make_artifact(entry.path, entry.size, entry.mtime, entry.atime)
 
     failures = run_parallel(list(wanted), probe, jobs=jobs, describe=lambda a: a.path,
                             progress=progress)
     progress.done()
     if failures:
         raise next(iter(failures.values()))
-    return sizes
+    return found
 
 
 def select(artifacts: Sequence[Artifact], selection: Selection) -> List[Artifact]:

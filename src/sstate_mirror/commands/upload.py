@@ -10,10 +10,13 @@ Execute: all companions first, then the archives, each through the backend's ato
 archive whose companion failed to upload is held back (a mirror must never offer an archive
 whose signature is missing), and reported as failed. The source is only ever read.
 
-Use is recorded on the way: the mirror copies of artifacts that this build used — present on
-the mirror, with a local copy that bitbake wrote or refreshed within ``--used-within`` (it
-refreshes local sstate files on every hit) — are *touched*, so that ``clean --max-age``
-keeps what builds still use. Nothing is re-sent for that.
+Use is recorded on the way: the groups this build used — with a local copy that bitbake wrote
+or refreshed within ``--used-within`` (it refreshes local sstate files on every hit) — are
+marked on the mirror, so that ``clean --max-age`` keeps what builds still use. Nothing is
+re-sent for that, and the marks cost as little as the store allows (:mod:`.usemark`): one
+file per group, and only for groups whose last use on the mirror, read from the listing this
+plan makes anyway, is older than ``--refresh-interval``. A group the upload sends a file of
+needs no mark: the new file is one.
 """
 
 from __future__ import annotations
@@ -26,7 +29,8 @@ from ..backends.base import Backend
 from ..errors import BackendError, PermanentError
 from ..naming import Artifact, Kind, group_artifacts, group_key, is_hashserv_database
 from ..transfer import Progress, TransferInterrupted, batched, run_parallel
-from .listing import EVERYTHING, Selection, list_artifacts, remote_sizes
+from .listing import EVERYTHING, Selection, list_artifacts, remote_artifacts
+from .usemark import plan_marks
 
 
 @dataclass(frozen=True)
@@ -56,7 +60,9 @@ class UploadPlan:
     companions: List[Transfer] = field(default_factory=list)
     archives: List[Transfer] = field(default_factory=list)
     touches: List[str] = field(default_factory=list)
-    """Mirror paths to mark as used (present, same size, locally used recently)."""
+    """Mirror paths to mark as used: one per used group whose mark on the mirror is stale."""
+    fresh_groups: int = 0
+    """Used groups the mirror already knows as recently used: not marked again."""
     present: int = 0
     present_bytes: int = 0
     not_selected: int = 0
@@ -81,6 +87,7 @@ class UploadPlan:
             "files_to_upload": len(self.transfers),
             "bytes_to_upload": self.bytes_to_send,
             "to_touch": list(self.touches),
+            "used_groups_fresh": self.fresh_groups,
             "already_present": self.present,
             "already_present_bytes": self.present_bytes,
             "not_selected": self.not_selected,
@@ -103,30 +110,32 @@ _SKIP_REASONS = {
 
 def plan_upload(
     local: Iterable[Artifact],
-    remote_sizes: Mapping[str, int],
+    remote: Mapping[str, Artifact],
     selection: Selection = EVERYTHING,
     *,
     now: float = 0.0,
     used_within: Optional[float] = None,
+    refresh_after: float = 0.0,
+    touch_cost: str = "flat",
+    uploading: bool = True,
 ) -> UploadPlan:
-    """What to send from ``local`` to a mirror whose files have ``remote_sizes`` (path -> size).
+    """What to send from ``local`` to a mirror that holds ``remote`` (path -> its artifact).
 
-    With ``used_within`` (seconds), also what to touch: every member present on the mirror of
-    a group whose newest local file is at most that old at ``now``.
-    Pure: no I/O, no hidden clock. ``remote_sizes`` may hold only the paths that were probed.
+    With ``used_within`` (seconds), also what to mark as used: for each selected group whose
+    newest local file is at most that old at ``now``, one member on the mirror if the
+    group's last use there is more than ``refresh_after`` ago (see :func:`.usemark.
+    plan_marks`; ``touch_cost`` is the store's). With ``uploading``, a group that gets a file
+    sent needs no mark. Pure: no I/O, no hidden clock. ``remote`` may hold only the paths
+    that were probed.
     """
     plan = UploadPlan()
     local = list(local)
-    recently_used = set()
-    if used_within is not None:
-        for group in group_artifacts(local).values():
-            if now - group.last_used <= used_within:
-                recently_used.add(group.key)
+    sent_groups = set()
     # the companions of an archive that is sent are sent with it, even when the mirror has
     # them: a clean running now may be about to delete them (it deleted the archive)
     resent_groups = {a.group_key for a in local
                      if a.kind is Kind.ARCHIVE and selection.matches(a)
-                     and remote_sizes.get(a.path) != a.size}
+                     and (remote[a.path].size if a.path in remote else None) != a.size}
     for art in sorted(local, key=lambda a: a.path):
         if art.kind in _SKIP_REASONS:
             reason = (HASHSERV_DB_REASON if is_hashserv_database(art.path)
@@ -136,19 +145,30 @@ def plan_upload(
         if not selection.matches(art):
             plan.not_selected += 1
             continue
-        remote = remote_sizes.get(art.path)
-        if remote == art.size and (art.kind is Kind.ARCHIVE
-                                   or art.group_key not in resent_groups):
+        mirror_copy = remote.get(art.path)
+        remote_size = mirror_copy.size if mirror_copy is not None else None
+        if remote_size == art.size and (art.kind is Kind.ARCHIVE
+                                        or art.group_key not in resent_groups):
             plan.present += 1
             plan.present_bytes += art.size
-            if art.group_key in recently_used:
-                plan.touches.append(art.path)
             continue
-        transfer = Transfer(art, remote)
+        transfer = Transfer(art, remote_size)
+        sent_groups.add(art.group_key)
         if art.kind is Kind.ARCHIVE:
             plan.archives.append(transfer)
         else:
             plan.companions.append(transfer)
+    if used_within is None:
+        return plan
+    used = {group.key for group in group_artifacts(local).values()
+            if now - group.last_used <= used_within and selection.matches(group.members()[0])}
+    if uploading:
+        used -= sent_groups
+    mirror = group_artifacts(a for a in remote.values() if a.group_key in used)
+    marks = plan_marks(used, mirror, now=now, refresh_after=refresh_after,
+                       touch_cost=touch_cost)
+    plan.touches = marks.marks
+    plan.fresh_groups = marks.fresh
     return plan
 
 
@@ -175,12 +195,14 @@ def plan_against_mirror(
     now: float,
     used_within: Optional[float],
     jobs: int,
+    refresh_after: float = 0.0,
+    uploading: bool = True,
     mirror_exists: bool = True,
     progress: Optional[Progress] = None,
     listing: Optional[SourceListing] = None,
 ) -> UploadPlan:
     """List the cache (unless ``listing`` has it), learn what the mirror holds of it, and
-    plan (upload and touch).
+    plan (upload and marks).
 
     Files the cache listing passes over (dangling links, loops) are in ``plan.skipped``.
     """
@@ -188,9 +210,11 @@ def plan_against_mirror(
         listing = list_source(source, progress)
     local, skipped = listing.artifacts, listing.skipped
     wanted = [a for a in local if a.kind in SENDABLE and selection.matches(a)]
-    remote = (remote_sizes(target, wanted, jobs=jobs, progress=progress)
+    remote = (remote_artifacts(target, wanted, jobs=jobs, progress=progress)
               if mirror_exists else {})
-    plan = plan_upload(local, remote, selection, now=now, used_within=used_within)
+    plan = plan_upload(local, remote, selection, now=now, used_within=used_within,
+                       refresh_after=refresh_after, touch_cost=target.properties.touch_cost,
+                       uploading=uploading)
     plan.skipped.extend(skipped)
     return plan
 
