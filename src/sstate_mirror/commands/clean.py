@@ -51,7 +51,7 @@ from ..backends.base import Backend
 from ..errors import BackendError, UsageError
 from ..naming import Artifact, Group, Kind, group_artifacts
 from ..transfer import Progress, TransferInterrupted, batched, run_parallel
-from .listing import remote_sizes
+from .listing import remote_artifacts
 from .pins import PinSet
 
 DEFAULT_TEMP_AGE = 86400
@@ -440,7 +440,7 @@ def _delete_returned_archives(archives: List[Deletion], others: List[Deletion], 
     if not check:
         return
     try:
-        back = remote_sizes(target, check, jobs=jobs, progress=progress)
+        back = remote_artifacts(target, check, jobs=jobs, progress=progress)
     except BackendError as exc:
         for art in check:
             result.failed[art.path] = exc
