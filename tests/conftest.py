@@ -41,6 +41,8 @@ from cloud_servers import (  # noqa: E402, F401 - fixtures are found by name
 
 # S3-compatible servers and buckets for any test module (tests/s3_servers.py says how).
 # One mirror of every kind, for end-to-end tests (tests/mirrors.py).
+# nginx and Apache writing access logs, for touch --access-log (tests/log_servers.py says how).
+from log_servers import apache_logging, nginx_logging  # noqa: E402, F401 - found by name
 from mirrors import mirror  # noqa: E402, F401 - fixtures are found by name
 from s3_servers import (  # noqa: E402, F401 - fixtures are found by name
     moto_s3,

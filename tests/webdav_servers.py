@@ -286,10 +286,7 @@ def apache_server() -> Iterator[DavServer]:
     ha1 = hashlib.md5(f"{USER}:sstate:{PASSWORD}".encode()).hexdigest()
     (base / "htdigest").write_text(f"{USER}:sstate:{ha1}\n")
     load = "\n".join(f"LoadModule {m}_module {modules}/mod_{m}.so" for m in _APACHE_MODULES)
-    user = ""
-    if os.geteuid() == 0:  # httpd refuses to serve as root: run the worker as nobody
-        user = "User nobody\nGroup nogroup\n" if _group_exists("nogroup") else "User nobody\n"
-        os.chmod(base, 0o777)
+    user = _apache_user(base)
     conf = f"""
 ServerRoot "{base}"
 ServerName 127.0.0.1
@@ -353,6 +350,15 @@ DocumentRoot "{root}"
                     base, port, base / "server.log")
     yield server
     _stop(server)
+
+
+def _apache_user(base: Path) -> str:
+    """The ``User`` lines of an httpd run by root, which refuses to serve as root: the worker
+    runs as nobody (and may enter ``base``). Empty for anyone else."""
+    if os.geteuid() != 0:
+        return ""
+    os.chmod(base, 0o777)
+    return "User nobody\nGroup nogroup\n" if _group_exists("nogroup") else "User nobody\n"
 
 
 def _write_htpasswd(path: Path) -> None:

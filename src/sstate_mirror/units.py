@@ -15,6 +15,7 @@ bytes.
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 
 from .errors import UsageError
@@ -90,3 +91,24 @@ def format_age(seconds: float) -> str:
     if s < 14 * 86400:
         return f"{s // 86400}d"
     return f"{s // (7 * 86400)}w"
+
+
+def parse_time_or_age(text: str, now: float, option: str = "time") -> float:
+    """A point in time: an age back from ``now`` (``2d``) or an ISO 8601 date or time.
+
+    A time without a zone is UTC (``2026-12-01``, ``2026-12-01T06:00``), as log times are
+    compared in UTC.
+    """
+    text = text.strip()
+    if _AGE_RE.match(text):
+        return now - parse_age(text, option)
+    try:
+        value = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise UsageError(
+            f"{option} {text!r} is neither an age (e.g. 2d) nor a date or time"
+            " (e.g. 2026-12-01 or 2026-12-01T06:00:00Z)"
+        ) from None
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=dt.timezone.utc)
+    return value.timestamp()

@@ -1,4 +1,8 @@
-"""``sstate-mirror touch SOURCE TARGET``: record use without uploading."""
+"""``sstate-mirror touch SOURCE TARGET``: record use without uploading.
+
+``touch TARGET --access-log LOG...`` records the use a server's access log shows instead
+(:mod:`.touch_log`).
+"""
 
 from __future__ import annotations
 
@@ -7,10 +11,12 @@ import time
 from typing import Any, Dict, Sequence
 
 from ..commands.upload import execute_touch, list_source, plan_against_mirror
+from ..errors import UsageError
 from ..transfer import Progress
 from ..units import parse_age
 from .common import (
     SOURCE_HELP,
+    TARGET_HELP,
     add_command,
     add_mirror_options,
     add_use_options,
@@ -22,27 +28,42 @@ from .common import (
     warn_if_none_selected,
     with_progress,
 )
+from .touch_log import add_access_log_options, run_access_log, source_given_with_log
 from .ui import UI
 from .wording import plural
 
 
 def register(sub: Any, parents: Sequence[argparse.ArgumentParser]) -> None:
     p = add_command(
-        sub, parents, "touch", run, source=SOURCE_HELP,
+        sub, parents, "touch", run, source=None, target=None,
         help="mark the mirror copies of artifacts a build used as used (no upload)",
         description="For jobs that must not upload: refresh the last-use time of the mirror"
         " copies of the artifacts in SOURCE that bitbake used within --used-within, so that"
         " 'clean --max-age' keeps them: one file per group, and only where the mirror's"
-        " record of its last use is older than --refresh-interval. Nothing is transferred.",
+        " record of its last use is older than --refresh-interval. Nothing is transferred."
+        " With --access-log (TARGET only): mark what the mirror server's access log shows"
+        " builds read.",
     )
+    # SOURCE is optional: with --access-log the server's log says what was used
+    p.add_argument("source", metavar="SOURCE", nargs="?",
+                   help=f"{SOURCE_HELP}; not with --access-log")
+    p.add_argument("target", metavar="TARGET", help=TARGET_HELP)
     p.add_argument("-n", "--dry-run", action="store_true",
                    help="show what would be marked; change nothing")
     add_use_options(p)
+    add_access_log_options(p)
     add_mirror_options(p)
 
 
 @with_progress
 def run(args: argparse.Namespace, ui: UI, progress: Progress) -> int:
+    if args.access_log is not None:
+        problem = source_given_with_log(args)
+        if problem:
+            raise UsageError(problem)
+        return run_access_log(args, ui, progress)
+    if args.source is None:
+        raise UsageError("touch needs SOURCE and TARGET, or TARGET --access-log LOG")
     used_within = parse_age(args.used_within, "--used-within")
     refresh_after = parse_age(args.refresh_interval, "--refresh-interval")
     selection = selection_from_args(args)
