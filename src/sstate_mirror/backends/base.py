@@ -31,7 +31,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Iterator, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
-from typing import IO, Callable, Dict, Optional, Tuple
+from typing import IO, Any, Callable, Dict, Optional, Tuple
 
 from ..errors import BackendError, PermanentError
 from ..naming import UPLOAD_TEMP_PREFIX, UPLOAD_TEMP_SUFFIX
@@ -100,6 +100,19 @@ class BackendOptions:
     connect_timeout: float = 60.0
     """Seconds to wait for a connection (aws-cli's and rclone's default is a minute too)."""
     retries: int = 5
+
+
+#: Largest size a listing may announce: S3 allows 5 TiB, other stores a little more; anything
+#: above 1 PiB is a broken or hostile server, and would make every plan's sums wrong.
+MAX_OBJECT_SIZE = 1 << 50
+
+
+def listed_size(url: str, path: str, size: Any) -> int:
+    """A listing's size of ``path``, refused (the listing fails) when no object can have it."""
+    if isinstance(size, bool) or not isinstance(size, int) or not 0 <= size <= MAX_OBJECT_SIZE:
+        raise PermanentError(f"cannot list {url}: the server lists {path!r} with size {size!r},"
+                             " which no object can have", url=url)
+    return size
 
 
 def new_temp_name(path: str) -> str:

@@ -65,6 +65,7 @@ from .base import (
     SkipCallback,
     check_relative_path,
     failure_map,
+    listed_size,
     redact_url,
 )
 from .cloud import LazyClient, each_path
@@ -116,9 +117,6 @@ MULTIPART_CHUNKSIZE = 8 * 1024 * 1024
 MAX_PARTS = 9_000
 #: CopyObject copies at most 5 GiB in one request; larger objects are copied in parts.
 COPY_SINGLE_MAX = 5 * 1024 * 1024 * 1024
-#: Largest size a listing may announce: S3 allows 5 TiB, S3-compatible stores a little more;
-#: anything above 1 PiB is a broken or hostile server.
-MAX_OBJECT_SIZE = 1 << 50
 
 _PERMISSION_HINT = (
     "check the bucket policy and the IAM permissions of these credentials"
@@ -444,12 +442,7 @@ class S3Backend(LazyClient, Backend):
         A negative or absurd size would make plans (what to send, what fits ``--max-size``)
         and reports wrong; like a negative WebDAV ``getcontentlength``, it fails the listing.
         """
-        if (isinstance(size, bool) or not isinstance(size, int)
-                or not 0 <= size <= MAX_OBJECT_SIZE):
-            raise PermanentError(
-                f"cannot list {self.url}: the server lists {key!r} with size {size!r}, which"
-                " no object can have", url=self.url)
-        return size
+        return listed_size(self.url, key, size)
 
     def _pages(self, base: str, delimiter: Optional[str] = None,
                after_page: Optional[Dict[str, Any]] = None) -> Iterator[Dict[str, Any]]:
