@@ -32,13 +32,18 @@ naming the proxy are rewritten to name the server, as a reverse proxy does (Apac
 ``MOVE`` to another port than its own, wsgidav one to another host than the request's).
 
 ``throttle`` (seconds per 16 KiB chunk, both directions) slows every connection down, for
-tests that must interrupt a transfer mid-way. Every loop is bounded and the proxy stops by
+tests that must interrupt a transfer mid-way. ``date_shift`` (seconds) moves the ``Date``
+header of every answer: a server whose clock is off (the answers are otherwise untouched; an
+HTTP date always has the same length, so no framing changes). Every loop is bounded and the proxy stops by
 itself after ``lifetime`` seconds, so a broken test cannot hang the suite.
 """
 
 from __future__ import annotations
 
 import contextlib
+import email.utils
+import re
+import select
 import socket
 import struct
 import threading
@@ -139,9 +144,10 @@ class FaultProxy:
     """A threaded proxy on a free port of 127.0.0.1 forwarding to ``upstream_port``."""
 
     def __init__(self, upstream_port: int, *, lifetime: float = 300.0,
-                 throttle: float = 0.0) -> None:
+                 throttle: float = 0.0, date_shift: float = 0.0) -> None:
         self.upstream_port = upstream_port
         self.throttle = throttle
+        self.date_shift = date_shift
         self.faults: List[Fault] = []
         self.requests: List[Request] = []
         self._lock = threading.Lock()
@@ -339,11 +345,20 @@ class FaultProxy:
 
     def _relay_answers(self, upstream: socket.socket, client: socket.socket,
                        cut: Dict[str, int]) -> None:
+        held = b""  # with date_shift: the start of a line that may be a Date header
         try:
             while self._running():
+                if held and not select.select([upstream], [], [], 0.2)[0]:
+                    client.sendall(held)  # nothing more came: it was not a header
+                    held = b""
+                    continue
                 data = upstream.recv(_CHUNK)
                 if not data:
+                    if held:
+                        client.sendall(held)
                     break
+                if self.date_shift:
+                    data, held = _shift_dates(held + data, self.date_shift)
                 with self._lock:
                     left = cut.get("left")
                 if left is not None:
@@ -360,6 +375,25 @@ class FaultProxy:
             pass
         with contextlib.suppress(OSError):
             client.shutdown(socket.SHUT_WR)
+
+
+_DATE = re.compile(rb"\r\n([Dd]ate: )([^\r\n]*)\r\n")
+
+
+def _shift_dates(data: bytes, shift: float) -> Tuple[bytes, bytes]:
+    """``data`` with every complete ``Date`` header moved by ``shift`` seconds, and the tail
+    to hold back because it may be the start of one (sent once more data shows it is not)."""
+
+    def moved(m: re.Match[bytes]) -> bytes:
+        when = email.utils.parsedate_to_datetime(m.group(2).decode("latin-1"))
+        text = email.utils.formatdate(when.timestamp() + shift, usegmt=True)
+        return b"\r\n" + m.group(1) + text.encode("latin-1") + b"\r\n"
+
+    data = _DATE.sub(moved, data)
+    cut = data.rfind(b"\r\n")
+    if cut >= 0 and len(data) - cut < 64 and b"\r\ndate: ".startswith(data[cut:].lower()[:8]):
+        return data[:cut], data[cut:]
+    return data, b""
 
 
 def _body(reader: _Reader, headers: Dict[str, str], limit: Optional[int]) -> Iterator[bytes]:

@@ -77,13 +77,21 @@ def _umask() -> int:
     return old
 
 
-def test_list_follows_symlinks_and_reports_dangling(tmp_path: Path) -> None:
+def _cache_with_links(tmp_path: Path, *names: str) -> Path:
+    """A cache directory ``aa/`` holding a symbolic link ``name`` to one real file each."""
     store = tmp_path / "store"
     store.mkdir()
     (store / "real").write_bytes(b"12345")
     cache = tmp_path / "cache"
     (cache / "aa").mkdir(parents=True)
-    os.symlink(store / "real", cache / "aa" / "linked")
+    for name in names:
+        os.symlink(store / "real", cache / "aa" / name)
+    return cache
+
+
+def test_list_follows_symlinks_and_reports_dangling(tmp_path: Path) -> None:
+    cache = _cache_with_links(tmp_path, "linked")
+    store = tmp_path / "store"
     os.symlink(store / "missing", cache / "aa" / "dangling")
     os.symlink(cache, cache / "aa" / "loop")  # directory loop
     skipped: list[tuple[str, str]] = []
@@ -91,3 +99,42 @@ def test_list_follows_symlinks_and_reports_dangling(tmp_path: Path) -> None:
     assert [(e.path, e.size) for e in entries] == [("aa/linked", 5)]
     assert sorted(p for p, _ in skipped) == ["aa/dangling", "aa/loop"]
 
+
+
+class _VanishingEntry:
+    """A directory entry whose symbolic link is removed right after it was followed: the
+    instant a clean (or bitbake) deletes it while the listing looks at it."""
+
+    def __init__(self, entry: os.DirEntry[str]) -> None:
+        self._entry = entry
+        self.name, self.path = entry.name, entry.path
+
+    def is_symlink(self) -> bool:
+        return self._entry.is_symlink()
+
+    def stat(self, *, follow_symlinks: bool = True) -> os.stat_result:
+        if follow_symlinks:
+            return self._entry.stat()
+        if self.name == "vanishing":
+            os.unlink(self.path)
+        return os.lstat(self.path)
+
+
+def test_symlink_vanishing_during_the_listing_is_passed_over(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    cache = _cache_with_links(tmp_path, "vanishing", "stays")
+    real_scandir = os.scandir
+
+    class _Scan:
+        def __init__(self, path: str) -> None:
+            self._it = real_scandir(path)
+
+        def __enter__(self) -> list[_VanishingEntry]:
+            return [_VanishingEntry(e) for e in self._it]
+
+        def __exit__(self, *exc: object) -> None:
+            self._it.close()
+
+    monkeypatch.setattr(os, "scandir", _Scan)
+    entries = list(LocalBackend(str(cache)).list())
+    assert [e.path for e in entries] == ["aa/stays"]

@@ -558,3 +558,32 @@ def test_access_denied_and_unknown_key(
             pytest.raises(AuthError, match=r"credentials rejected .*\(InvalidAccessKeyId\)"):
         b.check()
     assert moto_with_iam["secret_key"] not in caplog.text
+
+
+@pytest.mark.parametrize("size", [-5, 1 << 60])
+def test_negative_or_absurd_listed_size_fails_the_listing(
+        moto_s3: S3Server, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, size: int,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """A server that lists an impossible ``Size`` is refused like a negative WebDAV
+    getcontentlength: the listing fails (exit 3), nothing is planned from it."""
+    from moto.core import DEFAULT_ACCOUNT_ID
+    from moto.s3.models import s3_backends
+
+    from sstate_mirror.cli import main
+
+    env = s3_test_env(monkeypatch, moto_s3, tmp_path)
+    bucket = S3Bucket(server=moto_s3, name=moto_s3.new_bucket(), env=env)
+    with backend_for(bucket) as b:
+        put(b, "aa/bb/good", b"x")
+        put(b, "aa/bb/liar", b"xyz")
+    fake = s3_backends[DEFAULT_ACCOUNT_ID]["aws"].buckets[bucket.name].keys["aa/bb/liar"]
+    monkeypatch.setattr(fake, "contentsize", size)
+    with backend_for(bucket) as b:
+        with pytest.raises(PermanentError, match=r"aa/bb/liar.*no object can have"):
+            list(b.list())
+        with pytest.raises(PermanentError, match="no object can have"):
+            b.stat("aa/bb/liar")
+    code = main(["info", bucket.url, *bucket.cli_args])
+    err = capsys.readouterr().err
+    assert code == 3
+    assert "no object can have" in err and "Traceback" not in err

@@ -830,6 +830,11 @@ def test_hostile_hrefs_are_rejected(tiny_server: Tuple[str, _Canned], href: str)
     b'<?xml version="1.0"?><D:multistatus xmlns:D="DAV:"><D:response><D:href>/sstate/x'
     b"</D:href><D:propstat><D:prop><D:getcontentlength>many</D:getcontentlength></D:prop>"
     b"<D:status>HTTP/1.1 200 OK</D:status></D:propstat></D:response></D:multistatus>",
+    # more than any object can hold (1 PiB): an absurd size fails the listing like S3's
+    b'<?xml version="1.0"?><D:multistatus xmlns:D="DAV:"><D:response><D:href>/sstate/x'
+    b"</D:href><D:propstat><D:prop><D:getcontentlength>1125899906842625</D:getcontentlength>"
+    b"</D:prop><D:status>HTTP/1.1 200 OK</D:status></D:propstat></D:response>"
+    b"</D:multistatus>",
 ])
 def test_invalid_xml_is_an_error(tiny_server: Tuple[str, _Canned], body: bytes) -> None:
     url, canned = tiny_server

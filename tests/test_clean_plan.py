@@ -81,7 +81,8 @@ def test_max_sig_age_below_max_age_is_refused() -> None:
 
 def test_future_mtimes_read_as_new() -> None:
     a = name(1)
-    assert paths(plan_clean([art(a, -5)], CleanOptions(max_age=0), NOW)) == {a: "max-age"}
+    assert paths(plan_clean([art(a, -5)], CleanOptions(max_age=0, min_age=0), NOW)) == {
+        a: "max-age"}
     assert paths(plan_clean([art(a, -5)], CleanOptions(max_age=1), NOW)) == {}
 
 
@@ -133,8 +134,9 @@ def test_clean_invariants(members: list, max_age_days: int, extra_sig_days: int)
                 assert (group.sig.path in deleted) == (NOW - group.last_used >= opts.min_age)
             continue
         gone = group.archive.path in deleted
-        # a group goes when its last use (newest member) is at least max-age ago
-        assert gone == (NOW - group.last_used >= opts.max_age)
+        # a group goes when its last use (newest member) is at least max-age ago, and
+        # never when it was used within min-age
+        assert gone == (NOW - group.last_used >= max(opts.max_age, opts.min_age))
         for companion in (group.siginfo, group.sig):
             if companion is not None:
                 # a companion goes exactly when its archive goes
@@ -257,3 +259,19 @@ def test_size_budget_property(members: list, budget: int, min_age_days: float) -
     for d in plan.deletions:
         if d.rule == "max-size":
             assert NOW - groups[d.artifact.group_key].last_used >= opts.min_age
+
+
+def test_max_age_zero_keeps_what_was_used_within_min_age() -> None:
+    """``--max-age 0s`` must not delete what a build used seconds ago: --min-age guards
+    every rule that deletes by age (max-age, max-sig-age, orphan-siginfo)."""
+    used_now, used_2h = name(1), name(2)
+    sig_now = name(3, task="compile") + ".siginfo"  # a task signature without archive
+    orphan_now = name(4) + ".siginfo"                # an sstate task's orphaned signature
+    arts = [art(used_now, 10 / DAY), art(used_now + ".siginfo", 10 / DAY),
+            art(used_2h, 2 / 24), art(used_2h + ".siginfo", 2 / 24),
+            art(sig_now, 10 / DAY), art(orphan_now, 10 / DAY)]
+    plan = plan_clean(arts, CleanOptions(max_age=0), NOW)
+    assert paths(plan) == {used_2h: "max-age", used_2h + ".siginfo": "with-archive"}
+    # an explicit --min-age 0s is what deletes everything
+    plan = plan_clean(arts, CleanOptions(max_age=0, min_age=0), NOW)
+    assert set(paths(plan)) == {a.path for a in arts}

@@ -125,7 +125,7 @@ def test_truncated_remote_copy_is_replaced(tmp_path: Path, oe_cache_a: Path,
     victim = next(mirror.rglob("*populate_sysroot.tar.zst"))
     victim.write_bytes(victim.read_bytes()[:10])
     code, out, _ = run(capsys, "upload", str(oe_cache_a), str(mirror))
-    assert code == 0 and "1 file " in out
+    assert code == 0 and "2 files " in out  # the archive and, with it, its .siginfo
     assert contents(mirror) == contents(oe_cache_a)
 
 

@@ -182,6 +182,46 @@ def test_aws_secret_key_never_shown(kind: str, request: pytest.FixtureRequest,
     _assert_clean(text, [secret, WRONG])
 
 
+#: Passwords holding the characters that end a URL's user info for ``urllib``.
+_AWKWARD = ["se/cret-7Zq", "se@cret-7Zq", "se:cret-7Zq", "se?cret-7Zq", "se#cret-7Zq",
+            "12/34-7Zq"]
+
+
+@pytest.mark.parametrize("password", _AWKWARD)
+def test_password_with_url_delimiters_is_redacted(password: str) -> None:
+    from sstate_mirror.backends import redact_url
+    from sstate_mirror.backends.base import redact_text
+
+    url = f"https://user:{password}@mirror.example/sstate/"
+    secret = password.split("-")[0][2:]  # what follows the delimiter
+    for shown in (redact_url(url), redact_text(f"cannot use {url} now"),
+                  redact_text(f"cannot use '{url}'")):
+        assert password not in shown and secret not in shown, shown
+        assert "***@" in shown
+
+
+@pytest.mark.parametrize("password", _AWKWARD)
+def test_cli_never_prints_a_password_with_url_delimiters(
+        password: str, capsys: pytest.CaptureFixture[str]) -> None:
+    url = f"https://user:{password}@127.0.0.1:9/sstate/"
+    for argv in (["info", url], ["--json", "info", url]):
+        code = main([*argv, "--retries", "0", "--timeout", "2"])
+        out, err = capsys.readouterr()
+        assert password not in out + err and password.split("-")[0] not in out + err
+        assert code in (2, 3)
+
+
+@pytest.mark.parametrize("url", ["https://u:p@host:99999/x", "https://u:p/q@host:99999/x",
+                                 "https://host:http/x"])
+def test_invalid_port_is_a_one_line_usage_error(url: str,
+                                                capsys: pytest.CaptureFixture[str]) -> None:
+    code = main(["info", url])
+    err = capsys.readouterr().err
+    assert code == 2
+    lines = err.splitlines()
+    assert lines[0].startswith("error: ") and "Traceback" not in err
+    assert all(line.startswith("hint: ") for line in lines[1:])
+    assert "p@" not in err and "p/q" not in err
 @pytest.mark.parametrize("how", ["AZ_SAS", "AZURE_STORAGE_KEY", "AZURE_STORAGE_CONNECTION_STRING"])
 def test_azure_credentials_never_shown(how: str, request: pytest.FixtureRequest,
                                        oe_cache_a: Path, monkeypatch: pytest.MonkeyPatch,

@@ -77,3 +77,32 @@ def test_formatting() -> None:
     assert format_age(3600 * 5) == "5h"
     assert format_age(86400 * 3) == "3d"
     assert format_age(86400 * 70) == "10w"
+
+
+@pytest.mark.parametrize("text", ["30m", "1m", "12m"])
+def test_bare_m_is_refused_where_an_age_deletes(text: str) -> None:
+    """``--max-age 30m`` (isar-sstate's minutes) is easily meant as 30 months: an option
+    that deletes by age refuses it and says how to write either."""
+    with pytest.raises(UsageError, match=r"ambiguous.*min for minutes"):
+        parse_age(text, "--max-age", deletes=True)
+    assert parse_age(text) == int(text[:-1]) * 60  # elsewhere it keeps isar-sstate's meaning
+    assert parse_age(text[:-1] + "min", "--max-age", deletes=True) == int(text[:-1]) * 60
+
+
+@pytest.mark.parametrize("text", ["3M", "3mo", "3months", "1y", "2years", "3 Months"])
+def test_months_and_years_are_refused_with_a_hint(text: str) -> None:
+    with pytest.raises(UsageError, match="months and years are not units"):
+        parse_age(text)
+
+
+def test_clean_refuses_max_age_in_m_and_warns_below_min_age(
+        tmp_path: object, capsys: pytest.CaptureFixture[str]) -> None:
+    from sstate_mirror.cli import main
+
+    mirror = str(tmp_path)
+    assert main(["clean", "--max-age", "30m", mirror]) == 2
+    err = capsys.readouterr().err
+    assert "ambiguous" in err and "30min" in err and len(err.splitlines()) == 1
+    assert main(["clean", "--max-age", "0s", "--dry-run", mirror]) == 0
+    err = capsys.readouterr().err
+    assert "--max-age 0s is less than --min-age 1h" in err

@@ -345,7 +345,8 @@ def test_oversized_siginfo_is_unreadable_without_reading_it() -> None:
             raise AssertionError("must not be read")
 
     problem = verify_siginfo(NoReads("/nonexistent"), big)
-    assert problem is not None and problem.kind == "siginfo-unreadable"
+    assert problem is not None and problem.kind == "siginfo-over-limit"
+    assert problem.severity == "warning"
 
 
 class _OneFile(LocalBackend):
@@ -369,3 +370,33 @@ def test_any_bytes_as_an_archive_are_a_problem_never_a_crash(data: bytes, ext: s
     assert problem is not None
     assert problem.kind in ("truncated-archive", "corrupt-archive", "archive-over-limit")
     assert problem.group_key == path
+
+
+def _rewritten(path: Path, change: Any) -> bytes:
+    raw = json.loads(decompress_frames(path.read_bytes(), 1 << 26))
+    change(raw)
+    return zstandard.ZstdCompressor().compress(json.dumps(raw, sort_keys=True).encode())
+
+
+def test_fix_never_deletes_a_group_whose_hash_cannot_be_recomputed(
+        mirror: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """No ``task`` field, or a dependency listed without a value: the basehash cannot be
+    recomputed. That is "cannot verify" (a warning), not a mismatch: --fix keeps the group."""
+    no_task, no_value = (Path(str(a) + ".siginfo") for a in archives(mirror)[:2])
+
+    def drop_task(raw: Dict[str, Any]) -> None:
+        del raw["task"]
+
+    def drop_a_value(raw: Dict[str, Any]) -> None:
+        raw["taskdeps"] = [*raw["taskdeps"], "A_VARIABLE_WITHOUT_VALUE"]
+
+    no_task.write_bytes(_rewritten(no_task, drop_task))
+    no_value.write_bytes(_rewritten(no_value, drop_a_value))
+    before = snapshot(mirror)
+    code, report = run_json(capsys, "verify", str(mirror), "--all", "--fix")
+    assert code == 0
+    assert problems_by_path(report) == {rel(mirror, no_task): ["siginfo-unverifiable"],
+                                        rel(mirror, no_value): ["siginfo-unverifiable"]}
+    assert {p["severity"] for p in report["problems"]} == {"warning"}
+    assert report["deleted"] == []
+    assert snapshot(mirror) == before

@@ -1,8 +1,12 @@
 """Parsing and printing of ages and sizes given on the command line.
 
-Ages are a whole number with one unit of ``w``, ``d``, ``h``, ``m`` or ``s`` (as isar-sstate
-takes them). Anything else — ``1.5d``, ``-3d``, ``3``, ``abc`` — is refused: a retention
-setting that is silently misread deletes the wrong artifacts.
+Ages are a whole number with one unit of ``w``, ``d``, ``h``, ``min`` (or ``m``) or ``s`` (as
+isar-sstate takes them, plus ``min``). Anything else — ``1.5d``, ``-3d``, ``3``, ``abc`` — is
+refused: a retention setting that is silently misread deletes the wrong artifacts. For the
+same reason the options that *delete* by age (``--max-age``, ``--max-sig-age``) refuse the
+bare ``m``: ``--max-age 30m`` reads as 30 minutes where 30 months was an easy thing to mean,
+and would empty a mirror of everything older than half an hour. There, minutes are spelled
+``min``.
 
 Sizes are a number with an optional binary unit: ``K``, ``M``, ``G``, ``T`` (also ``KiB`` …,
 and ``KB`` … which are read as binary units too, as ``du`` and ``ls -h`` do); no unit means
@@ -16,22 +20,36 @@ import re
 
 from .errors import UsageError
 
-_AGE_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
-_AGE_RE = re.compile(r"^([0-9]+)([wdhms])$")
+_AGE_UNITS = {"s": 1, "m": 60, "min": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
+_AGE_RE = re.compile(r"^([0-9]+)(min|[wdhms])$")
+_MONTHS_OR_YEARS = re.compile(r"^[0-9]+\s*(M|(?i:mo|mon|months?|y|yr|years?))$")
 _MAX_AGE_SECONDS = 100 * 365 * 86400
 
 _SIZE_UNITS = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40, "P": 1 << 50}
 _SIZE_RE = re.compile(r"^([0-9]+(?:\.[0-9]+)?)\s*([KMGTP]?)(?:i?B)?$", re.IGNORECASE)
 
+_AGE_HELP = ("use a whole number and one unit of w (weeks), d (days), h (hours), min"
+             " (minutes), s (seconds), e.g. 30d")
 
-def parse_age(text: str, option: str = "age") -> int:
-    """``"2w"`` -> 1209600 seconds; raise :class:`UsageError` for anything malformed."""
-    m = _AGE_RE.match(text.strip())
+
+def parse_age(text: str, option: str = "age", *, deletes: bool = False) -> int:
+    """``"2w"`` -> 1209600 seconds; raise :class:`UsageError` for anything malformed.
+
+    ``deletes``: the option deletes what is older (``--max-age``): the ambiguous ``m`` is
+    refused there, with the spellings that say what was meant.
+    """
+    value = text.strip()
+    if _MONTHS_OR_YEARS.match(value):
+        raise UsageError(f"{option} {text!r}: months and years are not units of age ({_AGE_HELP};"
+                         " a month is about 4w or 30d, a year 52w)")
+    m = _AGE_RE.match(value)
     if m is None:
+        raise UsageError(f"{option} {text!r} is not an age: {_AGE_HELP}")
+    if deletes and m.group(2) == "m":
+        n = m.group(1)
         raise UsageError(
-            f"{option} {text!r} is not an age: use a whole number and one unit of"
-            " w (weeks), d (days), h (hours), m (minutes), s (seconds), e.g. 30d"
-        )
+            f"{option} {text!r} is ambiguous: {n} minutes or {n} months? Write {n}min for"
+            f" minutes; months are not a unit (about {int(n) * 30}d)")
     seconds = int(m.group(1)) * _AGE_UNITS[m.group(2)]
     if seconds > _MAX_AGE_SECONDS:
         raise UsageError(f"{option} {text!r} is more than a hundred years")

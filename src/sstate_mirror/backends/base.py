@@ -27,12 +27,11 @@ from __future__ import annotations
 
 import re
 import secrets
-import urllib.parse
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
-from typing import IO, Callable, Dict, Optional
+from typing import IO, Any, Callable, Dict, Optional, Tuple
 
 from ..errors import BackendError, PermanentError
 from ..naming import UPLOAD_TEMP_PREFIX, UPLOAD_TEMP_SUFFIX
@@ -103,6 +102,19 @@ class BackendOptions:
     retries: int = 5
 
 
+#: Largest size a listing may announce: S3 allows 5 TiB, other stores a little more; anything
+#: above 1 PiB is a broken or hostile server, and would make every plan's sums wrong.
+MAX_OBJECT_SIZE = 1 << 50
+
+
+def listed_size(url: str, path: str, size: Any) -> int:
+    """A listing's size of ``path``, refused (the listing fails) when no object can have it."""
+    if isinstance(size, bool) or not isinstance(size, int) or not 0 <= size <= MAX_OBJECT_SIZE:
+        raise PermanentError(f"cannot list {url}: the server lists {path!r} with size {size!r},"
+                             " which no object can have", url=url)
+    return size
+
+
 def new_temp_name(path: str) -> str:
     """A fresh temporary path next to ``path`` for an atomic put (temp, then rename/move).
 
@@ -130,26 +142,60 @@ def check_relative_path(path: str) -> str:
     return path
 
 
+#: ``scheme://`` and what follows it up to whitespace or a quote (a URL inside a message).
+_URL_TOKEN = re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://)([^\s'\"<>]*)")
+_DELIMS = re.compile(r"[/?#]")
+
+
+def _split_userinfo(rest: str) -> Tuple[bool, str]:
+    """Split what follows ``scheme://`` into (had credentials, the rest after them).
+
+    ``urllib`` ends the user info at the first ``/``, ``?`` or ``#``, so a password holding
+    one of those (``https://user:se/cret@host``) would be read as a host and a path and
+    printed. Redaction errs the other way: the credentials end at the *last* ``@``, when
+    the text before it has no ``/``, ``?`` or ``#`` at all, or has a ``:`` before the first
+    of them (``user:pass...``; a ``host:port/path@x`` is redacted too, which hides a host
+    but never a password).
+    """
+    at = rest.rfind("@")
+    if at < 0:
+        return False, rest
+    head = rest[:at]
+    first = _DELIMS.split(head, 1)[0]
+    if first == head or ":" in first:
+        return True, rest[at + 1 :]
+    return False, rest
+
+
+def ambiguous_userinfo(url: str) -> bool:
+    """True when ``url`` looks like it holds credentials that ``urllib`` does not see.
+
+    ``https://user:se/cret@host`` parses as host ``user``, port ``se`` and a path: the
+    password would end up in the path of every request. Such a URL is refused (with a hint
+    to percent-encode) instead of being guessed at.
+    """
+    m = _URL_TOKEN.match(url)
+    if m is None:
+        return False
+    had_userinfo, _ = _split_userinfo(m.group(2))
+    authority = _DELIMS.split(m.group(2), 1)[0]
+    return had_userinfo and "@" not in authority
+
+
 def redact_url(url: str) -> str:
-    """The URL without credentials, for every message and log line."""
-    try:
-        parts = urllib.parse.urlsplit(url)
-    except ValueError:
-        return "<invalid URL>"
-    if parts.username is None and parts.password is None:
-        netloc = parts.netloc
-    else:
-        host = parts.hostname or ""
-        if ":" in host:
-            host = f"[{host}]"
-        if parts.port is not None:
-            host += f":{parts.port}"
-        netloc = f"***@{host}"
-    query = "***" if parts.query else ""
-    return urllib.parse.urlunsplit((parts.scheme, netloc, parts.path, query, ""))
+    """The URL without credentials (and without its query), for every message and log line.
 
-
-_USERINFO = re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://)[^/@\s]*@")
+    Never raises: it is called while reporting that a URL is invalid.
+    """
+    m = _URL_TOKEN.match(url)
+    if m is None or m.end() != len(url):
+        return redact_text(url)
+    scheme, rest = m.group(1), m.group(2)
+    had_userinfo, rest = _split_userinfo(rest)
+    rest = rest.split("#", 1)[0]
+    if "?" in rest:
+        rest = rest.split("?", 1)[0] + "?***"
+    return f"{scheme}{'***@' if had_userinfo else ''}{rest}"
 
 
 def redact_text(text: str) -> str:
@@ -158,7 +204,12 @@ def redact_text(text: str) -> str:
     A last line of defence for messages that quote what the user typed (a URL given where a
     file was expected, say): every line the CLI prints goes through here.
     """
-    return _USERINFO.sub(r"\1***@", text)
+
+    def one(m: re.Match[str]) -> str:
+        had_userinfo, rest = _split_userinfo(m.group(2))
+        return f"{m.group(1)}***@{rest}" if had_userinfo else m.group(0)
+
+    return _URL_TOKEN.sub(one, text)
 
 
 class Backend(ABC):
@@ -188,6 +239,15 @@ class Backend(ABC):
         next to the mirror; a directory or a WebDAV ``Depth: infinity`` listing is one pass.
         """
         return "list"
+
+    def server_time(self) -> Optional[float]:
+        """The mirror's clock now (POSIX time), when the mirror has one of its own.
+
+        Ages compare "now" with the mtimes the mirror reports, which come from the mirror's
+        clock; a server sends its clock in every HTTP answer (``Date``). None means the times
+        come from this machine's clock (a directory) or the server does not say.
+        """
+        return None
 
     @abstractmethod
     def stat(self, path: str) -> Optional[Entry]:

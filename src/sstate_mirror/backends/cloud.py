@@ -19,7 +19,14 @@ from typing import Any, Callable, Dict, List, Optional, Tuple, TypeVar
 
 from .. import events, retry
 from ..errors import AuthError, BackendError, NotFoundError, PermanentError, TransientError
-from .base import Backend, BackendOptions, Entry, SkipCallback, check_relative_path
+from .base import (
+    Backend,
+    BackendOptions,
+    Entry,
+    SkipCallback,
+    check_relative_path,
+    listed_size,
+)
 from .prefix_listing import (
     RangeLister,
     estimate_from_first_page,
@@ -233,7 +240,8 @@ class PagedObjectStore(LazyClient, Backend):
                 if on_skip is not None:
                     on_skip(rel, "object name not usable as a mirror path")
                 continue
-            yield Entry(rel, self._size(record), self._mtime(record))
+            yield Entry(rel, listed_size(self.url, rel, self._size(record)),
+                        self._mtime(record))
 
     def list(self, prefix: str = "", on_skip: Optional[SkipCallback] = None) -> Iterator[Entry]:
         sub = prefix.strip("/")

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from typing import List
 
 from ..errors import PermanentError, UsageError
-from .base import redact_url
+from .base import ambiguous_userinfo, redact_url
 
 #: Characters after which an href needs the full resolution of :meth:`DavPaths.rel_from_href`.
 _UNPLAIN = re.compile(r"[%?#\\\x00-\x20\x7f]")
@@ -26,6 +26,11 @@ class DavPaths:
     """The URLs of one mirror (``http(s)://host[:port]/base/``)."""
 
     def __init__(self, url: str) -> None:
+        if ambiguous_userinfo(url):
+            raise UsageError(
+                f"cannot tell the password from the host in {redact_url(url)}",
+                hint="percent-encode '/', '?', '#' and '@' in the user name and password"
+                     " (%2F, %3F, %23, %40), or give the password in SSTATE_MIRROR_PASSWORD")
         parts = urllib.parse.urlsplit(url)
         if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
             raise UsageError(f"not an HTTP(S) URL: {redact_url(url)}")

@@ -28,6 +28,7 @@ from typing import Any, Dict, List, Optional
 from xml.parsers import expat
 
 from ..chunkstream import ChunkStream
+from .base import MAX_OBJECT_SIZE
 
 DAV = "{DAV:}"
 
@@ -243,8 +244,8 @@ class _Multistatus:
                 size = int(text)
             except ValueError:
                 raise XMLError(f"getcontentlength {text!r} of {href} is not a number") from None
-            if size < 0:
-                raise XMLError(f"negative getcontentlength for {href}")
+            if not 0 <= size <= MAX_OBJECT_SIZE:
+                raise XMLError(f"getcontentlength {size} of {href} is no object's size")
         mtime: Optional[float] = None
         text = self.values.get(_NS + "getlastmodified")
         if text:

@@ -129,6 +129,9 @@ class LocalBackend(Backend):
                 child_rel = f"{rel}/{child.name}" if rel else child.name
                 try:
                     st = child.stat()  # follows symlinks
+                    # bitbake marks a hit by touching the link itself (no-dereference)
+                    link_mtime = (child.stat(follow_symlinks=False).st_mtime
+                                  if child.is_symlink() else None)
                 except FileNotFoundError:
                     if on_skip is not None and child.is_symlink():
                         on_skip(child_rel, "dangling symbolic link")
@@ -148,10 +151,7 @@ class LocalBackend(Backend):
                     seen.add(key)
                     stack.append((child.path, child_rel))
                 elif stat_mod.S_ISREG(st.st_mode):
-                    mtime = st.st_mtime
-                    if child.is_symlink():
-                        # bitbake marks a hit by touching the link itself (no-dereference)
-                        mtime = max(mtime, child.stat(follow_symlinks=False).st_mtime)
+                    mtime = st.st_mtime if link_mtime is None else max(st.st_mtime, link_mtime)
                     yield Entry(child_rel, st.st_size, mtime, st.st_atime)
                 elif on_skip is not None:
                     on_skip(child_rel, "not a regular file")

@@ -65,9 +65,11 @@ from .base import (
     SkipCallback,
     check_relative_path,
     failure_map,
+    listed_size,
     redact_url,
 )
 from .cloud import LazyClient, each_path
+from .davxml import parse_http_date
 from .prefix_listing import (
     RangeLister,
     estimate_from_first_page,
@@ -431,7 +433,16 @@ class S3Backend(LazyClient, Backend):
                 if on_skip is not None:
                     on_skip(rel, "key name not usable as a mirror path")
                 continue
-            yield Entry(rel, int(obj.get("Size", 0)), posix_time(obj["LastModified"]))
+            yield Entry(rel, self._listed_size(key, obj.get("Size", 0)),
+                        posix_time(obj["LastModified"]))
+
+    def _listed_size(self, key: str, size: Any) -> int:
+        """A listing's ``Size``, refused when it cannot be a real object's size.
+
+        A negative or absurd size would make plans (what to send, what fits ``--max-size``)
+        and reports wrong; like a negative WebDAV ``getcontentlength``, it fails the listing.
+        """
+        return listed_size(self.url, key, size)
 
     def _pages(self, base: str, delimiter: Optional[str] = None,
                after_page: Optional[Dict[str, Any]] = None) -> Iterator[Dict[str, Any]]:
@@ -491,6 +502,16 @@ class S3Backend(LazyClient, Backend):
             # entries (and on_skip calls) are made here, in the caller's thread
             yield from self._entries(batch, on_skip)
 
+    def server_time(self) -> Optional[float]:
+        """The ``Date`` of a one-key listing's answer: the clock LastModified comes from."""
+        try:
+            answer = self.client.list_objects_v2(Bucket=self.bucket, Prefix=self._root,
+                                                 MaxKeys=1)
+        except Exception as exc:
+            raise self._error(exc, f"cannot list {self.url}") from exc
+        date = answer.get("ResponseMetadata", {}).get("HTTPHeaders", {}).get("date")
+        return parse_http_date(date) if isinstance(date, str) else None
+
     def estimate_object_count(self) -> Optional[int]:
         """The mirror's object count, exact up to 1,000 and estimated above (one request).
 
@@ -527,7 +548,8 @@ class S3Backend(LazyClient, Backend):
             raise self._error(exc, f"cannot stat {path}", path) from exc
         except Exception as exc:
             raise self._error(exc, f"cannot stat {path}", path) from exc
-        return Entry(path, int(head.get("ContentLength", 0)), posix_time(head["LastModified"]))
+        return Entry(path, self._listed_size(key, head.get("ContentLength", 0)),
+                     posix_time(head["LastModified"]))
 
     @contextmanager
     def open(self, path: str) -> Iterator[IO[bytes]]:

@@ -43,7 +43,7 @@ from .davpaths import split_rel
 from .davprune import DavPruning
 from .davtouch import DavTouch
 from .davtransport import XML_HEADERS
-from .davxml import PROPFIND_BODY
+from .davxml import PROPFIND_BODY, parse_http_date
 
 #: Attempts of one put while a concurrent clean keeps pruning its collection.
 PUT_ATTEMPTS = 5
@@ -96,6 +96,13 @@ class WebDAVBackend(DavTouch, DavPruning):
             raise PermanentError(f"{self.url}: the PROPFIND answer does not describe the URL",
                                  url=self.url)
         self._remember_collection(tuple(self.paths.base_segments))
+
+    def server_time(self) -> Optional[float]:
+        """The ``Date`` of the answer to a ``PROPFIND`` of the root (any status has one)."""
+        response = self._propfind("", "0", True)
+        date = response.headers.get("Date")
+        response.close()
+        return parse_http_date(date) if date else None
 
     @contextmanager
     def open(self, path: str) -> Iterator[IO[bytes]]:

@@ -16,6 +16,7 @@ from ..commands.clean import (
     plan_clean,
     spare_pinned,
 )
+from ..commands.clock import mirror_clock
 from ..commands.listing import list_artifacts, select
 from ..commands.pins import read_pins
 from ..errors import Interrupted, UsageError
@@ -44,9 +45,11 @@ def register(sub: Any, parents: Sequence[argparse.ArgumentParser]) -> None:
         " --max-age, the least recently used ones beyond --max-size, hashes beyond"
         " --max-versions, orphaned signatures and leftovers of interrupted uploads. Use is"
         " the last upload or touch (and on a directory mirror bitbake's own access-time mark"
-        " on the .siginfo). Nothing is deleted if the listing fails. AGE is a whole number"
-        " with a unit w, d, h, m or s (30d; a bare number is days, with a warning, as in"
-        " isar-sstate); SIZE a number with K, M, G or T (binary).",
+        " on the .siginfo). Nothing is deleted if the listing fails, nor anything used within"
+        " --min-age. AGE is a whole number with a unit w, d, h, min or s (30d; a bare number"
+        " is days, with a warning, as in isar-sstate; m also means minutes, but not in"
+        " --max-age and --max-sig-age, where 30m could mean months); SIZE a number with K, M,"
+        " G or T (binary).",
     )
     p.add_argument("--max-age", metavar="AGE",
                    help="delete artifacts not used for AGE (e.g. 30d, 8w)")
@@ -59,8 +62,8 @@ def register(sub: Any, parents: Sequence[argparse.ArgumentParser]) -> None:
     p.add_argument("--max-versions", type=int, metavar="N",
                    help="keep at most N most recently used hashes per recipe, arch and task")
     p.add_argument("--min-age", metavar="AGE", default="1h",
-                   help="never evict by size or version what was used within AGE, nor"
-                        " delete an orphaned .sig younger than that (default: 1h)")
+                   help="never delete by any rule what was used within AGE (default: 1h);"
+                        " temporary files go by their own age (a day)")
     p.add_argument("--keep", action="append", default=[], metavar="SOURCE",
                    help="also keep the groups SOURCE names, for this run only (as 'pin"
                         " --from' reads it: a locked-sigs.inc, a list, a cache or mirror)")
@@ -93,7 +96,8 @@ def _isar_sstate_ages(args: argparse.Namespace, ui: UI) -> None:
                     f" isar-sstate did; write {name} {value.strip()}d")
             setattr(args, option, value.strip() + "d")
     if args.max_age is not None and args.max_sig_age is not None and (
-            parse_age(args.max_sig_age, "--max-sig-age") < parse_age(args.max_age, "--max-age")):
+            parse_age(args.max_sig_age, "--max-sig-age", deletes=True)
+            < parse_age(args.max_age, "--max-age", deletes=True)):
         ui.warn(f"--max-sig-age {args.max_sig_age} is smaller than --max-age {args.max_age}:"
                 f" raised to {args.max_age} (signatures are kept as long as their archives)")
         args.max_sig_age = args.max_age
@@ -116,13 +120,17 @@ def run(args: argparse.Namespace, ui: UI, progress: Progress) -> int:
     _isar_sstate_ages(args, ui)
     selection = selection_from_args(args)
     options = CleanOptions(
-        max_age=parse_age(args.max_age, "--max-age") if args.max_age is not None else None,
-        max_sig_age=(parse_age(args.max_sig_age, "--max-sig-age")
+        max_age=(parse_age(args.max_age, "--max-age", deletes=True)
+                 if args.max_age is not None else None),
+        max_sig_age=(parse_age(args.max_sig_age, "--max-sig-age", deletes=True)
                      if args.max_sig_age is not None else None),
         max_size=parse_size(args.max_size, "--max-size") if args.max_size is not None else None,
         max_versions=args.max_versions,
         min_age=parse_age(args.min_age, "--min-age"),
     )
+    if options.max_age is not None and options.max_age < options.min_age:
+        ui.warn(f"--max-age {args.max_age} is less than --min-age {args.min_age}: what was"
+                f" used within {args.min_age} is kept (lower --min-age to delete it too)")
     backend_options = backend_options_from_args(args)
     keep = load_sources(args.keep, backend_options, ui) if args.keep else {}
     hashserve = hashserve_from_args(args)
@@ -131,9 +139,10 @@ def run(args: argparse.Namespace, ui: UI, progress: Progress) -> int:
     with open_backend(args.target, backend_options) as target:
         jobs = jobs_from_args(args, target.properties.connections)
         target.check()
+        clock = mirror_clock(target)  # refuses a mirror whose clock is far from ours
         ui.info(f"scanning {target.url}")
-        now = time.time()
         listing = list_artifacts(target, progress=progress)
+        now = clock.now()
         warn_if_none_selected(ui, args, selection, listing, target.url)
         pins = read_pins(target, now)
         pins.add_keep("--keep", keep)
@@ -166,7 +175,8 @@ def run(args: argparse.Namespace, ui: UI, progress: Progress) -> int:
         if plan.unknown:
             ui.detail(f"  {plural(len(plan.unknown), 'unknown file')} left alone")
         report: Dict[str, Any] = {"command": "clean", "target": target.url,
-                                  "dry_run": args.dry_run, "now": now, "plan": plan.to_dict()}
+                                  "dry_run": args.dry_run, "now": now,
+                                  "clock_offset": clock.offset, "plan": plan.to_dict()}
         if args.dry_run:
             ui.info(f"dry run: would delete {plural(len(plan.deletions), 'file')},"
                     f" freeing {format_size(plan.bytes_to_free)}")
@@ -186,6 +196,10 @@ def run(args: argparse.Namespace, ui: UI, progress: Progress) -> int:
                                progress=progress)
     for path, err in sorted(result.failed.items()):
         ui.error(f"{path}: {err}")
+    if result.deleted_again:
+        ui.warn(f"{len(result.deleted_again)} archives were uploaded again while the clean"
+                " deleted their signatures: deleted again, so that none stays without its"
+                " .siginfo (the next upload sends them whole)")
     ui.info(("clean interrupted: " if result.interrupted else "clean: ")
             + f"{plural(result.deleted, 'file')} deleted, {format_size(result.freed_bytes)}"
             f" freed, {plural(plan.kept, 'file')} kept, {len(result.failed)} failed")

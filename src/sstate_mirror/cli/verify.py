@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import math
 import time
 from typing import Any, Dict, List, Sequence
 
 from ..archive_check import ArchiveLimits
 from ..backends import Backend, open_backend
+from ..commands.clock import MAX_CLOCK_SKEW, mirror_clock
 from ..commands.hashsync import ask_server
 from ..commands.listing import list_artifacts
 from ..commands.pins import check_pin_name, read_pin
@@ -155,9 +157,11 @@ def run(args: argparse.Namespace, ui: UI, progress: Progress) -> int:
     with open_backend(args.target, backend_options) as target:
         jobs = jobs_from_args(args, target.properties.connections)
         target.check()
+        # --fix deletes leftovers by age: it needs a clock it can trust
+        clock = mirror_clock(target, max_skew=MAX_CLOCK_SKEW if args.fix else math.inf)
         ui.info(f"verifying {target.url}")
-        now = time.time()
         artifacts = list_artifacts(target, progress=progress)
+        now = clock.now()
         if args.pin:
             options = _pinned_options(options, target, args.pin, ui)
         plan = plan_verify(artifacts, options, now)

@@ -29,8 +29,10 @@ A group whose hash a live pin (``sstate-mirror pin``) or a ``--keep`` set names 
 deleted, whatever the rule: the plan reports it as *pinned* with the rule that would have
 taken it, and ``--max-size`` counts its bytes without evicting them.
 
-Groups used within ``--min-age`` (default an hour) are never chosen by ``orphan-sig``,
-``max-versions`` or ``max-size``: they may belong to an upload or a build running right now.
+Groups used within ``--min-age`` (default an hour) are never chosen by any rule but
+``stale-temp``: they may belong to an upload or a build running right now. So ``--max-age 0s``
+deletes what was not used for ``--min-age``, not what a build used seconds ago; going below
+takes an explicit ``--min-age``.
 
 A ``.siginfo`` or ``.sig`` whose archive stays, stays (isar-sstate deleted old signatures of
 live archives, which only breaks ``analyze`` and consumers that verify signatures). Unknown
@@ -49,6 +51,7 @@ from ..backends.base import Backend
 from ..errors import BackendError, UsageError
 from ..naming import Artifact, Group, Kind, group_artifacts
 from ..transfer import Progress, TransferInterrupted, batched, run_parallel
+from .listing import remote_artifacts
 from .pins import PinSet
 
 DEFAULT_TEMP_AGE = 86400
@@ -241,7 +244,7 @@ def plan_clean(artifacts: Iterable[Artifact], options: CleanOptions, now: float,
 
     if options.max_age is not None:
         for g in groups:
-            if g.archive is not None and age(g) >= options.max_age:
+            if g.archive is not None and age(g) >= options.max_age and not protected(g):
                 pick.group(g, "max-age")
 
     sig_age = options.effective_max_sig_age
@@ -250,7 +253,8 @@ def plan_clean(artifacts: Iterable[Artifact], options: CleanOptions, now: float,
             continue
         if g.sig is not None and not protected(g):
             pick.file(g.sig, "orphan-sig")
-        if g.siginfo is not None and sig_age is not None and age(g) >= sig_age:
+        if (g.siginfo is not None and sig_age is not None and age(g) >= sig_age
+                and not protected(g)):
             orphan = g.siginfo.task in sstate_tasks
             pick.file(g.siginfo, "orphan-siginfo" if orphan else "max-sig-age")
 
@@ -340,6 +344,8 @@ class CleanResult:
     failed: Dict[str, BackendError] = field(default_factory=dict)
     interrupted: bool = False
     """Ctrl-C: batches in flight were finished, the rest was not started."""
+    deleted_again: List[str] = field(default_factory=list)
+    """Archives an upload sent again during the clean, deleted again with their signatures."""
 
     def to_dict(self) -> Dict[str, Any]:
         return {
@@ -347,6 +353,7 @@ class CleanResult:
             "deleted": self.deleted,
             "freed_bytes": self.freed_bytes,
             "failed": {p: str(e) for p, e in sorted(self.failed.items())},
+            "deleted_again": sorted(self.deleted_again),
         }
 
 
@@ -364,6 +371,7 @@ def execute_clean(
     archives = [d for d in plan.deletions if d.artifact.kind is Kind.ARCHIVE]
     others = [d for d in plan.deletions if d.artifact.kind is not Kind.ARCHIVE]
     failed_archive_groups: set[str] = set()
+    gone: Set[str] = set()
     for name, deletions in (("deleting archives", archives), ("deleting the rest", others)):
         if name == "deleting the rest" and failed_archive_groups:
             # an archive that could not be deleted keeps its companions
@@ -405,6 +413,45 @@ def execute_clean(
             else:
                 result.deleted += 1
                 result.freed_bytes += d.artifact.size
+                gone.add(d.path)
         if result.interrupted:
             break  # an archive's companions stay when the archive's deletion did not run
+    if not result.interrupted:
+        _delete_returned_archives(archives, others, gone, target, result, jobs=jobs,
+                                  progress=progress)
     return result
+
+
+def _delete_returned_archives(archives: List[Deletion], others: List[Deletion], gone: Set[str],
+                              target: Backend, result: CleanResult, *, jobs: int,
+                              progress: Progress) -> None:
+    """Delete again the archives an upload sent back while their signatures were deleted.
+
+    An upload that listed the mirror after this clean deleted an archive sends the archive
+    again (and its companions first); if this clean then deleted the companions, the archive
+    would stay without its signature. So the archives whose companions were deleted are
+    looked for once more, *after* those deletions (one listing, or a stat each when that is
+    fewer requests), and deleted again when they are back. The upload checks its companions
+    after sending the archive, so one side always sees the other: see docs/reliability.md.
+    """
+    companions_gone = {d.artifact.group_key for d in others if d.path in gone}
+    check = [d.artifact for d in archives
+             if d.path in gone and d.artifact.group_key in companions_gone]
+    if not check:
+        return
+    try:
+        back = remote_artifacts(target, check, jobs=jobs, progress=progress)
+    except BackendError as exc:
+        for art in check:
+            result.failed[art.path] = exc
+        return
+    returned = [art.path for art in check if art.path in back]
+    if not returned:
+        return
+    progress.phase("deleting archives an upload sent again", len(returned))
+    for batch in batched(returned, target.properties.delete_batch):
+        failures = target.delete(batch)
+        result.failed.update(failures)
+        result.deleted_again += [p for p in batch if p not in failures]
+        progress.advance(len(batch) - len(failures))
+    progress.done()

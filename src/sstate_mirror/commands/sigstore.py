@@ -21,6 +21,7 @@ from typing import Dict, Iterable, List, Mapping, Optional, Tuple
 from ..backends.base import Backend
 from ..errors import SstateMirrorError
 from ..naming import Artifact
+from ..signatures.bounds import FETCHES
 from ..signatures.finder import IndexedFinder
 from ..signatures.model import Signature
 from ..signatures.reader import DEFAULT_LIMITS, Limits, read_signature
@@ -71,9 +72,12 @@ class SignatureStore:
         origin, path = location
         backend = self.backends[origin]
         try:
-            data = call_with_retries(lambda: backend.read(path, self.limits.max_compressed),
-                                     retries=self.retries, what=path)
-            sig = read_signature(data, source=self.source_of(location), limits=self.limits)
+            with FETCHES.hold():  # bytes in flight: FETCH_SLOTS x max_compressed at most
+                data = call_with_retries(
+                    lambda: backend.read(path, self.limits.max_compressed),
+                    retries=self.retries, what=path)
+                sig = read_signature(data, source=self.source_of(location),
+                                     limits=self.limits)
         except SstateMirrorError as exc:
             with self._lock:
                 self.errors[location] = exc

@@ -131,6 +131,11 @@ def plan_upload(
     plan = UploadPlan()
     local = list(local)
     sent_groups = set()
+    # the companions of an archive that is sent are sent with it, even when the mirror has
+    # them: a clean running now may be about to delete them (it deleted the archive)
+    resent_groups = {a.group_key for a in local
+                     if a.kind is Kind.ARCHIVE and selection.matches(a)
+                     and (remote[a.path].size if a.path in remote else None) != a.size}
     for art in sorted(local, key=lambda a: a.path):
         if art.kind in _SKIP_REASONS:
             reason = (HASHSERV_DB_REASON if is_hashserv_database(art.path)
@@ -142,7 +147,8 @@ def plan_upload(
             continue
         mirror_copy = remote.get(art.path)
         remote_size = mirror_copy.size if mirror_copy is not None else None
-        if remote_size == art.size:
+        if remote_size == art.size and (art.kind is Kind.ARCHIVE
+                                        or art.group_key not in resent_groups):
             plan.present += 1
             plan.present_bytes += art.size
             continue
@@ -251,9 +257,10 @@ def execute_upload(
         with source.open(t.path) as stream:
             target.put(t.path, stream, t.size)
 
-    def run_phase(name: str, transfers: List[Transfer]) -> None:
+    def run_phase(name: str, transfers: List[Transfer]) -> List[Transfer]:
+        """Send ``transfers``; return the ones that arrived."""
         if not transfers:
-            return
+            return []
         progress.phase(name, len(transfers), sum(t.size for t in transfers))
         try:
             failures = run_parallel(
@@ -265,12 +272,15 @@ def execute_upload(
             failures, done = stop.failures, stop.done
             result.interrupted = True
         progress.done()
+        arrived = []
         for i, t in enumerate(transfers):
             if i in failures:
                 result.failed[t.path] = failures[i]
             elif i in done:
                 result.uploaded += 1
                 result.uploaded_bytes += t.size
+                arrived.append(t)
+        return arrived
 
     run_phase("uploading signatures", plan.companions)
     if result.interrupted:
@@ -285,13 +295,50 @@ def execute_upload(
             )
         else:
             archives.append(t)
-    run_phase("uploading archives", archives)
+    sent = run_phase("uploading archives", archives)
+    if sent and not result.interrupted:
+        gone = companions_gone(plan, sent, target, result, jobs=jobs, retries=retries,
+                               progress=progress)
+        run_phase("sending signatures a clean removed meanwhile", gone)
     if plan.touches and not result.interrupted:
         touched, failed = execute_touch(plan.touches, target, jobs=jobs, retries=retries,
                                         progress=progress)
         result.touched = touched
         result.touch_failed = failed
     return result
+
+
+def companions_gone(plan: UploadPlan, sent: List[Transfer], target: Backend,
+                    result: UploadResult, *, jobs: int, retries: int,
+                    progress: Progress) -> List[Transfer]:
+    """The companions of the archives just sent that are no longer on the mirror.
+
+    A clean running at the same time may have deleted them after they were sent (it deletes
+    an archive, then its signatures, then checks the archive again). Checking *after* the
+    archive arrived closes the race from this side: either this check sees the signature
+    gone and sends it again, or the clean's check sees the archive and deletes it again; no
+    archive stays without its signature (docs/reliability.md).
+    """
+    groups = {t.artifact.group_key for t in sent}
+    companions = [t for t in plan.companions
+                  if t.artifact.group_key in groups and t.path not in result.failed]
+    if not companions:
+        return []
+    present: Dict[str, int] = {}
+
+    def probe(t: Transfer) -> None:
+        entry = target.stat(t.path)
+        if entry is not None:
+            present[t.path] = entry.size
+
+    progress.phase("confirming the signatures of the archives sent", len(companions))
+    failures = run_parallel(companions, probe, jobs=jobs, retries=retries,
+                            describe=lambda t: f"check {t.path}", progress=progress)
+    progress.done()
+    for index, error in failures.items():
+        result.failed[companions[index].path] = error
+    return [t for i, t in enumerate(companions)
+            if i not in failures and present.get(t.path) != t.size]
 
 
 #: Paths per touch() call: small, because stores touch one object per request.

@@ -72,6 +72,17 @@ _KINDS = [
                 "the hashes recomputed from the .siginfo differ from the ones it records: it"
                 " was edited or damaged, so the archive next to it is not trustworthy",
                 REUPLOAD),
+    ProblemKind("siginfo-over-limit", WARNING,
+                "the .siginfo goes past a limit of the signature reader (bytes, decompressed"
+                " bytes, values or nesting, far above any real one): not read, not judged",
+                "read it with bitbake-dumpsig; delete the group by hand if it is not a real"
+                " signature file; --fix never deletes for this", fixed_by_deleting=False),
+    ProblemKind("siginfo-unverifiable", WARNING,
+                "the hashes cannot be recomputed from the .siginfo (it does not say which task"
+                " it describes, or lists a variable without its value): nothing vouches for"
+                " the archive, and nothing shows it is wrong either",
+                "compare with bitbake-dumpsig; --fix never deletes for this",
+                fixed_by_deleting=False),
     ProblemKind("siginfo-name-mismatch", ERROR,
                 "the .siginfo describes another task output than its file name says: the"
                 " archive at this name may not be the output bitbake asks for", REUPLOAD),

@@ -30,7 +30,9 @@ from ..errors import (
     TransientError,
 )
 from ..naming import Artifact, Kind
-from ..signatures import DEFAULT_LIMITS, Limits, check_hashes, read_signature
+from ..signatures import DEFAULT_LIMITS, Limits, Signature, check_hashes, read_signature
+from ..signatures.bounds import FETCHES
+from ..signatures.reader import SignatureLimitError
 from ..transfer import Progress, run_parallel
 from .clean import CleanPlan, execute_clean
 from .verify import Check, FixPlan, Problem, VerifyPlan, fixed_problems, problem_key
@@ -113,19 +115,22 @@ def verify_siginfo(backend: Backend, art: Artifact, limits: Limits = DEFAULT_LIM
     """Read one ``.siginfo``: readable, self-consistent, and describing its own name."""
     key = art.group_key
     if art.size > limits.max_compressed:
-        return Problem(art.path, key, "siginfo-unreadable",
+        return Problem(art.path, key, "siginfo-over-limit",
                        f"{art.size} bytes, more than the {limits.max_compressed} bytes a"
                        " signature file may have")
-    data = backend.read(art.path, limits.max_compressed)
     try:
-        sig = read_signature(data, source=art.path, limits=limits)
+        with FETCHES.hold():  # bytes in flight: FETCH_SLOTS x max_compressed at most
+            sig = read_signature(backend.read(art.path, limits.max_compressed),
+                                 source=art.path, limits=limits)
     except SignatureError as exc:
         detail = str(exc)
         prefix = f"{art.path}: "
-        return Problem(art.path, key, "siginfo-unreadable",
+        kind = ("siginfo-over-limit" if isinstance(exc, SignatureLimitError)
+                else "siginfo-unreadable")
+        return Problem(art.path, key, kind,
                        detail[len(prefix):] if detail.startswith(prefix) else detail)
     check = check_hashes(sig)
-    if not check.basehash_ok:
+    if check.computed_basehash is not None and not check.basehash_ok:
         return Problem(art.path, key, "siginfo-hash-mismatch",
                        f"basehash recomputed {check.computed_basehash}, recorded"
                        f" {check.recorded_basehash}")
@@ -133,7 +138,20 @@ def verify_siginfo(backend: Backend, art: Artifact, limits: Limits = DEFAULT_LIM
         return Problem(art.path, key, "siginfo-hash-mismatch",
                        f"taskhash recomputed {check.computed_taskhash}, recorded"
                        f" {check.recorded_taskhash}")
-    name = art.name
+    problem = _name_problem(art, sig)
+    if problem is not None:
+        return problem
+    if check.computed_basehash is None:
+        # "cannot verify" is not "wrong": a warning that --fix never deletes for
+        return Problem(art.path, key, "siginfo-unverifiable",
+                       "the basehash cannot be recomputed: the file does not say which task"
+                       " it describes or lacks the value of a variable it depends on")
+    return None
+
+
+def _name_problem(art: Artifact, sig: Signature) -> Optional[Problem]:
+    """The file describes another output than its name says."""
+    name, key = art.name, art.group_key
     if name is None:
         return None
     expected = sig.unihash or sig.taskhash

@@ -1,8 +1,9 @@
 """Read a signature file safely: zstd-compressed JSON (bitbake >= 2.0) or a legacy pickle.
 
 Signature files come from mirrors shared by many builds, so they are untrusted input. Reading
-one must never run code (pickles go through :mod:`.safepickle`), never exhaust memory (the
-compressed and decompressed sizes are capped) and never fail with anything but
+one must never run code (pickles go through :mod:`.safepickle`), never exhaust memory (bytes
+and structure are capped per file by :class:`Limits`, and files are decoded on
+:data:`~.bounds.DECODE_THREADS` threads of the process) and never fail with anything but
 :class:`~sstate_mirror.errors.SignatureError` naming the file.
 """
 
@@ -14,9 +15,10 @@ from dataclasses import dataclass
 from typing import Any, Dict, List, Optional, Tuple, Union
 
 from ..errors import SignatureError
+from .bounds import DECODER, StructureError, check_json_structure
 from .model import Encoding, NameCollection, Signature, VarValue
-from .safepickle import UnsafePickleError, loads_plain
-from .zstdframes import ZstdFormatError, decompress_frames, is_zstd
+from .safepickle import PickleLimitError, UnsafePickleError, loads_plain
+from .zstdframes import ZstdFormatError, ZstdLimitError, decompress_frames, is_zstd
 
 MiB = 1024 * 1024
 
@@ -27,12 +29,30 @@ KEY_RENAMES = {"basewhitelist": "basehash_ignore_vars", "taskwhitelist": "taskha
 SET_KEY = "_set_object"
 
 
+class SignatureLimitError(SignatureError):
+    """The file goes past a cap of :class:`Limits`: refused unread, not judged malformed
+    (``verify`` reports it as a warning that ``--fix`` never deletes for)."""
+
+
 @dataclass(frozen=True)
 class Limits:
-    """Size caps for one file. Real signature files are a few KiB to a few hundred KiB."""
+    """Caps for one file, by bytes and by structure.
 
-    max_compressed: int = 64 * MiB
-    max_decompressed: int = 64 * MiB
+    Real signature files are a few KiB to tens of KiB: the largest in the project's test data
+    (written by bitbake 2.18 and 1.52) is 38 KiB on disk (a legacy pickle), 59 KiB of JSON
+    after decompression, with about 2,400 pickle opcodes or 4,000 JSON values, nested 4
+    deep. The caps leave a margin of 50 times and more, and bound what one file may cost
+    while it is read (see docs/reliability.md): bytes in flight, then the objects built.
+    """
+
+    max_compressed: int = 2 * MiB
+    """Bytes of the file as stored (a legacy pickle is not compressed)."""
+    max_decompressed: int = 4 * MiB
+    """Bytes of JSON after zstd decompression."""
+    max_objects: int = 200_000
+    """JSON values, or pickle opcodes (each builds at most one object)."""
+    max_depth: int = 32
+    """Nesting of JSON arrays and objects."""
 
 
 DEFAULT_LIMITS = Limits()
@@ -53,20 +73,28 @@ def read_signature_file(path: Union[str, os.PathLike[str]], limits: Limits = DEF
 def read_signature(data: bytes, source: str = "<bytes>", limits: Limits = DEFAULT_LIMITS
                    ) -> Signature:
     """Parse the bytes of a ``.siginfo`` / ``.sigdata`` file into a :class:`Signature`."""
-    raw, encoding = decode_raw(data, source, limits)
+    return DECODER.run(_decode_signature, data, source, limits)
+
+
+def _decode_signature(data: bytes, source: str, limits: Limits) -> Signature:
+    raw, encoding = decode_raw(data, source, limits)  # lives until the model is built
     return signature_from_dict(raw, encoding, source)
 
 
 def decode_raw(data: bytes, source: str = "<bytes>", limits: Limits = DEFAULT_LIMITS
                ) -> Tuple[Dict[str, Any], Encoding]:
-    """Decode the file into bitbake's dict (key renames applied) and say how it was stored."""
+    """Decode the file into bitbake's dict (key renames applied) and say how it was stored.
+
+    Callers that run in parallel decode on :data:`~.bounds.DECODER` (as
+    :func:`read_signature` does).
+    """
     if len(data) > limits.max_compressed:
-        raise SignatureError(
+        raise SignatureLimitError(
             f"{source}: signature file is larger than the limit of {limits.max_compressed} bytes")
     if not data:
         raise SignatureError(f"{source}: empty signature file")
     if data[0] == 0x80:
-        raw = _load_pickle(data, source)
+        raw = _load_pickle(data, source, limits)
         encoding = Encoding.PICKLE
     elif is_zstd(data):
         raw = _load_zstd_json(data, source, limits)
@@ -83,11 +111,13 @@ def decode_raw(data: bytes, source: str = "<bytes>", limits: Limits = DEFAULT_LI
     return raw, encoding
 
 
-def _load_pickle(data: bytes, source: str) -> Any:
+def _load_pickle(data: bytes, source: str, limits: Limits) -> Any:
     if len(data) < 2 or not 2 <= data[1] <= 5:
         raise SignatureError(f"{source}: unsupported pickle protocol (expected 2 to 5)")
     try:
-        return loads_plain(data)
+        return loads_plain(data, limits.max_objects)
+    except PickleLimitError as exc:
+        raise SignatureLimitError(f"{source}: legacy signature file refused: {exc}") from exc
     except UnsafePickleError as exc:
         raise SignatureError(f"{source}: unsafe legacy signature file refused: {exc}") from exc
     except Exception as exc:  # any malformed pickle: the unpickler raises many kinds
@@ -107,10 +137,19 @@ def _set_hook(obj: Dict[str, Any]) -> Any:
 def _load_zstd_json(data: bytes, source: str, limits: Limits) -> Any:
     try:
         text = decompress_frames(data, limits.max_decompressed)
+    except ZstdLimitError as exc:
+        raise SignatureLimitError(f"{source}: {exc}") from exc
     except ZstdFormatError as exc:
         raise SignatureError(f"{source}: {exc}") from exc
     try:
-        return json.loads(text.decode("utf-8"), object_hook=_set_hook)
+        check_json_structure(text, limits.max_objects, limits.max_depth)
+    except StructureError as exc:
+        raise SignatureLimitError(f"{source}: signature JSON {exc}: not a real signature file"
+                             ) from exc
+    try:
+        decoded = text.decode("utf-8")
+        del text  # one copy at a time
+        return json.loads(decoded, object_hook=_set_hook)
     except (ValueError, TypeError, RecursionError) as exc:
         # UnicodeDecodeError and json.JSONDecodeError are ValueErrors; TypeError: unhashable
         # set member; RecursionError: absurdly deep nesting.

@@ -22,11 +22,16 @@ from ..archive_streams import (
     ZstdStream,
 )
 
-__all__ = ["MAX_WINDOW_SIZE", "ZstdFormatError", "decompress_frames", "is_zstd"]
+__all__ = ["MAX_WINDOW_SIZE", "ZstdFormatError", "ZstdLimitError", "decompress_frames",
+           "is_zstd"]
 
 
 class ZstdFormatError(ValueError):
     """Malformed, truncated or oversized zstd data (the message says which)."""
+
+
+class ZstdLimitError(ZstdFormatError):
+    """The data decompresses to more than the cap: not judged malformed, only too large."""
 
 
 def is_zstd(data: bytes) -> bool:
@@ -43,7 +48,7 @@ def decompress_frames(data: bytes, max_output: int) -> bytes:
     try:
         return stream.read()
     except LimitExceeded as exc:
-        raise ZstdFormatError(str(exc)) from None
+        raise ZstdLimitError(str(exc)) from None
     except ArchiveDefect as exc:
         raise ZstdFormatError(("truncated zstd data: " if exc.truncated else "") + str(exc)
                               ) from None
