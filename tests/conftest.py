@@ -34,10 +34,11 @@ settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci" if IN_CI else "d
 SERVER_FIXTURES = {
     "moto_s3", "rclone_s3", "s3_server", "s3_bucket", "s3_bucket_url", "apache_server",
     "nginx_server", "wsgidav_server", "webdav_server", "webdav_mirror", "webdav_auth_mirror",
-    "mirror", "proxied",
+    "mirror", "proxied", "dav_proxied", "gcs_server", "azure_server", "apache_logging",
+    "nginx_logging",
 }
 #: Parameter values that name a server kind (``make_mirror(request, kind)``).
-SERVER_KINDS = ("s3-", "dav-")
+SERVER_KINDS = ("s3-", "dav-", "gcs", "azure")
 
 
 def _uses_a_server(item: pytest.Item) -> bool:

@@ -27,8 +27,11 @@ DAY = 86400
 
 
 @pytest.fixture
-def nginx_proxied(request: pytest.FixtureRequest) -> Iterator[Proxied]:
-    yield from _proxied(request, "dav-nginx")
+def dav_proxied(request: pytest.FixtureRequest) -> Iterator[Proxied]:
+    """nginx behind the fault proxy; Apache for MKCOL, which an upload to nginx does not send
+    (nginx creates a PUT's missing collections itself, and the upload learns that)."""
+    method = getattr(getattr(request.node, "callspec", None), "params", {}).get("method")
+    yield from _proxied(request, "dav-apache" if method == "MKCOL" else "dav-nginx")
 
 
 def _retry_lines(err: str) -> List[str]:
@@ -42,12 +45,12 @@ def _retry_lines(err: str) -> List[str]:
     ("MOVE", "answer lost"),  # carried out by the server, the answer cut: a second MOVE
 ])
 def test_a_request_whose_connection_is_reset_once_is_retried(
-        nginx_proxied: Proxied, method: str, fault: str, pipelining: bool,
+        dav_proxied: Proxied, method: str, fault: str, pipelining: bool,
         oe_cache_a: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """A reset before the request reaches the server, or (``answer lost``) a connection
     closed after the server carried the request out but before its answer: either way the
     request, or the operation that sent it, is tried again, and the command succeeds."""
-    p = nginx_proxied
+    p = dav_proxied
     action = Fault("cut", after_bytes=0) if fault == "answer lost" else Fault(
         "reset", after_bytes=-1)
     flags = [] if pipelining else ["--no-pipelining"]
@@ -135,8 +138,7 @@ def test_a_server_that_never_answers_is_named_and_each_retry_shown(
     assert code == 3, err
     assert "no answer from the server" in err, err
     assert "--timeout" in err  # the hint says what to change if the server is only slow
-    if kind == "webdav":  # botocore retries inside, unseen
-        assert len(_retry_lines(err)) == 1, err
+    assert len(_retry_lines(err)) == 1, err  # botocore's own retry of S3 is shown too
 
 
 def test_the_threads_of_an_upload_check_pipelining_once(

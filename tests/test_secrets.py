@@ -222,6 +222,7 @@ def test_invalid_port_is_a_one_line_usage_error(url: str,
     assert lines[0].startswith("error: ") and "Traceback" not in err
     assert all(line.startswith("hint: ") for line in lines[1:])
     assert "p@" not in err and "p/q" not in err
+@pytest.mark.server
 @pytest.mark.parametrize("how", ["AZ_SAS", "AZURE_STORAGE_KEY", "AZURE_STORAGE_CONNECTION_STRING"])
 def test_azure_credentials_never_shown(how: str, request: pytest.FixtureRequest,
                                        oe_cache_a: Path, monkeypatch: pytest.MonkeyPatch,

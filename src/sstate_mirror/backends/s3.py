@@ -25,6 +25,7 @@ import hashlib
 import io
 import math
 import threading
+import time
 import urllib.parse
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -275,6 +276,39 @@ def _add_content_md5(request: Any, **_: Any) -> None:
         request.headers["Content-MD5"] = base64.b64encode(digest).decode()
 
 
+_FAILURE = "sstate-mirror-failure"
+
+
+def _note_failure(request_dict: Any, response: Any, caught_exception: Any, **_: Any) -> None:
+    """Before botocore decides on a retry: what the try ended with, for :func:`_say_retry`.
+
+    botocore retries S3 requests itself (standard mode, ``--retries``); these two handlers
+    only make each of its retries visible, one line on the one channel of events, as the
+    other backends' retries are. They decide nothing.
+    """
+    if caught_exception is not None:
+        reason = f"{type(caught_exception).__name__}: {caught_exception}"
+    elif response is not None:
+        meta = response[1].get("ResponseMetadata", {}) if isinstance(response, tuple) else {}
+        error = response[1].get("Error", {}) if isinstance(response, tuple) else {}
+        reason = f"HTTP {meta.get('HTTPStatusCode', '?')} {error.get('Code', '')}".rstrip()
+    else:
+        return
+    request_dict.get("context", {})[_FAILURE] = (reason, time.monotonic())
+
+
+def _say_retry(request: Any, operation_name: str = "", **_: Any) -> None:
+    """When botocore sends a request again: one retry line, with why and how long it waited."""
+    context = getattr(request, "context", None) or {}
+    attempt = context.get("retries", {}).get("attempt", 1)
+    noted = context.get(_FAILURE)
+    if attempt > 1 and noted is not None:
+        reason, since = noted
+        limit = context.get("retries", {}).get("max", 0) or attempt
+        events.retry(f"S3 {operation_name}", reason, attempt - 1, max(limit - 1, attempt - 1),
+                     time.monotonic() - since)
+
+
 # -- the backend -----------------------------------------------------------------------------
 
 
@@ -353,6 +387,8 @@ class S3Backend(LazyClient, Backend):
                 client.close()
                 client = build("path")
         client.meta.events.register("before-sign.s3.DeleteObjects", _add_content_md5)
+        client.meta.events.register_first("needs-retry.s3", _note_failure)
+        client.meta.events.register("request-created.s3", _say_retry)
         return client
 
     def _key(self, path: str) -> str:
