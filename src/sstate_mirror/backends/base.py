@@ -112,7 +112,7 @@ def listed_size(url: str, path: str, size: Any) -> int:
     if isinstance(size, bool) or not isinstance(size, int) or not 0 <= size <= MAX_OBJECT_SIZE:
         raise PermanentError(f"cannot list {url}: the server lists {path!r} with size {size!r},"
                              " which no object can have", url=url)
-    return size
+    return int(size)
 
 
 def new_temp_name(path: str) -> str:
