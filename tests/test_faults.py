@@ -462,13 +462,16 @@ def test_upload_gives_up_when_its_collection_keeps_disappearing(
 def test_one_prune_round_at_a_time_per_top_level_collection(
         proxied: Proxied, capsys: pytest.CaptureFixture[str]) -> None:
     """A prune round renames emptied collections to private names, checks and deletes them.
-    Within a top-level collection, a round starts only when the one before it is done: no
-    rename into ``.sstate-mirror-prune-*`` below it while an earlier one there is still
-    being checked, as the requests arrive at the server."""
+    No collection is renamed while one inside it, or one it is inside, is under a private
+    name (by any thread), as the requests arrive at the server: within a top-level
+    collection, one prune round at a time, and a round never holds a collection together
+    with one inside it (``d3/`` has files of its own besides its children's)."""
     m = proxied.mirror
     files = {f"{top:02x}/{sub:02x}/sstate:x::1:r0::14:{top:02x}{sub:02x}{i:060x}"
              "_populate_lic.tar.zst": b"x"
              for top in (0xa0, 0xb1, 0xc2, 0xd3) for sub in range(12) for i in range(2)}
+    files.update({f"d3/sstate:x::1:r0::14:d3ff{i:060x}_populate_lic.tar.zst": b"x"
+                  for i in range(2)})
     with m.backend() as b:
         for path, data in files.items():
             b.put(path, io.BytesIO(data), len(data))
@@ -481,30 +484,23 @@ def test_one_prune_round_at_a_time_per_top_level_collection(
     def rel(url_or_path: str) -> str:
         return urllib.parse.unquote(urllib.parse.urlsplit(url_or_path).path)[len(base):]
 
-    open_: Dict[str, Set[str]] = {}  # top-level collection -> prune names not yet resolved
-    owner: Dict[str, str] = {}  # prune name -> the top-level collection it belongs to
-    checking: Dict[str, bool] = {}
-    rounds = 0
+    def nested(a: str, b: str) -> bool:
+        return a == b or a.startswith(b + "/") or b.startswith(a + "/")
+
+    hidden_now: Dict[str, str] = {}  # private name -> the collection renamed to it
+    renamed: Set[str] = set()
     for r in proxied.proxy.seen():
         path = rel(r.path).rstrip("/")
-        if ".sstate-mirror-prune-" in path:
-            hidden = next(h for h in owner if path == h or path.startswith(h + "/"))
-            top = owner[hidden]
-            if r.method in ("PROPFIND", "DELETE"):
-                checking[top] = True
-            if r.method == "DELETE" or r.method == "MOVE":  # deleted, or moved back
-                open_[top].discard(hidden)
+        if path in hidden_now and r.method in ("DELETE", "MOVE"):  # deleted, or moved back
+            del hidden_now[path]
             continue
-        destination = r.headers.get("destination", "")
+        destination = rel(r.headers.get("destination", "")).rstrip("/")
         if r.method == "MOVE" and ".sstate-mirror-prune-" in destination:
-            top = path.split("/", 1)[0]
-            assert not (checking.get(top) and open_.get(top)), \
-                f"a prune round began below {top}/ while another was being checked"
-            if not open_.get(top):
-                rounds += 1
-            hidden = rel(destination).rstrip("/")
-            owner[hidden] = top
-            open_.setdefault(top, set()).add(hidden)
-            checking[top] = False
-    assert rounds >= 8  # each top-level collection: its children, then itself
-    assert not any(open_.values()), open_
+            busy = sorted(c for c in hidden_now.values() if nested(c, path))
+            assert not busy, f"{path}/ renamed while {busy} were under private names"
+            hidden_now[destination] = path
+            renamed.add(path)
+    # every collection went by rename: each child, then its top-level collection
+    assert renamed == {p.rsplit("/", 1)[0] for p in files} | {"a0", "b1", "c2", "d3"}
+    assert not hidden_now, hidden_now
+    assert not m.sizes()
