@@ -327,6 +327,55 @@ def test_touch_by_copy_never_brings_back_a_file_deleted_meanwhile(
             assert b._if_honoured is False
 
 
+def test_touch_by_copy_reuses_the_listings_entity_tag_and_stays_safe(
+        apache_server: DavServer) -> None:
+    """After a listing, a touch by copy on Apache is two requests (COPY, conditional MOVE;
+    the tag is the listing's, not asked again). A file deleted after the listing is not
+    brought back and leaves no copy; one rewritten after it is touched with its new tag,
+    its new content kept."""
+    m = apache_server.mirror("open")
+    with _backend(m) as b:
+        for name in ("f", "g", "h"):
+            _put(b, f"aa/bb/{name}", b"payload " + name.encode())
+            m.backdate(f"aa/bb/{name}", 3 * 86400)
+        listed = {e.path for e in b.list()}
+        assert listed == {"aa/bb/f", "aa/bb/g", "aa/bb/h"}
+        b._touch_method, b._if_honoured = "copy", True  # what a first touch finds on Apache
+        send = b._request
+        methods: List[str] = []
+
+        def recorded(method: str, target: str, **kwargs: Any) -> Any:
+            methods.append(method)
+            return send(method, target, **kwargs)
+
+        b._request = recorded  # type: ignore[method-assign]
+        assert b.touch(["aa/bb/f"]) == {}
+        assert methods == ["COPY", "MOVE"]
+        assert time.time() - (m.root / "aa/bb/f").stat().st_mtime < 60
+
+        # deleted after the listing, between COPY and MOVE: refused, not brought back
+        def clean_meanwhile(method: str, target: str, **kwargs: Any) -> Any:
+            if method == "MOVE" and (m.root / "aa/bb/g").exists():
+                (m.root / "aa/bb/g").unlink()
+            return send(method, target, **kwargs)
+
+        b._request = clean_meanwhile  # type: ignore[method-assign]
+        assert list(b.touch(["aa/bb/g"])) == ["aa/bb/g"]
+        assert not (m.root / "aa/bb/g").exists()
+
+        # rewritten after the listing (another size, another old time): touched anyway
+        (m.root / "aa/bb/h").write_bytes(b"rewritten, longer")
+        m.backdate("aa/bb/h", 2 * 86400)
+        methods.clear()
+        b._request = recorded  # type: ignore[method-assign]
+        assert b.touch(["aa/bb/h"]) == {}
+        assert methods == ["COPY", "MOVE", "PROPFIND", "COPY", "MOVE"]
+        assert time.time() - (m.root / "aa/bb/h").stat().st_mtime < 60
+        assert (m.root / "aa/bb/h").read_bytes() == b"rewritten, longer"
+        assert sorted(os.listdir(m.root / "aa/bb")) == ["f", "h"]  # no copy left behind
+        b._request = send  # type: ignore[method-assign]
+
+
 def test_delete_prunes_collections_never_the_root(webdav_mirror: DavMirror) -> None:
     with _backend(webdav_mirror) as b:
         _put(b, "aa/bb/one", b"1")

@@ -7,6 +7,14 @@ removes a collection during its walk) goes on as a walk. The collections a listi
 upload saw are remembered (uploads need no ``MKCOL`` for them), indexed by parent so that
 forgetting a pruned one costs what was below it; the files per collection a complete
 listing saw tell pruning which collections cannot be empty.
+
+A ``Depth: infinity`` listing also asks each file's entity tag (``getetag``: a few dozen
+bytes an entry, read by the same expat handlers) and remembers it, so that a touch by copy
+can make its ``MOVE`` conditional on the tag the listing saw instead of asking for it
+(:mod:`.davtouch`: two requests a file instead of three). Only that listing asks: a server
+that is walked with ``Depth: 1`` (nginx) cannot touch by copy, and its answers stay as they
+were. At most :data:`MAX_REMEMBERED_ETAGS` tags are kept (about 100 bytes each); a file
+beyond them is touched with one ``PROPFIND`` more.
 """
 
 from __future__ import annotations
@@ -25,8 +33,11 @@ from .base import BackendOptions, Entry, SkipCallback, check_relative_path
 from .daverrors import AnyResponse, no_dav_or
 from .davpaths import split_rel
 from .davtransport import DavTransport
-from .davxml import DavResponse, parse_http_date
+from .davxml import PROPFIND_ETAG_BODY, DavResponse, parse_http_date
 from .httppipe import Pipeline
+
+#: Entity tags a listing remembers for touch (memory is bounded: about 100 bytes each).
+MAX_REMEMBERED_ETAGS = 1_000_000
 
 
 class DavListing(DavTransport):
@@ -47,6 +58,8 @@ class DavListing(DavTransport):
         #: backend deleted since): a collection known to hold files is not probed for pruning
         self._file_counts: Dict[str, int] = {}
         self._infinity: Optional[bool] = None  # unknown until the first listing
+        #: the entity tag of each file as the last Depth: infinity listing saw it (touch)
+        self._listed_etags: Dict[str, str] = {}
 
     def list(self, prefix: str = "", on_skip: Optional[SkipCallback] = None) -> Iterator[Entry]:
         counts: Dict[str, int] = {}
@@ -67,7 +80,7 @@ class DavListing(DavTransport):
         if rel:
             check_relative_path(rel)
         if self._infinity is not False:
-            response = self._propfind(rel, "infinity", True)
+            response = self._propfind(rel, "infinity", True, PROPFIND_ETAG_BODY)
             status = response.status_code
             if status == 207:
                 self._infinity = True
@@ -136,6 +149,8 @@ class DavListing(DavTransport):
                 hint="the server must return getcontentlength and getlastmodified"
                 " (or creationdate) in PROPFIND",
             )
+        if item.etag is not None and len(self._listed_etags) < MAX_REMEMBERED_ETAGS:
+            self._listed_etags[path] = item.etag  # one dict store: atomic, no lock needed
         return Entry(path, item.size, item.mtime)
 
     def _walk(self, rel: str) -> Iterator[Entry]:

@@ -3,8 +3,9 @@
 ``PROPPATCH getlastmodified`` where the server allows it (wsgidav with
 ``mutable_live_props``), else ``COPY`` to a temporary name and a ``MOVE`` back that is
 conditional on the file's entity tag, so that a file a clean deletes meanwhile is not
-brought back (Apache; servers that ignore the condition are not touched this way). The
-first touch of a file old enough finds the method that works and checks that the time
+brought back (Apache; servers that ignore the condition are not touched this way): two
+requests a file, the tag being the one the listing saw (:mod:`.davlisting`), or three when
+the file was not listed in this run (a ``PROPFIND`` asks the tag). The first touch of a file old enough finds the method that works and checks that the time
 really moved (nginx and wsgidav keep the source's time on ``COPY``).
 """
 
@@ -147,11 +148,38 @@ class DavTouch(DavListing):
         bringing the file back. Only servers that honour the condition for a file that is
         gone are touched this way (checked once: Apache does; nginx and wsgidav ignore it,
         and neither needs the copy); False where the server cannot.
+
+        The tag is the one the listing saw (no request), else asked with a PROPFIND. A tag
+        that no longer matches (412) means the file was deleted or rewritten since: asked
+        again, a file that is gone is reported as such (the temporary copy is removed, the
+        file is not brought back), and a rewritten one is touched once more with its new
+        tag — its copy made again, since the one made may hold the older content.
         """
-        etag = self._etag(path)
+        etag = self._listed_etags.get(path)
+        from_listing = etag is not None
+        if etag is None:
+            etag = self._etag(path)
         if etag is None:
             events.debug("%s: no entity tag for %s, so no safe touch by copy", self.url, path)
             return False
+        outcome = self._copy_and_move_back(path, etag)
+        if outcome is not None:
+            return outcome
+        # 412: the file is not the one the tag named any more
+        current = self._etag(path)
+        if current is None:
+            raise NotFoundError(f"cannot mark {path} as used: it was deleted while being"
+                                " marked (not brought back)", url=self.url, path=path)
+        self._listed_etags.pop(path, None)
+        if from_listing and current != etag:
+            outcome = self._copy_and_move_back(path, current)
+            if outcome is not None:
+                return outcome
+        return True  # rewritten while being marked: its time is fresh anyway
+
+    def _copy_and_move_back(self, path: str, etag: str) -> Optional[bool]:
+        """One COPY and conditional MOVE; None when the condition failed (412), else
+        whether the server offers the method. The temporary copy never stays."""
         tmp = new_temp_name(path)
         response = self._request(
             "COPY", self.paths.target(path), what=f"cannot touch {path}", path=path,
@@ -179,15 +207,12 @@ class DavTouch(DavListing):
             response.close()
             if response.status_code in NO_DAV_STATUSES:
                 return False
-            if response.status_code == 412:  # deleted or replaced since the COPY
-                if self._etag(path) is None:
-                    raise NotFoundError(f"cannot mark {path} as used: it was deleted while"
-                                        " being marked (not brought back)", url=self.url,
-                                        path=path)
-                return True  # replaced by an upload: fresh anyway
+            if response.status_code == 412:  # deleted or replaced since the tag was read
+                return None
             if not 200 <= response.status_code < 300:
                 raise self._fail(response, f"cannot touch {path}", path)
             moved = True
+            self._listed_etags.pop(path, None)  # the file's tag changed with its time
             return True
         finally:
             if not moved:

@@ -276,7 +276,8 @@ class DavTransport(Backend):
                           + "); check them, or --auth basic|digest")
         return error
 
-    def _propfind(self, rel: str, depth: str, collection: bool) -> httpx.Response:
+    def _propfind(self, rel: str, depth: str, collection: bool,
+                  body: bytes = PROPFIND_BODY) -> httpx.Response:
         """A streamed PROPFIND; the caller checks the status and closes the response."""
         return self._stream(
             "PROPFIND",
@@ -284,7 +285,7 @@ class DavTransport(Backend):
             what=f"cannot list {rel or 'the mirror root'}",
             path=rel or None,
             headers={"Depth": depth, **XML_HEADERS},
-            content=PROPFIND_BODY,
+            content=body,
         )
 
     def _stream(self, method: str, url: str, *, what: str, path: Optional[str],
