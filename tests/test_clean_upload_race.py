@@ -24,7 +24,13 @@ import pytest
 from mirrors import Mirror, make_mirror
 from sstate_mirror.backends.base import Backend
 from sstate_mirror.backends.local import LocalBackend
-from sstate_mirror.commands.clean import CleanOptions, execute_clean, plan_clean
+from sstate_mirror.commands.clean import (
+    CleanOptions,
+    CleanPlan,
+    Deletion,
+    execute_clean,
+    plan_clean,
+)
 from sstate_mirror.commands.listing import EVERYTHING, list_artifacts
 from sstate_mirror.commands.upload import execute_upload, plan_against_mirror
 from sstate_mirror.errors import BackendError
@@ -163,5 +169,35 @@ def test_clean_during_upload_is_caught_by_the_upload(
             thread.join(60)
     assert not errors, errors
     assert result.deleted_again == []
+    present = _assert_never_archive_alone(m, archive, siginfo)
+    assert archive in present and siginfo in present
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_clean_entirely_between_signature_and_check_is_caught_by_the_upload(
+        request: pytest.FixtureRequest, group: Tuple[Path, str, str], kind: str) -> None:
+    """No clean runs when the upload begins. The upload sends the signature; a whole clean
+    (announced, deleting, ended) runs before the archive goes, deleting that signature (its
+    plan came from a listing made before the upload sent it); then the archive goes. The
+    clean's ended lease, new since the upload's first look, makes the upload check its
+    signatures and send the one deleted again."""
+    cache, archive, siginfo = group
+    m = make_mirror(request, kind)
+    with m.backend() as b:
+        _upload(cache, b)
+        assert b.delete([archive]) == {}  # the archive only is gone: the upload sends both
+        stale_plan = CleanPlan(deletions=[
+            Deletion(a, "orphan-siginfo") for a in list_artifacts(b) if a.path == siginfo])
+    assert len(stale_plan.deletions) == 1
+    cleaned: List[Any] = []
+
+    def before_put(path: str) -> None:
+        if path == archive and not cleaned:
+            with m.backend() as b:
+                cleaned.append(execute_clean(stale_plan, b, jobs=1))
+
+    with m.backend() as b:
+        _upload(cache, Hooked(b, before_put=before_put))
+    assert cleaned and cleaned[0].deleted == 1
     present = _assert_never_archive_alone(m, archive, siginfo)
     assert archive in present and siginfo in present

@@ -52,6 +52,8 @@ META_DIR = ".sstate-mirror"
 #: One JSON document per pin: ``.sstate-mirror/pins/NAME.json``.
 PINS_DIR = f"{META_DIR}/pins"
 PIN_SUFFIX = ".json"
+#: Where each clean run announces itself while it deletes (``ID.running``, then ``ID.ended``).
+CLEANS_DIR = f"{META_DIR}/cleans"
 
 _HASH_RE = r"(?:[0-9a-f]{32,128}|INVALID)"
 _TAIL_RE = re.compile(rf"^(?P<hash>{_HASH_RE})_(?P<task>[A-Za-z0-9_+-]+?)\.(?P<rest>.+)$")

@@ -51,6 +51,7 @@ from ..backends.base import Backend
 from ..errors import BackendError, UsageError
 from ..naming import Artifact, Group, Kind, group_artifacts
 from ..transfer import Progress, TransferInterrupted, batched, run_parallel
+from .cleanlease import CleanLease
 from .listing import remote_artifacts
 from .pins import PinSet
 
@@ -365,9 +366,27 @@ def execute_clean(
     retries: int = 2,
     progress: Optional[Progress] = None,
 ) -> CleanResult:
-    """Delete the plan's files in batches: archives first, then everything else."""
+    """Delete the plan's files in batches: archives first, then everything else.
+
+    The run announces itself on the mirror first (:mod:`.cleanlease`: uploads check their
+    signatures only when a clean ran next to them) and records its end last.
+    """
     progress = progress or Progress()
     result = CleanResult()
+    if not plan.deletions:
+        return result
+    lease = CleanLease(target)
+    lease.start()
+    try:
+        _delete_all(plan, target, result, lease, jobs=jobs, retries=retries,
+                    progress=progress)
+    finally:
+        lease.end()
+    return result
+
+
+def _delete_all(plan: CleanPlan, target: Backend, result: CleanResult, lease: CleanLease, *,
+                jobs: int, retries: int, progress: Progress) -> None:
     archives = [d for d in plan.deletions if d.artifact.kind is Kind.ARCHIVE]
     others = [d for d in plan.deletions if d.artifact.kind is not Kind.ARCHIVE]
     failed_archive_groups: set[str] = set()
@@ -384,6 +403,7 @@ def execute_clean(
         lost: Dict[str, BackendError] = {}
 
         def delete_batch(batch: List[Deletion], lost: Dict[str, BackendError] = lost) -> None:
+            lease.keep_alive()
             failures = target.delete([d.path for d in batch])
             lost.update(failures)
             progress.advance(len(batch) - len(failures),
@@ -417,14 +437,13 @@ def execute_clean(
         if result.interrupted:
             break  # an archive's companions stay when the archive's deletion did not run
     if not result.interrupted:
-        _delete_returned_archives(archives, others, gone, target, result, jobs=jobs,
+        _delete_returned_archives(archives, others, gone, target, result, lease, jobs=jobs,
                                   progress=progress)
-    return result
 
 
 def _delete_returned_archives(archives: List[Deletion], others: List[Deletion], gone: Set[str],
-                              target: Backend, result: CleanResult, *, jobs: int,
-                              progress: Progress) -> None:
+                              target: Backend, result: CleanResult, lease: CleanLease, *,
+                              jobs: int, progress: Progress) -> None:
     """Delete again the archives an upload sent back while their signatures were deleted.
 
     An upload that listed the mirror after this clean deleted an archive sends the archive
@@ -450,6 +469,7 @@ def _delete_returned_archives(archives: List[Deletion], others: List[Deletion], 
         return
     progress.phase("deleting archives an upload sent again", len(returned))
     for batch in batched(returned, target.properties.delete_batch):
+        lease.keep_alive()
         failures = target.delete(batch)
         result.failed.update(failures)
         result.deleted_again += [p for p in batch if p not in failures]

@@ -21,6 +21,7 @@ needs no mark: the new file is one.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional, Tuple
@@ -29,6 +30,7 @@ from ..backends.base import Backend
 from ..errors import BackendError, PermanentError
 from ..naming import Artifact, Kind, group_artifacts, group_key, is_hashserv_database
 from ..transfer import Progress, TransferInterrupted, batched, run_parallel
+from .cleanlease import clean_may_have_run, list_leases
 from .listing import EVERYTHING, Selection, list_artifacts, remote_artifacts
 from .usemark import plan_marks
 
@@ -252,6 +254,10 @@ def execute_upload(
     """Send the plan's files: companions, then archives whose companions all arrived."""
     progress = progress or Progress()
     result = UploadResult()
+    # the cleans that announced themselves before the first companion is sent (see
+    # companions_gone); only needed when archives are sent
+    leases_before = list_leases(target) if plan.archives else None
+    started = time.monotonic()
 
     def send(t: Transfer) -> None:
         with source.open(t.path) as stream:
@@ -296,7 +302,9 @@ def execute_upload(
         else:
             archives.append(t)
     sent = run_phase("uploading archives", archives)
-    if sent and not result.interrupted:
+    if sent and not result.interrupted and clean_may_have_run(
+            leases_before, list_leases(target), now=time.time(),
+            elapsed=time.monotonic() - started):
         gone = companions_gone(plan, sent, target, result, jobs=jobs, retries=retries,
                                progress=progress)
         run_phase("sending signatures a clean removed meanwhile", gone)
@@ -318,6 +326,10 @@ def companions_gone(plan: UploadPlan, sent: List[Transfer], target: Backend,
     archive arrived closes the race from this side: either this check sees the signature
     gone and sends it again, or the clean's check sees the archive and deletes it again; no
     archive stays without its signature (docs/reliability.md).
+
+    Called only when a clean may have run meanwhile (:mod:`.cleanlease`: each clean
+    announces itself on the mirror, and the upload lists those announcements before its
+    first companion and after its archives, two requests instead of one per companion).
     """
     groups = {t.artifact.group_key for t in sent}
     companions = [t for t in plan.companions
