@@ -327,13 +327,14 @@ def test_touch_by_copy_never_brings_back_a_file_deleted_meanwhile(
             assert b._if_honoured is False
 
 
+@pytest.mark.parametrize("location", ["open", "infinity"])  # a Depth: 1 walk, or one answer
 def test_touch_by_copy_reuses_the_listings_entity_tag_and_stays_safe(
-        apache_server: DavServer) -> None:
+        apache_server: DavServer, location: str) -> None:
     """After a listing, a touch by copy on Apache is two requests (COPY, conditional MOVE;
     the tag is the listing's, not asked again). A file deleted after the listing is not
     brought back and leaves no copy; one rewritten after it is touched with its new tag,
     its new content kept."""
-    m = apache_server.mirror("open")
+    m = apache_server.mirror(location)
     with _backend(m) as b:
         for name in ("f", "g", "h"):
             _put(b, f"aa/bb/{name}", b"payload " + name.encode())
@@ -369,7 +370,7 @@ def test_touch_by_copy_reuses_the_listings_entity_tag_and_stays_safe(
         methods.clear()
         b._request = recorded  # type: ignore[method-assign]
         assert b.touch(["aa/bb/h"]) == {}
-        assert methods == ["COPY", "MOVE", "PROPFIND", "COPY", "MOVE"]
+        assert methods == ["COPY", "MOVE", "DELETE", "PROPFIND", "COPY", "MOVE"]
         assert time.time() - (m.root / "aa/bb/h").stat().st_mtime < 60
         assert (m.root / "aa/bb/h").read_bytes() == b"rewritten, longer"
         assert sorted(os.listdir(m.root / "aa/bb")) == ["f", "h"]  # no copy left behind
@@ -1101,3 +1102,18 @@ def test_delete_probes_only_collections_that_may_be_empty(
     assert list(backend.list()) == []
     assert [p for p in webdav_mirror.root.iterdir()] == []
     backend.close()
+
+
+@pytest.mark.parametrize("server", ["apache", "nginx"])
+def test_a_walk_asks_entity_tags_only_of_a_server_that_gives_them(
+        request: pytest.FixtureRequest, server: str) -> None:
+    """Apache gives tags in its walk's answers (kept for touch); nginx gives none, and after
+    its first answer is not asked again (its answers stay small)."""
+    srv: DavServer = request.getfixturevalue(f"{server}_server")
+    m = srv.mirror("open")
+    with _backend(m) as b:
+        _put(b, "aa/bb/f", b"payload")
+        _put(b, "cc/dd/g", b"other")
+        assert {e.path for e in b.list()} == {"aa/bb/f", "cc/dd/g"}
+        assert b._walk_etags is (server == "apache")
+        assert sorted(b._listed_etags) == (["aa/bb/f", "cc/dd/g"] if server == "apache" else [])

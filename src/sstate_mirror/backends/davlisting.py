@@ -11,9 +11,10 @@ listing saw tell pruning which collections cannot be empty.
 A ``Depth: infinity`` listing also asks each file's entity tag (``getetag``: a few dozen
 bytes an entry, read by the same expat handlers) and remembers it, so that a touch by copy
 can make its ``MOVE`` conditional on the tag the listing saw instead of asking for it
-(:mod:`.davtouch`: two requests a file instead of three). Only that listing asks: a server
-that is walked with ``Depth: 1`` (nginx) cannot touch by copy, and its answers stay as they
-were. At most :data:`MAX_REMEMBERED_ETAGS` tags are kept (about 100 bytes each); a file
+(:mod:`.davtouch`: two requests a file instead of three). A ``Depth: 1`` walk asks too
+until the first answer shows whether the server gives tags at all (Apache does, also with
+its default ``DavDepthInfinity Off``; nginx does not, and cannot touch by copy anyway: from
+its second request on, its answers stay as small as before). At most :data:`MAX_REMEMBERED_ETAGS` tags are kept (about 100 bytes each); a file
 beyond them is touched with one ``PROPFIND`` more.
 """
 
@@ -33,7 +34,7 @@ from .base import BackendOptions, Entry, SkipCallback, check_relative_path
 from .daverrors import AnyResponse, no_dav_or
 from .davpaths import split_rel
 from .davtransport import DavTransport
-from .davxml import PROPFIND_ETAG_BODY, DavResponse, parse_http_date
+from .davxml import PROPFIND_BODY, PROPFIND_ETAG_BODY, DavResponse, parse_http_date
 from .httppipe import Pipeline
 
 #: Entity tags a listing remembers for touch (memory is bounded: about 100 bytes each).
@@ -60,6 +61,8 @@ class DavListing(DavTransport):
         self._infinity: Optional[bool] = None  # unknown until the first listing
         #: the entity tag of each file as the last Depth: infinity listing saw it (touch)
         self._listed_etags: Dict[str, str] = {}
+        #: whether the server gives entity tags in a walk's answers (None: not known yet)
+        self._walk_etags: Optional[bool] = None
 
     def list(self, prefix: str = "", on_skip: Optional[SkipCallback] = None) -> Iterator[Entry]:
         counts: Dict[str, int] = {}
@@ -180,7 +183,7 @@ class DavListing(DavTransport):
             pool.shutdown(wait=True)
 
     def _walk_pipelined(self, rel: str, pipe: Pipeline) -> Iterator[Entry]:
-        pipe.submit(self._propfind_request(rel, rel))
+        pipe.submit(self._propfind_request(rel, rel, self._walk_body()))
         for request, outcome in pipe.results():
             collection = cast(str, request.tag)
             answer = self._settle(pipe, request, outcome,
@@ -191,11 +194,17 @@ class DavListing(DavTransport):
             else:
                 files, children = self._collection(answer, collection, collection == rel)
             for child in children:
-                pipe.submit(self._propfind_request(child, child))
+                pipe.submit(self._propfind_request(child, child, self._walk_body()))
             yield from files
 
     def _list_collection(self, rel: str, is_start: bool) -> Tuple[List[Entry], List[str]]:
-        return self._collection(self._propfind(rel, "1", True), rel, is_start)
+        return self._collection(self._propfind(rel, "1", True, self._walk_body()), rel,
+                                is_start)
+
+    def _walk_body(self) -> bytes:
+        """A walk's PROPFIND body: with ``getetag`` unless the server is known not to give
+        one (module docstring)."""
+        return PROPFIND_BODY if self._walk_etags is False else PROPFIND_ETAG_BODY
 
     def _collection(self, response: AnyResponse, rel: str, is_start: bool
                     ) -> Tuple[List[Entry], List[str]]:
@@ -210,6 +219,8 @@ class DavListing(DavTransport):
         children: List[str] = []
         depth = len(split_rel(rel))
         for item in self._multistatus(response, rel, self.max_xml_bytes):
+            if self._walk_etags is None:  # the first entry of the first answer tells
+                self._walk_etags = item.etag is not None
             path = self.paths.rel_from_href(item.href, rel)
             if len(split_rel(path)) != depth + 1:
                 continue  # the collection itself, or deeper (a server ignoring Depth: 1)

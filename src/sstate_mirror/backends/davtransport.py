@@ -472,11 +472,12 @@ class DavTransport(Backend):
         except BackendError:
             return False
 
-    def _propfind_request(self, rel: str, tag: object) -> PipeRequest:
+    def _propfind_request(self, rel: str, tag: object,
+                          body: bytes = PROPFIND_BODY) -> PipeRequest:
         # nginx answers 500 to a PROPFIND when an entry goes away while it answers (a clean
         # running meanwhile): asking again is safe, and then gets a consistent answer
         return PipeRequest("PROPFIND", self.paths.target(rel, True),
-                           (("Depth", "1"), *XML_HEADERS.items()), PROPFIND_BODY, tag,
+                           (("Depth", "1"), *XML_HEADERS.items()), body, tag,
                            retry_also=frozenset({500}))
 
     def _settle(self, pipe: Sender, request: PipeRequest, outcome: Optional[Outcome],
