@@ -14,8 +14,9 @@ can make its ``MOVE`` conditional on the tag the listing saw instead of asking f
 (:mod:`.davtouch`: two requests a file instead of three). A ``Depth: 1`` walk asks too
 until the first answer shows whether the server gives tags at all (Apache does, also with
 its default ``DavDepthInfinity Off``; nginx does not, and cannot touch by copy anyway: from
-its second request on, its answers stay as small as before). At most :data:`MAX_REMEMBERED_ETAGS` tags are kept (about 100 bytes each); a file
-beyond them is touched with one ``PROPFIND`` more.
+its second request on, its answers stay as small as before). At most
+:data:`MAX_REMEMBERED_ETAGS` tags are kept (about 100 bytes each); a file beyond them is
+touched with one ``PROPFIND`` more.
 """
 
 from __future__ import annotations

@@ -5,8 +5,9 @@
 conditional on the file's entity tag, so that a file a clean deletes meanwhile is not
 brought back (Apache; servers that ignore the condition are not touched this way): two
 requests a file, the tag being the one the listing saw (:mod:`.davlisting`), or three when
-the file was not listed in this run (a ``PROPFIND`` asks the tag). The first touch of a file old enough finds the method that works and checks that the time
-really moved (nginx and wsgidav keep the source's time on ``COPY``).
+the file was not listed in this run (a ``PROPFIND`` asks the tag). The first touch of a
+file old enough finds the method that works and checks that the time really moved (nginx
+and wsgidav keep the source's time on ``COPY``).
 """
 
 from __future__ import annotations
