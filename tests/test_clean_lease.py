@@ -35,7 +35,8 @@ NOW = 1_700_000_000.0
 
 def test_no_clean_no_check() -> None:
     assert not clean_may_have_run({}, {}, now=NOW, elapsed=5)
-    ended = {"a.ended": NOW - 600, "b.running": NOW - ALIVE_FOR - 1}  # long over, or dead
+    ended = {"a.running": NOW - 900, "a.ended": NOW - 600,  # over
+             "b.running": NOW - ALIVE_FOR - 1}  # killed long ago
     assert not clean_may_have_run(ended, dict(ended), now=NOW, elapsed=5)
 
 
@@ -124,7 +125,8 @@ def test_upload_checks_signatures_only_next_to_a_clean(
         lease.target = b
         lease.end()
         leases = list_leases(b)
-    assert leases is not None and list(leases) == [f"{lease.name}.ended"]
+    assert leases is not None and sorted(leases) == [f"{lease.name}.ended",
+                                                     f"{lease.name}.running"]
     sent = upload_new(archives[:2])
     assert "HEAD" not in sent, sent
 
@@ -138,9 +140,9 @@ def test_a_clean_leaves_its_ended_lease_and_removes_old_ones(tmp_path: Path) -> 
         old.end()
         dead.start()  # killed: never ended
         recent.start()
-        for lease, suffix in ((old, "ended"), (dead, "running")):
-            path = root / CLEANS_DIR / f"{lease.name}.{suffix}"
+        for name in (f"{old.name}.ended", f"{old.name}.running", f"{dead.name}.running"):
             past = time.time() - KEEP_ENDED - 60
-            os.utime(path, (past, past))
+            os.utime(root / CLEANS_DIR / name, (past, past))
         recent.end()
-        assert list_leases(b) == {f"{recent.name}.ended": pytest.approx(time.time(), abs=60)}
+        now = pytest.approx(time.time(), abs=60)
+        assert list_leases(b) == {f"{recent.name}.ended": now, f"{recent.name}.running": now}

@@ -15,6 +15,7 @@ import pytest
 from realparts import tool
 from runcli import run
 from sstate_mirror.backends import _BACKENDS
+from sstate_mirror.naming import CLEANS_DIR
 
 
 def snapshot(root: Path) -> dict[str, tuple[int, float, str]]:
@@ -29,9 +30,11 @@ def snapshot(root: Path) -> dict[str, tuple[int, float, str]]:
 
 
 def stats(root: Path) -> dict[str, tuple[int, float]]:
-    """Relative path -> (size, mtime), without reading (reads would count as use by atime)."""
+    """Relative path -> (size, mtime), without reading (reads would count as use by atime);
+    the leases a clean leaves (``.sstate-mirror/cleans/``) left out."""
     return {str(p.relative_to(root)): (p.stat().st_size, p.stat().st_mtime)
-            for p in sorted(root.rglob("*")) if p.is_file()}
+            for p in sorted(root.rglob("*"))
+            if p.is_file() and not str(p.relative_to(root)).startswith(CLEANS_DIR + "/")}
 
 
 def contents(root: Path) -> dict[str, str]:

@@ -7,9 +7,12 @@ on every upload, and is needed only when a clean deleted something while the upl
 sending. So each clean run writes a small object of its own, a *lease*, below
 :data:`~sstate_mirror.naming.CLEANS_DIR` before its first delete (``ID.running``), rewrites
 it at least every :data:`REFRESH_EVERY` seconds while deleting (a batch is not deleted when
-that rewrite fails), and when done writes ``ID.ended`` and removes ``ID.running``. Ended
-leases stay :data:`KEEP_ENDED`; the next clean removes older ones, and ``running`` leases
-not rewritten for as long (a clean killed outright).
+that rewrite fails), and when done writes ``ID.ended`` next to it. ``ID.running`` is not
+removed then: that would cost a request, and on WebDAV a directory a delete may have emptied
+is renamed for a moment to be checked, so that a listing at that moment would see no lease
+at all. Leases stay :data:`KEEP_ENDED`; the next clean removes older ones (the directory
+then still holds its own two, so it is never emptied), and so ``running`` leases not
+rewritten for as long (a clean killed outright).
 
 The upload lists that one directory twice: before it sends the first companion and after
 its archives arrived (one request each on every store: the directory is listed by its own
@@ -19,8 +22,8 @@ companions when :func:`clean_may_have_run` says so:
 * a lease in the second listing that is not in the first, or was rewritten since (a clean
   that started after the first listing; even one that started *and ended* between the
   upload's signature and its check leaves its ``ID.ended``, kept a day);
-* a ``running`` lease rewritten within :data:`ALIVE_FOR` in either listing (a clean that
-  was deleting before the upload began, or still is);
+* a ``running`` lease without its ``ended`` one, rewritten within :data:`ALIVE_FOR`, in
+  either listing (a clean that was deleting before the upload began, or still is);
 * a listing that failed, or an upload that took so long (half of :data:`KEEP_ENDED`) that a
   lease could have come and been removed between its two listings.
 
@@ -91,6 +94,7 @@ def clean_may_have_run(before: Optional[Mapping[str, float]],
     if any(before.get(name) != mtime for name, mtime in after.items()):
         return True
     return any(name.endswith(RUNNING) and now - mtime < ALIVE_FOR
+               and name[:-len(RUNNING)] + ENDED not in leases
                for leases in (before, after) for name, mtime in leases.items())
 
 
@@ -130,10 +134,10 @@ class CleanLease:
 
     def end(self) -> None:
         """Mark the clean ended and remove old leases; never raises (an ``ID.running``
-        left behind only makes uploads check their signatures for :data:`ALIVE_FOR`)."""
+        left without its ``ID.ended`` only makes uploads check their signatures for
+        :data:`ALIVE_FOR`)."""
         try:
             self._write(ENDED)
-            self.target.delete([self._path(RUNNING)])
             leases = list_leases(self.target)
             now = time.time()
             old = [f"{CLEANS_DIR}/{name}" for name, mtime in (leases or {}).items()
