@@ -12,6 +12,8 @@ import concurrent.futures
 import hashlib
 import io
 import os
+import time
+import urllib.parse
 from collections.abc import Iterator
 from typing import Any, List
 
@@ -20,6 +22,7 @@ import pytest
 from backend_contract import *  # noqa: F403 - the shared contract tests
 from backend_contract import ContractEnv
 from cloud_servers import GCSBucket, GCSServer, gcs_env
+from faultproxy import FaultProxy
 from s3_servers import free_port
 from sstate_mirror.backends import BackendOptions, open_backend
 from sstate_mirror.backends.gcs import GCSBackend, parse_gs_url
@@ -242,3 +245,22 @@ def test_missing_client_package_names_the_pip_line(
     with pytest.raises(BackendUnavailable, match="needs the Python package") as e:
         open_backend(url)
     assert e.value.hint == line
+
+
+def test_custom_time_is_set_on_the_servers_clock(gcs_bucket: GCSBucket) -> None:
+    """GCS takes customTime from the client: upload and touch send now on the server's
+    clock (learnt from its answers' Date), the clock clean measures ages on. Here the
+    server's clock is 4 minutes ahead of this machine's (a proxy moves every Date)."""
+    port = urllib.parse.urlsplit(gcs_bucket.server.endpoint).port
+    assert port is not None
+    with FaultProxy(port, date_shift=240) as proxy, \
+            backend_for(gcs_bucket, endpoint_url=proxy.url) as b:
+        server_now = b.server_time()
+        assert server_now is not None and 230 < server_now - time.time() < 250
+        put(b, "aa/bb/x", b"x")
+        entry = b.stat("aa/bb/x")
+        assert entry is not None and 230 < entry.mtime - time.time() < 250
+        gcs_bucket.backdate("aa/bb/x", 86400)
+        assert b.touch(["aa/bb/x"]) == {}
+        entry = b.stat("aa/bb/x")
+        assert entry is not None and 230 < entry.mtime - time.time() < 250
