@@ -350,10 +350,10 @@ class TokenServer:
         token_server = self
 
         class Handler(http.server.BaseHTTPRequestHandler):
-            def log_message(self, format: str, *args: object) -> None:  # noqa: A002
+            def log_message(self, format: str, *args: object) -> None:
                 pass
 
-            def do_GET(self) -> None:  # noqa: N802 - the base class's name
+            def do_GET(self) -> None:
                 query = urllib.parse.parse_qs(urllib.parse.urlsplit(self.path).query)
                 resource = query.get("resource", [""])[0]
                 if self.headers.get("X-IDENTITY-HEADER") != token_server.secret:
