@@ -5,8 +5,9 @@ The servers are the test suite's emulators (fake-gcs-server, Azurite; ``tests/
 cloud_servers.py``), on 127.0.0.1, and every tool reaches them through a counting proxy
 (``tests/faultproxy.py`` without faults), so each run reports its requests as well as its
 time. fake-gcs-server sits behind the batch endpoint GCS has and it lacks
-(``tests/gcs_batch_front.py``): a batch of deletes is one request, as on GCS. Request counts do not depend on the machine; the times do, and the emulators are
-far faster per request than the real services and far slower per byte.
+(``tests/gcs_batch_front.py``): a batch of deletes is one request, as on GCS. Request
+counts do not depend on the machine; the times do, and the emulators are far faster per
+request than the real services and far slower per byte.
 
 Jobs (sizes by option; every run starts from a freshly seeded prefix):
 
