@@ -264,3 +264,16 @@ def test_custom_time_is_set_on_the_servers_clock(gcs_bucket: GCSBucket) -> None:
         assert b.touch(["aa/bb/x"]) == {}
         entry = b.stat("aa/bb/x")
         assert entry is not None and 230 < entry.mtime - time.time() < 250
+
+
+@pytest.mark.parametrize("url", ["gs://bucket/x", "az://acct.blob.core.windows.net/cont"])
+def test_a_missing_ca_bundle_is_a_usage_error(
+        monkeypatch: pytest.MonkeyPatch, tmp_path: Any, url: str,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    from sstate_mirror.cli import main
+
+    pytest.importorskip("google.cloud.storage" if url.startswith("gs") else "azure.storage.blob")
+    monkeypatch.setenv("STORAGE_EMULATOR_HOST", "127.0.0.1:1")
+    missing = tmp_path / "ca.pem"
+    assert main(["info", url, "--ca-cert", str(missing), "--retries", "0"]) == 2
+    assert capsys.readouterr().err.strip() == f"error: --ca-cert {missing}: no such file"

@@ -13,6 +13,7 @@ send goes through :func:`request`, which retries with
 from __future__ import annotations
 
 import datetime as dt
+import os
 import threading
 import time
 from abc import abstractmethod
@@ -20,7 +21,14 @@ from collections.abc import Iterator, Sequence
 from typing import Any, Callable, Dict, List, Optional, Tuple, TypeVar
 
 from .. import events, retry
-from ..errors import AuthError, BackendError, NotFoundError, PermanentError, TransientError
+from ..errors import (
+    AuthError,
+    BackendError,
+    NotFoundError,
+    PermanentError,
+    TransientError,
+    UsageError,
+)
 from .base import (
     Backend,
     BackendOptions,
@@ -55,7 +63,7 @@ def request(fn: Callable[[], T], translate: Callable[[BaseException], BackendErr
     def attempt() -> T:
         try:
             return fn()
-        except BackendError:
+        except (BackendError, UsageError):  # a bad option is the user's, not the store's
             raise
         except Exception as exc:
             raise translate(exc) from exc
@@ -109,6 +117,8 @@ def tune_session(session: Any, options: BackendOptions, connections: int) -> Non
     """
     import requests  # both clients' transport; not needed by the other backends
 
+    if options.ca_cert and not os.path.isfile(options.ca_cert):
+        raise UsageError(f"--ca-cert {options.ca_cert}: no such file")
     verify: Any = options.ca_cert or options.verify_tls
 
     class Adapter(requests.adapters.HTTPAdapter):
@@ -165,6 +175,8 @@ class LazyClient:
                 if self._client_obj is None:
                     try:
                         self._client_obj = self._make_client()
+                    except UsageError:
+                        raise
                     except Exception as exc:
                         raise self._error(exc, f"cannot set up access to {self.url}") from exc
         return self._client_obj
