@@ -277,3 +277,28 @@ def test_a_missing_ca_bundle_is_a_usage_error(
     missing = tmp_path / "ca.pem"
     assert main(["info", url, "--ca-cert", str(missing), "--retries", "0"]) == 2
     assert capsys.readouterr().err.strip() == f"error: --ca-cert {missing}: no such file"
+
+
+def test_clean_deletes_in_batch_requests(gcs_bucket: GCSBucket, oe_cache_a: Any,
+                                         capsys: pytest.CaptureFixture[str]) -> None:
+    """clean --max-age on GCS: the 93 back-dated files go in batch requests, no single
+    DELETE, and are gone from the emulator."""
+    from runcli import run_json
+
+    front = gcs_bucket.server.front
+    assert front is not None
+    gcs_bucket.prefix = "sstate"
+    args = ["--endpoint-url", gcs_bucket.server.endpoint]
+    code, report, err = run_json(capsys, "upload", str(oe_cache_a), gcs_bucket.url, *args)
+    assert code == 0 and report["result"]["uploaded"] == 93, err
+    with backend_for(gcs_bucket) as b:
+        for entry in b.list():
+            gcs_bucket.backdate(entry.path, 40 * 86400)
+    front.reset()
+    code, report, err = run_json(capsys, "clean", "--max-age", "30d", gcs_bucket.url, *args)
+    assert code == 0 and report["result"]["deleted"] == 93, err
+    # one batch request for the 26 archives, one for the 67 .siginfo (clean deletes a
+    # group's archive before its .siginfo)
+    assert sorted(front.batches) == [26, 67]
+    assert not [r for r in front.passed if r.startswith("DELETE")]
+    assert list(gcs_bucket.server.client().list_blobs(gcs_bucket.name)) == []
