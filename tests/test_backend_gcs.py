@@ -9,12 +9,14 @@ the server has no batch endpoint, parallel prefix listing, and the errors a user
 from __future__ import annotations
 
 import concurrent.futures
+import datetime as dt
 import hashlib
 import io
 import os
 import time
 import urllib.parse
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any, List
 
 import pytest
@@ -279,7 +281,7 @@ def test_a_missing_ca_bundle_is_a_usage_error(
     assert capsys.readouterr().err.strip() == f"error: --ca-cert {missing}: no such file"
 
 
-def test_clean_deletes_in_batch_requests(gcs_bucket: GCSBucket, oe_cache_a: Any,
+def test_clean_deletes_in_batch_requests(gcs_bucket: GCSBucket, oe_cache_a: Path,
                                          capsys: pytest.CaptureFixture[str]) -> None:
     """clean --max-age on GCS: the 93 back-dated files go in batch requests, no single
     DELETE, and are gone from the emulator."""
@@ -288,13 +290,18 @@ def test_clean_deletes_in_batch_requests(gcs_bucket: GCSBucket, oe_cache_a: Any,
     front = gcs_bucket.server.front
     assert front is not None
     gcs_bucket.prefix = "sstate"
-    args = ["--endpoint-url", gcs_bucket.server.endpoint]
-    code, report, err = run_json(capsys, "upload", str(oe_cache_a), gcs_bucket.url, *args)
-    assert code == 0 and report["result"]["uploaded"] == 93, err
-    with backend_for(gcs_bucket) as b:
-        for entry in b.list():
-            gcs_bucket.backdate(entry.path, 40 * 86400)
+    bucket = gcs_bucket.server.client().bucket(gcs_bucket.name)
+    when = dt.datetime.now(dt.timezone.utc) - dt.timedelta(days=40)
+
+    def seed(path: Path) -> None:  # uploaded 40 days ago, as upload would have
+        blob = bucket.blob(gcs_bucket.key(str(path.relative_to(oe_cache_a))))
+        blob.custom_time = when
+        blob.upload_from_filename(str(path))
+
+    with concurrent.futures.ThreadPoolExecutor(8) as pool:
+        list(pool.map(seed, [p for p in oe_cache_a.rglob("*") if p.is_file()]))
     front.reset()
+    args = ["--endpoint-url", gcs_bucket.server.endpoint]
     code, report, err = run_json(capsys, "clean", "--max-age", "30d", gcs_bucket.url, *args)
     assert code == 0 and report["result"]["deleted"] == 93, err
     # one batch request for the 26 archives, one for the 67 .siginfo (clean deletes a
