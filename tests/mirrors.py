@@ -19,6 +19,7 @@ import pytest
 
 from sstate_mirror.backends import open_backend
 from sstate_mirror.backends.base import Backend, BackendOptions
+from sstate_mirror.naming import CLEANS_DIR
 
 _dirs = itertools.count()
 
@@ -42,8 +43,10 @@ class Mirror:
         return open_backend(self.url, self.options)
 
     def sizes(self) -> Dict[str, int]:
+        """Path -> size of every file, but for the leases a clean leaves (cleanlease)."""
         with self.backend() as b:
-            return {e.path: e.size for e in b.list()}
+            return {e.path: e.size for e in b.list()
+                    if not e.path.startswith(CLEANS_DIR + "/")}
 
     def read(self, path: str) -> bytes:
         with self.backend() as b:
