@@ -12,10 +12,10 @@ from pathlib import Path
 
 import pytest
 
+from mirrors import is_lease
 from realparts import tool
 from runcli import run
 from sstate_mirror.backends import _BACKENDS
-from sstate_mirror.naming import CLEANS_DIR
 
 
 def snapshot(root: Path) -> dict[str, tuple[int, float, str]]:
@@ -34,7 +34,7 @@ def stats(root: Path) -> dict[str, tuple[int, float]]:
     the leases a clean leaves (``.sstate-mirror/cleans/``) left out."""
     return {str(p.relative_to(root)): (p.stat().st_size, p.stat().st_mtime)
             for p in sorted(root.rglob("*"))
-            if p.is_file() and not str(p.relative_to(root)).startswith(CLEANS_DIR + "/")}
+            if p.is_file() and not is_lease(str(p.relative_to(root)))}
 
 
 def contents(root: Path) -> dict[str, str]:

@@ -16,7 +16,7 @@ from typing import Dict, List, Set
 
 import pytest
 
-from mirrors import Mirror
+from mirrors import Mirror, is_lease
 from sstate_mirror.cli import main
 from sstate_mirror.commands.clean import CleanOptions, plan_clean, spare_pinned
 from sstate_mirror.commands.pins import Pin, PinSet, pin_status
@@ -27,7 +27,7 @@ from sstate_mirror.commands.pinsources import (
     parse_text,
 )
 from sstate_mirror.errors import PermanentError, UsageError
-from sstate_mirror.naming import Kind, classify, hash_of, make_artifact, pin_path
+from sstate_mirror.naming import PINS_DIR, Kind, classify, hash_of, make_artifact, pin_path
 
 DATA = Path(__file__).parent / "data" / "oe-wrynose"
 LOCKED_B = DATA / "locked-sigs-b.inc"
@@ -39,7 +39,8 @@ H3 = "3" * 64
 
 
 def _files(cache: Path) -> Set[str]:
-    return {str(p.relative_to(cache)) for p in cache.rglob("*") if p.is_file()}
+    return {str(p.relative_to(cache)) for p in cache.rglob("*")
+            if p.is_file() and not is_lease(str(p.relative_to(cache)))}
 
 
 def _hashes(paths: Set[str]) -> Set[str]:
@@ -281,7 +282,7 @@ def test_keep_applies_a_keep_set_once_without_storing_it(
     code, _, err = _run(capsys, "clean", str(mirror), "--max-age", "30d", "--keep", "-")
     assert code == 0, err
     assert _files(mirror) == _files(oe_cache_b)
-    assert not (mirror / ".sstate-mirror").exists()
+    assert not (mirror / PINS_DIR).exists()
 
 
 def test_an_expired_pin_is_reported_and_keeps_nothing(

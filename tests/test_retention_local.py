@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from mirrors import is_lease
 from runcli import run_json, writable_copy
 from sstate_mirror.cli import main
 
@@ -31,7 +32,8 @@ def marks(used: set[str]) -> set[str]:
 
 
 def files(root: Path) -> set[str]:
-    return {str(p.relative_to(root)) for p in root.rglob("*") if p.is_file()}
+    return {str(p.relative_to(root)) for p in root.rglob("*")
+            if p.is_file() and not is_lease(str(p.relative_to(root)))}
 
 
 @pytest.fixture

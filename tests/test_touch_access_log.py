@@ -14,8 +14,8 @@ from typing import List, Set, Tuple
 import pytest
 
 from log_servers import LogServer, bitbake_restore, other_clients, send_marker
+from mirrors import is_lease
 from sstate_mirror.cli import main
-from sstate_mirror.naming import CLEANS_DIR
 
 DAY = 86400
 MISSING = [  # archives a build looks for and the mirror does not have: 404, tried twice
@@ -35,7 +35,7 @@ def run(capsys: pytest.CaptureFixture[str], *argv: str) -> Tuple[int, dict]:
 def files(root: Path) -> Set[str]:
     """The files below ``root``, without the leases a clean leaves (``.sstate-mirror/``)."""
     return {str(p.relative_to(root)) for p in root.rglob("*")
-            if p.is_file() and not str(p.relative_to(root)).startswith(CLEANS_DIR + "/")}
+            if p.is_file() and not is_lease(str(p.relative_to(root)))}
 
 
 def age_all(root: Path, days: float) -> None:
