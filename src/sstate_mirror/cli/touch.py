@@ -11,7 +11,7 @@ import time
 from typing import Any, Dict, Sequence
 
 from ..commands.upload import execute_touch, list_source, plan_against_mirror
-from ..errors import UsageError
+from ..errors import EXIT_FAILED, EXIT_OK, UsageError
 from ..transfer import Progress
 from ..units import parse_age
 from .common import (
@@ -73,6 +73,8 @@ def run(args: argparse.Namespace, ui: UI, progress: Progress) -> int:
         check_source_files(source, args.source, listing.artifacts)
         warn_if_none_selected(ui, args, selection, listing.artifacts, source.url)
         target.check()
+        if not args.dry_run:  # how the mirror records use, asked once
+            target.settle()
         jobs = jobs_from_args(args, target.properties.connections)
         plan = plan_against_mirror(source, target, selection, now=time.time(),
                                    used_within=used_within, refresh_after=refresh_after,
@@ -86,13 +88,13 @@ def run(args: argparse.Namespace, ui: UI, progress: Progress) -> int:
             ui.detail(f"[TOUCH] {path}")
         if target.properties.touch == "none":
             ui.error(f"{target.url} cannot record use (no way to refresh a file's time)")
-            return 1
+            return EXIT_FAILED
         if args.dry_run:
             ui.info(f"dry run: would mark {plural(len(plan.touches), 'group')} as used"
                     f" ({plan.fresh_groups} marked recently enough)")
             if ui.json_mode:
                 ui.emit_json(report)
-            return 0
+            return EXIT_OK
         touched, failed = execute_touch(plan.touches, target, jobs=jobs,
                                         retries=options.retries, progress=progress)
     if failed and target.properties.touch == "none":
@@ -107,4 +109,4 @@ def run(args: argparse.Namespace, ui: UI, progress: Progress) -> int:
     if ui.json_mode:
         report.update(touched=touched, failed={p: str(e) for p, e in sorted(failed.items())})
         ui.emit_json(report)
-    return 1 if failed else 0
+    return EXIT_FAILED if failed else EXIT_OK

@@ -22,7 +22,7 @@ from ..commands.logtouch import (
     write_state,
 )
 from ..commands.upload import execute_touch
-from ..errors import BackendError, UsageError
+from ..errors import EXIT_FAILED, EXIT_OK, BackendError, UsageError
 from ..naming import group_artifacts
 from ..transfer import Progress
 from ..units import parse_age, parse_time_or_age
@@ -80,9 +80,11 @@ def run_access_log(args: argparse.Namespace, ui: UI, progress: Progress) -> int:
     sources: List[LogSource] = file_sources(files, sys.stdin.buffer)
     with open_backend(args.target, options) as target:
         target.check()
+        if not args.dry_run:  # how the mirror records use, asked once
+            target.settle()
         if target.properties.touch == "none":
             ui.error(f"{target.url} cannot record use (no way to refresh a file's time)")
-            return 1
+            return EXIT_FAILED
         log_backends = [open_backend(url, options) for url in log_urls]
         try:
             for backend in log_backends:
@@ -125,7 +127,7 @@ def run_access_log(args: argparse.Namespace, ui: UI, progress: Progress) -> int:
         report["state"] = {"file": args.state, "newest_request": stats.newest}
     if ui.json_mode:
         ui.emit_json(report)
-    return 0 if complete else 1
+    return EXIT_OK if complete else EXIT_FAILED
 
 
 def _explain(ui: UI, use: LogUse, touches: List[str]) -> None:
