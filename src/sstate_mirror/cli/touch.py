@@ -10,7 +10,7 @@ import argparse
 import time
 from typing import Any, Dict, Sequence
 
-from ..commands.upload import execute_touch, list_source, plan_against_mirror
+from ..commands.upload import execute_touch, plan_against_mirror
 from ..errors import EXIT_FAILED, EXIT_OK, UsageError
 from ..transfer import Progress
 from ..units import parse_age
@@ -21,11 +21,11 @@ from .common import (
     add_mirror_options,
     add_use_options,
     backend_options_from_args,
-    check_source_files,
     jobs_from_args,
     open_source_and_target,
+    read_source,
     selection_from_args,
-    warn_if_none_selected,
+    settle_unless_dry_run,
     with_progress,
 )
 from .touch_log import add_access_log_options, run_access_log, source_given_with_log
@@ -69,12 +69,9 @@ def run(args: argparse.Namespace, ui: UI, progress: Progress) -> int:
     selection = selection_from_args(args)
     options = backend_options_from_args(args)
     with open_source_and_target(args, options) as (source, target):
-        listing = list_source(source, progress)
-        check_source_files(source, args.source, listing.artifacts)
-        warn_if_none_selected(ui, args, selection, listing.artifacts, source.url)
+        listing = read_source(args, ui, source, selection, progress)
         target.check()
-        if not args.dry_run:  # how the mirror records use, asked once
-            target.settle()
+        settle_unless_dry_run(args, target)
         jobs = jobs_from_args(args, target.properties.connections)
         plan = plan_against_mirror(source, target, selection, now=time.time(),
                                    used_within=used_within, refresh_after=refresh_after,

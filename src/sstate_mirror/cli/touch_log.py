@@ -26,7 +26,7 @@ from ..errors import EXIT_FAILED, EXIT_OK, BackendError, UsageError
 from ..naming import group_artifacts
 from ..transfer import Progress
 from ..units import parse_age, parse_time_or_age
-from .common import backend_options_from_args, jobs_from_args
+from .common import backend_options_from_args, jobs_from_args, settle_unless_dry_run
 from .ui import UI
 from .wording import plural
 
@@ -80,8 +80,7 @@ def run_access_log(args: argparse.Namespace, ui: UI, progress: Progress) -> int:
     sources: List[LogSource] = file_sources(files, sys.stdin.buffer)
     with open_backend(args.target, options) as target:
         target.check()
-        if not args.dry_run:  # how the mirror records use, asked once
-            target.settle()
+        settle_unless_dry_run(args, target)
         if target.properties.touch == "none":
             ui.error(f"{target.url} cannot record use (no way to refresh a file's time)")
             return EXIT_FAILED

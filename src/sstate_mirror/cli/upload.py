@@ -6,7 +6,7 @@ import argparse
 import time
 from typing import Any, Dict, Sequence
 
-from ..commands.upload import Skipped, execute_upload, list_source, plan_against_mirror
+from ..commands.upload import Skipped, execute_upload, plan_against_mirror
 from ..errors import EXIT_FAILED, EXIT_OK, Interrupted, NotFoundError
 from ..transfer import Progress
 from ..units import format_size, parse_age
@@ -16,11 +16,11 @@ from .common import (
     add_mirror_options,
     add_use_options,
     backend_options_from_args,
-    check_source_files,
     jobs_from_args,
     open_source_and_target,
+    read_source,
     selection_from_args,
-    warn_if_none_selected,
+    settle_unless_dry_run,
     with_progress,
 )
 from .ui import UI
@@ -52,9 +52,7 @@ def run(args: argparse.Namespace, ui: UI, progress: Progress) -> int:
     refresh_after = parse_age(args.refresh_interval, "--refresh-interval")
     with open_source_and_target(args, options) as (source, target):
         # SOURCE is judged before TARGET is contacted, let alone created
-        listing = list_source(source, progress)
-        check_source_files(source, args.source, listing.artifacts)
-        warn_if_none_selected(ui, args, selection, listing.artifacts, source.url)
+        listing = read_source(args, ui, source, selection, progress)
         mirror_exists = True
         try:
             target.check()
@@ -65,8 +63,7 @@ def run(args: argparse.Namespace, ui: UI, progress: Progress) -> int:
         elif not mirror_exists:
             target.check(create=True)
             ui.warn(f"TARGET {args.target!r} did not exist: created it, a new empty mirror")
-        if not args.dry_run:  # what the mirror offers, asked once (a dry run asks nothing)
-            target.settle()
+        settle_unless_dry_run(args, target)
         jobs = jobs_from_args(args, target.properties.connections)
         ui.info(f"uploading {source.url} to {target.url}")
         plan = plan_against_mirror(source, target, selection, now=time.time(),
