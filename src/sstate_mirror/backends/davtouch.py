@@ -11,6 +11,7 @@ from the backend's ``settle``).
 from __future__ import annotations
 
 import email.utils
+import threading
 from collections.abc import Sequence
 from typing import Dict, Optional
 
@@ -31,6 +32,9 @@ class DavTouch(DavListing):
         self._touch_method: Optional[str] = None  # "proppatch" | "copy" | "none"
         #: whether a MOVE with an ``If`` about a missing file is refused (see touch)
         self._if_honoured: Optional[bool] = None
+        #: one thread checks the condition; the others wait for its answer instead of each
+        #: sending the same probe (the threads of a touch all start at once)
+        self._if_checking = threading.Lock()
 
     def touch(self, paths: Sequence[str]) -> Dict[str, BackendError]:
         failures: Dict[str, BackendError] = {}
@@ -130,7 +134,9 @@ class DavTouch(DavListing):
         moved = False
         try:
             if self._if_honoured is None:
-                self._if_honoured = self._honours_if(path, tmp, etag)
+                with self._if_checking:
+                    if self._if_honoured is None:
+                        self._if_honoured = self._honours_if(path, tmp, etag)
             if not self._if_honoured:
                 return False
             response = self._request(
