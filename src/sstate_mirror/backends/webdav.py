@@ -6,6 +6,8 @@ WebDAV. Servers differ, and each difference is handled where it bites: listing b
 ``PUT`` to a temporary name then ``MOVE`` onto the final one (a direct ``PUT`` and a warning
 where there is no ``MOVE``), touch by ``PROPPATCH`` or a conditional ``COPY`` + ``MOVE``,
 collections always with a trailing slash (nginx insists on it for ``MKCOL`` and ``DELETE``).
+Whether the server has ``MOVE`` and how it refreshes a time are asked once, by
+:meth:`WebDAVBackend.settle`, before anything is written; ``properties`` never change after.
 
 Module layout, one job each. A request's URL is built in :mod:`.davpaths` (pure: quoting,
 href resolution, nothing leaves the mirror) and its XML body in :mod:`.davxml`; it is sent
