@@ -83,7 +83,7 @@ def run(args: argparse.Namespace, ui: UI, progress: Progress) -> int:
                                   "used_groups_fresh": plan.fresh_groups}
         for path in plan.touches:
             ui.detail(f"[TOUCH] {path}")
-        if target.properties.touch == "none":
+        if plan.touches and target.properties.touch == "none":
             ui.error(f"{target.url} cannot record use (no way to refresh a file's time)")
             return EXIT_FAILED
         if args.dry_run:

@@ -81,9 +81,6 @@ def run_access_log(args: argparse.Namespace, ui: UI, progress: Progress) -> int:
     with open_backend(args.target, options) as target:
         target.check()
         settle_unless_dry_run(args, target)
-        if target.properties.touch == "none":
-            ui.error(f"{target.url} cannot record use (no way to refresh a file's time)")
-            return EXIT_FAILED
         log_backends = [open_backend(url, options) for url in log_urls]
         try:
             for backend in log_backends:
@@ -106,6 +103,9 @@ def run_access_log(args: argparse.Namespace, ui: UI, progress: Progress) -> int:
         touched = 0
         failed: Dict[str, BackendError] = {}
         if not args.dry_run and plan.touches:
+            if target.properties.touch == "none":
+                ui.error(f"{target.url} cannot record use (no way to refresh a file's time)")
+                return EXIT_FAILED
             jobs = jobs_from_args(args, target.properties.connections)
             touched, failed = execute_touch(plan.touches, target, jobs=jobs,
                                             retries=options.retries, progress=progress)
