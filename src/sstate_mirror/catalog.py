@@ -44,8 +44,6 @@ from .naming import (
 
 #: The head number of a row kept as a whole :class:`Artifact`.
 OTHER = 0xFFFFFFFF
-#: At most this many distinct tails and directories (``array('H')``); more go to ``others``.
-_SMALL = 0xFFFF
 _NO_TIME = math.nan
 _LAYOUTS = {2: "hh/hh", 1: "hh", 0: "flat"}
 _GROUPED = (Kind.ARCHIVE, Kind.SIGINFO, Kind.SIG)
@@ -102,8 +100,8 @@ class Catalog(Sequence[Artifact]):
         self.dirs: List[Directory] = []
         self._ids: Dict[object, int] = {}
         self.head = array("I")
-        self.tail = array("H")
-        self.dir = array("H")
+        self.tail = array("I")
+        self.dir = array("I")
         self.hashes = bytearray()
         self.size = array("q")
         self.mtime = array("d")
@@ -145,7 +143,7 @@ class Catalog(Sequence[Artifact]):
                 head, tail, dir_ = ids.get(base[:i]), ids.get(base[us:]), ids.get(where)
                 if head is None or tail is None:
                     head, tail = self._new_name(base, i, us)
-                if dir_ is None and head is not None and len(self.dirs) < _SMALL:
+                if dir_ is None and head is not None:
                     dir_ = ids[where] = len(self.dirs)
                     self.dirs.append(where)
                 if head is not None and tail is not None and dir_ is not None:
@@ -190,8 +188,6 @@ class Catalog(Sequence[Artifact]):
             self.heads.append(Head(base[:i], *(sys.intern(f) for f in parsed[:6])))
         tail = ids.get(base[us:])
         if tail is None:
-            if len(self.tails) >= _SMALL - 1:
-                return head, None
             archive_text = base[us:]
             if parsed.kind is not Kind.ARCHIVE:
                 suffix = SIGINFO_SUFFIX if parsed.kind is Kind.SIGINFO else SIG_SUFFIX
@@ -235,8 +231,8 @@ class Catalog(Sequence[Artifact]):
     def hash_bytes(self, row: int) -> bytes:
         return bytes(self.hashes[32 * row: 32 * row + 32])
 
-    def path(self, row: int) -> str:
-        """The path of a row the columns hold."""
+    def path(self, row: int, tail: Optional[int] = None) -> str:
+        """The path of a row the columns hold (with another ``tail`` when one is given)."""
         h = self.hashes[32 * row: 32 * row + 32].hex()
         where = self.dirs[self.dir[row]]
         if where.levels == 2:
@@ -245,7 +241,8 @@ class Catalog(Sequence[Artifact]):
             dirs = f"{where.head}{h[:2]}/"
         else:
             dirs = where.head
-        return f"{dirs}{self.heads[self.head[row]].text}{h}{self.tails[self.tail[row]].text}"
+        text = self.tails[self.tail[row] if tail is None else tail].text
+        return f"{dirs}{self.heads[self.head[row]].text}{h}{text}"
 
     def _artifact(self, row: int) -> Artifact:
         head_id = self.head[row]
