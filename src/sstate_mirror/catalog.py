@@ -38,6 +38,7 @@ from .naming import (
     Artifact,
     Kind,
     SstateName,
+    head_fields,
     make_artifact,
     parse_name,
 )
@@ -178,15 +179,22 @@ class Catalog(Sequence[Artifact]):
         does not depend on the tail, nor the reverse (see :func:`~sstate_mirror.naming.
         parse_name`), so each part is parsed once per catalog.
         """
+        ids = self._ids
+        tail = ids.get(base[us:])
+        if tail is not None:  # a known tail: the head alone decides, by position
+            fields = base[:i].split(":")
+            if len(fields) < 8:
+                return None, None
+            ids[base[:i]] = len(self.heads)
+            self.heads.append(Head(base[:i], *map(sys.intern, head_fields(fields))))
+            return len(self.heads) - 1, tail
         parsed = parse_name(base)
         if parsed is None or parsed.kind not in _GROUPED or parsed.hash != base[i:us]:
             return None, None
-        ids = self._ids
         head = ids.get(base[:i])
         if head is None:
             head = ids[base[:i]] = len(self.heads)
-            self.heads.append(Head(base[:i], *(sys.intern(f) for f in parsed[:6])))
-        tail = ids.get(base[us:])
+            self.heads.append(Head(base[:i], *map(sys.intern, parsed[:6])))
         if tail is None:
             archive_text = base[us:]
             if parsed.kind is not Kind.ARCHIVE:

@@ -45,9 +45,9 @@ from __future__ import annotations
 
 import math
 from array import array
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Callable, Dict, List, Optional, Set, Tuple, Union
+from typing import Any, Callable, Dict, List, Optional, Set, Tuple, Union, overload
 
 from ..backends.base import Backend
 from ..catalog import OTHER, Catalog
@@ -115,7 +115,9 @@ class Deletion:
 
 @dataclass
 class CleanPlan:
-    deletions: List[Deletion] = field(default_factory=list)
+    deletions: Sequence[Deletion] = field(default_factory=list)
+    """In deletion order; a :class:`Deletions` (objects made as they are read) from
+    :func:`plan_clean`."""
     kept: int = 0
     kept_bytes: int = 0
     unknown: List[Artifact] = field(default_factory=list)
@@ -133,7 +135,7 @@ class CleanPlan:
 
     @property
     def bytes_to_free(self) -> int:
-        return sum(d.artifact.size for d in self.deletions)
+        return sum(size for _, size in _rules_and_sizes(self.deletions))
 
     @property
     def size_after(self) -> int:
@@ -145,10 +147,10 @@ class CleanPlan:
 
     def by_rule(self) -> Dict[str, Dict[str, int]]:
         out: Dict[str, Dict[str, int]] = {}
-        for d in self.deletions:
-            slot = out.setdefault(d.rule, {"files": 0, "bytes": 0})
+        for rule, size in _rules_and_sizes(self.deletions):
+            slot = out.setdefault(rule, {"files": 0, "bytes": 0})
             slot["files"] += 1
-            slot["bytes"] += d.artifact.size
+            slot["bytes"] += size
         return out
 
     def to_dict(self) -> Dict[str, Any]:
@@ -191,6 +193,53 @@ class Spared:
 
 _RULE_CODES = {rule: code for code, rule in enumerate(RULES, 1)}
 _RULE_NAMES = {code: rule for rule, code in _RULE_CODES.items()}
+
+
+class Deletions(Sequence[Deletion]):
+    """The files a plan deletes, in deletion order, by row of the listing's catalog.
+
+    A clean of a large mirror deletes hundreds of thousands of files: each is made a
+    :class:`Deletion` only when it is read, and their rules and sizes are read without
+    any object (:func:`_rules_and_sizes`).
+    """
+
+    def __init__(self, catalog: Catalog, rows: Sequence[int], rules: bytes) -> None:
+        self.catalog = catalog
+        self.rows = array("q", rows)
+        self.rules = rules  # rule code per entry of ``rows``
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    @overload
+    def __getitem__(self, index: int) -> Deletion: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> List[Deletion]: ...
+
+    def __getitem__(self, index: Union[int, slice]) -> Union[Deletion, List[Deletion]]:
+        if isinstance(index, slice):
+            return [self[i] for i in range(*index.indices(len(self)))]
+        return Deletion(self.catalog[self.rows[index]], _RULE_NAMES[self.rules[index]])
+
+    def __iter__(self) -> Iterator[Deletion]:
+        for i in range(len(self.rows)):
+            yield self[i]
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, (Deletions, list)):
+            return list(self) == list(other)
+        return NotImplemented
+
+    def rules_and_sizes(self) -> Iterator[Tuple[str, int]]:
+        size = self.catalog.size
+        return ((_RULE_NAMES[code], size[row]) for row, code in zip(self.rows, self.rules))
+
+
+def _rules_and_sizes(deletions: Sequence[Deletion]) -> Iterator[Tuple[str, int]]:
+    if isinstance(deletions, Deletions):
+        return deletions.rules_and_sizes()
+    return ((d.rule, d.artifact.size) for d in deletions)
 _KIND_ORDER = {Kind.ARCHIVE: 0, Kind.SIGINFO: 1, Kind.SIG: 1, Kind.TEMP: 2, Kind.UNKNOWN: 3}
 _NONE = -1
 
@@ -386,12 +435,13 @@ def plan_clean(artifacts: Iterable[Artifact], options: CleanOptions, now: float,
         _evict_to_fit(groups, pick, pinned, plan, options.max_size, protected)
 
     # archives first: an interrupted run must not leave an archive without its signature
-    chosen = [Deletion(catalog[row], _RULE_NAMES[code])
-              for row, code in enumerate(pick.rule) if code]
-    plan.deletions = sorted(chosen, key=lambda d: (_KIND_ORDER[d.artifact.kind], d.path))
+    chosen = sorted((row for row, code in enumerate(pick.rule) if code),
+                    key=lambda row: (_KIND_ORDER[_kind(catalog, row)], _path(catalog, row)))
+    plan.deletions = Deletions(catalog, chosen, bytes(pick.rule[row] for row in chosen))
     plan.pinned = sorted((Spared(catalog[row], rule, pin)
                           for row, (rule, pin) in pick.spared.items()), key=lambda p: p.path)
     plan.kept = len(catalog) - len(chosen)
+    del chosen
     plan.kept_bytes = plan.size_before - pick.chosen_bytes
     return plan
 
@@ -442,6 +492,16 @@ def _first_seen(catalog: Catalog, counts: Dict[str, int]) -> List[str]:
             if len(seen) == len(counts):
                 break
     return seen
+
+
+def _kind(catalog: Catalog, row: int) -> Kind:
+    if catalog.head[row] == OTHER:
+        return catalog.others[row].kind
+    return catalog.tails[catalog.tail[row]].kind
+
+
+def _path(catalog: Catalog, row: int) -> str:
+    return catalog.others[row].path if catalog.head[row] == OTHER else catalog.path(row)
 
 
 def _task(catalog: Catalog, row: int) -> str:
