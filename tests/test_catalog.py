@@ -3,12 +3,8 @@ one Artifact object per file, on every flavour of name gencache writes and on od
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import math
-import sys
-from pathlib import Path
-from types import ModuleType
 from typing import Dict, List, Set, Union
 
 import pytest
@@ -17,21 +13,10 @@ from sstate_mirror.catalog import OTHER, Catalog
 from sstate_mirror.commands.info import AGE_BUCKETS, InfoReport, Tally, _add_artifact, summarize
 from sstate_mirror.commands.listing import EVERYTHING, Selection, select
 from sstate_mirror.naming import Artifact, make_artifact
+from synthetic import gencache
 
 NOW = 1_780_000_000.0
 H = "0123456789abcdef" * 4
-
-
-def _gencache() -> ModuleType:
-    if "gencache" in sys.modules:
-        return sys.modules["gencache"]
-    path = Path(__file__).resolve().parent.parent / "benchmarks" / "gencache.py"
-    spec = importlib.util.spec_from_file_location("gencache", path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["gencache"] = module
-    spec.loader.exec_module(module)
-    return module
 
 
 ODD = [
@@ -59,10 +44,10 @@ ODD = [
 
 
 def _listing() -> List[Artifact]:
-    gencache = _gencache()
+    generator = gencache()
     entries = []
     for flavour, seed in (("oe", 1), ("isar", 2), ("legacy", 3)):
-        entries += gencache.plan(1500, seed=seed, flavour=flavour, mtime_spread=400,
+        entries += generator.plan(1500, seed=seed, flavour=flavour, mtime_spread=400,
                                  now=int(NOW), junk=5)
     arts = [make_artifact(e.path, e.size, float(e.mtime)) for e in entries]
     arts += [make_artifact(p, i, NOW - i * 1000.0, NOW if i % 2 else None)

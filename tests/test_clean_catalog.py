@@ -4,11 +4,7 @@ every rule, pins and ties in last use."""
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 from collections.abc import Iterable
-from pathlib import Path
-from types import ModuleType
 from typing import Any, Dict, List, Optional, Tuple
 
 import pytest
@@ -17,21 +13,10 @@ from sstate_mirror.catalog import Catalog
 from sstate_mirror.commands.clean import CleanOptions, CleanPlan, Deletion, Spared, plan_clean
 from sstate_mirror.commands.pins import PinSet
 from sstate_mirror.naming import Artifact, Group, Kind, group_artifacts, make_artifact
+from synthetic import gencache
 
 NOW = 1_780_000_000.0
 DAY = 86400
-
-
-def _gencache() -> ModuleType:
-    if "gencache" in sys.modules:
-        return sys.modules["gencache"]
-    path = Path(__file__).resolve().parent.parent / "benchmarks" / "gencache.py"
-    spec = importlib.util.spec_from_file_location("gencache", path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["gencache"] = module
-    spec.loader.exec_module(module)
-    return module
 
 
 # --- the reference: the plan as it was made one object per file -----------------------------
@@ -173,10 +158,10 @@ def _ref_pinned_groups(groups: Iterable[Group], pins: Optional[PinSet]) -> Dict[
 
 
 def _listing() -> List[Artifact]:
-    gencache = _gencache()
+    generator = gencache()
     entries = []
     for flavour, seed in (("oe", 11), ("legacy", 12)):
-        entries += gencache.plan(2500, seed=seed, flavour=flavour, mtime_spread=120,
+        entries += generator.plan(2500, seed=seed, flavour=flavour, mtime_spread=120,
                                  now=int(NOW), junk=4, temp=20)
     arts = [make_artifact(e.path, e.size, float(e.mtime)) for e in entries]
     # bitbake's access-time mark on a few .siginfo, and a whole group of one second's age
