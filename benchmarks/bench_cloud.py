@@ -4,8 +4,10 @@ side with rclone (and azcopy on Azure, where it is installed), with request coun
 The servers are the test suite's emulators (fake-gcs-server, Azurite; ``tests/
 cloud_servers.py``), on 127.0.0.1, and every tool reaches them through a counting proxy
 (``tests/faultproxy.py`` without faults), so each run reports its requests as well as its
-time. Request counts do not depend on the machine; the times do, and the emulators are
-far faster per request than the real services and far slower per byte.
+time. fake-gcs-server sits behind the batch endpoint GCS has and it lacks
+(``tests/gcs_batch_front.py``): a batch of deletes is one request, as on GCS. Request
+counts do not depend on the machine; the times do, and the emulators are far faster per
+request than the real services and far slower per byte.
 
 Jobs (sizes by option; every run starts from a freshly seeded prefix):
 
@@ -93,6 +95,7 @@ class GCS(Store):
         super().__init__()
         from cloud_servers import fake_gcs_binary, run_gcs_server
         from faultproxy import FaultProxy
+        from gcs_batch_front import BatchFront
 
         exe = fake_gcs_binary()
         if exe is None:
@@ -100,7 +103,9 @@ class GCS(Store):
         # its filesystem backend: the memory one slows down with every object stored
         self.server = self._stack.enter_context(run_gcs_server(exe, backend="filesystem"))
         port = int(self.server.endpoint.rsplit(":", 1)[1])
-        self.proxy = self._stack.enter_context(FaultProxy(port, lifetime=86400))
+        # GCS's batch endpoint, which the emulator lacks, in front of it (as in the tests)
+        front = self._stack.enter_context(BatchFront(port))
+        self.proxy = self._stack.enter_context(FaultProxy(front.port, lifetime=86400))
         self.endpoint = self.proxy.url.rstrip("/")
         self.server.client().create_bucket(BUCKET)
         self.url_prefix = f"gs://{BUCKET}"

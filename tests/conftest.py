@@ -34,8 +34,8 @@ settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci" if IN_CI else "d
 SERVER_FIXTURES = {
     "moto_s3", "rclone_s3", "s3_server", "s3_bucket", "s3_bucket_url", "apache_server",
     "nginx_server", "wsgidav_server", "webdav_server", "webdav_mirror", "webdav_auth_mirror",
-    "mirror", "proxied", "dav_proxied", "gcs_server", "azure_server", "apache_logging",
-    "nginx_logging",
+    "mirror", "proxied", "dav_proxied", "gcs_server", "gcs_emulator", "azure_server",
+    "azure_oauth_server", "apache_logging", "nginx_logging",
 }
 #: Parameter values that name a server kind (``make_mirror(request, kind)``).
 SERVER_KINDS = ("s3-", "dav-", "gcs", "azure")
@@ -106,9 +106,13 @@ def legacy_cache() -> Path:
 # Google Cloud Storage and Azure Blob emulators (tests/cloud_servers.py says how).
 from cloud_servers import (  # noqa: E402, F401 - fixtures are found by name
     azure_container,
+    azure_oauth_server,
     azure_server,
+    gcs_batch_front,
     gcs_bucket,
+    gcs_emulator,
     gcs_server,
+    token_server,
 )
 
 # S3-compatible servers and buckets for any test module (tests/s3_servers.py says how).

@@ -11,19 +11,31 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import io
+import json
 import logging
 import os
 from collections.abc import Iterator
-from typing import Any, List
+from pathlib import Path
+from typing import Any, List, Tuple
 
 import pytest
 
 from backend_contract import *  # noqa: F403 - the shared contract tests
 from backend_contract import ContractEnv
-from cloud_servers import AZURE_HOST, AZURITE_ACCOUNT, AZURITE_KEY, AzureContainer, AzureServer
+from cloud_servers import (
+    AZURE_HOST,
+    AZURITE_ACCOUNT,
+    AZURITE_KEY,
+    CLOUD_VARS_TO_CLEAR,
+    AzureContainer,
+    AzureServer,
+    OAuthAzure,
+    TokenServer,
+)
 from s3_servers import free_port
 from sstate_mirror.backends import BackendOptions, open_backend
-from sstate_mirror.backends.azure import AzureBackend, parse_az_url
+from sstate_mirror.backends.azure import AzureBackend, credential_source, parse_az_url
+from sstate_mirror.cli import main
 from sstate_mirror.errors import (
     AuthError,
     NotFoundError,
@@ -253,3 +265,56 @@ def test_unsafe_blob_names_are_reported_not_listed(azure_container: AzureContain
         skipped: List[str] = []
         assert [e.path for e in b.list(on_skip=lambda p, _w: skipped.append(p))] == ["aa/bb/ok"]
         assert skipped == ["aa//bb"]
+
+
+def test_default_azure_credential_from_a_managed_identity(
+        azure_oauth_server: OAuthAzure, token_server: TokenServer,
+        monkeypatch: pytest.MonkeyPatch, oe_cache_a: Path,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """No connection string, key or SAS, and azure-identity installed: DefaultAzureCredential
+    finds the managed identity (App Service style: IDENTITY_ENDPOINT and IDENTITY_HEADER),
+    and every command works with its bearer token, which Azurite accepts only over HTTPS.
+    TLS is verified against --ca-cert, even where REQUESTS_CA_BUNDLE names a bundle
+    without that CA; without --ca-cert the same command refuses the server."""
+    import certifi
+
+    for var in CLOUD_VARS_TO_CLEAR:
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("IDENTITY_ENDPOINT", token_server.url)
+    monkeypatch.setenv("IDENTITY_HEADER", token_server.secret)
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", certifi.where())
+    endpoint = azure_oauth_server.server.endpoint
+    assert endpoint.startswith("https://")
+    url = f"az://{AZURE_HOST}/oauth-{os.getpid()}/sstate"
+    tls = ["--endpoint-url", endpoint, "--ca-cert", str(azure_oauth_server.ca_cert),
+           "--retries", "0", "--json"]
+    assert credential_source() == "DefaultAzureCredential"
+
+    def run(*argv: str) -> Tuple[int, Any, str]:
+        code = main([*argv, *tls])
+        out, err = capsys.readouterr()
+        return code, json.loads(out) if out.strip() else None, err
+
+    code, report, err = run("upload", str(oe_cache_a), url)
+    assert code == 0, err
+    assert report["result"]["uploaded"] == 93
+    code, report, err = run("info", url)
+    assert code == 0 and report["files"] == 93, err
+    code, report, err = run("verify", url, "--all")
+    assert code == 0, err
+    opts = BackendOptions(endpoint_url=endpoint, ca_cert=str(azure_oauth_server.ca_cert),
+                          timeout=10, retries=0)
+    with open_backend(url, opts) as b:
+        paths = sorted(e.path for e in b.list())
+        assert len(paths) == 93
+        assert b.read(paths[0], 1 << 20) == (oe_cache_a / paths[0]).read_bytes()
+        assert b.touch(paths[:2]) == {}
+        assert b.delete(paths[:3]) == {}
+        assert len(list(b.list())) == 90
+    # the token came from the managed-identity endpoint, for Azure Storage
+    assert token_server.requests and set(token_server.requests) == {"https://storage.azure.com"}
+    # verification is on: the test's CA is not in REQUESTS_CA_BUNDLE
+    code = main(["info", url, "--endpoint-url", endpoint, "--retries", "0"])
+    err = capsys.readouterr().err
+    assert code != 0 and "Traceback" not in err
+

@@ -1,28 +1,35 @@
 """The Google Cloud Storage backend against fake-gcs-server on 127.0.0.1.
 
 The shared contract, then what only GCS shows: which field ``touch`` moves (``customTime``
-by a metadata PATCH, the generation unchanged), resumable uploads, batch deletes falling
-back to single deletes where the server has no batch endpoint, parallel prefix listing, and
-the errors a user meets.
+by a metadata PATCH, the generation unchanged), resumable uploads, batch deletes (through
+the batch endpoint of tests/gcs_batch_front.py) and their fallback to single deletes where
+the server has no batch endpoint, parallel prefix listing, and the errors a user meets.
 """
 
 from __future__ import annotations
 
+import concurrent.futures
+import datetime as dt
 import hashlib
 import io
 import os
+import time
+import urllib.parse
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any, List
 
 import pytest
 
 from backend_contract import *  # noqa: F403 - the shared contract tests
 from backend_contract import ContractEnv
-from cloud_servers import GCSBucket, GCSServer
+from cloud_servers import GCSBucket, GCSServer, gcs_env
+from faultproxy import FaultProxy
 from s3_servers import free_port
 from sstate_mirror.backends import BackendOptions, open_backend
 from sstate_mirror.backends.gcs import GCSBackend, parse_gs_url
 from sstate_mirror.errors import (
+    AuthError,
     NotFoundError,
     PermanentError,
     TransientError,
@@ -110,12 +117,60 @@ def test_resumable_upload_and_size_mismatch(gcs_bucket: GCSBucket) -> None:
         assert [e.path for e in b.list()] == ["aa/bb/big"]
 
 
-def test_delete_without_batch_endpoint_falls_back(gcs_bucket: GCSBucket) -> None:
-    """fake-gcs-server has no batch endpoint: the first batch finds out, then singles."""
-    paths = [f"{i:02x}/00/f" for i in range(150)]
+def _upload(bucket: GCSBucket, paths: List[str]) -> None:
+    client = bucket.server.client().bucket(bucket.name)
+    with concurrent.futures.ThreadPoolExecutor(16) as pool:
+        list(pool.map(lambda p: client.blob(bucket.key(p)).upload_from_string(b"x"), paths))
+
+
+@pytest.mark.parametrize("prefix", ["", "team/sstate"])
+def test_delete_sends_batches_of_100(gcs_bucket: GCSBucket, prefix: str) -> None:
+    """The JSON API batch endpoint (google-cloud-storage's own batch code): 251 deletes are
+    three batch requests of 100, 100 and 51 calls, and no single DELETE."""
+    gcs_bucket.prefix = prefix
+    front = gcs_bucket.server.front
+    assert front is not None
+    paths = [f"{i % 256:02x}/{i:04x}/f" for i in range(250)]
+    _upload(gcs_bucket, paths)
     with backend_for(gcs_bucket) as b:
-        for p in paths:
-            put(b, p, b"1")
+        assert b.delete([*paths, "ff/ff/never-was"]) == {}  # a 404 call is no failure
+        assert b.batch_supported is True
+        assert list(b.list()) == []
+    assert front.batches == [100, 100, 51]
+    assert not [r for r in front.passed if r.startswith("DELETE")]
+    assert gcs_bucket.server.client().bucket(gcs_bucket.name).get_blob(
+        gcs_bucket.key(paths[0])) is None  # gone from the emulator itself
+
+
+@pytest.mark.parametrize(("status", "error", "message"), [
+    (403, AuthError, "access denied"), (500, TransientError, "server busy or failing"),
+    (429, TransientError, "server busy or failing")])
+def test_a_call_refused_in_a_batch_fails_its_path_alone(
+        gcs_bucket: GCSBucket, status: int, error: type, message: str) -> None:
+    front = gcs_bucket.server.front
+    assert front is not None
+    paths = [f"{i:02x}/00/f" for i in range(6)]
+    _upload(gcs_bucket, paths)
+    front.fail[gcs_bucket.key(paths[2])] = status
+    with backend_for(gcs_bucket) as b:
+        failures = b.delete([*paths, "ff/ff/never-was"])
+        assert list(failures) == [paths[2]]
+        assert isinstance(failures[paths[2]], error)
+        assert f"cannot delete {paths[2]}: {message}" in str(failures[paths[2]])
+        assert b.batch_supported is True
+        assert [e.path for e in b.list()] == [paths[2]]
+    assert front.batches == [7]
+
+
+def test_delete_without_batch_endpoint_falls_back(gcs_emulator: GCSServer,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    """fake-gcs-server alone has no batch endpoint: the first batch finds out, then
+    single deletes."""
+    gcs_env(monkeypatch, gcs_emulator)
+    bucket = GCSBucket(gcs_emulator, gcs_emulator.new_bucket())
+    paths = [f"{i:02x}/00/f" for i in range(150)]
+    _upload(bucket, paths)
+    with backend_for(bucket) as b:
         assert b.delete([*paths, "ff/ff/never-was"]) == {}
         assert b.batch_supported is False
         assert list(b.list()) == []
@@ -124,11 +179,7 @@ def test_delete_without_batch_endpoint_falls_back(gcs_bucket: GCSBucket) -> None
 def test_parallel_listing_matches_sequential(gcs_bucket: GCSBucket) -> None:
     paths = [f"{i % 256:02x}/{i % 7:02x}/f{i}" for i in range(600)]
     paths += [f"universal/{i:02x}/00/u{i}" for i in range(40)] + ["top-level-file"]
-    client = gcs_bucket.server.client().bucket(gcs_bucket.name)
-    import concurrent.futures
-
-    with concurrent.futures.ThreadPoolExecutor(16) as pool:
-        list(pool.map(lambda p: client.blob(p).upload_from_string(b"x"), paths))
+    _upload(gcs_bucket, paths)
     with backend_for(gcs_bucket) as b:
         sequential = sorted(e.path for e in b.list())
         b.parallel_list_min = 0
@@ -165,8 +216,6 @@ def test_no_credentials_says_how(monkeypatch: pytest.MonkeyPatch, tmp_path: Any)
     missing = tmp_path / "missing.json"
     monkeypatch.setenv("GOOGLE_APPLICATION_CREDENTIALS", str(missing))
     b = open_backend("gs://bucket", BackendOptions(timeout=2, retries=0))
-    from sstate_mirror.errors import AuthError
-
     with pytest.raises(AuthError, match="no Google Cloud credentials") as e:
         b.check()
     assert e.value.hint is not None and "GOOGLE_APPLICATION_CREDENTIALS" in e.value.hint
@@ -198,3 +247,65 @@ def test_missing_client_package_names_the_pip_line(
     with pytest.raises(BackendUnavailable, match="needs the Python package") as e:
         open_backend(url)
     assert e.value.hint == line
+
+
+def test_custom_time_is_set_on_the_servers_clock(gcs_bucket: GCSBucket) -> None:
+    """GCS takes customTime from the client: upload and touch send now on the server's
+    clock (learnt from its answers' Date), the clock clean measures ages on. Here the
+    server's clock is 4 minutes ahead of this machine's (a proxy moves every Date)."""
+    port = urllib.parse.urlsplit(gcs_bucket.server.endpoint).port
+    assert port is not None
+    with FaultProxy(port, date_shift=240) as proxy, \
+            backend_for(gcs_bucket, endpoint_url=proxy.url) as b:
+        server_now = b.server_time()
+        assert server_now is not None and 230 < server_now - time.time() < 250
+        put(b, "aa/bb/x", b"x")
+        entry = b.stat("aa/bb/x")
+        assert entry is not None and 230 < entry.mtime - time.time() < 250
+        gcs_bucket.backdate("aa/bb/x", 86400)
+        assert b.touch(["aa/bb/x"]) == {}
+        entry = b.stat("aa/bb/x")
+        assert entry is not None and 230 < entry.mtime - time.time() < 250
+
+
+@pytest.mark.parametrize("url", ["gs://bucket/x", "az://acct.blob.core.windows.net/cont"])
+def test_a_missing_ca_bundle_is_a_usage_error(
+        monkeypatch: pytest.MonkeyPatch, tmp_path: Any, url: str,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    from sstate_mirror.cli import main
+
+    pytest.importorskip("google.cloud.storage" if url.startswith("gs") else "azure.storage.blob")
+    monkeypatch.setenv("STORAGE_EMULATOR_HOST", "127.0.0.1:1")
+    missing = tmp_path / "ca.pem"
+    assert main(["info", url, "--ca-cert", str(missing), "--retries", "0"]) == 2
+    assert capsys.readouterr().err.strip() == f"error: --ca-cert {missing}: no such file"
+
+
+def test_clean_deletes_in_batch_requests(gcs_bucket: GCSBucket, oe_cache_a: Path,
+                                         capsys: pytest.CaptureFixture[str]) -> None:
+    """clean --max-age on GCS: the 93 back-dated files go in batch requests, no single
+    DELETE, and are gone from the emulator."""
+    from runcli import run_json
+
+    front = gcs_bucket.server.front
+    assert front is not None
+    gcs_bucket.prefix = "sstate"
+    bucket = gcs_bucket.server.client().bucket(gcs_bucket.name)
+    when = dt.datetime.now(dt.timezone.utc) - dt.timedelta(days=40)
+
+    def seed(path: Path) -> None:  # uploaded 40 days ago, as upload would have
+        blob = bucket.blob(gcs_bucket.key(str(path.relative_to(oe_cache_a))))
+        blob.custom_time = when
+        blob.upload_from_filename(str(path))
+
+    with concurrent.futures.ThreadPoolExecutor(8) as pool:
+        list(pool.map(seed, [p for p in oe_cache_a.rglob("*") if p.is_file()]))
+    front.reset()
+    args = ["--endpoint-url", gcs_bucket.server.endpoint]
+    code, report, err = run_json(capsys, "clean", "--max-age", "30d", gcs_bucket.url, *args)
+    assert code == 0 and report["result"]["deleted"] == 93, err
+    # one batch request for the 26 archives, one for the 67 .siginfo (clean deletes a
+    # group's archive before its .siginfo)
+    assert sorted(front.batches) == [26, 67]
+    assert not [r for r in front.passed if r.startswith("DELETE")]
+    assert list(gcs_bucket.server.client().list_blobs(gcs_bucket.name)) == []

@@ -1,6 +1,6 @@
 """Ages are measured on the mirror's clock; a mirror whose clock is far off is refused.
 
-A proxy in front of a real server (moto, nginx) moves the ``Date`` of every answer: the
+A proxy in front of a real server (moto, nginx, fake-gcs-server, Azurite) moves the ``Date`` of every answer: the
 server's clock as this machine sees it. The mirror's own mtimes are untouched, exactly as
 when the runner's clock is the wrong one.
 """
@@ -19,7 +19,7 @@ from faultproxy import FaultProxy
 from mirrors import Mirror, make_mirror
 from sstate_mirror.cli import main
 
-KINDS = ["s3-moto", "dav-nginx"]
+KINDS = ["s3-moto", "dav-nginx", "gcs", "azure"]
 ARCHIVE = ("00/11/sstate:pn:core2-64-poky-linux:1.0:r0:core2-64:14:"
            + "0011" + "a" * 60 + "_populate_sysroot.tar.zst")
 HOUR = 3600.0
@@ -28,11 +28,12 @@ HOUR = 3600.0
 def _proxied(request: pytest.FixtureRequest, kind: str, shift: float
              ) -> Iterator[Tuple[Mirror, str, List[str]]]:
     m = make_mirror(request, kind)
-    port = urllib.parse.urlsplit(m.cli_args[1] if kind.startswith("s3") else m.url).port
+    endpoint = m.cli_args[1] if m.cli_args[:1] == ["--endpoint-url"] else None
+    port = urllib.parse.urlsplit(endpoint or m.url).port
     assert port is not None
     with FaultProxy(port, date_shift=shift) as proxy:
-        if kind.startswith("s3"):
-            yield m, m.url, ["--endpoint-url", proxy.url]
+        if endpoint is not None:  # S3, GCS, Azure: the endpoint is an option
+            yield m, m.url, ["--endpoint-url", endpoint.replace(f":{port}", f":{proxy.port}")]
         else:
             yield m, m.url.replace(f":{port}/", f":{proxy.port}/"), []
 

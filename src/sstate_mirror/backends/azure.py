@@ -28,7 +28,9 @@ What Azure Blob gives, and how each primitive uses it:
   and appears only with Put Block List (uncommitted blocks are discarded by Azure after a
   week). The source is read through :class:`.streams.ExactReader`.
 * **time** is the blob's ``Last-Modified`` (one-second resolution), which every write of
-  data, properties or metadata moves (setting tags does not).
+  data, properties or metadata moves (setting tags does not); it is the server's clock, and
+  ``clean`` measures ages on the same clock (:meth:`server_time`: the ``Date`` of a
+  one-blob listing's answer).
 * **touch**: Get Blob Properties, then Set Blob Metadata with the same metadata, on the
   condition of the same ETag: two small requests, no data copied, metadata kept. A 412
   (the blob changed in between) means someone else just wrote it, which is use enough.

@@ -1,6 +1,7 @@
 """What the Google Cloud Storage and Azure Blob backends share: one request under the
-project's retry policy, timestamps as UTC POSIX times, and :class:`PagedObjectStore`, the
-listing, deleting and touching they do alike.
+project's retry policy, timestamps as UTC POSIX times, the server's clock from the ``Date``
+of its answers, and :class:`PagedObjectStore`, the listing, deleting and touching they do
+alike.
 
 Both official clients retry on their own, each with its own policy (google-api-core by a
 deadline, azure-core by a count); both are switched off, and every request these backends
@@ -12,13 +13,22 @@ send goes through :func:`request`, which retries with
 from __future__ import annotations
 
 import datetime as dt
+import os
 import threading
+import time
 from abc import abstractmethod
 from collections.abc import Iterator, Sequence
 from typing import Any, Callable, Dict, List, Optional, Tuple, TypeVar
 
 from .. import events, retry
-from ..errors import AuthError, BackendError, NotFoundError, PermanentError, TransientError
+from ..errors import (
+    AuthError,
+    BackendError,
+    NotFoundError,
+    PermanentError,
+    TransientError,
+    UsageError,
+)
 from .base import (
     Backend,
     BackendOptions,
@@ -27,6 +37,7 @@ from .base import (
     check_relative_path,
     listed_size,
 )
+from .davxml import parse_http_date
 from .prefix_listing import (
     RangeLister,
     estimate_from_first_page,
@@ -35,7 +46,7 @@ from .prefix_listing import (
 )
 
 __all__ = ["LazyClient", "Page", "PagedObjectStore", "each_path", "posix_time", "request",
-           "status_error", "tune_session"]
+           "server_offset", "status_error", "tune_session"]
 
 
 T = TypeVar("T")
@@ -52,7 +63,7 @@ def request(fn: Callable[[], T], translate: Callable[[BaseException], BackendErr
     def attempt() -> T:
         try:
             return fn()
-        except BackendError:
+        except (BackendError, UsageError):  # a bad option is the user's, not the store's
             raise
         except Exception as exc:
             raise translate(exc) from exc
@@ -82,16 +93,53 @@ def status_error(status: int, label: str, what: str, *, url: str, path: Optional
     return PermanentError(f"{what}: {label}", url=url, path=path)
 
 
+#: The ``Date`` of the last answer each thread received (see :func:`tune_session`).
+_ANSWER_DATES = threading.local()
+
+
+def server_offset(session: Any) -> float:
+    """Seconds to add to this machine's clock to get the server's, from the ``Date`` of the
+    last answer on ``session`` (0 before the first): for times the client must send (GCS's
+    ``customTime``) in the clock the server's own times and ``clean`` use."""
+    return float(getattr(session, "sstate_server_offset", 0.0))
+
+
 def tune_session(session: Any, options: BackendOptions, connections: int) -> None:
     """A ``requests`` session for parallel transfers: a pool of two connections per
-    transfer (requests keeps 10), no retries below ours, TLS verified as asked."""
+    transfer (requests keeps 10), no retries below ours, TLS verified as asked, and the
+    ``Date`` of every answer kept for :meth:`PagedObjectStore.server_time` (neither client
+    hands its callers the headers of a listing's answer).
+
+    TLS as for every other store: ``--ca-cert`` (or ``--insecure``) when given, else the
+    library's default, which honours ``REQUESTS_CA_BUNDLE``. The choice is made in the
+    connection adapter, because requests lets ``REQUESTS_CA_BUNDLE`` override a session's
+    ``verify``, and azure-core passes its own ``verify`` with every request.
+    """
     import requests  # both clients' transport; not needed by the other backends
 
-    adapter = requests.adapters.HTTPAdapter(pool_connections=4, pool_maxsize=connections * 2,
-                                            max_retries=0)
+    if options.ca_cert and not os.path.isfile(options.ca_cert):
+        raise UsageError(f"--ca-cert {options.ca_cert}: no such file")
+    verify: Any = options.ca_cert or options.verify_tls
+
+    class Adapter(requests.adapters.HTTPAdapter):
+        def send(self, request: Any, *args: Any, **kwargs: Any) -> Any:
+            if verify is not True:
+                kwargs["verify"] = verify
+            return super().send(request, *args, **kwargs)
+
+    adapter = Adapter(pool_connections=4, pool_maxsize=connections * 2, max_retries=0)
     session.mount("https://", adapter)
     session.mount("http://", adapter)
-    session.verify = options.ca_cert or options.verify_tls
+    session.verify = verify
+
+    def remember_date(response: Any, *args: Any, **kwargs: Any) -> None:
+        date = response.headers.get("Date")
+        _ANSWER_DATES.last = date
+        when = parse_http_date(date) if isinstance(date, str) else None
+        if when is not None:  # a Date is truncated to the second: +0.5 on average
+            session.sstate_server_offset = when + 0.5 - time.time()
+
+    session.hooks["response"].append(remember_date)
 
 
 def posix_time(value: Optional[dt.datetime]) -> float:
@@ -127,6 +175,8 @@ class LazyClient:
                 if self._client_obj is None:
                     try:
                         self._client_obj = self._make_client()
+                    except UsageError:
+                        raise
                     except Exception as exc:
                         raise self._error(exc, f"cannot set up access to {self.url}") from exc
         return self._client_obj
@@ -283,6 +333,14 @@ class PagedObjectStore(LazyClient, Backend):
             return 0
         return estimate_from_first_page(len(records), bool(token),
                                         self._name(records[-1])[len(self._root):])
+
+    def server_time(self) -> Optional[float]:
+        """The ``Date`` of a one-object listing's answer: the clock the stores' times
+        (``updated``/``customTime``, ``Last-Modified``) come from."""
+        _ANSWER_DATES.last = None
+        self._page(self._root, None, None, what=f"cannot list {self.url}", size=1)
+        date = getattr(_ANSWER_DATES, "last", None)
+        return parse_http_date(date) if isinstance(date, str) else None
 
     def choose_lookup(self, local_count: int) -> str:
         """``"probe"`` (one metadata request per local file) or ``"list"`` (one listing)."""

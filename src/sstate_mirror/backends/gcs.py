@@ -20,7 +20,9 @@ What GCS gives, and how each primitive uses it:
   source is read through :class:`.streams.ExactReader`: a size mismatch fails before
   anything is committed. Each upload sets ``customTime`` to now.
 * **time**: an object's time, for ``clean``, is its ``customTime`` when set, else
-  ``updated``. ``customTime`` is set by every upload and every ``touch``; GCS lifecycle
+  ``updated``. ``customTime`` is set by every upload and every ``touch``, to now on the
+  server's clock (this machine's corrected by the ``Date`` of the server's answers), as
+  ``clean`` measures ages on the server's clock (:meth:`server_time`); GCS lifecycle
   rules can act on it too (``daysSinceCustomTime``), as a safety net behind ``clean``.
 * **touch** is one metadata PATCH setting ``customTime`` to now: no data is copied, the
   generation (and with it the object's ETag and any reader's ``ifGenerationMatch``) stays.
@@ -68,7 +70,15 @@ from .base import (
     Properties,
     redact_url,
 )
-from .cloud import Page, PagedObjectStore, posix_time, request, status_error, tune_session
+from .cloud import (
+    Page,
+    PagedObjectStore,
+    posix_time,
+    request,
+    server_offset,
+    status_error,
+    tune_session,
+)
 from .streams import ExactReader
 
 __all__ = ["GCSBackend", "parse_gs_url", "translate_error"]
@@ -331,7 +341,7 @@ class GCSBackend(PagedObjectStore):
     def put(self, path: str, src: IO[bytes], size: int) -> None:
         key = self._key(path)
         blob = self.bucket.blob(key, chunk_size=self.chunk_size)
-        blob.custom_time = dt.datetime.now(dt.timezone.utc)
+        blob.custom_time = self._now()
         reader = ExactReader(src, size, path)
         try:
             # not retried here: the source cannot be read twice; the transfer layer starts
@@ -375,11 +385,17 @@ class GCSBackend(PagedObjectStore):
             failures[path] = self._error(error, f"cannot delete {path}", path)
         return True
 
+    def _now(self) -> dt.datetime:
+        """Now on the server's clock (from its answers' ``Date``), for ``customTime``: the
+        one time GCS takes from the client, read by ``clean`` against the server's clock."""
+        offset = server_offset(self.client._http)
+        return dt.datetime.fromtimestamp(time.time() + offset, dt.timezone.utc)
+
     def _touch_one(self, path: str) -> None:
         """PATCH ``customTime`` to now: one metadata request, no data copied."""
         key = self._key(path)
         what = f"cannot touch {path}"
-        now = dt.datetime.now(dt.timezone.utc)
+        now = self._now()
 
         def patch() -> None:
             blob = self.bucket.blob(key)
