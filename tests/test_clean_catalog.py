@@ -164,7 +164,9 @@ def _listing() -> List[Artifact]:
         entries += generator.plan(2500, seed=seed, flavour=flavour, mtime_spread=120,
                                  now=int(NOW), junk=4, temp=20)
     arts = [make_artifact(e.path, e.size, float(e.mtime)) for e in entries]
-    # bitbake's access-time mark on a few .siginfo, and a whole group of one second's age
+    # the same hashes in a second cache below a directory: groups of their own
+    arts += [make_artifact("other/" + a.path, a.size, a.mtime - DAY) for a in arts[::9]]
+    # bitbake's access-time mark on a few .siginfo
     return [make_artifact(a.path, a.size, a.mtime, NOW - DAY if i % 7 == 0 else None)
             if a.kind is Kind.SIGINFO else a for i, a in enumerate(arts)]
 

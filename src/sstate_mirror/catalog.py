@@ -1,4 +1,4 @@
-"""A listing of millions of files in a few dozen bytes each: the compact form of the naming model.
+"""Millions of listed files in a few dozen bytes each: the compact form of the naming model.
 
 A mirror shared by a company's CI holds millions of objects. One :class:`~sstate_mirror.naming.
 Artifact` per file (a dataclass, its path string, a parsed :class:`~sstate_mirror.naming.
@@ -9,8 +9,10 @@ size and its times. So a :class:`Catalog` stores, per file, only
 
 * the 64-hex hash as 32 bytes (one ``bytearray`` for all files),
 * the size, the mtime and (only where a store gives one) the atime, in typed ``array`` columns,
-* the number of its *stem*: everything of the path but the hash (directory prefix, layout,
-  ``sstate:PN:ARCHSPEC:PV:PR:PKGARCH:VERSION:`` and ``_TASK.EXT``), parsed once per stem.
+* the numbers of the three parts of its path besides the hash, each stored and parsed once:
+  its :class:`Head` (``sstate:PN:ARCHSPEC:PV:PR:PKGARCH:VERSION:``, shared by every task of a
+  build), its :class:`Tail` (``_TASK.EXT`` and a companion suffix: a few dozen on a mirror)
+  and its :class:`Directory` (the prefix above the ``hh/hh`` levels, and the layout).
 
 Files that are no archive, ``.siginfo`` or ``.sig`` with a 64-hex hash (temporary leftovers,
 unknown files, pins, legacy md5 names) are few: they are kept as plain :class:`Artifact`

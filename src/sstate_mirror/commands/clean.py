@@ -205,7 +205,7 @@ class Deletions(Sequence[Deletion]):
 
     def __init__(self, catalog: Catalog, rows: Sequence[int], rules: bytes) -> None:
         self.catalog = catalog
-        self.rows = array("q", rows)
+        self.rows = rows if isinstance(rows, array) else array("q", rows)
         self.rules = rules  # rule code per entry of ``rows``
 
     def __len__(self) -> int:
@@ -257,43 +257,60 @@ class _Groups:
         self.siginfo = array("q")
         self.sig = array("q")
         self.last_used = array("d")
-        index: Dict[Union[bytes, str], int] = {}
+        # group by the first 8 bytes of the hash as an integer (a third of the memory of the
+        # whole key); the rare other group with the same 8 bytes goes by its whole key
+        index: Dict[int, int] = {}
+        spill: Dict[Union[Tuple[bytes, int, int, int], str], int] = {}
+        first = array("q")  # a member of each group, to tell groups with the same 8 bytes apart
         tails = catalog.tails
         tail_kind = [t.kind for t in tails]
         tail_archive = [t.archive for t in tails]
-        hashes = catalog.hashes
-        columns = zip(catalog.head, catalog.tail, catalog.dir)
-        for row, (hd, tl, dr) in enumerate(columns):
-            key: Union[bytes, str]
+        heads, dirs, tails_of, hashes = catalog.head, catalog.dir, catalog.tail, catalog.hashes
+        for row, (hd, tl, dr) in enumerate(zip(heads, tails_of, dirs)):
+            g: Optional[int]
             if hd == OTHER:
                 art = catalog.others[row]
                 kind = art.kind
                 if kind not in (Kind.ARCHIVE, Kind.SIGINFO, Kind.SIG):
                     continue
-                key = art.group_key
+                g = spill.get(art.group_key)
+                if g is None:
+                    g = spill[art.group_key] = self._new(row, first)
             else:
                 kind = tail_kind[tl]
-                key = (bytes(hashes[32 * row: 32 * row + 32])
-                       + (dr << 48 | hd << 16 | tail_archive[tl]).to_bytes(10, "little"))
-            g = index.get(key)
-            if g is None:
-                g = index[key] = len(self.archive)
-                self.archive.append(_NONE)
-                self.siginfo.append(_NONE)
-                self.sig.append(_NONE)
+                prefix = int.from_bytes(hashes[32 * row: 32 * row + 8], "little")
+                g = index.get(prefix)
+                if g is not None:
+                    other = first[g]
+                    if not (hashes[32 * row: 32 * row + 32] == hashes[32 * other: 32 * other + 32]
+                            and heads[other] == hd and dirs[other] == dr
+                            and tail_archive[tails_of[other]] == tail_archive[tl]):
+                        key = (bytes(hashes[32 * row: 32 * row + 32]), hd, dr, tail_archive[tl])
+                        g = spill.get(key)
+                        if g is None:
+                            g = spill[key] = self._new(row, first)
+                else:
+                    g = index[prefix] = self._new(row, first)
             if kind is Kind.ARCHIVE:
                 self.archive[g] = row
             elif kind is Kind.SIGINFO:
                 self.siginfo[g] = row
             else:
                 self.sig[g] = row
-        del index
+        del index, spill, first
         mtime, atime = catalog.mtime, catalog.atime
         for a, i, s in zip(self.archive, self.siginfo, self.sig):
             times = [mtime[r] for r in (a, i, s) if r != _NONE]
             if i != _NONE and atime is not None and not math.isnan(atime[i]):
                 times.append(atime[i])
             self.last_used.append(max(times) if times else 0.0)
+
+    def _new(self, row: int, first: array[int]) -> int:
+        first.append(row)
+        self.archive.append(_NONE)
+        self.siginfo.append(_NONE)
+        self.sig.append(_NONE)
+        return len(self.archive) - 1
 
     def __len__(self) -> int:
         return len(self.archive)
@@ -435,8 +452,7 @@ def plan_clean(artifacts: Iterable[Artifact], options: CleanOptions, now: float,
         _evict_to_fit(groups, pick, pinned, plan, options.max_size, protected)
 
     # archives first: an interrupted run must not leave an archive without its signature
-    chosen = sorted((row for row, code in enumerate(pick.rule) if code),
-                    key=lambda row: (_KIND_ORDER[_kind(catalog, row)], _path(catalog, row)))
+    chosen = _deletion_order(catalog, (row for row, code in enumerate(pick.rule) if code))
     plan.deletions = Deletions(catalog, chosen, bytes(pick.rule[row] for row in chosen))
     plan.pinned = sorted((Spared(catalog[row], rule, pin)
                           for row, (rule, pin) in pick.spared.items()), key=lambda p: p.path)
@@ -492,6 +508,37 @@ def _first_seen(catalog: Catalog, counts: Dict[str, int]) -> List[str]:
             if len(seen) == len(counts):
                 break
     return seen
+
+
+def _deletion_order(catalog: Catalog, rows: Iterable[int]) -> array[int]:
+    """``rows`` by kind (archives first) and path, with no path held for more than a moment.
+
+    Millions of deletions with their paths as sort keys would take more memory than the whole
+    catalog: each row is sorted by one integer, its kind's rank, the first eight bytes of its
+    path (UTF-8 keeps the order of the text) and the row; only rows whose eight bytes are the
+    same are then put in order by their whole paths.
+    """
+    keyed = sorted(
+        _KIND_ORDER[_kind(catalog, row)] << 104
+        | int.from_bytes(_path(catalog, row).encode()[:8].ljust(8, b"\0"), "big") << 40
+        | row
+        for row in rows
+    )
+    out = array("q")
+    start = 0
+    while start < len(keyed):
+        end = start + 1
+        while end < len(keyed) and keyed[end] >> 40 == keyed[start] >> 40:
+            end += 1
+        run = [key & _ROW_MASK for key in keyed[start:end]]
+        if len(run) > 1:
+            run.sort(key=lambda row: _path(catalog, row))
+        out.extend(run)
+        start = end
+    return out
+
+
+_ROW_MASK = (1 << 40) - 1
 
 
 def _kind(catalog: Catalog, row: int) -> Kind:

@@ -185,7 +185,7 @@ def summarize(artifacts: Iterable[Artifact], now: float) -> InfoReport:
             key = (heads[hd].pn, tails[tl].task)
             archive_tasks[key] = archive_tasks.get(key, 0) + 1
             archives.add(bytes(hashes[32 * row: 32 * row + 32])
-                         + (dr << 48 | hd << 16 | tl).to_bytes(10, "little"))
+                         + (dr << 64 | hd << 32 | tl).to_bytes(12, "little"))
     for hd, head in enumerate(heads):
         if head_files[hd]:
             _fold_head(report, head, head_files[hd], head_bytes[hd], head_oldest[hd],
@@ -206,7 +206,7 @@ def summarize(artifacts: Iterable[Artifact], now: float) -> InfoReport:
     for row, (hd, tl, dr) in enumerate(zip(catalog.head, catalog.tail, catalog.dir)):
         if hd != OTHER and tl in siginfo_tails:
             archives.discard(bytes(hashes[32 * row: 32 * row + 32])
-                             + (dr << 48 | hd << 16 | siginfo_tails[tl]).to_bytes(10, "little"))
+                             + (dr << 64 | hd << 32 | siginfo_tails[tl]).to_bytes(12, "little"))
     report.archives_without_siginfo = sum(1 for key in archives if key not in siginfo_keys)
     return report
 
