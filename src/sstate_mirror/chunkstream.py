@@ -6,6 +6,13 @@ decompressors want a file. The standard library has no such adapter, and the obv
 64 MiB chunk a few KiB at a time becomes quadratic (38 s for one chunk). Here a
 ``memoryview`` moves along the chunk instead, so each byte is copied once.
 
+A ``read(n)`` fills: it returns ``n`` bytes unless the stream ends first (``RawIOBase``
+would return one chunk's worth), because some libraries take a short read for the end of
+the data (s3transfer sizes an upload's parts by it).
+
+Every raw stream of the project is one of these: the object stores' bodies and uploads
+(:mod:`sstate_mirror.backends.streams`), WebDAV answers (:mod:`.backends.davio`,
+:mod:`.backends.davxml`) and decompressed archives (:mod:`sstate_mirror.archive_streams`).
 Subclasses change only what they must: :meth:`ChunkStream.next_chunk` to turn a library's
 errors into the project's (or to produce chunks on demand), :meth:`ChunkStream.handed_out`
 to count, bound or keep what was read.
@@ -36,6 +43,21 @@ class ChunkStream(io.RawIOBase):
 
     def handed_out(self, data: memoryview) -> None:
         """``data`` was just handed to the reader (override to count, bound or keep it)."""
+
+    def read(self, size: Optional[int] = -1) -> bytes:
+        """``size`` bytes, fewer only at the end (all that is left when ``size`` < 0)."""
+        if size is None or size < 0:
+            return self.readall()
+        buf = bytearray(size)
+        with memoryview(buf) as view:
+            got = 0
+            while got < size:
+                n = self.readinto(view[got:])
+                if not n:
+                    break
+                got += n
+        del buf[got:]
+        return bytes(buf)
 
     def readinto(self, b: bytearray | memoryview) -> int:  # type: ignore[override]
         while not self._view:

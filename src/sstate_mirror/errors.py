@@ -22,7 +22,8 @@ from __future__ import annotations
 
 from typing import Optional
 
-#: The exit codes, in one place (the README documents them; the CLI returns them).
+#: The exit codes, in one place: every command returns these names, never a number of its
+#: own (docs/troubleshooting.md documents them; ``--help`` lists :data:`EXIT_MEANINGS`).
 EXIT_OK = 0
 EXIT_FAILED = 1
 """The job ran but something failed (a transfer, a delete), or a check found problems."""
@@ -31,6 +32,12 @@ EXIT_USAGE = 2
 EXIT_BACKEND = 3
 """The mirror or the cache could not be used at all."""
 EXIT_INTERRUPTED = 130
+"""Interrupted (Ctrl-C, SIGINT, SIGTERM)."""
+
+#: Each code with the words ``sstate-mirror --help`` gives it.
+EXIT_MEANINGS = ((EXIT_OK, "success"), (EXIT_FAILED, "partial failure or findings"),
+                 (EXIT_USAGE, "usage error"), (EXIT_BACKEND, "mirror unusable"),
+                 (EXIT_INTERRUPTED, "interrupted"))
 
 
 class SstateMirrorError(Exception):

@@ -19,6 +19,10 @@ Contract, checked for every backend by ``tests/backend_contract.py``:
   gone is not a delete failure. Empty directories left behind by a delete are removed.
 * ``touch()`` marks existing objects as used *now* (their mtime becomes the current time)
   without transferring their content again.
+* ``properties`` settle once: :meth:`Backend.settle` asks the store what it cannot be told
+  in advance (a WebDAV server's ``MOVE``, how it refreshes a time), and after it
+  ``properties`` never changes. Commands that write call it after ``check()``; a backend's
+  first ``put()`` or ``touch()`` calls it when nobody did; read-only commands never pay for it.
 * All methods may be called from several threads at once.
 * Errors are the project's own (:mod:`sstate_mirror.errors`), raised ``from`` the library's.
 """
@@ -230,6 +234,14 @@ class Backend(ABC):
     @abstractmethod
     def list(self, prefix: str = "", on_skip: Optional[SkipCallback] = None) -> Iterator[Entry]:
         """Every file below ``prefix`` (a directory path relative to the root, '' = all)."""
+
+    def settle(self) -> None:  # noqa: B027 - most stores know their properties from the start
+        """Find out what ``properties`` cannot say before the store is asked; once.
+
+        Called after :meth:`check` by the commands that write, before they plan, and by a
+        backend's own first ``put()``/``touch()`` when nobody did; idempotent and
+        thread-safe. ``properties`` never changes after it returns.
+        """
 
     def choose_lookup(self, local_count: int) -> str:
         """How a planner should learn which of ``local_count`` local files the mirror has.

@@ -4,26 +4,24 @@
 ``mutable_live_props``), else ``COPY`` to a temporary name and a ``MOVE`` back that is
 conditional on the file's entity tag, so that a file a clean deletes meanwhile is not
 brought back (Apache; servers that ignore the condition are not touched this way). The
-first touch of a file old enough finds the method that works and checks that the time
-really moved (nginx and wsgidav keep the source's time on ``COPY``).
+method is found once, before the first touch, by :meth:`DavTouch._probe_touch` (called
+from the backend's ``settle``).
 """
 
 from __future__ import annotations
 
 import email.utils
 import threading
-import time
 from collections.abc import Sequence
-from dataclasses import replace
-from typing import Dict, Optional, Tuple
+from typing import Dict, Optional
 
 from .. import events
 from ..errors import BackendError, NotFoundError, PermanentError
-from .base import BackendOptions, Entry, check_relative_path, new_temp_name
+from .base import BackendOptions, check_relative_path, new_temp_name
 from .daverrors import NO_DAV_STATUSES
 from .davlisting import DavListing
 from .davtransport import XML_HEADERS
-from .davxml import PROPFIND_ETAG_BODY, parse_http_date, proppatch_lastmodified_body
+from .davxml import PROPFIND_ETAG_BODY, proppatch_lastmodified_body
 
 
 class DavTouch(DavListing):
@@ -34,9 +32,9 @@ class DavTouch(DavListing):
         self._touch_method: Optional[str] = None  # "proppatch" | "copy" | "none"
         #: whether a MOVE with an ``If`` about a missing file is refused (see touch)
         self._if_honoured: Optional[bool] = None
-        # one thread at a time finds out how the server refreshes a time; the others wait
-        # for its answer instead of spending the same probes on their own files
-        self._touch_learning = threading.Lock()
+        #: one thread checks the condition; the others wait for its answer instead of each
+        #: sending the same probe (the threads of a touch all start at once)
+        self._if_checking = threading.Lock()
 
     def touch(self, paths: Sequence[str]) -> Dict[str, BackendError]:
         failures: Dict[str, BackendError] = {}
@@ -49,18 +47,9 @@ class DavTouch(DavListing):
         return failures
 
     def _touch_one(self, path: str) -> None:
-        """Refresh one file's time by the method this server honours (found on first use).
-
-        The first touch of a file that is old enough checks that the time really moved:
-        some servers accept COPY but keep the source's time (nginx, wsgidav).
-        """
+        """Refresh one file's time by the method this server honours (found by ``settle``)."""
+        self.settle()
         method = self._touch_method
-        if method is None:
-            with self._touch_learning:
-                method = self._touch_method
-                if method is None:
-                    self._learn_touch(path)
-                    return
         if method == "none":
             raise PermanentError(
                 f"cannot mark {path} as used: {self.url} offers no way to refresh a file's"
@@ -68,59 +57,36 @@ class DavTouch(DavListing):
                 hint="see docs/webdav.md: Apache (COPY) and wsgidav (PROPPATCH with"
                 " mutable_live_props) can",
             )
-        if not self._touch_with(method, path):
+        if not self._touch_with(method or "copy", path):
             raise PermanentError(f"cannot mark {path} as used: the server refused",
                                  url=self.url, path=path)
 
-    def _learn_touch(self, path: str) -> None:
-        """Touch ``path`` by the first method that really moves its time, and remember it
-        (``none`` when no method does); a file too new to tell leaves it unknown."""
-        before, server_now = self._stat_with_date(path)
-        if before is None:
-            raise NotFoundError(f"cannot mark {path} as used: it does not exist",
-                                url=self.url, path=path)
-        for candidate in ("proppatch", "copy"):
-            if not self._touch_with(candidate, path):
-                continue
-            if before.mtime >= server_now - 5:
-                return  # too recent to tell whether the method works; it is fresh anyway
-            after, _ = self._stat_with_date(path)
-            if after is not None and after.mtime >= server_now - 5:
-                self._set_touch_method(candidate)
-                return
-            events.debug("%s: touch by %s did not change the time", self.url, candidate)
-        self._set_touch_method("none")
-        self._touch_one(path)
+    def _probe_touch(self) -> str:
+        """How this server refreshes a file's time, asked of the mirror root without
+        changing it: ``proppatch`` where it sets the root's ``getlastmodified`` to the value
+        it has (wsgidav with ``mutable_live_props``), else ``copy`` where it gives entity
+        tags (the copy's ``MOVE`` back is conditional on one: Apache), else ``none``
+        (nginx)."""
+        response = self._request("PROPFIND", self.paths.target(""),
+                                 what="cannot ask the server how it marks files as used",
+                                 headers={"Depth": "0", **XML_HEADERS},
+                                 content=PROPFIND_ETAG_BODY)
+        if not 200 <= response.status_code < 300:
+            raise self._fail(response, "cannot ask the server how it marks files as used")
+        etag: Optional[str] = None
+        modified: Optional[float] = None
+        for item in self._multistatus(response, "", self.max_xml_bytes):
+            if self.paths.rel_from_href(item.href, "") == "":
+                etag, modified = item.etag, item.mtime
+        if modified is not None and self._touch_with("proppatch", "", when=modified):
+            return "proppatch"
+        return "copy" if etag is not None else "none"
 
-    def _set_touch_method(self, method: str) -> None:
-        with self._lock:
-            self._touch_method = method
-            kind = {"proppatch": "mtime", "copy": "copy", "none": "none"}[method]
-            cost = "flat" if method == "proppatch" else "size"
-            self.properties = replace(self.properties, touch=kind, touch_cost=cost)
-        if method == "none":
-            # said to the user once, by the command, from the failures and this property
-            events.debug("%s cannot refresh file times without a new upload: objects on this"
-                         " mirror cannot be marked as used", self.url)
-
-    def _stat_with_date(self, path: str) -> Tuple[Optional[Entry], float]:
-        """The entry (from PROPFIND, the same source a listing uses) and the server's time."""
-        response = self._propfind(path, "0", False)
-        now = parse_http_date(response.headers.get("Date", "")) or time.time()
-        if response.status_code == 404:
-            response.close()
-            return None, now
-        parent = path.rsplit("/", 1)[0] if "/" in path else ""
-        entry: Optional[Entry] = None
-        for item in self._multistatus(response, parent, self.max_xml_bytes):
-            if not item.is_collection and self.paths.rel_from_href(item.href, parent) == path:
-                entry = self._entry(item, parent)
-        return entry, now
-
-    def _touch_with(self, method: str, path: str) -> bool:
-        """Apply one touch method; False if the server does not offer it."""
+    def _touch_with(self, method: str, path: str, when: Optional[float] = None) -> bool:
+        """Apply one touch method (``proppatch``: set the time to ``when``, default now);
+        False if the server does not offer it."""
         if method == "proppatch":
-            body = proppatch_lastmodified_body(email.utils.formatdate(usegmt=True))
+            body = proppatch_lastmodified_body(email.utils.formatdate(when, usegmt=True))
             response = self._request("PROPPATCH", self.paths.target(path),
                                      what=f"cannot touch {path}", path=path,
                                      headers=XML_HEADERS, content=body)
@@ -168,7 +134,9 @@ class DavTouch(DavListing):
         moved = False
         try:
             if self._if_honoured is None:
-                self._if_honoured = self._honours_if(path, tmp, etag)
+                with self._if_checking:
+                    if self._if_honoured is None:
+                        self._if_honoured = self._honours_if(path, tmp, etag)
             if not self._if_honoured:
                 return False
             response = self._request(

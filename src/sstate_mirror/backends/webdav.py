@@ -6,6 +6,8 @@ WebDAV. Servers differ, and each difference is handled where it bites: listing b
 ``PUT`` to a temporary name then ``MOVE`` onto the final one (a direct ``PUT`` and a warning
 where there is no ``MOVE``), touch by ``PROPPATCH`` or a conditional ``COPY`` + ``MOVE``,
 collections always with a trailing slash (nginx insists on it for ``MKCOL`` and ``DELETE``).
+Whether the server has ``MOVE`` and how it refreshes a time are asked once, by
+:meth:`WebDAVBackend.settle`, before anything is written; ``properties`` never change after.
 
 Module layout, one job each. A request's URL is built in :mod:`.davpaths` (pure: quoting,
 href resolution, nothing leaves the mirror) and its XML body in :mod:`.davxml`; it is sent
@@ -65,6 +67,8 @@ class WebDAVBackend(DavTouch, DavPruning):
     def __init__(self, url: str, options: BackendOptions) -> None:
         super().__init__(url, options)
         self._move_supported: Optional[bool] = None
+        self._settled = False
+        self._settling = threading.Lock()
         # whether a PUT creates its missing parent collections (nginx with
         # create_full_put_path): learned from the first PUT into a collection not known to
         # exist; then no MKCOL is spent on new hash directories (a few hundred an upload)
@@ -97,6 +101,48 @@ class WebDAVBackend(DavTouch, DavPruning):
                                  url=self.url)
         self._remember_collection(tuple(self.paths.base_segments))
 
+    def settle(self) -> None:
+        """Ask the server, once and without writing anything, whether it offers ``MOVE``
+        (``atomic_put``) and how it refreshes a file's time (``touch``, ``touch_cost``).
+
+        Three requests at most, about names nobody uses and the mirror root: a ``MOVE`` of
+        a missing name (404 where the method exists, 405/501 where it does not), a
+        ``PROPFIND`` of the root and a ``PROPPATCH`` setting the root's own time again
+        (see :meth:`~.davtouch.DavTouch._probe_touch`). ``properties`` never changes after.
+        """
+        if self._settled:
+            return
+        with self._settling:
+            if self._settled:
+                return
+            moves = self._probe_move()
+            method = self._probe_touch()
+            self._move_supported = moves
+            self._touch_method = method
+            self.properties = replace(
+                self.properties, atomic_put=moves,
+                touch={"proppatch": "mtime", "copy": "copy", "none": "none"}[method],
+                touch_cost="flat" if method == "proppatch" else "size")
+            self._settled = True
+        if not moves:
+            events.warning(
+                "%s does not support WebDAV MOVE: uploading directly to the final names;"
+                " a reader may see a partly written file while it uploads", self.url)
+        if method == "none":
+            # said to the user once, by the command, from this property
+            events.debug("%s cannot refresh file times without a new upload: objects on this"
+                         " mirror cannot be marked as used", self.url)
+
+    def _probe_move(self) -> bool:
+        """Whether the server offers ``MOVE``: asked about a name nobody uses, so nothing
+        moves (404 where the method exists, 405 or 501 where it does not)."""
+        source, destination = new_temp_name("probe"), new_temp_name("probe")
+        response = self._request(
+            "MOVE", self.paths.target(source), what="cannot ask the server about MOVE",
+            headers={"Destination": self.paths.url_of(destination), "Overwrite": "F"})
+        response.close()
+        return response.status_code not in NO_DAV_STATUSES
+
     def server_time(self) -> Optional[float]:
         """The ``Date`` of the answer to a ``PROPFIND`` of the root (any status has one)."""
         response = self._propfind("", "0", True)
@@ -121,6 +167,12 @@ class WebDAVBackend(DavTouch, DavPruning):
 
     def put(self, path: str, src: IO[bytes], size: int) -> None:
         check_relative_path(path)
+        if not self._settled:
+            try:
+                self.settle()
+            except NotFoundError:  # no mirror root yet: a put makes it, then asks again
+                self._mkcol_chain(tuple(self.paths.base_segments))
+                self.settle()
         body = Body(src, size, path)
         parent = tuple(self.paths.base_segments + split_rel(path)[:-1])
         try:  # a PUT that may be refused is only tried where the source can be read again
@@ -220,15 +272,6 @@ class WebDAVBackend(DavTouch, DavPruning):
             status = response.status_code
             if status in (200, 201, 204):
                 moved = True
-                self._move_supported = True
-                return
-            if status in NO_DAV_STATUSES:
-                self._no_move()
-                if not body.replayable:
-                    raise PermanentError(
-                        f"cannot upload {path}: the server does not support MOVE and the"
-                        " source cannot be read twice", url=self.url, path=path)
-                self._put_direct(path, body)
                 return
             if status in (404, 409):
                 raise _ParentVanished()
@@ -243,15 +286,6 @@ class WebDAVBackend(DavTouch, DavPruning):
         finally:
             if not (moved or nothing_left):
                 self._delete_quietly(tmp)
-
-    def _no_move(self) -> None:
-        with self._lock:
-            if self._move_supported is not False:
-                self._move_supported = False
-                self.properties = replace(self.properties, atomic_put=False)
-                events.warning(
-                    "%s does not support WebDAV MOVE: uploading directly to the final names;"
-                    " a reader may see a partly written file while it uploads", self.url)
 
     def _put_direct(self, path: str, body: Body, learning: bool = False) -> None:
         response = self._put_request(path, body, path)

@@ -3,12 +3,8 @@
 The shape and option names follow Isar's ``isar-sstate`` so a CI script switches by changing
 the command name. Each command lives in its own module here with two functions:
 ``register(subparsers, parents)`` adds its parser, ``run(args, ui) -> int`` runs it. Only this
-package prints and picks exit codes.
-
-Exit codes (documented in the README):
-  0 success · 1 the job ran but something failed (a transfer, a delete; lint findings)
-  2 usage error or unreadable input · 3 the mirror or cache could not be used at all
-  130 interrupted
+package prints and picks exit codes: the ``EXIT_*`` names of :mod:`sstate_mirror.errors`,
+the one place they are defined (docs/troubleshooting.md documents them).
 """
 
 from __future__ import annotations
@@ -24,6 +20,7 @@ from ..errors import (
     EXIT_BACKEND,
     EXIT_FAILED,
     EXIT_INTERRUPTED,
+    EXIT_MEANINGS,
     EXIT_OK,
     EXIT_USAGE,
     SstateMirrorError,
@@ -63,8 +60,8 @@ def build_parser(*, raise_errors: bool = False) -> argparse.ArgumentParser:
         prog="sstate-mirror",
         description="Keep bitbake sstate mirrors healthy: upload, clean, inspect and analyze"
         " a shared sstate cache on a directory, an HTTP/WebDAV server or S3.",
-        epilog="exit codes: 0 success, 1 partial failure or findings, 2 usage error,"
-        " 3 mirror unusable, 130 interrupted. Run 'sstate-mirror COMMAND --help' for more.",
+        epilog="exit codes: " + ", ".join(f"{code} {meaning}" for code, meaning in EXIT_MEANINGS)
+        + ". Run 'sstate-mirror COMMAND --help' for more.",
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     add_output_options(parser, suppress=False)

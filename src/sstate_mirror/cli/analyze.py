@@ -26,7 +26,7 @@ from ..commands.analyze import (
 from ..commands.hashsync import explain_misses
 from ..commands.listing import list_artifacts
 from ..commands.sigstore import SignatureStore
-from ..errors import UsageError
+from ..errors import EXIT_BACKEND, EXIT_FAILED, EXIT_OK, EXIT_USAGE, UsageError
 from ..hashserv import DEFAULT_METHOD
 from ..signatures.textdiff import colors_for
 from ..transfer import Progress
@@ -46,10 +46,6 @@ from .common import (
 from .hashserve import add_hashserve_options, hashserve_from_args
 from .ui import UI
 from .wording import plural
-
-EXIT_MISSES = 1
-EXIT_UNREADABLE = 2
-EXIT_BACKEND = 3
 
 
 def register(sub: Any, parents: Sequence[argparse.ArgumentParser]) -> None:
@@ -135,10 +131,10 @@ def run(args: argparse.Namespace, ui: UI, progress: Progress) -> int:
     if report.backend_errors:
         return EXIT_BACKEND
     if report.errors:
-        return EXIT_UNREADABLE
+        return EXIT_USAGE  # unreadable input
     if args.fail_on_miss and (report.misses or nothing_checked):
-        return EXIT_MISSES  # a gate that checked nothing has not passed
-    return 0
+        return EXIT_FAILED  # a miss; a gate that checked nothing has not passed
+    return EXIT_OK
 
 
 def render(report: AnalysisReport, *, color: bool = False, full_hashes: bool = False,

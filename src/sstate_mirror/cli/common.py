@@ -19,6 +19,7 @@ from typing import Any, Callable, Iterator, Optional, Pattern, Sequence, Tuple
 
 from ..backends import Backend, BackendOptions, open_backend, scheme_of, supported_locations
 from ..commands.listing import Selection
+from ..commands.upload import SourceListing, list_source
 from ..errors import NotFoundError, UsageError
 from ..naming import Artifact, Kind, nested_cache_roots
 from ..transfer import Progress
@@ -241,6 +242,23 @@ def check_source(source: Backend) -> None:
             f"sstate cache {source.url} does not exist", url=exc.url,
             hint="SOURCE is the build's SSTATE_DIR, e.g. build/sstate-cache",
         ) from None
+
+
+def read_source(args: argparse.Namespace, ui: UI, source: Backend, selection: Selection,
+                progress: Progress) -> SourceListing:
+    """SOURCE listed and judged (an sstate cache; a selection that matches something) before
+    TARGET is contacted, let alone created: what ``upload`` and ``touch`` start with."""
+    listing = list_source(source, progress)
+    check_source_files(source, args.source, listing.artifacts)
+    warn_if_none_selected(ui, args, selection, listing.artifacts, source.url)
+    return listing
+
+
+def settle_unless_dry_run(args: argparse.Namespace, target: Backend) -> None:
+    """Ask TARGET once what it offers (its ``properties`` settle), after its check and before
+    planning; a dry run asks nothing, as commands that only read."""
+    if not args.dry_run:
+        target.settle()
 
 
 def check_source_files(source: Backend, given: str, artifacts: Sequence[Artifact]) -> None:

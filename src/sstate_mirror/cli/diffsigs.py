@@ -23,7 +23,7 @@ from typing import Any, List, Optional, Tuple
 from ..backends import Backend, open_backend, scheme_of
 from ..commands.analyze import normalize_task
 from ..commands.listing import list_artifacts
-from ..errors import SstateMirrorError, UsageError
+from ..errors import EXIT_OK, SstateMirrorError, UsageError
 from ..naming import Artifact, Kind
 from ..signatures import read_signature
 from ..signatures.compare import RecurseCallback, compare_signatures, diff_text
@@ -150,7 +150,7 @@ def run(args: argparse.Namespace, ui: UI) -> int:
             ui.emit_json(data)
         else:
             ui.result(dump_text(sig))
-        return 0
+        return EXIT_OK
     else:
         old = load_signature(args.file_a, args)
         new = load_signature(args.file_b, args)
@@ -160,4 +160,4 @@ def run(args: argparse.Namespace, ui: UI) -> int:
                       "changed": bool(lines), "lines": lines})
     else:
         ui.result(diff_text(lines))
-    return 0
+    return EXIT_OK

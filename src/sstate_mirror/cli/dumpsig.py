@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 from typing import Any, List
 
+from ..errors import EXIT_OK
 from ..signatures import check_hashes
 from ..signatures.dump import dump_text
 from .common import add_backend_options, add_command
@@ -49,4 +50,4 @@ def run(args: argparse.Namespace, ui: UI) -> int:
         ui.emit_json(data)
     else:
         ui.result(dump_text(sig))
-    return 0
+    return EXIT_OK

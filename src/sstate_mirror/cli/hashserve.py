@@ -22,7 +22,7 @@ from ..commands.hashsync import (
     plan_server_clean,
     surviving_archives,
 )
-from ..errors import UsageError
+from ..errors import EXIT_FAILED, EXIT_OK, UsageError
 from ..hashserv import (
     HashServerClient,
     HashServerError,
@@ -104,13 +104,13 @@ def clean_server(settings: HashServeSettings, ui: UI, listed: Sequence[Artifact]
     dry_run = result is None
     if result is not None and result.interrupted:
         ui.warn("hash server not cleaned: the mirror's clean was interrupted")
-        return 0
+        return EXIT_OK
     server_plan = plan_server_clean(surviving_archives(listed, plan, result),
                                     new_mark(time.time()))
     report["hashserve"] = {"plan": server_plan.to_dict()}
     if server_plan.refusal is not None:
         ui.error(f"hash server not cleaned: {server_plan.refusal}")
-        return 1
+        return EXIT_FAILED
     try:
         with settings.connect() as server:
             done = execute_server_clean(server_plan, server, dry_run=dry_run)
@@ -124,7 +124,7 @@ def clean_server(settings: HashServeSettings, ui: UI, listed: Sequence[Artifact]
     kept = len(server_plan.unihashes)
     if done.refusal is not None:
         ui.error(f"hash server {where} not swept: {done.refusal}")
-        return 1
+        return EXIT_FAILED
     if dry_run:
         ui.info(f"dry run: hash server {where} holds {done.rows_before} unihash rows; it"
                 f" knows {done.known} of the {kept} unihashes of the archives left; how"
@@ -133,7 +133,7 @@ def clean_server(settings: HashServeSettings, ui: UI, listed: Sequence[Artifact]
         ui.info(f"hash server {where}: {kept} unihashes of archives kept"
                 f" ({done.marked_rows} rows marked), {done.swept_rows} rows swept,"
                 f" {done.unused_outhashes_removed} unused output hashes removed")
-    return 0
+    return EXIT_OK
 
 
 def render_knowledge(knowledge: ServerKnowledge, address: str, *, detail: bool) -> str:

@@ -11,7 +11,7 @@ from ..commands.hashsync import ServerKnowledge, ask_server
 from ..commands.info import AGE_BUCKETS, NO_ARCH, InfoReport, Tally, summarize
 from ..commands.listing import list_artifacts, select
 from ..commands.pins import PinStatus, pin_status, read_pins
-from ..errors import UsageError
+from ..errors import EXIT_OK, UsageError
 from ..transfer import Progress
 from ..units import format_age, format_size
 from .common import (
@@ -72,11 +72,11 @@ def run(args: argparse.Namespace, ui: UI, progress: Progress) -> int:
                 data["hashserve"] = {"address": address,
                                      **knowledge.to_dict(detail=ui.verbose > 0)}
             ui.emit_json(data)
-            return 0
+            return EXIT_OK
     ui.result(render(report, top=args.top, detail=ui.verbose > 0, pins=pins))
     if knowledge is not None:
         ui.result("\n" + render_knowledge(knowledge, address, detail=ui.verbose > 0))
-    return 0
+    return EXIT_OK
 
 
 def _table(title: str, rows: List[List[str]], head: List[str]) -> List[str]:

@@ -41,8 +41,6 @@ from .common import (
 from .ui import UI
 from .wording import plural
 
-EXIT_USAGE_OR_UNREADABLE = EXIT_USAGE
-
 #: isar-sstate's defaults: the directories of Isar's kas build container, and the tasks whose
 #: output is never cached (wic images).
 ISAR_BUILD_DIR = "/build/tmp"
@@ -205,7 +203,7 @@ def exit_code(report: LintReport, findings_code: int) -> int:
     if any(u.backend_error for u in report.unreadable):
         return EXIT_BACKEND
     if report.unreadable:
-        return EXIT_USAGE_OR_UNREADABLE
+        return EXIT_USAGE  # unreadable input
     if report.findings:
         return findings_code
     return EXIT_OK

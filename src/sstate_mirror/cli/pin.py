@@ -28,7 +28,7 @@ from ..commands.pinsources import (
     objects_of_stamps,
     parse_text,
 )
-from ..errors import NotFoundError, UsageError
+from ..errors import EXIT_FAILED, EXIT_OK, NotFoundError, UsageError
 from ..units import format_size, parse_age
 from .common import add_backend_options, add_command, backend_options_from_args
 from .progress import make_progress
@@ -195,7 +195,7 @@ def run_pin(args: argparse.Namespace, ui: UI) -> int:
     if ui.json_mode:
         ui.emit_json({"command": "pin", "target": target.url, "dry_run": args.dry_run,
                       "replaced": old is not None, "pin": status.to_dict()})
-    return 0
+    return EXIT_OK
 
 
 def _source_label(spec: str) -> str:
@@ -224,7 +224,7 @@ def run_unpin(args: argparse.Namespace, ui: UI) -> int:
     if ui.json_mode:
         ui.emit_json({"command": "unpin", "target": target.url, "removed": removed,
                       "absent": absent})
-    return 1 if absent and not args.missing_ok else 0
+    return EXIT_FAILED if absent and not args.missing_ok else EXIT_OK
 
 
 def run_pins(args: argparse.Namespace, ui: UI) -> int:
@@ -246,4 +246,4 @@ def run_pins(args: argparse.Namespace, ui: UI) -> int:
     if ui.json_mode:
         ui.emit_json({"command": "pins", "target": target.url, "now": now,
                       "pins": [s.to_dict() for s in statuses], "unknown": unknown})
-    return 1 if unknown or any(s.expired for s in statuses) else 0
+    return EXIT_FAILED if unknown or any(s.expired for s in statuses) else EXIT_OK

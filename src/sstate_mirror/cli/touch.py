@@ -10,8 +10,8 @@ import argparse
 import time
 from typing import Any, Dict, Sequence
 
-from ..commands.upload import execute_touch, list_source, plan_against_mirror
-from ..errors import UsageError
+from ..commands.upload import execute_touch, plan_against_mirror
+from ..errors import EXIT_FAILED, EXIT_OK, UsageError
 from ..transfer import Progress
 from ..units import parse_age
 from .common import (
@@ -21,11 +21,11 @@ from .common import (
     add_mirror_options,
     add_use_options,
     backend_options_from_args,
-    check_source_files,
     jobs_from_args,
     open_source_and_target,
+    read_source,
     selection_from_args,
-    warn_if_none_selected,
+    settle_unless_dry_run,
     with_progress,
 )
 from .touch_log import add_access_log_options, run_access_log, source_given_with_log
@@ -69,10 +69,9 @@ def run(args: argparse.Namespace, ui: UI, progress: Progress) -> int:
     selection = selection_from_args(args)
     options = backend_options_from_args(args)
     with open_source_and_target(args, options) as (source, target):
-        listing = list_source(source, progress)
-        check_source_files(source, args.source, listing.artifacts)
-        warn_if_none_selected(ui, args, selection, listing.artifacts, source.url)
+        listing = read_source(args, ui, source, selection, progress)
         target.check()
+        settle_unless_dry_run(args, target)
         jobs = jobs_from_args(args, target.properties.connections)
         plan = plan_against_mirror(source, target, selection, now=time.time(),
                                    used_within=used_within, refresh_after=refresh_after,
@@ -84,15 +83,15 @@ def run(args: argparse.Namespace, ui: UI, progress: Progress) -> int:
                                   "used_groups_fresh": plan.fresh_groups}
         for path in plan.touches:
             ui.detail(f"[TOUCH] {path}")
-        if target.properties.touch == "none":
+        if plan.touches and target.properties.touch == "none":
             ui.error(f"{target.url} cannot record use (no way to refresh a file's time)")
-            return 1
+            return EXIT_FAILED
         if args.dry_run:
             ui.info(f"dry run: would mark {plural(len(plan.touches), 'group')} as used"
                     f" ({plan.fresh_groups} marked recently enough)")
             if ui.json_mode:
                 ui.emit_json(report)
-            return 0
+            return EXIT_OK
         touched, failed = execute_touch(plan.touches, target, jobs=jobs,
                                         retries=options.retries, progress=progress)
     if failed and target.properties.touch == "none":
@@ -107,4 +106,4 @@ def run(args: argparse.Namespace, ui: UI, progress: Progress) -> int:
     if ui.json_mode:
         report.update(touched=touched, failed={p: str(e) for p, e in sorted(failed.items())})
         ui.emit_json(report)
-    return 1 if failed else 0
+    return EXIT_FAILED if failed else EXIT_OK

@@ -22,11 +22,11 @@ from ..commands.logtouch import (
     write_state,
 )
 from ..commands.upload import execute_touch
-from ..errors import BackendError, UsageError
+from ..errors import EXIT_FAILED, EXIT_OK, BackendError, UsageError
 from ..naming import group_artifacts
 from ..transfer import Progress
 from ..units import parse_age, parse_time_or_age
-from .common import backend_options_from_args, jobs_from_args
+from .common import backend_options_from_args, jobs_from_args, settle_unless_dry_run
 from .ui import UI
 from .wording import plural
 
@@ -80,9 +80,7 @@ def run_access_log(args: argparse.Namespace, ui: UI, progress: Progress) -> int:
     sources: List[LogSource] = file_sources(files, sys.stdin.buffer)
     with open_backend(args.target, options) as target:
         target.check()
-        if target.properties.touch == "none":
-            ui.error(f"{target.url} cannot record use (no way to refresh a file's time)")
-            return 1
+        settle_unless_dry_run(args, target)
         log_backends = [open_backend(url, options) for url in log_urls]
         try:
             for backend in log_backends:
@@ -105,6 +103,9 @@ def run_access_log(args: argparse.Namespace, ui: UI, progress: Progress) -> int:
         touched = 0
         failed: Dict[str, BackendError] = {}
         if not args.dry_run and plan.touches:
+            if target.properties.touch == "none":
+                ui.error(f"{target.url} cannot record use (no way to refresh a file's time)")
+                return EXIT_FAILED
             jobs = jobs_from_args(args, target.properties.connections)
             touched, failed = execute_touch(plan.touches, target, jobs=jobs,
                                             retries=options.retries, progress=progress)
@@ -125,7 +126,7 @@ def run_access_log(args: argparse.Namespace, ui: UI, progress: Progress) -> int:
         report["state"] = {"file": args.state, "newest_request": stats.newest}
     if ui.json_mode:
         ui.emit_json(report)
-    return 0 if complete else 1
+    return EXIT_OK if complete else EXIT_FAILED
 
 
 def _explain(ui: UI, use: LogUse, touches: List[str]) -> None:

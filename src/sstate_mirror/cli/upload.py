@@ -6,8 +6,8 @@ import argparse
 import time
 from typing import Any, Dict, Sequence
 
-from ..commands.upload import Skipped, execute_upload, list_source, plan_against_mirror
-from ..errors import Interrupted, NotFoundError
+from ..commands.upload import Skipped, execute_upload, plan_against_mirror
+from ..errors import EXIT_FAILED, EXIT_OK, Interrupted, NotFoundError
 from ..transfer import Progress
 from ..units import format_size, parse_age
 from .common import (
@@ -16,11 +16,11 @@ from .common import (
     add_mirror_options,
     add_use_options,
     backend_options_from_args,
-    check_source_files,
     jobs_from_args,
     open_source_and_target,
+    read_source,
     selection_from_args,
-    warn_if_none_selected,
+    settle_unless_dry_run,
     with_progress,
 )
 from .ui import UI
@@ -52,9 +52,7 @@ def run(args: argparse.Namespace, ui: UI, progress: Progress) -> int:
     refresh_after = parse_age(args.refresh_interval, "--refresh-interval")
     with open_source_and_target(args, options) as (source, target):
         # SOURCE is judged before TARGET is contacted, let alone created
-        listing = list_source(source, progress)
-        check_source_files(source, args.source, listing.artifacts)
-        warn_if_none_selected(ui, args, selection, listing.artifacts, source.url)
+        listing = read_source(args, ui, source, selection, progress)
         mirror_exists = True
         try:
             target.check()
@@ -65,12 +63,14 @@ def run(args: argparse.Namespace, ui: UI, progress: Progress) -> int:
         elif not mirror_exists:
             target.check(create=True)
             ui.warn(f"TARGET {args.target!r} did not exist: created it, a new empty mirror")
+        settle_unless_dry_run(args, target)
         jobs = jobs_from_args(args, target.properties.connections)
         ui.info(f"uploading {source.url} to {target.url}")
         plan = plan_against_mirror(source, target, selection, now=time.time(),
                                    used_within=used_within, refresh_after=refresh_after,
                                    jobs=jobs, listing=listing, mirror_exists=mirror_exists,
                                    progress=progress)
+        planned = plan.to_dict()  # what is due, marked or not
         if plan.touches and target.properties.touch == "none":
             ui.warn(f"{target.url} cannot record use; not marking"
                     f" {plural(len(plan.touches), 'file')}")
@@ -86,12 +86,12 @@ def run(args: argparse.Namespace, ui: UI, progress: Progress) -> int:
             ui.detail(f"[SKIP] {s.path}: {s.reason}")
         report: Dict[str, Any] = {"command": "upload", "source": source.url,
                                   "target": target.url, "dry_run": args.dry_run,
-                                  "plan": plan.to_dict()}
+                                  "plan": planned}
         if args.dry_run:
             ui.info("dry run: nothing uploaded")
             if ui.json_mode:
                 ui.emit_json(report)
-            return 0
+            return EXIT_OK
         result = execute_upload(plan, source, target, jobs=jobs, retries=options.retries,
                                 progress=progress)
     for path, err in sorted(result.failed.items()):
@@ -115,7 +115,7 @@ def run(args: argparse.Namespace, ui: UI, progress: Progress) -> int:
         ui.emit_json(report)
     if result.interrupted:
         return Interrupted.exit_code
-    return 1 if result.failed else 0
+    return EXIT_FAILED if result.failed else EXIT_OK
 
 
 def _count_reasons(skipped: Sequence[Skipped]) -> str:

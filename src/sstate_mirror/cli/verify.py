@@ -25,7 +25,7 @@ from ..commands.verify import (
     problem_key,
 )
 from ..commands.verify_run import execute_fix, execute_verify
-from ..errors import NotFoundError, UsageError
+from ..errors import EXIT_BACKEND, EXIT_FAILED, EXIT_OK, NotFoundError, UsageError
 from ..naming import Artifact
 from ..transfer import Progress
 from ..units import format_size, parse_age, parse_size
@@ -42,10 +42,6 @@ from .common import (
 from .hashserve import add_hashserve_options, hashserve_from_args, render_knowledge
 from .ui import UI
 from .wording import plural
-
-EXIT_OK = 0
-EXIT_PROBLEMS = 1
-EXIT_BACKEND = 3
 
 
 def register(sub: Any, parents: Sequence[argparse.ArgumentParser]) -> None:
@@ -199,11 +195,11 @@ def run(args: argparse.Namespace, ui: UI, progress: Progress) -> int:
             else:
                 ui.result(text)
         failing = [p for p in result.problems if _fails(p, args.strict)]
-        status = EXIT_PROBLEMS if failing else EXIT_OK
+        status = EXIT_FAILED if failing else EXIT_OK
         if not plan.groups:
             warn_nothing_selected(ui, args, "artifacts to verify", target.url)
             if selection_words(args):
-                status = EXIT_PROBLEMS  # a filter that selects nothing checks nothing
+                status = EXIT_FAILED  # a filter that selects nothing checks nothing
         if result.errors:
             status = EXIT_BACKEND
         if args.fix and result.errors:
@@ -228,7 +224,7 @@ def _fix(args: argparse.Namespace, ui: UI, target: Backend, jobs: int, retries: 
         ui.info(f"dry run: would delete {plural(len(fix.deletions), 'file')},"
                 f" {format_size(sum(d.artifact.size for d in fix.deletions))}")
         report["would_delete"] = [d.path for d in fix.deletions]
-        return EXIT_PROBLEMS if failing else EXIT_OK
+        return EXIT_FAILED if failing else EXIT_OK
     result = execute_fix(fix, target, jobs=jobs, retries=retries, progress=progress)
     for path in result.deleted:
         ui.detail(f"[DELETED] {path}")
@@ -241,4 +237,4 @@ def _fix(args: argparse.Namespace, ui: UI, target: Backend, jobs: int, retries: 
     report["fixed"] = [p.to_dict() for p in problems if problem_key(p) in fixed]
     report["deleted"] = result.deleted
     report["fix_failed"] = {p: str(e) for p, e in sorted(result.failed.items())}
-    return EXIT_PROBLEMS if left else EXIT_OK
+    return EXIT_FAILED if left else EXIT_OK

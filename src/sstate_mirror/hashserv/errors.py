@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ..errors import SstateMirrorError
+from ..errors import EXIT_BACKEND, SstateMirrorError
 
 
 class HashServerError(SstateMirrorError):
@@ -12,7 +12,7 @@ class HashServerError(SstateMirrorError):
     address and never carry the token.
     """
 
-    exit_code = 3
+    exit_code = EXIT_BACKEND
 
 
 class HashServerPermissionError(HashServerError):
