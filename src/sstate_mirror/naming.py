@@ -31,7 +31,7 @@ import enum
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Dict, List, NamedTuple, Optional
+from typing import Dict, List, NamedTuple, Optional, Tuple
 
 #: Archive extensions, newest first. ``tar.zst`` since OE kirkstone (2022) and in Isar;
 #: ``tgz`` before that.
@@ -137,18 +137,14 @@ def parse_name(basename: str) -> Optional[SstateName]:
     if kind is None:
         return None
     ext = _extension(tail.group("rest"))
-    return SstateName(
-        pn=fields[1],
-        archspec=fields[2],
-        pv=":".join(fields[3:-4]),
-        pr=fields[-4],
-        pkgarch=fields[-3],
-        version=fields[-2],
-        hash=tail.group("hash"),
-        task=tail.group("task"),
-        ext=ext,
-        kind=kind,
-    )
+    return SstateName(*head_fields(fields), tail.group("hash"), tail.group("task"), ext, kind)
+
+
+def head_fields(fields: List[str]) -> Tuple[str, str, str, str, str, str]:
+    """PN, ARCHSPEC, PV, PR, PKGARCH and VERSION of a name split at ``:`` (eight fields or
+    more; the last one, ``HASH_TASK.EXT``, is not read): by position from both ends, since
+    PV may hold ``:``."""
+    return (fields[1], fields[2], ":".join(fields[3:-4]), fields[-4], fields[-3], fields[-2])
 
 
 def _extension(rest: str) -> str:

@@ -176,7 +176,9 @@ def run(args: argparse.Namespace, ui: UI, progress: Progress) -> int:
             ui.detail(f"  {plural(len(plan.unknown), 'unknown file')} left alone")
         report: Dict[str, Any] = {"command": "clean", "target": target.url,
                                   "dry_run": args.dry_run, "now": now,
-                                  "clock_offset": clock.offset, "plan": plan.to_dict()}
+                                  "clock_offset": clock.offset,
+                                  # a line per file: made only when printed
+                                  "plan": plan.to_dict() if ui.json_mode else {}}
         if args.dry_run:
             ui.info(f"dry run: would delete {plural(len(plan.deletions), 'file')},"
                     f" freeing {format_size(plan.bytes_to_free)}")

@@ -214,7 +214,7 @@ def run(args: argparse.Namespace, ui: UI, progress: Progress) -> int:
 
 
 def _fix(args: argparse.Namespace, ui: UI, target: Backend, jobs: int, retries: int,
-         progress: Progress, artifacts: List[Artifact], problems: List[Problem],
+         progress: Progress, artifacts: Sequence[Artifact], problems: List[Problem],
          failing: List[Problem], report: Dict[str, Any]) -> int:
     fix = plan_fix(problems, artifacts, fix_missing_siginfo=args.fix_missing_siginfo)
     report["dry_run"] = args.dry_run

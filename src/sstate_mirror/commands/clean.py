@@ -43,13 +43,16 @@ archive without its signature.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import math
+from array import array
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Dict, List, Optional, Set, Tuple
+from typing import Any, Callable, Dict, List, Optional, Set, Tuple, Union, overload
 
 from ..backends.base import Backend
+from ..catalog import OTHER, Catalog
 from ..errors import BackendError, UsageError
-from ..naming import Artifact, Group, Kind, group_artifacts
+from ..naming import Artifact, Kind
 from ..transfer import Progress, TransferInterrupted, batched, run_parallel
 from .cleanlease import CleanLease
 from .listing import remote_artifacts
@@ -113,7 +116,9 @@ class Deletion:
 
 @dataclass
 class CleanPlan:
-    deletions: List[Deletion] = field(default_factory=list)
+    deletions: Sequence[Deletion] = field(default_factory=list)
+    """In deletion order; a :class:`Deletions` (objects made as they are read) from
+    :func:`plan_clean`."""
     kept: int = 0
     kept_bytes: int = 0
     unknown: List[Artifact] = field(default_factory=list)
@@ -131,7 +136,7 @@ class CleanPlan:
 
     @property
     def bytes_to_free(self) -> int:
-        return sum(d.artifact.size for d in self.deletions)
+        return sum(size for _, size in _rules_and_sizes(self.deletions))
 
     @property
     def size_after(self) -> int:
@@ -143,10 +148,10 @@ class CleanPlan:
 
     def by_rule(self) -> Dict[str, Dict[str, int]]:
         out: Dict[str, Dict[str, int]] = {}
-        for d in self.deletions:
-            slot = out.setdefault(d.rule, {"files": 0, "bytes": 0})
+        for rule, size in _rules_and_sizes(self.deletions):
+            slot = out.setdefault(rule, {"files": 0, "bytes": 0})
             slot["files"] += 1
-            slot["bytes"] += d.artifact.size
+            slot["bytes"] += size
         return out
 
     def to_dict(self) -> Dict[str, Any]:
@@ -187,107 +192,302 @@ class Spared:
         return self.artifact.path
 
 
+_RULE_CODES = {rule: code for code, rule in enumerate(RULES, 1)}
+_RULE_NAMES = {code: rule for rule, code in _RULE_CODES.items()}
+
+
+class Deletions(Sequence[Deletion]):
+    """The files a plan deletes, in deletion order, by row of the listing's catalog.
+
+    A clean of a large mirror deletes hundreds of thousands of files: each is made a
+    :class:`Deletion` only when it is read, and their rules and sizes are read without
+    any object (:func:`_rules_and_sizes`).
+    """
+
+    def __init__(self, catalog: Catalog, rows: Sequence[int], rules: bytes) -> None:
+        self.catalog = catalog
+        self.rows = rows if isinstance(rows, array) else array("q", rows)
+        self.rules = rules  # rule code per entry of ``rows``
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    @overload
+    def __getitem__(self, index: int) -> Deletion: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> List[Deletion]: ...
+
+    def __getitem__(self, index: Union[int, slice]) -> Union[Deletion, List[Deletion]]:
+        if isinstance(index, slice):
+            return [self[i] for i in range(*index.indices(len(self)))]
+        return Deletion(self.catalog[self.rows[index]], _RULE_NAMES[self.rules[index]])
+
+    def __iter__(self) -> Iterator[Deletion]:
+        for i in range(len(self.rows)):
+            yield self[i]
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, (Deletions, list)):
+            return list(self) == list(other)
+        return NotImplemented
+
+    def rules_and_sizes(self) -> Iterator[Tuple[str, int]]:
+        size = self.catalog.size
+        return ((_RULE_NAMES[code], size[row]) for row, code in zip(self.rows, self.rules))
+
+
+def _rules_and_sizes(deletions: Sequence[Deletion]) -> Iterator[Tuple[str, int]]:
+    if isinstance(deletions, Deletions):
+        return deletions.rules_and_sizes()
+    return ((d.rule, d.artifact.size) for d in deletions)
+_KIND_ORDER = {Kind.ARCHIVE: 0, Kind.SIGINFO: 1, Kind.SIG: 1, Kind.TEMP: 2, Kind.UNKNOWN: 3}
+_NONE = -1
+
+
+class _Groups:
+    """The artifact groups of a catalog, by columns: a group is a number, its members rows.
+
+    One object per group would cost more than the whole catalog; the planner needs of a group
+    only its members, its last use and, for a few rules, its name and key.
+    """
+
+    def __init__(self, catalog: Catalog) -> None:
+        self.catalog = catalog
+        self.archive = array("q")
+        self.siginfo = array("q")
+        self.sig = array("q")
+        self.last_used = array("d")
+        # group by the first 8 bytes of the hash as an integer (a third of the memory of the
+        # whole key); the rare other group with the same 8 bytes goes by its whole key
+        index: Dict[int, int] = {}
+        spill: Dict[Union[Tuple[bytes, int, int, int], str], int] = {}
+        first = array("q")  # a member of each group, to tell groups with the same 8 bytes apart
+        tails = catalog.tails
+        tail_kind = [t.kind for t in tails]
+        tail_archive = [t.archive for t in tails]
+        heads, dirs, tails_of, hashes = catalog.head, catalog.dir, catalog.tail, catalog.hashes
+        for row, (hd, tl, dr) in enumerate(zip(heads, tails_of, dirs)):
+            g: Optional[int]
+            if hd == OTHER:
+                art = catalog.others[row]
+                kind = art.kind
+                if kind not in (Kind.ARCHIVE, Kind.SIGINFO, Kind.SIG):
+                    continue
+                g = spill.get(art.group_key)
+                if g is None:
+                    g = spill[art.group_key] = self._new(row, first)
+            else:
+                kind = tail_kind[tl]
+                prefix = int.from_bytes(hashes[32 * row: 32 * row + 8], "little")
+                g = index.get(prefix)
+                if g is not None:
+                    other = first[g]
+                    if not (hashes[32 * row: 32 * row + 32] == hashes[32 * other: 32 * other + 32]
+                            and heads[other] == hd and dirs[other] == dr
+                            and tail_archive[tails_of[other]] == tail_archive[tl]):
+                        key = (bytes(hashes[32 * row: 32 * row + 32]), hd, dr, tail_archive[tl])
+                        g = spill.get(key)
+                        if g is None:
+                            g = spill[key] = self._new(row, first)
+                else:
+                    g = index[prefix] = self._new(row, first)
+            if kind is Kind.ARCHIVE:
+                self.archive[g] = row
+            elif kind is Kind.SIGINFO:
+                self.siginfo[g] = row
+            else:
+                self.sig[g] = row
+        del index, spill, first
+        mtime, atime = catalog.mtime, catalog.atime
+        for a, i, s in zip(self.archive, self.siginfo, self.sig):
+            times = [mtime[r] for r in (a, i, s) if r != _NONE]
+            if i != _NONE and atime is not None and not math.isnan(atime[i]):
+                times.append(atime[i])
+            self.last_used.append(max(times) if times else 0.0)
+
+    def _new(self, row: int, first: array[int]) -> int:
+        first.append(row)
+        self.archive.append(_NONE)
+        self.siginfo.append(_NONE)
+        self.sig.append(_NONE)
+        return len(self.archive) - 1
+
+    def __len__(self) -> int:
+        return len(self.archive)
+
+    def members(self, g: int) -> List[int]:
+        """Present members, companions first (as :meth:`~sstate_mirror.naming.Group.members`)."""
+        return [r for r in (self.siginfo[g], self.sig[g], self.archive[g]) if r != _NONE]
+
+    def first(self, g: int) -> int:
+        """The member whose name names the group: the archive, else the siginfo, else sig."""
+        a = self.archive[g]
+        return a if a != _NONE else self.siginfo[g] if self.siginfo[g] != _NONE else self.sig[g]
+
+    def key(self, g: int) -> str:
+        """The group's key: the path of its archive (present or not)."""
+        row = self.first(g)
+        catalog = self.catalog
+        if catalog.head[row] == OTHER:
+            return catalog.others[row].group_key
+        return catalog.path(row, tail=catalog.tails[catalog.tail[row]].archive)
+
+
 class _Chooser:
-    """Collects deletions; the first rule that picks a file is the one reported.
+    """Collects deletions by row; the first rule that picks a file is the one reported.
 
     Files of a pinned group are never chosen: they are noted as spared instead.
     """
 
-    def __init__(self, pinned: Optional[Dict[str, str]] = None) -> None:
-        self.chosen: Dict[str, Deletion] = {}
-        self.pinned = pinned or {}
-        self.spared: Dict[str, Spared] = {}
+    def __init__(self, groups: _Groups, pinned: Dict[int, str]) -> None:
+        self.groups = groups
+        self.size = groups.catalog.size
+        self.rule = bytearray(len(groups.catalog))  # row -> rule code, 0: kept
+        self.pinned = pinned
+        self.spared: Dict[int, Tuple[str, str]] = {}  # row -> (rule, pin)
+        self.chosen_bytes = 0
 
-    def file(self, art: Artifact, rule: str) -> None:
-        pin = self.pinned.get(art.group_key) if self.pinned else None
+    def file(self, row: int, g: int, rule: str) -> None:
+        pin = self.pinned.get(g) if self.pinned else None
         if pin is not None:
-            self.spared.setdefault(art.path, Spared(art, rule, pin))
-        elif art.path not in self.chosen:
-            self.chosen[art.path] = Deletion(art, rule)
+            self.spared.setdefault(row, (rule, pin))
+        elif not self.rule[row]:
+            self.rule[row] = _RULE_CODES[rule]
+            self.chosen_bytes += self.size[row]
 
-    def group(self, group: Group, rule: str) -> None:
-        if group.archive is None:
-            for member in group.members():
-                self.file(member, rule)
+    def group(self, g: int, rule: str) -> None:
+        groups = self.groups
+        archive = groups.archive[g]
+        if archive == _NONE:
+            for row in groups.members(g):
+                self.file(row, g, rule)
             return
-        self.file(group.archive, rule)
-        for companion in (group.siginfo, group.sig):
-            if companion is not None:
-                self.file(companion, "with-archive")
+        self.file(archive, g, rule)
+        for companion in (groups.siginfo[g], groups.sig[g]):
+            if companion != _NONE:
+                self.file(companion, g, "with-archive")
 
-    def remaining(self, group: Group) -> int:
-        return sum(m.size for m in group.members() if m.path not in self.chosen)
+    def remaining(self, g: int) -> int:
+        return sum(self.size[r] for r in self.groups.members(g) if not self.rule[r])
 
-    def gone(self, group: Group) -> bool:
-        return all(m.path in self.chosen for m in group.members())
+    def gone(self, g: int) -> bool:
+        return all(self.rule[r] for r in self.groups.members(g))
 
 
 def plan_clean(artifacts: Iterable[Artifact], options: CleanOptions, now: float,
                pins: Optional[PinSet] = None) -> CleanPlan:
     """Decide what to delete. Pure: the listing, the options, ``now`` and the mirror's pins
-    are all it sees."""
-    arts = list(artifacts)
+    are all it sees.
+
+    It works on the listing's :class:`~sstate_mirror.catalog.Catalog` by rows and on groups
+    by number (:class:`_Groups`), so that a mirror of millions of files is planned in a few
+    dozen bytes per file; only the files it deletes or spares become :class:`Artifact`
+    objects in the plan.
+    """
+    catalog = Catalog.of(artifacts)
     plan = CleanPlan(max_size=options.max_size)
-    for art in arts:
+    tails = catalog.tails
+    for hd, tl in zip(catalog.head, catalog.tail):
+        if hd != OTHER:
+            kind = tails[tl].kind.value
+            plan.counts[kind] = plan.counts.get(kind, 0) + 1
+    for art in catalog.others.values():
         plan.counts[art.kind.value] = plan.counts.get(art.kind.value, 0) + 1
-        plan.size_before += art.size
-    groups = sorted(group_artifacts(arts).values(), key=lambda g: g.key)
-    sstate_tasks = {g.archive.task for g in groups if g.archive is not None}
+    plan.counts = {kind: plan.counts[kind] for kind in _first_seen(catalog, plan.counts)}
+    plan.size_before = sum(catalog.size)
+    groups = _Groups(catalog)
+    last_used = groups.last_used
+    sstate_tasks = {_task(catalog, groups.archive[g]) for g in range(len(groups))
+                    if groups.archive[g] != _NONE}
     pinned = _pinned_groups(groups, pins)
-    plan.pinned_bytes = sum(g.size for g in groups if g.key in pinned)
-    pick = _Chooser(pinned)
+    plan.pinned_bytes = sum(catalog.size[r] for g in pinned for r in groups.members(g))
+    pick = _Chooser(groups, pinned)
 
-    def age(g: Group) -> float:
-        return max(0.0, now - g.last_used)
+    def age(g: int) -> float:
+        return max(0.0, now - last_used[g])
 
-    def protected(g: Group) -> bool:
+    def protected(g: int) -> bool:
         return age(g) < options.min_age
 
     if options.max_age is not None:
-        for g in groups:
-            if g.archive is not None and age(g) >= options.max_age and not protected(g):
+        for g in range(len(groups)):
+            if (groups.archive[g] != _NONE and age(g) >= options.max_age
+                    and not protected(g)):
                 pick.group(g, "max-age")
 
     sig_age = options.effective_max_sig_age
-    for g in groups:
-        if g.archive is not None:
+    for g in range(len(groups)):
+        if groups.archive[g] != _NONE:
             continue
-        if g.sig is not None and not protected(g):
-            pick.file(g.sig, "orphan-sig")
-        if (g.siginfo is not None and sig_age is not None and age(g) >= sig_age
+        sig, siginfo = groups.sig[g], groups.siginfo[g]
+        if sig != _NONE and not protected(g):
+            pick.file(sig, g, "orphan-sig")
+        if (siginfo != _NONE and sig_age is not None and age(g) >= sig_age
                 and not protected(g)):
-            orphan = g.siginfo.task in sstate_tasks
-            pick.file(g.siginfo, "orphan-siginfo" if orphan else "max-sig-age")
+            orphan = _task(catalog, siginfo) in sstate_tasks
+            pick.file(siginfo, g, "orphan-siginfo" if orphan else "max-sig-age")
 
     if options.max_versions is not None:
-        versions: Dict[Tuple[str, str, str], List[Group]] = {}
-        for g in groups:
-            if g.archive is not None and not pick.gone(g):
-                key = (g.archive.pn, g.archive.arch, g.archive.task)
-                versions.setdefault(key, []).append(g)
+        versions: Dict[Tuple[str, str, str], List[int]] = {}
+        for g in range(len(groups)):
+            if groups.archive[g] != _NONE and not pick.gone(g):
+                versions.setdefault(_version_key(catalog, groups.archive[g]), []).append(g)
         for same in versions.values():
-            same.sort(key=lambda g: (-g.last_used, g.key))
+            if len(same) <= options.max_versions:
+                continue
+            same.sort(key=lambda g: (-last_used[g], groups.key(g)))
             for g in same[options.max_versions:]:
                 if not protected(g):
                     pick.group(g, "max-versions")
                 else:
                     plan.versions_protected += 1
 
-    for art in arts:
+    for row, art in catalog.others.items():
         if art.kind is Kind.TEMP and art.age(now) >= options.temp_age:
-            pick.file(art, "stale-temp")
+            pick.file(row, _NONE, "stale-temp")
         elif art.kind is Kind.UNKNOWN:
             plan.unknown.append(art)
 
     if options.max_size is not None:
-        size = plan.size_before - sum(d.artifact.size for d in pick.chosen.values())
-        for g in sorted(groups, key=lambda g: (g.last_used, g.key)):
-            if size <= options.max_size:
+        _evict_to_fit(groups, pick, pinned, plan, options.max_size, protected)
+
+    # archives first: an interrupted run must not leave an archive without its signature
+    chosen = _deletion_order(catalog, (row for row, code in enumerate(pick.rule) if code))
+    plan.deletions = Deletions(catalog, chosen, bytes(pick.rule[row] for row in chosen))
+    plan.pinned = sorted((Spared(catalog[row], rule, pin)
+                          for row, (rule, pin) in pick.spared.items()), key=lambda p: p.path)
+    plan.kept = len(catalog) - len(chosen)
+    del chosen
+    plan.kept_bytes = plan.size_before - pick.chosen_bytes
+    return plan
+
+
+def _evict_to_fit(groups: _Groups, pick: _Chooser, pinned: Dict[int, str], plan: CleanPlan,
+                  max_size: int, protected: Callable[[int], bool]) -> None:
+    """``max-size``: least recently used groups first (then by key) until the mirror fits.
+
+    Groups are sorted by last use only; the few with the same last use are put in key order
+    when the eviction reaches them, so no key is made for groups it never reaches.
+    """
+    size = plan.size_before - pick.chosen_bytes
+    last_used = groups.last_used
+    order = sorted(range(len(groups)), key=last_used.__getitem__)
+    start = 0
+    while start < len(order) and size > max_size:
+        end = start + 1
+        while end < len(order) and last_used[order[end]] == last_used[order[start]]:
+            end += 1
+        run = order[start:end]
+        if len(run) > 1:
+            run.sort(key=groups.key)
+        for g in run:
+            if size <= max_size:
                 break
             left = pick.remaining(g)
             if left == 0:
                 continue
-            if g.key in pinned:
+            if g in pinned:
                 pick.group(g, "max-size")  # noted as spared, not chosen
                 continue
             if protected(g):
@@ -295,28 +495,91 @@ def plan_clean(artifacts: Iterable[Artifact], options: CleanOptions, now: float,
                 continue
             pick.group(g, "max-size")
             size -= left
-
-    # archives first: an interrupted run must not leave an archive without its signature
-    order = {Kind.ARCHIVE: 0, Kind.SIGINFO: 1, Kind.SIG: 1, Kind.TEMP: 2, Kind.UNKNOWN: 3}
-    plan.deletions = sorted(pick.chosen.values(),
-                            key=lambda d: (order[d.artifact.kind], d.path))
-    plan.pinned = sorted(pick.spared.values(), key=lambda p: p.path)
-    for art in arts:
-        if art.path not in pick.chosen:
-            plan.kept += 1
-            plan.kept_bytes += art.size
-    return plan
+        start = end
 
 
-def _pinned_groups(groups: Iterable[Group], pins: Optional[PinSet]) -> Dict[str, str]:
-    """Group key -> the pin that keeps it."""
+def _first_seen(catalog: Catalog, counts: Dict[str, int]) -> List[str]:
+    """The kinds of ``counts`` in the order of their first file in the listing."""
+    seen: List[str] = []
+    tails = catalog.tails
+    for row, (hd, tl) in enumerate(zip(catalog.head, catalog.tail)):
+        kind = (catalog.others[row] if hd == OTHER else tails[tl]).kind.value
+        if kind not in seen:
+            seen.append(kind)
+            if len(seen) == len(counts):
+                break
+    return seen
+
+
+def _deletion_order(catalog: Catalog, rows: Iterable[int]) -> array[int]:
+    """``rows`` by kind (archives first) and path, with no path held for more than a moment.
+
+    Millions of deletions with their paths as sort keys would take more memory than the whole
+    catalog: each row is sorted by one integer, its kind's rank, the first eight bytes of its
+    path (UTF-8 keeps the order of the text) and the row; only rows whose eight bytes are the
+    same are then put in order by their whole paths.
+    """
+    keyed = sorted(
+        _KIND_ORDER[_kind(catalog, row)] << 104
+        | int.from_bytes(_path(catalog, row).encode()[:8].ljust(8, b"\0"), "big") << 40
+        | row
+        for row in rows
+    )
+    out = array("q")
+    start = 0
+    while start < len(keyed):
+        end = start + 1
+        while end < len(keyed) and keyed[end] >> 40 == keyed[start] >> 40:
+            end += 1
+        run = [key & _ROW_MASK for key in keyed[start:end]]
+        if len(run) > 1:
+            run.sort(key=lambda row: _path(catalog, row))
+        out.extend(run)
+        start = end
+    return out
+
+
+_ROW_MASK = (1 << 40) - 1
+
+
+def _kind(catalog: Catalog, row: int) -> Kind:
+    if catalog.head[row] == OTHER:
+        return catalog.others[row].kind
+    return catalog.tails[catalog.tail[row]].kind
+
+
+def _path(catalog: Catalog, row: int) -> str:
+    return catalog.others[row].path if catalog.head[row] == OTHER else catalog.path(row)
+
+
+def _task(catalog: Catalog, row: int) -> str:
+    if catalog.head[row] == OTHER:
+        return catalog.others[row].task
+    return catalog.tails[catalog.tail[row]].task
+
+
+def _version_key(catalog: Catalog, row: int) -> Tuple[str, str, str]:
+    """(PN, SSTATE_PKGARCH, task) of an archive: the hashes ``--max-versions`` counts."""
+    if catalog.head[row] == OTHER:
+        art = catalog.others[row]
+        return (art.pn, art.arch, art.task)
+    head = catalog.heads[catalog.head[row]]
+    return (head.pn, head.pkgarch, catalog.tails[catalog.tail[row]].task)
+
+
+def _pinned_groups(groups: _Groups, pins: Optional[PinSet]) -> Dict[int, str]:
+    """Group number -> the pin that keeps it."""
     if pins is None or not pins.keep:
         return {}
-    out: Dict[str, str] = {}
-    for g in groups:
-        pin = pins.protecting(g)
+    out: Dict[int, str] = {}
+    catalog = groups.catalog
+    for g in range(len(groups)):
+        row = groups.first(g)
+        h = (catalog.others[row].hash if catalog.head[row] == OTHER
+             else catalog.hashes[32 * row: 32 * row + 32].hex())
+        pin = pins.keep.get(h)
         if pin is not None:
-            out[g.key] = pin
+            out[g] = pin
     return out
 
 

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import bisect
+import math
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Dict, List, Optional, Set, Tuple, Union
 
+from ..catalog import OTHER, Catalog, Head
 from ..naming import Artifact, Kind, directory_prefix, layout_of
 
 #: Age buckets (upper bound in seconds, label); the last one is open-ended.
@@ -120,40 +123,149 @@ class InfoReport:
 
 
 def summarize(artifacts: Iterable[Artifact], now: float) -> InfoReport:
-    """All statistics in one linear pass."""
+    """All statistics in one linear pass.
+
+    The pass reads a :class:`~sstate_mirror.catalog.Catalog`'s columns: it counts files,
+    bytes and times per part of a name (head, tail, directory) and folds those into the
+    tallies at the end, so the cost per file is a few additions and no object. A tally's
+    keys are made in the order their first file is listed, as a pass over
+    :class:`Artifact` objects would make them.
+    """
+    catalog = Catalog.of(artifacts)
     report = InfoReport(now=now)
     for _, label in AGE_BUCKETS:
         report.by_age[label] = Tally()
-    archives: Dict[str, bool] = {}  # group key -> has siginfo
-    siginfo_keys: set[str] = set()
-    for art in artifacts:
-        report.total.add(art.size)
-        report.by_kind.setdefault(art.kind.value, Tally()).add(art.size)
-        if art.kind is Kind.META:
-            continue  # the mirror's own data (pins): counted, but no artifact
-        report.oldest = art.mtime if report.oldest is None else min(report.oldest, art.mtime)
-        report.newest = art.mtime if report.newest is None else max(report.newest, art.mtime)
-        age = art.age(now)
-        for bound, label in AGE_BUCKETS:
-            if age < bound:
-                report.by_age[label].add(art.size)
-                break
-        if art.name is None or art.kind not in (Kind.ARCHIVE, Kind.SIGINFO, Kind.SIG):
+    bounds = [bound for bound, _ in AGE_BUCKETS]
+    age_files = [0] * len(bounds)
+    age_bytes = [0] * len(bounds)
+    heads, tails, dirs = catalog.heads, catalog.tails, catalog.dirs
+    head_files, head_bytes = [0] * len(heads), [0] * len(heads)
+    head_oldest, head_newest = [math.inf] * len(heads), [-math.inf] * len(heads)
+    head_archives = [0] * len(heads)
+    tail_files, tail_bytes = [0] * len(tails), [0] * len(tails)
+    dir_files, dir_bytes = [0] * len(dirs), [0] * len(dirs)
+    is_archive = [tail.kind is Kind.ARCHIVE for tail in tails]
+    archive_tasks: Dict[Tuple[str, str], int] = {}  # (pn, task) -> archives
+    archives: Set[Union[bytes, str]] = set()  # group keys of archives
+    siginfo_keys: Set[str] = set()
+    hashes = catalog.hashes
+    columns = zip(catalog.head, catalog.tail, catalog.dir, catalog.size, catalog.mtime)
+    for row, (hd, tl, dr, size, mtime) in enumerate(columns):
+        if hd == OTHER:
+            _add_artifact(report, catalog.others[row], archives, siginfo_keys)
             continue
-        report.by_arch.setdefault(art.arch or NO_ARCH, Tally()).add(art.size)
-        report.by_task.setdefault(art.task, Tally()).add(art.size)
-        layout = layout_of(art.path, art.name)
-        prefix = directory_prefix(art.path, art.name, layout)
-        report.by_prefix.setdefault(prefix or NO_PREFIX, Tally()).add(art.size)
-        report.by_layout.setdefault(layout, Tally()).add(art.size)
-        report.by_version.setdefault(art.name.version, Tally()).add(art.size)
-        recipe = report.recipes.get(art.pn)
-        if recipe is None:
-            recipe = report.recipes[art.pn] = RecipeInfo(art.pn)
-        recipe.add(art)
-        if art.kind is Kind.ARCHIVE:
-            archives[art.group_key] = True
-        elif art.kind is Kind.SIGINFO:
-            siginfo_keys.add(art.group_key)
+        if not tail_files[tl]:
+            report.by_kind.setdefault(tails[tl].kind.value, Tally())
+            report.by_task.setdefault(tails[tl].task, Tally())
+        if not head_files[hd]:
+            head = heads[hd]
+            report.by_arch.setdefault(head.pkgarch or NO_ARCH, Tally())
+            if head.pn not in report.recipes:
+                report.recipes[head.pn] = RecipeInfo(head.pn)
+        if not dir_files[dr]:
+            report.by_prefix.setdefault(dirs[dr].prefix or NO_PREFIX, Tally())
+            report.by_layout.setdefault(dirs[dr].layout, Tally())
+        if not head_files[hd]:
+            report.by_version.setdefault(heads[hd].version, Tally())
+        head_files[hd] += 1
+        head_bytes[hd] += size
+        if mtime < head_oldest[hd]:
+            head_oldest[hd] = mtime
+        if mtime > head_newest[hd]:
+            head_newest[hd] = mtime
+        tail_files[tl] += 1
+        tail_bytes[tl] += size
+        dir_files[dr] += 1
+        dir_bytes[dr] += size
+        bucket = bisect.bisect_right(bounds, now - mtime)
+        age_files[bucket] += 1
+        age_bytes[bucket] += size
+        if is_archive[tl]:
+            head_archives[hd] += 1
+            key = (heads[hd].pn, tails[tl].task)
+            archive_tasks[key] = archive_tasks.get(key, 0) + 1
+            archives.add(bytes(hashes[32 * row: 32 * row + 32])
+                         + (dr << 64 | hd << 32 | tl).to_bytes(12, "little"))
+    for hd, head in enumerate(heads):
+        if head_files[hd]:
+            _fold_head(report, head, head_files[hd], head_bytes[hd], head_oldest[hd],
+                       head_newest[hd], head_archives[hd])
+    for (pn, task), n in archive_tasks.items():
+        tasks = report.recipes[pn].tasks
+        tasks[task] = tasks.get(task, 0) + n
+    for tail, n, size in zip(tails, tail_files, tail_bytes):
+        _add(report.by_kind, tail.kind.value, n, size)
+        _add(report.by_task, tail.task, n, size)
+    for where, n, size in zip(dirs, dir_files, dir_bytes):
+        _add(report.by_prefix, where.prefix or NO_PREFIX, n, size)
+        _add(report.by_layout, where.layout, n, size)
+    for (_, label), n, size in zip(AGE_BUCKETS, age_files, age_bytes):
+        _add(report.by_age, label, n, size)
+    siginfo_tails = {tl: tail.archive for tl, tail in enumerate(tails)
+                     if tail.kind is Kind.SIGINFO}
+    for row, (hd, tl, dr) in enumerate(zip(catalog.head, catalog.tail, catalog.dir)):
+        if hd != OTHER and tl in siginfo_tails:
+            archives.discard(bytes(hashes[32 * row: 32 * row + 32])
+                             + (dr << 64 | hd << 32 | siginfo_tails[tl]).to_bytes(12, "little"))
     report.archives_without_siginfo = sum(1 for key in archives if key not in siginfo_keys)
     return report
+
+
+def _add(tallies: Dict[str, Tally], key: str, files: int, size: int) -> None:
+    if files:
+        tally = tallies[key]
+        tally.files += files
+        tally.bytes += size
+
+
+def _fold_head(report: InfoReport, head: Head, files: int, size: int, oldest: float,
+               newest: float, archives: int) -> None:
+    """Count ``files`` files with ``head`` (``size`` bytes in all) in its tallies."""
+    report.total.files += files
+    report.total.bytes += size
+    _add(report.by_arch, head.pkgarch or NO_ARCH, files, size)
+    _add(report.by_version, head.version, files, size)
+    report.oldest = oldest if report.oldest is None else min(report.oldest, oldest)
+    report.newest = newest if report.newest is None else max(report.newest, newest)
+    recipe = report.recipes[head.pn]
+    recipe.files += files
+    recipe.bytes += size
+    if archives:
+        recipe.archives += archives
+        arch = head.pkgarch or NO_ARCH
+        recipe.archs[arch] = recipe.archs.get(arch, 0) + archives
+    recipe.oldest = min(recipe.oldest, oldest)
+    recipe.newest = max(recipe.newest, newest)
+
+
+def _add_artifact(report: InfoReport, art: Artifact, archives: Set[Union[bytes, str]],
+                  siginfo_keys: Set[str]) -> None:
+    """Count one file the catalog keeps whole (leftovers, unknown files, legacy names)."""
+    report.total.add(art.size)
+    report.by_kind.setdefault(art.kind.value, Tally()).add(art.size)
+    if art.kind is Kind.META:
+        return  # the mirror's own data (pins): counted, but no artifact
+    report.oldest = art.mtime if report.oldest is None else min(report.oldest, art.mtime)
+    report.newest = art.mtime if report.newest is None else max(report.newest, art.mtime)
+    age = art.age(now=report.now)
+    for bound, label in AGE_BUCKETS:
+        if age < bound:
+            report.by_age[label].add(art.size)
+            break
+    if art.name is None or art.kind not in (Kind.ARCHIVE, Kind.SIGINFO, Kind.SIG):
+        return
+    report.by_arch.setdefault(art.arch or NO_ARCH, Tally()).add(art.size)
+    report.by_task.setdefault(art.task, Tally()).add(art.size)
+    layout = layout_of(art.path, art.name)
+    prefix = directory_prefix(art.path, art.name, layout)
+    report.by_prefix.setdefault(prefix or NO_PREFIX, Tally()).add(art.size)
+    report.by_layout.setdefault(layout, Tally()).add(art.size)
+    report.by_version.setdefault(art.name.version, Tally()).add(art.size)
+    recipe = report.recipes.get(art.pn)
+    if recipe is None:
+        recipe = report.recipes[art.pn] = RecipeInfo(art.pn)
+    recipe.add(art)
+    if art.kind is Kind.ARCHIVE:
+        archives.add(art.group_key)
+    elif art.kind is Kind.SIGINFO:
+        siginfo_keys.add(art.group_key)

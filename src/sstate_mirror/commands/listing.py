@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable, Dict, FrozenSet, List, Optional, Pattern, Sequence
+from typing import Callable, Dict, FrozenSet, Optional, Pattern, Sequence
 
 from ..backends.base import Backend
+from ..catalog import Catalog
 from ..naming import Artifact, make_artifact
 from ..transfer import Progress, run_parallel
 
@@ -40,16 +41,19 @@ def list_artifacts(
     *,
     on_skip: Optional[Callable[[str, str], None]] = None,
     progress: Optional[Progress] = None,
-) -> List[Artifact]:
-    """Every file of ``backend`` as an :class:`Artifact`.
+) -> Catalog:
+    """Every file of ``backend``, read as :class:`Artifact` objects.
 
-    A listing that fails raises; callers never see a partial list as if it were complete.
+    The entries the backend yields are consumed into a :class:`~sstate_mirror.catalog.Catalog`
+    as they come: no list of every entry or every artifact is held (a mirror of ten million
+    objects fits in a few hundred MiB). A listing that fails raises; callers never see a
+    partial list as if it were complete.
     """
     progress = progress or Progress()
     progress.phase(f"listing {backend.url}", 0)
-    artifacts: List[Artifact] = []
+    artifacts = Catalog()
     for entry in backend.list(on_skip=on_skip):
-        artifacts.append(make_artifact(entry.path, entry.size, entry.mtime, entry.atime))
+        artifacts.append(entry.path, entry.size, entry.mtime, entry.atime)
         progress.advance(1, entry.size)
     progress.done()
     return artifacts
@@ -88,8 +92,9 @@ def remote_artifacts(
     return found
 
 
-def select(artifacts: Sequence[Artifact], selection: Selection) -> List[Artifact]:
+def select(artifacts: Sequence[Artifact], selection: Selection) -> Catalog:
     """The artifacts a ``--filter``/``--arch`` selection keeps (all without one)."""
+    catalog = Catalog.of(artifacts)
     if selection.everything:
-        return list(artifacts)
-    return [a for a in artifacts if selection.matches(a)]
+        return catalog
+    return catalog.where(selection.matches)

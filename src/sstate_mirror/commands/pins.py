@@ -258,16 +258,23 @@ def pin_status(pins: Iterable[Pin], artifacts: Iterable[Artifact], now: float
     task is one that has archives (a task of which the mirror holds an archive of any hash,
     or which the source named as such): ``do_compile`` never has one, so it is not counted.
     """
-    by_hash: Dict[str, List[Artifact]] = {}
+    pins = list(pins)
+    if not pins:
+        return []  # no pass over a listing of millions of files for nothing
+    named = {h for pin in pins for h in pin.objects}
+    by_hash: Dict[str, List[Artifact]] = {}  # only the pinned hashes: a mirror holds millions
     archive_hashes: Set[str] = set()
     sstate_tasks: Set[str] = set()
     for art in artifacts:
         if art.name is None or art.kind not in (Kind.ARCHIVE, Kind.SIGINFO, Kind.SIG):
             continue
+        if art.kind is Kind.ARCHIVE:
+            sstate_tasks.add(art.task)
+        if art.hash not in named:
+            continue
         by_hash.setdefault(art.hash, []).append(art)
         if art.kind is Kind.ARCHIVE:
             archive_hashes.add(art.hash)
-            sstate_tasks.add(art.task)
     out = []
     for pin in pins:
         status = PinStatus(pin, pin.expired(now))

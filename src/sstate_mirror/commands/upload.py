@@ -24,7 +24,7 @@ from __future__ import annotations
 import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 from ..backends.base import Backend
 from ..errors import BackendError, PermanentError
@@ -178,7 +178,7 @@ def plan_upload(
 class SourceListing:
     """A cache's files, and those its listing passed over (dangling links, loops)."""
 
-    artifacts: List[Artifact]
+    artifacts: Sequence[Artifact]
     skipped: List[Skipped]
 
 

@@ -1,0 +1,281 @@
+"""Millions of listed files in a few dozen bytes each: the compact form of the naming model.
+
+A mirror shared by a company's CI holds millions of objects. One :class:`~sstate_mirror.naming.
+Artifact` per file (a dataclass, its path string, a parsed :class:`~sstate_mirror.naming.
+SstateName` with nine more strings) costs over a kilobyte; ten million of them do not fit on
+a CI runner. Yet nearly all of a name is repeated: a mirror holds the builds of a few thousand
+recipes, tasks and architectures, and what differs from one file to the next is its hash, its
+size and its times. So a :class:`Catalog` stores, per file, only
+
+* the 64-hex hash as 32 bytes (one ``bytearray`` for all files),
+* the size, the mtime and (only where a store gives one) the atime, in typed ``array`` columns,
+* the numbers of the three parts of its path besides the hash, each stored and parsed once:
+  its :class:`Head` (``sstate:PN:ARCHSPEC:PV:PR:PKGARCH:VERSION:``, shared by every task of a
+  build), its :class:`Tail` (``_TASK.EXT`` and a companion suffix: a few dozen on a mirror)
+  and its :class:`Directory` (the prefix above the ``hh/hh`` levels, and the layout).
+
+Files that are no archive, ``.siginfo`` or ``.sig`` with a 64-hex hash (temporary leftovers,
+unknown files, pins, legacy md5 names) are few: they are kept as plain :class:`Artifact`
+objects. A catalog is a ``Sequence[Artifact]`` in listing order, so every command can read it
+as before (each :class:`Artifact` is made when read, and is equal to the one
+:func:`~sstate_mirror.naming.make_artifact` makes); the planners that read millions of rows
+(``info``'s summary, ``clean``'s plan) use the columns directly.
+
+It is hand-written, as a part of :mod:`sstate_mirror.naming` (the only code that reads sstate
+names), because what it compresses is that model's own structure; ``array`` and ``bytearray``
+are the standard library's compact containers.
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+from array import array
+from collections.abc import Iterable, Iterator, Sequence
+from typing import Callable, Dict, List, NamedTuple, Optional, Tuple, Union, overload
+
+from .naming import (
+    SIG_SUFFIX,
+    SIGINFO_SUFFIX,
+    Artifact,
+    Kind,
+    SstateName,
+    head_fields,
+    make_artifact,
+    parse_name,
+)
+
+#: The head number of a row kept as a whole :class:`Artifact`.
+OTHER = 0xFFFFFFFF
+_NO_TIME = math.nan
+_LAYOUTS = {2: "hh/hh", 1: "hh", 0: "flat"}
+_GROUPED = (Kind.ARCHIVE, Kind.SIGINFO, Kind.SIG)
+
+
+class Head(NamedTuple):
+    """``sstate:PN:ARCHSPEC:PV:PR:PKGARCH:VERSION:``, shared by every task of a build."""
+
+    text: str
+    pn: str
+    archspec: str
+    pv: str
+    pr: str
+    pkgarch: str
+    version: str
+
+
+class Tail(NamedTuple):
+    """``_TASK.EXT`` after the hash, with the companion suffix: a few dozen on any mirror."""
+
+    text: str
+    task: str
+    ext: str
+    kind: Kind
+    archive: int
+    """The tail of the archive this file belongs with (itself for an archive)."""
+
+
+class Directory(NamedTuple):
+    """The directories of a path above its name, less the hash levels."""
+
+    head: str
+    """With its trailing ``/`` ('' at the top); the whole directory when ``levels`` is 0."""
+    levels: int
+    """Hash directory levels between ``head`` and the name: 2 (``hh/hh``), 1 or 0."""
+
+    @property
+    def layout(self) -> str:
+        """:func:`~sstate_mirror.naming.layout_of` every path with this directory."""
+        return _LAYOUTS[self.levels]
+
+    @property
+    def prefix(self) -> str:
+        """:func:`~sstate_mirror.naming.directory_prefix` of every path with it."""
+        return self.head[:-1] if self.head else ""
+
+
+class Catalog(Sequence[Artifact]):
+    """Files of one listing, in listing order, stored by columns (see the module's doc)."""
+
+    def __init__(self) -> None:
+        self.heads: List[Head] = []
+        self.tails: List[Tail] = []
+        self.dirs: List[Directory] = []
+        self._ids: Dict[object, int] = {}
+        self.head = array("I")
+        self.tail = array("I")
+        self.dir = array("I")
+        self.hashes = bytearray()
+        self.size = array("q")
+        self.mtime = array("d")
+        self.atime: Optional[array[float]] = None
+        """Only once some file has one (NaN for the others)."""
+        self.others: Dict[int, Artifact] = {}
+
+    @classmethod
+    def of(cls, artifacts: Iterable[Artifact]) -> Catalog:
+        """``artifacts`` as a catalog (itself when it is one): an iterator is consumed once."""
+        if isinstance(artifacts, Catalog):
+            return artifacts
+        out = cls()
+        for art in artifacts:
+            out.add(art)
+        return out
+
+    # -- building ----------------------------------------------------------------------------
+
+    def append(self, path: str, size: int, mtime: float, atime: Optional[float] = None) -> None:
+        """Add one listed file (what :func:`~sstate_mirror.naming.make_artifact` reads)."""
+        d, _, base = path.rpartition("/")
+        i = base.rfind(":") + 1
+        us = base.find("_", i)
+        if i and us - i == 64 and base.startswith("sstate:"):
+            h = base[i:us]
+            try:
+                raw = bytes.fromhex(h)
+            except ValueError:
+                raw = b""
+            if len(raw) == 32 and raw.hex() == h:
+                if d.endswith(f"{h[:2]}/{h[2:4]}") and (len(d) == 5 or d[-6:-5] == "/"):
+                    where = Directory(d[:-5], 2)
+                elif d.endswith(h[:2]) and (len(d) == 2 or d[-3:-2] == "/"):
+                    where = Directory(d[:-2], 1)
+                else:
+                    where = Directory(d + "/" if d else "", 0)
+                ids = self._ids
+                head, tail, dir_ = ids.get(base[:i]), ids.get(base[us:]), ids.get(where)
+                if head is None or tail is None:
+                    head, tail = self._new_name(base, i, us)
+                if dir_ is None and head is not None:
+                    dir_ = ids[where] = len(self.dirs)
+                    self.dirs.append(where)
+                if head is not None and tail is not None and dir_ is not None:
+                    self._row(head, tail, dir_, raw, size, mtime, atime)
+                    return
+        self.others[len(self.head)] = make_artifact(path, size, mtime, atime)
+        self._row(OTHER, 0, 0, bytes(32), size, mtime, atime)
+
+    def add(self, art: Artifact) -> None:
+        """Add a listed file that is already an :class:`Artifact`."""
+        self.append(art.path, art.size, art.mtime, art.atime)
+        if self.head[-1] == OTHER:
+            self.others[len(self.head) - 1] = art  # the very object: it may carry more
+
+    def _row(self, head: int, tail: int, dir_: int, raw: bytes, size: int, mtime: float,
+             atime: Optional[float]) -> None:
+        self.head.append(head)
+        self.tail.append(tail)
+        self.dir.append(dir_)
+        self.hashes += raw
+        self.size.append(size)
+        self.mtime.append(mtime)
+        if atime is not None and self.atime is None:
+            self.atime = array("d", [_NO_TIME]) * (len(self.head) - 1)
+        if self.atime is not None:
+            self.atime.append(_NO_TIME if atime is None else atime)
+
+    def _new_name(self, base: str, i: int, us: int) -> Tuple[Optional[int], Optional[int]]:
+        """Parse a name with a head or tail not seen yet; their numbers (None: kept whole).
+
+        The parse is separable: with the hash fixed at 64 hex digits, what the head says
+        does not depend on the tail, nor the reverse (see :func:`~sstate_mirror.naming.
+        parse_name`), so each part is parsed once per catalog.
+        """
+        ids = self._ids
+        tail = ids.get(base[us:])
+        if tail is not None:  # a known tail: the head alone decides, by position
+            fields = base[:i].split(":")
+            if len(fields) < 8:
+                return None, None
+            ids[base[:i]] = len(self.heads)
+            self.heads.append(Head(base[:i], *map(sys.intern, head_fields(fields))))
+            return len(self.heads) - 1, tail
+        parsed = parse_name(base)
+        if parsed is None or parsed.kind not in _GROUPED or parsed.hash != base[i:us]:
+            return None, None
+        head = ids.get(base[:i])
+        if head is None:
+            head = ids[base[:i]] = len(self.heads)
+            self.heads.append(Head(base[:i], *map(sys.intern, parsed[:6])))
+        if tail is None:
+            archive_text = base[us:]
+            if parsed.kind is not Kind.ARCHIVE:
+                suffix = SIGINFO_SUFFIX if parsed.kind is Kind.SIGINFO else SIG_SUFFIX
+                archive_text = archive_text[: -len(suffix)]
+            archive = ids.get(archive_text)
+            if archive is None:
+                archive = ids[archive_text] = len(self.tails)
+                self.tails.append(Tail(archive_text, parsed.task, parsed.ext, Kind.ARCHIVE,
+                                       archive))
+            tail = archive
+            if parsed.kind is not Kind.ARCHIVE:
+                tail = ids[base[us:]] = len(self.tails)
+                self.tails.append(Tail(base[us:], parsed.task, parsed.ext, parsed.kind,
+                                       archive))
+        return head, tail
+
+    # -- reading -----------------------------------------------------------------------------
+
+    def __len__(self) -> int:
+        return len(self.head)
+
+    @overload
+    def __getitem__(self, index: int) -> Artifact: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> List[Artifact]: ...
+
+    def __getitem__(self, index: Union[int, slice]) -> Union[Artifact, List[Artifact]]:
+        if isinstance(index, slice):
+            return [self._artifact(i) for i in range(*index.indices(len(self)))]
+        if index < 0:
+            index += len(self)
+        if not 0 <= index < len(self):
+            raise IndexError("catalog index out of range")
+        return self._artifact(index)
+
+    def __iter__(self) -> Iterator[Artifact]:
+        for i in range(len(self.head)):
+            yield self._artifact(i)
+
+    def hash_bytes(self, row: int) -> bytes:
+        return bytes(self.hashes[32 * row: 32 * row + 32])
+
+    def path(self, row: int, tail: Optional[int] = None) -> str:
+        """The path of a row the columns hold (with another ``tail`` when one is given)."""
+        h = self.hashes[32 * row: 32 * row + 32].hex()
+        where = self.dirs[self.dir[row]]
+        if where.levels == 2:
+            dirs = f"{where.head}{h[:2]}/{h[2:4]}/"
+        elif where.levels == 1:
+            dirs = f"{where.head}{h[:2]}/"
+        else:
+            dirs = where.head
+        text = self.tails[self.tail[row] if tail is None else tail].text
+        return f"{dirs}{self.heads[self.head[row]].text}{h}{text}"
+
+    def _artifact(self, row: int) -> Artifact:
+        head_id = self.head[row]
+        if head_id == OTHER:
+            return self.others[row]
+        head, tail = self.heads[head_id], self.tails[self.tail[row]]
+        h = self.hashes[32 * row: 32 * row + 32].hex()
+        atime = self.atime[row] if self.atime is not None else _NO_TIME
+        name = SstateName(head.pn, head.archspec, head.pv, head.pr, head.pkgarch, head.version,
+                          h, tail.task, tail.ext, tail.kind)
+        return Artifact(path=self.path(row), size=self.size[row], mtime=self.mtime[row],
+                        kind=tail.kind, name=name, atime=None if math.isnan(atime) else atime)
+
+    def where(self, keep: Callable[[Artifact], bool]) -> Catalog:
+        """The rows whose artifact ``keep`` accepts, as a catalog sharing this one's parts."""
+        out = Catalog()
+        out.heads, out.tails, out.dirs, out._ids = self.heads, self.tails, self.dirs, self._ids
+        for row in range(len(self.head)):
+            art = self._artifact(row)
+            if not keep(art):
+                continue
+            if self.head[row] == OTHER:
+                out.others[len(out.head)] = art
+            out._row(self.head[row], self.tail[row], self.dir[row], self.hash_bytes(row),
+                     self.size[row], self.mtime[row], art.atime)
+        return out
