@@ -27,15 +27,17 @@ import re
 from typing import Dict, Optional, Tuple
 
 from ..errors import BackendUnavailable, UsageError
-from .base import Backend, BackendOptions, Entry, Properties, redact_url
+from .base import Backend, BackendOptions, Entry, Inventory, Properties, redact_url
 
 __all__ = [
     "SUPPORTED_SCHEMES",
     "Backend",
     "BackendOptions",
     "Entry",
+    "Inventory",
     "Properties",
     "open_backend",
+    "open_inventory",
     "redact_url",
     "scheme_of",
     "supported_locations",
@@ -161,3 +163,20 @@ def open_backend(url: str, options: Optional[BackendOptions] = None) -> Backend:
     else:
         backend = cls(url, options or BackendOptions())
     return backend
+
+
+def open_inventory(location: str, target: Backend,
+                   options: Optional[BackendOptions] = None) -> Inventory:
+    """The S3 Inventory report at ``location`` as a listing of ``target`` (an s3:// mirror).
+
+    Its manifest is read (and checked) here; its data files when it is listed.
+    """
+    if scheme_of(location, "--inventory") != "s3" or scheme_of(target.url) != "s3":
+        raise UsageError(f"--inventory {location}: S3 Inventory reports (s3://) list s3://"
+                         f" mirrors only, not {target.url}")
+    from .s3 import S3Backend
+    from .s3_inventory import open_inventory as open_report
+
+    if not isinstance(target, S3Backend):
+        raise UsageError(f"--inventory lists s3:// mirrors only, not {target.url}")
+    return open_report(target, location, options)

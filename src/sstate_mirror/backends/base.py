@@ -35,7 +35,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Iterator, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
-from typing import IO, Any, Callable, Dict, Optional, Tuple
+from typing import IO, Any, Callable, Dict, Optional, Protocol, Tuple
 
 from ..errors import BackendError, PermanentError
 from ..naming import UPLOAD_TEMP_PREFIX, UPLOAD_TEMP_SUFFIX
@@ -214,6 +214,24 @@ def redact_text(text: str) -> str:
         return f"{m.group(1)}***@{rest}" if had_userinfo else m.group(0)
 
     return _URL_TOKEN.sub(one, text)
+
+
+class Listing(Protocol):
+    """What a listing comes from: a backend, or a report of its files (an S3 Inventory)."""
+
+    url: str
+
+    def list(self, prefix: str = "", on_skip: Optional[SkipCallback] = None
+             ) -> Iterator[Entry]: ...
+
+
+class Inventory(Listing, Protocol):
+    """A stored report of a mirror's files, made at ``created`` (POSIX time): files written
+    or re-dated after it may be missing from it or listed as they were."""
+
+    created: float
+
+    def close(self) -> None: ...
 
 
 class Backend(ABC):

@@ -19,6 +19,7 @@ from ..commands.clean import (
 from ..commands.clock import mirror_clock
 from ..commands.listing import list_artifacts, select
 from ..commands.pins import read_pins
+from ..commands.recheck import spare_changed
 from ..errors import Interrupted, UsageError
 from ..transfer import Progress
 from ..units import format_size, parse_age, parse_size
@@ -32,6 +33,7 @@ from .common import (
     with_progress,
 )
 from .hashserve import add_hashserve_options, check_admin, clean_server, hashserve_from_args
+from .inventory import add_inventory_options, inventory_from_args
 from .pin import load_sources
 from .ui import UI
 from .wording import plural
@@ -70,6 +72,7 @@ def register(sub: Any, parents: Sequence[argparse.ArgumentParser]) -> None:
     p.add_argument("-n", "--dry-run", action="store_true",
                    help="show what would be deleted and why; change nothing")
     add_mirror_options(p)
+    add_inventory_options(p, clean=True)
     add_hashserve_options(p, "after the clean, keep on this hash equivalence server only the"
                              " unihashes of archives still on the mirror (needs @db-admin)")
 
@@ -128,6 +131,7 @@ def run(args: argparse.Namespace, ui: UI, progress: Progress) -> int:
         max_versions=args.max_versions,
         min_age=parse_age(args.min_age, "--min-age"),
     )
+    parse_age(args.inventory_max_age, "--inventory-max-age")
     if options.max_age is not None and options.max_age < options.min_age:
         ui.warn(f"--max-age {args.max_age} is less than --min-age {args.min_age}: what was"
                 f" used within {args.min_age} is kept (lower --min-age to delete it too)")
@@ -141,7 +145,14 @@ def run(args: argparse.Namespace, ui: UI, progress: Progress) -> int:
         target.check()
         clock = mirror_clock(target)  # refuses a mirror whose clock is far from ours
         ui.info(f"scanning {target.url}")
-        listing = list_artifacts(target, progress=progress)
+        inventory = inventory_from_args(args, ui, target, backend_options, clock.now())
+        if inventory is None:
+            listing = list_artifacts(target, progress=progress)
+        else:
+            try:
+                listing = list_artifacts(inventory, progress=progress)
+            finally:
+                inventory.close()
         now = clock.now()
         warn_if_none_selected(ui, args, selection, listing, target.url)
         pins = read_pins(target, now)
@@ -179,6 +190,8 @@ def run(args: argparse.Namespace, ui: UI, progress: Progress) -> int:
                                   "clock_offset": clock.offset,
                                   # a line per file: made only when printed
                                   "plan": plan.to_dict() if ui.json_mode else {}}
+        if inventory is not None:
+            report["inventory"] = {"url": inventory.url, "created": inventory.created}
         if args.dry_run:
             ui.info(f"dry run: would delete {plural(len(plan.deletions), 'file')},"
                     f" freeing {format_size(plan.bytes_to_free)}")
@@ -194,6 +207,14 @@ def run(args: argparse.Namespace, ui: UI, progress: Progress) -> int:
         late = spare_pinned(plan, fresh)
         if late:
             ui.info(f"  {plural(len(late), 'file')} kept by a pin made during this run")
+        if inventory is not None:
+            changed = spare_changed(plan, target, inventory.created, jobs=jobs,
+                                    progress=progress)
+            for d in changed:
+                ui.detail(f"[KEPT] {d.path} (changed or gone since the inventory)")
+            if changed:
+                ui.info(f"  {plural(len(changed), 'file')} changed since the inventory"
+                        f" {'is' if len(changed) == 1 else 'are'} kept")
         result = execute_clean(plan, target, jobs=jobs, retries=backend_options.retries,
                                progress=progress)
     for path, err in sorted(result.failed.items()):

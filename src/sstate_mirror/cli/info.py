@@ -23,6 +23,7 @@ from .common import (
     with_progress,
 )
 from .hashserve import add_hashserve_options, hashserve_from_args, render_knowledge
+from .inventory import add_inventory_options, inventory_from_args
 from .ui import UI
 from .wording import plural
 
@@ -40,6 +41,7 @@ def register(sub: Any, parents: Sequence[argparse.ArgumentParser]) -> None:
     p.add_argument("--top", type=int, default=TOP, metavar="N",
                    help=f"how many recipes to list by size (default: {TOP})")
     add_mirror_options(p, jobs=False)
+    add_inventory_options(p, clean=False)
     add_hashserve_options(p, "also count the archives whose unihash this hash equivalence"
                              " server knows, and those it does not")
 
@@ -51,11 +53,19 @@ def run(args: argparse.Namespace, ui: UI, progress: Progress) -> int:
     selection = selection_from_args(args)
     hashserve = hashserve_from_args(args)
     knowledge: Optional[ServerKnowledge] = None
-    with open_backend(args.target, backend_options_from_args(args)) as target:
+    options = backend_options_from_args(args)
+    with open_backend(args.target, options) as target:
         target.check()
         ui.info(f"scanning {target.url}")
         now = time.time()
-        listing = list_artifacts(target, progress=progress)
+        inventory = inventory_from_args(args, ui, target, options, now)
+        if inventory is None:
+            listing = list_artifacts(target, progress=progress)
+        else:
+            try:
+                listing = list_artifacts(inventory, progress=progress)
+            finally:
+                inventory.close()
         warn_if_none_selected(ui, args, selection, listing, target.url)
         artifacts = select(listing, selection)
         report = summarize(artifacts, now)
@@ -66,6 +76,8 @@ def run(args: argparse.Namespace, ui: UI, progress: Progress) -> int:
                 address = str(server.address)
         if ui.json_mode:
             data: Dict[str, Any] = {"command": "info", "target": target.url, "now": now}
+            if inventory is not None:
+                data["inventory"] = {"url": inventory.url, "created": inventory.created}
             data.update(report.to_dict(top=args.top, detail=ui.verbose > 0))
             data["pins"] = [p.to_dict() for p in pins]
             if knowledge is not None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable, Dict, FrozenSet, Optional, Pattern, Sequence
 
-from ..backends.base import Backend
+from ..backends.base import Backend, Listing
 from ..catalog import Catalog
 from ..naming import Artifact, make_artifact
 from ..transfer import Progress, run_parallel
@@ -37,12 +37,12 @@ EVERYTHING = Selection()
 
 
 def list_artifacts(
-    backend: Backend,
+    backend: Listing,
     *,
     on_skip: Optional[Callable[[str, str], None]] = None,
     progress: Optional[Progress] = None,
 ) -> Catalog:
-    """Every file of ``backend``, read as :class:`Artifact` objects.
+    """Every file of ``backend`` (or of a report of its files), read as :class:`Artifact`s.
 
     The entries the backend yields are consumed into a :class:`~sstate_mirror.catalog.Catalog`
     as they come: no list of every entry or every artifact is held (a mirror of ten million
