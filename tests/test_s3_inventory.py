@@ -1,0 +1,346 @@
+"""``info`` and ``clean`` listing an S3 mirror from its S3 Inventory report (``--inventory``).
+
+Reports are written into a destination bucket of the moto server as S3 writes them:
+``PREFIX/SOURCE-BUCKET/CONFIG-ID/YYYY-MM-DDTHH-MMZ/manifest.json`` and ``manifest.checksum``,
+gzip'd CSV data files below ``data/`` with every field quoted and keys URL-encoded.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import gzip
+import hashlib
+import io
+import json
+import time
+import urllib.parse
+from pathlib import Path
+from typing import Any, Dict, Iterable, List, Optional, Sequence
+
+import pytest
+
+from memory import run_measured
+from runcli import child_env, command, run, run_json
+from s3_servers import S3Bucket
+from sstate_mirror.backends import open_backend, open_inventory
+from sstate_mirror.backends import s3_inventory
+from sstate_mirror.errors import EXIT_BACKEND, EXIT_USAGE
+
+SCHEMA = "Bucket, Key, Size, LastModifiedDate, ETag, StorageClass"
+DAY = 86400.0
+
+
+def _stamp(when: float) -> str:
+    return dt.datetime.fromtimestamp(when, dt.timezone.utc).strftime("%Y-%m-%dT%H-%MZ")
+
+
+def _iso(when: float) -> str:
+    return dt.datetime.fromtimestamp(when, dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.000Z")
+
+
+def bucket_rows(s3: S3Bucket) -> List[Dict[str, Any]]:
+    """Every object of the mirror's bucket (the prefix and beyond), as an inventory lists it."""
+    rows: List[Dict[str, Any]] = []
+    for page in s3.client().get_paginator("list_objects_v2").paginate(Bucket=s3.name):
+        for obj in page.get("Contents", []):
+            rows.append({"Bucket": s3.name, "Key": obj["Key"], "Size": obj["Size"],
+                         "LastModifiedDate": obj["LastModified"].timestamp(),
+                         "ETag": obj["ETag"].strip('"'), "StorageClass": "STANDARD"})
+    return rows
+
+
+def csv_line(row: Dict[str, Any], schema: str = SCHEMA) -> bytes:
+    fields = []
+    for name in (c.strip() for c in schema.split(",")):
+        value = row.get(name, "")
+        if name == "Key":
+            value = urllib.parse.quote_plus(value, safe="")
+        elif name == "LastModifiedDate":
+            value = _iso(value)
+        fields.append(f'"{value}"')
+    return (",".join(fields) + "\n").encode()
+
+
+class Report:
+    """One inventory report in the destination bucket: where it is and how to spoil it."""
+
+    def __init__(self, s3: S3Bucket, dest: str, *, config: str = "cfg",
+                 created: Optional[float] = None, schema: str = SCHEMA,
+                 data_files: Sequence[bytes] = (), file_format: str = "CSV",
+                 sizes: Optional[Sequence[int]] = None, md5s: Optional[Sequence[str]] = None,
+                 source: Optional[str] = None) -> None:
+        created = time.time() - 600 if created is None else created
+        self.config_url = f"s3://{dest}/inventories/{s3.name}/{config}"
+        base = f"inventories/{s3.name}/{config}"
+        files = []
+        client = s3.client()
+        for i, data in enumerate(data_files):
+            key = f"{base}/data/{_stamp(created)}-{i}.csv.gz"
+            client.put_object(Bucket=dest, Key=key, Body=data)
+            files.append({"key": key,
+                          "size": len(data) if sizes is None else sizes[i],
+                          "MD5checksum": hashlib.md5(data).hexdigest() if md5s is None
+                          else md5s[i]})
+        manifest = {
+            "sourceBucket": source or s3.name,
+            "destinationBucket": f"arn:aws:s3:::{dest}",
+            "version": "2016-11-30",
+            "creationTimestamp": str(int(created * 1000)),
+            "fileFormat": file_format,
+            "fileSchema": schema,
+            "files": files,
+        }
+        self.manifest = json.dumps(manifest, indent=4).encode()
+        self.manifest_key = f"{base}/{_stamp(created)}/manifest.json"
+        self.url = f"s3://{dest}/{self.manifest_key}"
+        client.put_object(Bucket=dest, Key=self.manifest_key, Body=self.manifest)
+        client.put_object(Bucket=dest, Key=self.manifest_key.replace(".json", ".checksum"),
+                          Body=hashlib.md5(self.manifest).hexdigest().encode() + b"\n")
+
+
+def gz(lines: Iterable[bytes]) -> bytes:
+    return gzip.compress(b"".join(lines))
+
+
+def make_report(s3: S3Bucket, dest: str, rows: Optional[List[Dict[str, Any]]] = None,
+                parts: int = 2, **kw: Any) -> Report:
+    """The report of ``rows`` (the bucket as it is now by default) in ``parts`` data files."""
+    rows = bucket_rows(s3) if rows is None else rows
+    schema = kw.pop("schema", SCHEMA)
+    chunks = [rows[i::parts] for i in range(parts)]
+    return Report(s3, dest, schema=schema,
+                  data_files=[gz(csv_line(r, schema) for r in c) for c in chunks], **kw)
+
+
+@pytest.fixture
+def mirror(s3_bucket: S3Bucket, oe_cache_a: Path, capsys: pytest.CaptureFixture[str]
+           ) -> S3Bucket:
+    """A mirror below ``mirror/`` of a bucket that also holds keys beside it."""
+    s3_bucket.prefix = "mirror"
+    code = run(capsys, "upload", str(oe_cache_a), s3_bucket.url)[0]
+    assert code == 0
+    client = s3_bucket.client()
+    for key in ("outside/sstate:x:core2-64-poky-linux:1:r0:core2-64:14:" + "a" * 64
+                + "_populate_lic.tar.zst", "mirror-old/stray", "mirror"):
+        client.put_object(Bucket=s3_bucket.name, Key=key, Body=b"not the mirror's")
+    return s3_bucket
+
+
+@pytest.fixture
+def dest(s3_bucket: S3Bucket) -> str:
+    return s3_bucket.server.new_bucket()
+
+
+def _info(capsys: pytest.CaptureFixture[str], s3: S3Bucket, *extra: str) -> Dict[str, Any]:
+    code, report, err = run_json(capsys, "info", s3.url, *extra)
+    assert code == 0, err
+    for key in ("now", "inventory"):
+        report.pop(key, None)
+    return report
+
+
+def test_info_from_an_inventory_is_info_from_the_listing(
+        mirror: S3Bucket, dest: str, capsys: pytest.CaptureFixture[str]) -> None:
+    report = make_report(mirror, dest)
+    listed = _info(capsys, mirror)
+    assert listed["files"] > 10
+    assert _info(capsys, mirror, "--inventory", report.url) == listed
+    # the configuration's prefix: its newest report
+    assert _info(capsys, mirror, "--inventory", report.config_url) == listed
+
+
+def test_keys_beside_the_mirror_are_not_listed_and_keys_are_url_decoded(
+        mirror: S3Bucket, dest: str) -> None:
+    odd = "odd dir/name+with:colon%and space"
+    mirror.client().put_object(Bucket=mirror.name, Key=f"mirror/{odd}", Body=b"12345")
+    report = make_report(mirror, dest, parts=3)
+    with open_backend(mirror.url, mirror.options) as target:
+        expected = sorted((e.path, e.size, e.mtime) for e in target.list())
+        inventory = open_inventory(report.url, target, mirror.options)
+        got = sorted((e.path, e.size, e.mtime) for e in inventory.list())
+        inventory.close()
+    assert got == expected
+    assert (odd, 5) in {(p, s) for p, s, _ in got}
+    assert not any("stray" in p or p.startswith("outside") for p, _, _ in got)
+
+
+def test_the_newest_report_of_a_configuration_is_read(
+        mirror: S3Bucket, dest: str, capsys: pytest.CaptureFixture[str]) -> None:
+    rows = bucket_rows(mirror)
+    make_report(mirror, dest, rows=rows[:3], created=time.time() - 3 * DAY)
+    newest = make_report(mirror, dest, rows=rows, created=time.time() - 3600)
+    code, report, err = run_json(capsys, "info", mirror.url, "--inventory", newest.config_url)
+    assert code == 0, err
+    assert report["inventory"]["url"] == newest.url
+    assert report["files"] == _info(capsys, mirror)["files"]
+
+
+def _plan(capsys: pytest.CaptureFixture[str], s3: S3Bucket, *extra: str) -> Dict[str, Any]:
+    code, report, err = run_json(capsys, "clean", s3.url, "--dry-run", "--max-age", "10d",
+                                 *extra)
+    assert code == 0, err
+    return dict(report["plan"])
+
+
+def _age_half(s3: S3Bucket) -> List[str]:
+    """Age every other group by 30 days; the paths aged (relative to the mirror)."""
+    with open_backend(s3.url, s3.options) as target:
+        paths = sorted(e.path for e in target.list())
+    aged = [p for p in paths if p.startswith(tuple("02468ace"))]
+    for p in aged:
+        s3.backdate(p, 30 * DAY)
+    return aged
+
+
+def test_clean_plans_from_an_inventory_as_from_the_listing(
+        mirror: S3Bucket, dest: str, capsys: pytest.CaptureFixture[str]) -> None:
+    assert _age_half(mirror)
+    report = make_report(mirror, dest)
+    listed = _plan(capsys, mirror)
+    assert listed["to_delete"]
+    assert _plan(capsys, mirror, "--inventory", report.url) == listed
+
+
+def test_clean_deletes_only_what_the_inventory_lists_and_is_unchanged_since(
+        mirror: S3Bucket, dest: str, capsys: pytest.CaptureFixture[str]) -> None:
+    _age_half(mirror)
+    report = make_report(mirror, dest)
+    planned = [d["path"] for d in _plan(capsys, mirror, "--inventory", report.url)["to_delete"]]
+    siginfos = sorted(p for p in planned
+                      if p.endswith(".siginfo") and p[: -len(".siginfo")] in planned)
+    assert len(siginfos) >= 3
+    client = mirror.client()
+    # after the report: a build used one group (its .siginfo re-dated, as touch does),
+    # another group's archive was deleted, a third group's .siginfo uploaded again
+    used, gone, again = siginfos[0], siginfos[1][: -len(".siginfo")], siginfos[2]
+    key = mirror.key
+    client.copy_object(Bucket=mirror.name, Key=key(used), MetadataDirective="REPLACE",
+                       CopySource={"Bucket": mirror.name, "Key": key(used)})
+    client.delete_object(Bucket=mirror.name, Key=key(gone))
+    client.put_object(Bucket=mirror.name, Key=key(again), Body=b"another siginfo")
+    code, out, err = run(capsys, "-v", "clean", mirror.url, "--max-age", "10d",
+                         "--inventory", report.url)
+    assert code == 0, err
+    assert "changed since the inventory" in out
+    with open_backend(mirror.url, mirror.options) as target:
+        left = {e.path for e in target.list()}
+    kept = {used, used[: -len(".siginfo")], again, again[: -len(".siginfo")]}
+    assert kept <= left, kept - left  # the used group and the group uploaded again stay whole
+    deleted = set(planned) - kept - {gone}
+    assert len(deleted) > 2 and not deleted & left
+
+
+def test_clean_refuses_a_stale_inventory_and_deletes_nothing(
+        mirror: S3Bucket, dest: str, capsys: pytest.CaptureFixture[str]) -> None:
+    _age_half(mirror)
+    report = make_report(mirror, dest, created=time.time() - 3 * DAY)
+    before = len(bucket_rows(mirror))
+    code, out, err = run(capsys, "clean", mirror.url, "--max-age", "10d",
+                         "--inventory", report.url)
+    assert code == EXIT_USAGE
+    assert "--inventory-max-age 2d" in err and "not in it" in err
+    assert len(bucket_rows(mirror)) == before
+    # a bound that says so, and info, which deletes nothing, read it
+    assert _plan(capsys, mirror, "--inventory", report.url, "--inventory-max-age", "4d")
+    assert _info(capsys, mirror, "--inventory", report.url)["files"] > 0
+
+
+def _fails(capsys: pytest.CaptureFixture[str], s3: S3Bucket, url: str, code: int,
+           *words: str) -> None:
+    before = len(bucket_rows(s3))
+    got, out, err = run(capsys, "clean", s3.url, "--max-age", "1s", "--min-age", "0s",
+                        "--inventory", url)
+    assert got == code, err
+    for word in words:
+        assert word in err
+    assert len(err.strip().splitlines()) <= 2  # a line, and perhaps a hint
+    assert len(bucket_rows(s3)) == before
+
+
+def test_corrupt_data_files_fail_the_listing(
+        mirror: S3Bucket, dest: str, capsys: pytest.CaptureFixture[str]) -> None:
+    rows = bucket_rows(mirror)
+    good = gz(csv_line(r) for r in rows)
+    bad_md5 = Report(mirror, dest, config="md5", data_files=[good], md5s=["0" * 32])
+    _fails(capsys, mirror, bad_md5.url, EXIT_BACKEND, "MD5")
+    longer = Report(mirror, dest, config="size", data_files=[good], sizes=[len(good) - 10])
+    _fails(capsys, mirror, longer.url, EXIT_BACKEND, "larger than the manifest")
+    not_gzip = Report(mirror, dest, config="plain",
+                      data_files=[b"".join(csv_line(r) for r in rows)])
+    _fails(capsys, mirror, not_gzip.url, EXIT_BACKEND, "not a gzip'd CSV file")
+    cut = Report(mirror, dest, config="cut", data_files=[good[: len(good) // 2]])
+    _fails(capsys, mirror, cut.url, EXIT_BACKEND, "not a gzip'd CSV file")
+    fields = Report(mirror, dest, config="fields",
+                    data_files=[gz([b'"a","b"\n'])])
+    _fails(capsys, mirror, fields.url, EXIT_BACKEND, "2 fields")
+    size = dict(_in_mirror(rows), Size=-1)
+    negative = Report(mirror, dest, config="neg", data_files=[gz([csv_line(size)])])
+    _fails(capsys, mirror, negative.url, EXIT_BACKEND, "size")
+
+
+def test_a_manifest_that_is_not_its_checksum_or_too_large_is_refused(
+        mirror: S3Bucket, dest: str, capsys: pytest.CaptureFixture[str],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    report = make_report(mirror, dest)
+    mirror.client().put_object(Bucket=dest, Key=report.manifest_key,
+                               Body=report.manifest.replace(b"2016-11-30", b"2016-11-31"))
+    _fails(capsys, mirror, report.url, EXIT_BACKEND, "manifest.checksum")
+    other = make_report(mirror, dest, config="big")
+    monkeypatch.setattr(s3_inventory, "MANIFEST_MAX", len(other.manifest) - 1)
+    _fails(capsys, mirror, other.url, EXIT_BACKEND, "larger than")
+
+
+def test_reports_without_sizes_or_times_or_in_another_format_are_refused(
+        mirror: S3Bucket, dest: str, capsys: pytest.CaptureFixture[str]) -> None:
+    for config, schema, word in (("nosize", "Bucket, Key, LastModifiedDate", "Size"),
+                                 ("notime", "Bucket, Key, Size, ETag", "LastModifiedDate")):
+        report = make_report(mirror, dest, config=config, schema=schema)
+        _fails(capsys, mirror, report.url, EXIT_USAGE, word, "lacks the field")
+    parquet = Report(mirror, dest, config="pq", file_format="Parquet",
+                     data_files=[b"PAR1"])
+    _fails(capsys, mirror, parquet.url, EXIT_USAGE, "Parquet format is not supported",
+           "pyarrow")
+    theirs = make_report(mirror, dest, config="theirs", source="another-bucket")
+    _fails(capsys, mirror, theirs.url, EXIT_USAGE, "another-bucket")
+    _fails(capsys, mirror, f"s3://{dest}/nothing-here", EXIT_USAGE, "no inventory report")
+
+
+def test_inventory_needs_an_s3_mirror(tmp_path: Path,
+                                      capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, err = run(capsys, "info", str(tmp_path), "--inventory", "s3://b/p")
+    assert code == EXIT_USAGE and "s3:// mirrors only" in err
+
+
+def test_a_line_or_expansion_beyond_the_bounds_is_refused(
+        mirror: S3Bucket, dest: str, capsys: pytest.CaptureFixture[str]) -> None:
+    long_line = Report(mirror, dest, config="line", data_files=[gz([b'"' + b"a" * (1 << 20)])])
+    _fails(capsys, mirror, long_line.url, EXIT_BACKEND, "longer than")
+    line = csv_line(_in_mirror(bucket_rows(mirror)))
+    bomb = Report(mirror, dest, config="bomb", data_files=[_bomb(line, 8 << 20)])
+    _fails(capsys, mirror, bomb.url, EXIT_BACKEND, "expands to more than")
+
+
+def _in_mirror(rows: List[Dict[str, Any]]) -> Dict[str, Any]:
+    return next(r for r in rows if r["Key"].startswith("mirror/"))
+
+
+def _bomb(line: bytes, total: int) -> bytes:
+    """``line`` repeated to ``total`` bytes, gzip'd (a few KiB)."""
+    out = io.BytesIO()
+    with gzip.GzipFile(fileobj=out, mode="wb", compresslevel=9) as f:
+        block = line * max(1, (1 << 20) // len(line))
+        for _ in range(total // len(block)):
+            f.write(block)
+    return out.getvalue()
+
+
+def test_a_gzip_bomb_is_refused_in_bounded_memory(
+        mirror: S3Bucket, dest: str) -> None:
+    line = csv_line(_in_mirror(bucket_rows(mirror)))
+    # 400 MiB of rows in a few hundred KiB: decoded whole, it would not fit below the bound
+    bomb = Report(mirror, dest, config="bomb", data_files=[_bomb(line, 400 << 20)])
+    done = run_measured(command("info", mirror.url, "--inventory", bomb.url),
+                        env=child_env(mirror.env))
+    assert done.returncode == EXIT_BACKEND, done.stderr
+    assert "expands to more than" in done.stderr
+    assert done.peak_mib < 200, done.peak_mib
