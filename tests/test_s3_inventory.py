@@ -22,8 +22,7 @@ import pytest
 from memory import run_measured
 from runcli import child_env, command, run, run_json
 from s3_servers import S3Bucket
-from sstate_mirror.backends import open_backend, open_inventory
-from sstate_mirror.backends import s3_inventory
+from sstate_mirror.backends import open_backend, open_inventory, s3_inventory
 from sstate_mirror.errors import EXIT_BACKEND, EXIT_USAGE
 
 SCHEMA = "Bucket, Key, Size, LastModifiedDate, ETag, StorageClass"
@@ -235,7 +234,7 @@ def test_clean_refuses_a_stale_inventory_and_deletes_nothing(
     _age_half(mirror)
     report = make_report(mirror, dest, created=time.time() - 3 * DAY)
     before = len(bucket_rows(mirror))
-    code, out, err = run(capsys, "clean", mirror.url, "--max-age", "10d",
+    code, _out, err = run(capsys, "clean", mirror.url, "--max-age", "10d",
                          "--inventory", report.url)
     assert code == EXIT_USAGE
     assert "--inventory-max-age 2d" in err and "not in it" in err
@@ -248,7 +247,7 @@ def test_clean_refuses_a_stale_inventory_and_deletes_nothing(
 def _fails(capsys: pytest.CaptureFixture[str], s3: S3Bucket, url: str, code: int,
            *words: str) -> None:
     before = len(bucket_rows(s3))
-    got, out, err = run(capsys, "clean", s3.url, "--max-age", "1s", "--min-age", "0s",
+    got, _out, err = run(capsys, "clean", s3.url, "--max-age", "1s", "--min-age", "0s",
                         "--inventory", url)
     assert got == code, err
     for word in words:
@@ -307,7 +306,7 @@ def test_reports_without_sizes_or_times_or_in_another_format_are_refused(
 
 def test_inventory_needs_an_s3_mirror(tmp_path: Path,
                                       capsys: pytest.CaptureFixture[str]) -> None:
-    code, out, err = run(capsys, "info", str(tmp_path), "--inventory", "s3://b/p")
+    code, _out, err = run(capsys, "info", str(tmp_path), "--inventory", "s3://b/p")
     assert code == EXIT_USAGE and "s3:// mirrors only" in err
 
 
