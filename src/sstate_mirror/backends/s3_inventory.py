@@ -193,7 +193,7 @@ class Inventory:
                             latest_col is not None and row[latest_col] != "true") or (
                             marker_col is not None and row[marker_col] == "true"):
                         continue
-                    key = urllib.parse.unquote_plus(row[key_col])
+                    key = _unquote_plus(row[key_col])
                     if not key.startswith(root):
                         continue
                     rel = key[len(self.mirror._root):]
@@ -257,6 +257,21 @@ def _row(line: bytes, width: int, what: str) -> Optional[List[str]]:
         raise PermanentError(f"{what}: a line has {len(row)} fields, the manifest's fileSchema"
                              f" {width}")
     return row
+
+
+#: The escapes of a mirror's keys (``/``, and ``:``/``+`` in every sstate name), decoded with
+#: ``str.replace``; any other left over (``%25`` included) goes to the library.
+_COMMON = tuple((f"%{ord(c):02X}", c) for c in "/:+,=~@ ")
+
+
+def _unquote_plus(text: str) -> str:
+    """:func:`urllib.parse.unquote_plus`, several times faster on a mirror's keys."""
+    plain = text.replace("+", " ")
+    if "%" not in plain:
+        return plain
+    for escape, char in _COMMON:
+        plain = plain.replace(escape, char)
+    return plain if "%" not in plain else urllib.parse.unquote_plus(text)
 
 
 def _size(value: str, url: str, path: str) -> int:
