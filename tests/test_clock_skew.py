@@ -99,3 +99,21 @@ def test_a_directory_uses_this_machines_clock(
     assert code == 0, err
     assert json.loads(out)["clock_offset"] == 0.0
     assert len(m.sizes()) == 2
+
+
+def test_a_slow_answer_does_not_shrink_the_skew_said() -> None:
+    """The server's Date is taken somewhere within a slow answer (6 s here): the skew is said
+    to the nearest minute, not cut down to the hour below."""
+    from sstate_mirror.commands.clock import mirror_clock
+    from sstate_mirror.errors import PermanentError
+
+    class Slow:
+        url = "s3://bucket/sstate"
+
+        def server_time(self) -> float:
+            return 1_000_000.0 + 3 * HOUR - 1  # the Date, truncated to the second
+
+    times = iter([1_000_000.0, 1_000_006.0])  # before and after the answer
+    with pytest.raises(PermanentError) as info:
+        mirror_clock(Slow(), local=lambda: next(times))  # type: ignore[arg-type]
+    assert "this machine's clock is 3h behind the clock of s3://bucket/sstate" in str(info.value)

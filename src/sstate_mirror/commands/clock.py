@@ -52,8 +52,10 @@ def mirror_clock(target: Backend, *, max_skew: float = MAX_CLOCK_SKEW,
     offset = server + 0.5 - (before + after) / 2
     if abs(offset) > max_skew + 0.5 + (after - before) / 2:
         direction = "behind" if offset > 0 else "ahead of"
+        # to the nearest minute: a slow answer makes the measure a little short of the truth
+        skew = format_age(60 * round(abs(offset) / 60))
         raise PermanentError(
-            f"this machine's clock is {format_age(round(abs(offset)))} {direction} the clock of"
+            f"this machine's clock is {skew} {direction} the clock of"
             f" {target.url} (more than the {format_age(max_skew)} allowed): ages measured"
             " across the two cannot be trusted, so nothing is deleted by age",
             url=target.url,
