@@ -458,19 +458,28 @@ class S3Backend(LazyClient, Backend):
         """Listing records as entries; keys outside the root or unsafe are passed over."""
         for obj in contents:
             key: str = obj["Key"]
-            if not key.startswith(self._root):
-                continue  # a server that ignores Prefix must not leak other keys in
-            rel = key[len(self._root):]
-            if not rel or rel.endswith("/"):
-                continue  # "directory" marker objects made by some tools
-            try:
-                check_relative_path(rel)
-            except PermanentError:
-                if on_skip is not None:
-                    on_skip(rel, "key name not usable as a mirror path")
+            rel = self.mirror_path(key, on_skip)
+            if rel is None:
                 continue
             yield Entry(rel, self._listed_size(key, obj.get("Size", 0)),
                         posix_time(obj["LastModified"]))
+
+    def mirror_path(self, key: str, on_skip: Optional[SkipCallback] = None) -> Optional[str]:
+        """The mirror path of a bucket's key; None for keys outside the root (a server that
+        ignores Prefix, a report of the whole bucket), "directory" markers some tools make,
+        and names unusable as a mirror path (those are passed to ``on_skip``)."""
+        if not key.startswith(self._root):
+            return None
+        rel = key[len(self._root):]
+        if not rel or rel.endswith("/"):
+            return None
+        try:
+            check_relative_path(rel)
+        except PermanentError:
+            if on_skip is not None:
+                on_skip(rel, "key name not usable as a mirror path")
+            return None
+        return rel
 
     def _listed_size(self, key: str, size: Any) -> int:
         """A listing's ``Size``, refused when it cannot be a real object's size.

@@ -194,16 +194,8 @@ class Inventory:
                             marker_col is not None and row[marker_col] == "true"):
                         continue
                     key = _unquote_plus(row[key_col])
-                    if not key.startswith(root):
-                        continue
-                    rel = key[len(self.mirror._root):]
-                    if not rel or rel.endswith("/"):
-                        continue
-                    try:
-                        check_relative_path(rel)
-                    except PermanentError:
-                        if on_skip is not None:
-                            on_skip(rel, "key name not usable as a mirror path")
+                    rel = self.mirror.mirror_path(key, on_skip) if key.startswith(root) else None
+                    if rel is None:
                         continue
                     yield Entry(rel, _size(row[size_col], self.url, rel),
                                 _time(row[time_col], what))

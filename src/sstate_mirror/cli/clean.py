@@ -17,7 +17,7 @@ from ..commands.clean import (
     spare_pinned,
 )
 from ..commands.clock import mirror_clock
-from ..commands.listing import list_artifacts, select
+from ..commands.listing import select
 from ..commands.pins import read_pins
 from ..commands.recheck import spare_changed
 from ..errors import Interrupted, UsageError
@@ -33,7 +33,7 @@ from .common import (
     with_progress,
 )
 from .hashserve import add_hashserve_options, check_admin, clean_server, hashserve_from_args
-from .inventory import add_inventory_options, inventory_from_args
+from .inventory import add_inventory_options, list_mirror
 from .pin import load_sources
 from .ui import UI
 from .wording import plural
@@ -145,14 +145,8 @@ def run(args: argparse.Namespace, ui: UI, progress: Progress) -> int:
         target.check()
         clock = mirror_clock(target)  # refuses a mirror whose clock is far from ours
         ui.info(f"scanning {target.url}")
-        inventory = inventory_from_args(args, ui, target, backend_options, clock.now())
-        if inventory is None:
-            listing = list_artifacts(target, progress=progress)
-        else:
-            try:
-                listing = list_artifacts(inventory, progress=progress)
-            finally:
-                inventory.close()
+        listing, inventory = list_mirror(args, ui, target, backend_options,
+                                         clock.now(), progress)
         now = clock.now()
         warn_if_none_selected(ui, args, selection, listing, target.url)
         pins = read_pins(target, now)

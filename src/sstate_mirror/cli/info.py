@@ -9,7 +9,7 @@ from typing import Any, Dict, List, Optional, Sequence
 from ..backends import open_backend
 from ..commands.hashsync import ServerKnowledge, ask_server
 from ..commands.info import AGE_BUCKETS, NO_ARCH, InfoReport, Tally, summarize
-from ..commands.listing import list_artifacts, select
+from ..commands.listing import select
 from ..commands.pins import PinStatus, pin_status, read_pins
 from ..errors import EXIT_OK, UsageError
 from ..transfer import Progress
@@ -23,7 +23,7 @@ from .common import (
     with_progress,
 )
 from .hashserve import add_hashserve_options, hashserve_from_args, render_knowledge
-from .inventory import add_inventory_options, inventory_from_args
+from .inventory import add_inventory_options, list_mirror
 from .ui import UI
 from .wording import plural
 
@@ -58,14 +58,8 @@ def run(args: argparse.Namespace, ui: UI, progress: Progress) -> int:
         target.check()
         ui.info(f"scanning {target.url}")
         now = time.time()
-        inventory = inventory_from_args(args, ui, target, options, now)
-        if inventory is None:
-            listing = list_artifacts(target, progress=progress)
-        else:
-            try:
-                listing = list_artifacts(inventory, progress=progress)
-            finally:
-                inventory.close()
+        listing, inventory = list_mirror(args, ui, target, options,
+                                         now, progress)
         warn_if_none_selected(ui, args, selection, listing, target.url)
         artifacts = select(listing, selection)
         report = summarize(artifacts, now)

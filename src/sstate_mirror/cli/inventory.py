@@ -9,10 +9,13 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-from typing import Optional
+from typing import Optional, Tuple
 
 from ..backends import Backend, BackendOptions, Inventory, open_inventory
+from ..catalog import Catalog
+from ..commands.listing import list_artifacts
 from ..errors import UsageError
+from ..transfer import Progress
 from ..units import format_age, parse_age
 from .ui import UI
 
@@ -54,3 +57,15 @@ def inventory_from_args(args: argparse.Namespace, ui: UI, target: Backend,
     ui.info(f"listing from the inventory {inventory.url} (scan began {when},"
             f" {format_age(age)} ago)")
     return inventory
+
+
+def list_mirror(args: argparse.Namespace, ui: UI, target: Backend, options: BackendOptions,
+                now: float, progress: Progress) -> Tuple[Catalog, Optional[Inventory]]:
+    """The mirror's files: from ``--inventory`` when given (with the report), else listed."""
+    inventory = inventory_from_args(args, ui, target, options, now)
+    if inventory is None:
+        return list_artifacts(target, progress=progress), None
+    try:
+        return list_artifacts(inventory, progress=progress), inventory
+    finally:
+        inventory.close()
