@@ -339,3 +339,25 @@ def test_a_gzip_bomb_is_refused_in_bounded_memory(
     assert done.returncode == EXIT_BACKEND, done.stderr
     assert "expands to more than" in done.stderr
     assert done.peak_mib < 200, done.peak_mib
+
+
+def test_an_inventory_replaces_the_listing_requests(
+        s3_bucket: S3Bucket, capsys: pytest.CaptureFixture[str]) -> None:
+    # 5,000 objects: a listing is 5 pages; the report is one data file, read by one GET
+    s3_bucket.prefix = "mirror"
+    s3_bucket.seed({f"{i % 256:02x}/{i // 256:02x}/filler-{i}": b"x" for i in range(5000)})
+    dest = s3_bucket.server.new_bucket()
+    report = make_report(s3_bucket, dest, parts=1)
+    log = s3_bucket.server.request_log
+    assert log is not None
+
+    def lists(*extra: str) -> int:
+        start = len(log)
+        assert _info(capsys, s3_bucket, *extra)["files"] == 5000
+        return sum(1 for r in log[start:]
+                   if r.startswith(f"GET /{s3_bucket.name}") and "/" not in r.split(" ")[1][1:])
+
+    by_listing = lists()
+    by_report = lists("--inventory", report.config_url)
+    assert by_listing >= 5
+    assert by_report <= by_listing - 5, (by_listing, by_report)
