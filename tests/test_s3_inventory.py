@@ -361,3 +361,16 @@ def test_an_inventory_replaces_the_listing_requests(
     by_report = lists("--inventory", report.config_url)
     assert by_listing >= 5
     assert by_report <= by_listing - 5, (by_listing, by_report)
+
+
+def test_a_report_of_all_versions_counts_current_objects_only(
+        mirror: S3Bucket, dest: str, capsys: pytest.CaptureFixture[str]) -> None:
+    schema = "Bucket, Key, VersionId, IsLatest, IsDeleteMarker, Size, LastModifiedDate, ETag"
+    rows = [dict(r, VersionId="v2", IsLatest="true", IsDeleteMarker="false")
+            for r in bucket_rows(mirror)]
+    old = [dict(r, VersionId="v1", IsLatest="false", Size=12345678) for r in rows[::3]]
+    gone = {"Bucket": mirror.name, "Key": "mirror/00/00/deleted-since", "VersionId": "v3",
+            "IsLatest": "true", "IsDeleteMarker": "true", "Size": "",
+            "LastModifiedDate": time.time() - 700}
+    report = make_report(mirror, dest, rows=[*rows, *old, gone], schema=schema)
+    assert _info(capsys, mirror, "--inventory", report.url) == _info(capsys, mirror)
