@@ -219,7 +219,7 @@ def test_clean_deletes_only_what_the_inventory_lists_and_is_unchanged_since(
     code, out, err = run(capsys, "-v", "clean", mirror.url, "--max-age", "10d",
                          "--inventory", report.url)
     assert code == 0, err
-    assert "changed since the inventory" in out
+    assert "changed or gone since the inventory" in out
     with open_backend(mirror.url, mirror.options) as target:
         left = {e.path for e in target.list()}
     kept = {used, used[: -len(".siginfo")], again, again[: -len(".siginfo")]}
@@ -374,3 +374,11 @@ def test_a_report_of_all_versions_counts_current_objects_only(
             "LastModifiedDate": time.time() - 700}
     report = make_report(mirror, dest, rows=[*rows, *old, gone], schema=schema)
     assert _info(capsys, mirror, "--inventory", report.url) == _info(capsys, mirror)
+
+
+def test_clean_from_an_inventory_does_not_prune_a_hash_server(
+        mirror: S3Bucket, dest: str, capsys: pytest.CaptureFixture[str]) -> None:
+    report = make_report(mirror, dest)
+    code, _out, err = run(capsys, "clean", mirror.url, "--max-age", "10d", "--inventory",
+                          report.url, "--hashserve", "unix:///nonexistent/socket")
+    assert code == EXIT_USAGE and "cannot prune --hashserve" in err

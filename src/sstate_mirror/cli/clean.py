@@ -132,6 +132,10 @@ def run(args: argparse.Namespace, ui: UI, progress: Progress) -> int:
         min_age=parse_age(args.min_age, "--min-age"),
     )
     parse_age(args.inventory_max_age, "--inventory-max-age")
+    if args.inventory is not None and args.hashserve is not None:
+        raise UsageError("clean --inventory cannot prune --hashserve: archives uploaded after"
+                         " the report are not in it, and their unihashes would be deleted",
+                         hint="run the clean with --hashserve without --inventory")
     if options.max_age is not None and options.max_age < options.min_age:
         ui.warn(f"--max-age {args.max_age} is less than --min-age {args.min_age}: what was"
                 f" used within {args.min_age} is kept (lower --min-age to delete it too)")
@@ -205,10 +209,11 @@ def run(args: argparse.Namespace, ui: UI, progress: Progress) -> int:
             changed = spare_changed(plan, target, inventory.created, jobs=jobs,
                                     progress=progress)
             for d in changed:
-                ui.detail(f"[KEPT] {d.path} (changed or gone since the inventory)")
+                ui.detail(f"[KEPT] {d.path} (its group changed since the inventory, or it is"
+                          " gone)")
             if changed:
-                ui.info(f"  {plural(len(changed), 'file')} changed since the inventory"
-                        f" {'is' if len(changed) == 1 else 'are'} kept")
+                ui.info(f"  {plural(len(changed), 'file')} changed or gone since the inventory"
+                        f" {'is' if len(changed) == 1 else 'are'} left alone")
         result = execute_clean(plan, target, jobs=jobs, retries=backend_options.retries,
                                progress=progress)
     for path, err in sorted(result.failed.items()):

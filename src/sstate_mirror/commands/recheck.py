@@ -56,6 +56,7 @@ def spare_changed(plan: CleanPlan, target: Backend, since: float, *, jobs: int,
         else:
             keep.append(d)
     plan.deletions = keep
-    plan.kept += len(spared)
-    plan.kept_bytes += sum(d.artifact.size for d in spared)
+    still = [d for d in spared if found.get(d.artifact.path) is not None]
+    plan.kept += len(still)
+    plan.kept_bytes += sum(d.artifact.size for d in still)
     return spared
