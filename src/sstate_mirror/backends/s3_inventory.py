@@ -88,12 +88,6 @@ class Inventory:
     def close(self) -> None:
         self._store.close()
 
-    def __enter__(self) -> Inventory:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
     # -- the manifest ------------------------------------------------------------------
 
     def _newest(self, prefix: str, location: str) -> str:
