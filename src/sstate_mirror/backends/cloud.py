@@ -121,7 +121,8 @@ def tune_session(session: Any, options: BackendOptions, connections: int) -> Non
         raise UsageError(f"--ca-cert {options.ca_cert}: no such file")
     verify: Any = options.ca_cert or options.verify_tls
 
-    class Adapter(requests.adapters.HTTPAdapter):
+    # requests ships its types only in releases that no longer install on Python 3.9
+    class Adapter(requests.adapters.HTTPAdapter):  # type: ignore[misc]
         def send(self, request: Any, *args: Any, **kwargs: Any) -> Any:
             if verify is not True:
                 kwargs["verify"] = verify
