@@ -6,7 +6,8 @@ plain path. Backends are imported lazily so that a command on a directory never 
 Module layout. :mod:`.base` is the interface every backend implements (list, stat, open,
 put, delete, touch; ``check`` then ``settle``, after which ``properties`` never change),
 checked by one contract suite. One module per store: :mod:`.local`, :mod:`.s3` (with
-:mod:`.s3_config`), :mod:`.gcs` and :mod:`.azure` (sharing :mod:`.cloud`, and
+:mod:`.s3_config`, and :mod:`.s3_inventory` reading a bucket's S3 Inventory reports as
+its listing), :mod:`.gcs` and :mod:`.azure` (sharing :mod:`.cloud`, and
 :mod:`.prefix_listing` for parallel listings, whose idea of the ``hh/hh`` layout comes from
 :mod:`sstate_mirror.naming`), :mod:`.webdav`. Their byte streams are the one adapter of
 :mod:`sstate_mirror.chunkstream` (:mod:`.streams` for the object stores). The WebDAV
