@@ -2,7 +2,8 @@
 
 Reports are written into a destination bucket of the moto server as S3 writes them:
 ``PREFIX/SOURCE-BUCKET/CONFIG-ID/YYYY-MM-DDTHH-MMZ/manifest.json`` and ``manifest.checksum``,
-gzip'd CSV data files below ``data/`` with every field quoted and keys URL-encoded.
+data files below ``data/``: gzip'd CSV with every field quoted and keys URL-encoded, or
+Parquet and ORC (written by pyarrow) with the columns and ``fileSchema`` of S3's own.
 """
 
 from __future__ import annotations
@@ -10,12 +11,17 @@ from __future__ import annotations
 import datetime as dt
 import gzip
 import hashlib
+import io
 import json
+import sys
 import time
 import urllib.parse
 from pathlib import Path
 from typing import Any, Dict, Iterable, List, Optional, Sequence
 
+import pyarrow as pa
+import pyarrow.orc as pa_orc
+import pyarrow.parquet as pa_parquet
 import pytest
 
 from memory import run_measured
@@ -72,8 +78,9 @@ class Report:
         base = f"inventories/{s3.name}/{config}"
         files = []
         client = s3.client()
+        ext = {"CSV": "csv.gz", "ORC": "orc", "Parquet": "parquet"}.get(file_format, "bin")
         for i, data in enumerate(data_files):
-            key = f"{base}/data/{_stamp(created)}-{i}.csv.gz"
+            key = f"{base}/data/{_stamp(created)}-{i}.{ext}"
             client.put_object(Bucket=dest, Key=key, Body=data)
             files.append({"key": key,
                           "size": len(data) if sizes is None else sizes[i],
@@ -294,10 +301,8 @@ def test_reports_without_sizes_or_times_or_in_another_format_are_refused(
                                  ("notime", "Bucket, Key, Size, ETag", "LastModifiedDate")):
         report = make_report(mirror, dest, config=config, schema=schema)
         _fails(capsys, mirror, report.url, EXIT_USAGE, word, "lacks the field")
-    parquet = Report(mirror, dest, config="pq", file_format="Parquet",
-                     data_files=[b"PAR1"])
-    _fails(capsys, mirror, parquet.url, EXIT_USAGE, "Parquet format is not supported",
-           "pyarrow")
+    avro = Report(mirror, dest, config="avro", file_format="Avro", data_files=[b"Obj"])
+    _fails(capsys, mirror, avro.url, EXIT_USAGE, "'Avro' format is not one of")
     theirs = make_report(mirror, dest, config="theirs", source="another-bucket")
     _fails(capsys, mirror, theirs.url, EXIT_USAGE, "another-bucket")
     _fails(capsys, mirror, f"s3://{dest}/nothing-here", EXIT_USAGE, "no inventory report")
@@ -382,3 +387,219 @@ def test_clean_from_an_inventory_does_not_prune_a_hash_server(
     code, _out, err = run(capsys, "clean", mirror.url, "--max-age", "10d", "--inventory",
                           report.url, "--hashserve", "unix:///nonexistent/socket")
     assert code == EXIT_USAGE and "cannot prune --hashserve" in err
+
+
+# -- ORC and Parquet ---------------------------------------------------------------------
+
+#: Every field, as S3's manifests name them (the user guide's example manifests).
+AWS_FIELDS = (
+    ("bucket", "string"), ("key", "string"), ("version_id", "string"),
+    ("is_latest", "bool"), ("is_delete_marker", "bool"), ("size", "int64"),
+    ("last_modified_date", "timestamp"), ("e_tag", "string"), ("storage_class", "string"),
+    ("is_multipart_uploaded", "bool"), ("replication_status", "string"),
+    ("encryption_status", "string"), ("object_lock_retain_until_date", "timestamp"),
+    ("object_lock_mode", "string"), ("object_lock_legal_hold_status", "string"),
+    ("intelligent_tiering_access_tier", "string"), ("bucket_key_status", "string"),
+    ("checksum_algorithm", "string"), ("object_access_control_list", "string"),
+    ("object_owner", "string"))
+PARQUET_SCHEMA = (
+    "message s3.inventory { required binary bucket (UTF8); required binary key (UTF8);"
+    " optional binary version_id (UTF8); optional boolean is_latest; optional boolean"
+    " is_delete_marker; optional int64 size; optional int64 last_modified_date"
+    " (TIMESTAMP_MILLIS); optional binary e_tag (UTF8); optional binary storage_class (UTF8);"
+    " optional boolean is_multipart_uploaded; optional binary replication_status (UTF8);"
+    " optional binary encryption_status (UTF8); optional int64 object_lock_retain_until_date"
+    " (TIMESTAMP_MILLIS); optional binary object_lock_mode (UTF8); optional binary"
+    " object_lock_legal_hold_status (UTF8); optional binary intelligent_tiering_access_tier"
+    " (UTF8); optional binary bucket_key_status (UTF8); optional binary checksum_algorithm"
+    " (UTF8); optional binary object_access_control_list (UTF8); optional binary object_owner"
+    " (UTF8);}")
+ORC_SCHEMA = (
+    "struct<bucket:string,key:string,version_id:string,is_latest:boolean,"
+    "is_delete_marker:boolean,size:bigint,last_modified_date:timestamp,e_tag:string,"
+    "storage_class:string,is_multipart_uploaded:boolean,replication_status:string,"
+    "encryption_status:string,object_lock_retain_until_date:timestamp,object_lock_mode:string,"
+    "object_lock_legal_hold_status:string,intelligent_tiering_access_tier:string,"
+    "bucket_key_status:string,checksum_algorithm:string,object_access_control_list:string,"
+    "object_owner:string>")
+COLUMNAR_SCHEMA = {"Parquet": PARQUET_SCHEMA, "ORC": ORC_SCHEMA}
+_CSV_OF = {"bucket": "Bucket", "key": "Key", "version_id": "VersionId",
+           "is_latest": "IsLatest", "is_delete_marker": "IsDeleteMarker", "size": "Size",
+           "last_modified_date": "LastModifiedDate", "e_tag": "ETag",
+           "storage_class": "StorageClass"}
+
+
+def _arrow_type(kind: str, fmt: str) -> Any:
+    if kind == "timestamp":  # Parquet's TIMESTAMP_MILLIS; ORC's timestamp is nanoseconds
+        return pa.timestamp("ms" if fmt == "Parquet" else "ns", tz="UTC")
+    return {"string": pa.string(), "bool": pa.bool_(), "int64": pa.int64()}[kind]
+
+
+def columnar_table(rows: List[Dict[str, Any]], fmt: str) -> Any:
+    """``rows`` (CSV names, keys not encoded) as a table with every column S3 writes."""
+    columns = {}
+    for name, kind in AWS_FIELDS:
+        values = [r.get(_CSV_OF.get(name, ""), None) for r in rows]
+        if kind == "timestamp":
+            values = [None if v is None else int(v * 1000) for v in values]
+            columns[name] = pa.array(values, pa.int64()).cast(pa.timestamp("ms", tz="UTC")) \
+                .cast(_arrow_type(kind, fmt))
+            continue
+        if kind == "bool":
+            values = [None if v in (None, "") else v in (True, "true") for v in values]
+        if kind == "int64":
+            values = [None if v in (None, "") else int(v) for v in values]
+        columns[name] = pa.array(values, _arrow_type(kind, fmt))
+    return pa.table(columns)
+
+
+def columnar_file(rows: List[Dict[str, Any]], fmt: str) -> bytes:
+    out = io.BytesIO()
+    if fmt == "Parquet":
+        pa_parquet.write_table(columnar_table(rows, fmt), out, compression="snappy")
+    else:
+        pa_orc.write_table(columnar_table(rows, fmt), out, compression="zlib")
+    return out.getvalue()
+
+
+def columnar_report(s3: S3Bucket, dest: str, fmt: str,
+                    rows: Optional[List[Dict[str, Any]]] = None, parts: int = 2,
+                    **kw: Any) -> Report:
+    rows = bucket_rows(s3) if rows is None else rows
+    return Report(s3, dest, file_format=fmt, schema=COLUMNAR_SCHEMA[fmt],
+                  data_files=[columnar_file(rows[i::parts], fmt) for i in range(parts)], **kw)
+
+
+#: Keys that CSV's URL-encoding would change if these formats were decoded like it
+ODD_KEYS = ("odd dir/name+with:colon%and space", "odd dir/plus%2Bstays+%20percent",
+            "odd dir/a%zz:b")
+
+
+@pytest.mark.parametrize("fmt", ["Parquet", "ORC"])
+def test_parquet_and_orc_reports_list_as_the_listing_with_keys_as_they_are(
+        mirror: S3Bucket, dest: str, fmt: str, capsys: pytest.CaptureFixture[str]) -> None:
+    for i, odd in enumerate(ODD_KEYS):
+        mirror.client().put_object(Bucket=mirror.name, Key=f"mirror/{odd}", Body=b"x" * (i + 1))
+    rows = [dict(r, VersionId="v2", IsLatest="true", IsDeleteMarker="false")
+            for r in bucket_rows(mirror)]
+    # a report of all versions: old versions and delete markers are not current objects
+    old = [dict(r, VersionId="v1", IsLatest="false", Size=12345678) for r in rows[::3]]
+    gone = {"Bucket": mirror.name, "Key": "mirror/00/00/deleted-since", "VersionId": "v3",
+            "IsLatest": "true", "IsDeleteMarker": "true",
+            "LastModifiedDate": time.time() - 700}
+    report = columnar_report(mirror, dest, fmt, rows=[*rows, *old, gone], parts=3)
+    with open_backend(mirror.url, mirror.options) as target:
+        expected = sorted((e.path, e.size, e.mtime) for e in target.list())
+        inventory = open_inventory(report.url, target, mirror.options)
+        got = sorted((e.path, e.size, e.mtime) for e in inventory.list())
+        inventory.close()
+    assert got == expected
+    assert {(odd, i + 1) for i, odd in enumerate(ODD_KEYS)} <= {(p, s) for p, s, _ in got}
+    assert not any("stray" in p or p.startswith("outside") for p, _, _ in got)
+    assert _info(capsys, mirror, "--inventory", report.url) == _info(capsys, mirror)
+
+
+@pytest.mark.parametrize("fmt", ["Parquet", "ORC"])
+def test_clean_plans_from_a_parquet_or_orc_report_as_from_the_listing(
+        mirror: S3Bucket, dest: str, fmt: str, capsys: pytest.CaptureFixture[str]) -> None:
+    assert _age_half(mirror)
+    report = columnar_report(mirror, dest, fmt)
+    listed = _plan(capsys, mirror)
+    assert listed["to_delete"]
+    assert _plan(capsys, mirror, "--inventory", report.url) == listed
+
+
+def test_without_pyarrow_a_parquet_report_is_refused_naming_the_extra(
+        mirror: S3Bucket, dest: str, capsys: pytest.CaptureFixture[str],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    report = columnar_report(mirror, dest, "Parquet")
+    monkeypatch.setitem(sys.modules, "pyarrow", None)  # import pyarrow raises ImportError
+    _fails(capsys, mirror, report.url, EXIT_USAGE, "needs pyarrow",
+           "pip install 'sstate-mirror[inventory]'")
+
+
+@pytest.mark.parametrize("fmt", ["Parquet", "ORC"])
+def test_corrupt_parquet_and_orc_files_fail_the_listing(
+        mirror: S3Bucket, dest: str, fmt: str, capsys: pytest.CaptureFixture[str]) -> None:
+    rows = bucket_rows(mirror)
+    good = columnar_file(rows, fmt)
+    bad_md5 = Report(mirror, dest, config="md5", file_format=fmt, data_files=[good],
+                     schema=COLUMNAR_SCHEMA[fmt], md5s=["0" * 32])
+    _fails(capsys, mirror, bad_md5.url, EXIT_BACKEND, "MD5")
+    cut = good[: len(good) // 2] + good[-16:]
+    broken = Report(mirror, dest, config="cut", file_format=fmt, data_files=[cut],
+                    schema=COLUMNAR_SCHEMA[fmt])
+    _fails(capsys, mirror, broken.url, EXIT_BACKEND, f"not a readable {fmt} file")
+    # the manifest names a column the file lacks
+    lacking = Report(mirror, dest, config="lacking", file_format=fmt, data_files=[good],
+                     schema=COLUMNAR_SCHEMA[fmt].replace("e_tag", "e_tag2")
+                     .replace("key", "object_key"))
+    _fails(capsys, mirror, lacking.url, EXIT_USAGE, "Key", "lacks the field")
+
+
+#: The four columns a listing needs, as S3 would name them in a report of only those
+SLIM_SCHEMA = {
+    "Parquet": "message s3.inventory { required binary bucket (UTF8); required binary key"
+               " (UTF8); optional int64 size; optional int64 last_modified_date"
+               " (TIMESTAMP_MILLIS);}",
+    "ORC": "struct<bucket:string,key:string,size:bigint,last_modified_date:timestamp>"}
+
+
+def _parquet_bomb(path: Path, key: str, rows: int, per_group: int) -> None:
+    """``rows`` rows of one key, plain-encoded and zstd-compressed: tiny on disk, huge
+    decoded; written a row group at a time."""
+    schema = pa.schema([("bucket", pa.string()), ("key", pa.string()), ("size", pa.int64()),
+                        ("last_modified_date", pa.timestamp("ms", tz="UTC"))])
+    with pa_parquet.ParquetWriter(str(path), schema, compression="zstd", compression_level=19,
+                                  use_dictionary=False) as writer:
+        for start in range(0, rows, per_group):
+            n = min(per_group, rows - start)
+            writer.write_table(pa.table({
+                "bucket": pa.array(["b"] * n), "key": pa.array([key] * n),
+                "size": pa.array([1] * n, pa.int64()),
+                "last_modified_date": pa.array([0] * n, pa.int64()).cast(
+                    pa.timestamp("ms", tz="UTC"))}, schema=schema))
+
+
+def test_a_parquet_decompression_bomb_is_refused_in_bounded_memory(
+        mirror: S3Bucket, dest: str, tmp_path: Path) -> None:
+    # 160 MiB of keys in a file of a few hundred KiB: decoded, it would not fit below the bound
+    key = "mirror/" + "a" * 1000
+    _parquet_bomb(tmp_path / "bomb.parquet", key, 160_000, 40_000)
+    data = (tmp_path / "bomb.parquet").read_bytes()
+    assert len(data) < 2 << 20
+    bomb = Report(mirror, dest, config="pqbomb", file_format="Parquet", data_files=[data],
+                  schema=SLIM_SCHEMA["Parquet"])
+    done = run_measured(command("info", mirror.url, "--inventory", bomb.url),
+                        env=child_env(mirror.env))
+    assert done.returncode == EXIT_BACKEND, done.stderr
+    assert "expands to more than" in done.stderr
+    assert done.peak_mib < 200, done.peak_mib
+
+
+@pytest.mark.parametrize("fmt", ["Parquet", "ORC"])
+def test_millions_of_rows_in_a_few_bytes_are_refused(
+        mirror: S3Bucket, dest: str, fmt: str, capsys: pytest.CaptureFixture[str]) -> None:
+    # two million rows of one short key: a row group (a stripe) that declares more rows
+    # than the file's size can hold
+    rows = 2_000_000
+    n = pa.array([0] * rows, pa.int32())
+    table = pa.table({
+        "bucket": pa.DictionaryArray.from_arrays(n, pa.array(["b"])),
+        "key": pa.DictionaryArray.from_arrays(n, pa.array(["mirror/k"])),
+        "size": pa.array([1] * rows, pa.int64()),
+        "last_modified_date": pa.array([0] * rows, pa.int64()).cast(
+            pa.timestamp("ms", tz="UTC"))})
+    out = io.BytesIO()
+    if fmt == "Parquet":
+        pa_parquet.write_table(table, out, compression="zstd", row_group_size=rows)
+    else:
+        table = table.cast(pa.schema([("bucket", pa.string()), ("key", pa.string()),
+                                      ("size", pa.int64()),
+                                      ("last_modified_date", pa.timestamp("ns", tz="UTC"))]))
+        pa_orc.write_table(table, out, compression="zstd")
+    data = out.getvalue()
+    assert len(data) * 20 < rows
+    report = Report(mirror, dest, config=f"rows{fmt}", file_format=fmt, data_files=[data],
+                    schema=SLIM_SCHEMA[fmt])
+    _fails(capsys, mirror, report.url, EXIT_BACKEND, f"{rows} rows")

@@ -6,18 +6,19 @@ plain path. Backends are imported lazily so that a command on a directory never 
 Module layout. :mod:`.base` is the interface every backend implements (list, stat, open,
 put, delete, touch; ``check`` then ``settle``, after which ``properties`` never change),
 checked by one contract suite. One module per store: :mod:`.local`, :mod:`.s3` (with
-:mod:`.s3_config`, and :mod:`.s3_inventory` reading a bucket's S3 Inventory reports as
-its listing), :mod:`.gcs` and :mod:`.azure` (sharing :mod:`.cloud`, and
-:mod:`.prefix_listing` for parallel listings, whose idea of the ``hh/hh`` layout comes from
-:mod:`sstate_mirror.naming`), :mod:`.webdav`. Their byte streams are the one adapter of
-:mod:`sstate_mirror.chunkstream` (:mod:`.streams` for the object stores). The WebDAV
-backend is split by job: a request's URL is built in :mod:`.davpaths` and its XML body in
-:mod:`.davxml`; it is sent by :mod:`.davtransport` (httpx, or the pipeline of
-:mod:`.httppipe`), retried by the one policy of :mod:`sstate_mirror.retry`, its failure
-classified and worded in :mod:`.daverrors`, its body streamed by :mod:`.davio` and parsed
-by :mod:`.davxml`; credentials come from :mod:`.davauth`; listing, pruning and touching are
-:mod:`.davlisting`, :mod:`.davprune` and :mod:`.davtouch`. Retries, fallbacks and warnings
-reach the user through :mod:`sstate_mirror.events`; no backend prints.
+:mod:`.s3_config`, and :mod:`.s3_inventory` reading a bucket's S3 Inventory reports as its
+listing, their ORC and Parquet files with :mod:`.s3_inventory_columnar`), :mod:`.gcs` and
+:mod:`.azure` (sharing :mod:`.cloud`, and :mod:`.prefix_listing` for parallel listings,
+whose idea of the ``hh/hh`` layout comes from :mod:`sstate_mirror.naming`), :mod:`.webdav`.
+Their byte streams are the one adapter of :mod:`sstate_mirror.chunkstream` (:mod:`.streams`
+for the object stores). The WebDAV backend is split by job: a request's URL is built in
+:mod:`.davpaths` and its XML body in :mod:`.davxml`; it is sent by :mod:`.davtransport`
+(httpx, or the pipeline of :mod:`.httppipe`), retried by the one policy of
+:mod:`sstate_mirror.retry`, its failure classified and worded in :mod:`.daverrors`, its body
+streamed by :mod:`.davio` and parsed by :mod:`.davxml`; credentials come from
+:mod:`.davauth`; listing, pruning and touching are :mod:`.davlisting`, :mod:`.davprune` and
+:mod:`.davtouch`. Retries, fallbacks and warnings reach the user through
+:mod:`sstate_mirror.events`; no backend prints.
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """An S3 Inventory report as the listing of an S3 mirror: one GET per data file, no LIST.
 
 S3 Inventory writes, daily or weekly, every object of a bucket (or of a prefix) into gzip'd
-CSV (or ORC, or Parquet) data files, described by a ``manifest.json`` under
+CSV, ORC or Parquet data files, described by a ``manifest.json`` under
 ``DEST-PREFIX/SOURCE-BUCKET/CONFIG-ID/YYYY-MM-DDTHH-MMZ/`` (the time the scan began), with
 ``manifest.checksum`` (the manifest's MD5). The manifest names the format, the columns
 (``fileSchema``), and each data file's key, size and MD5. A mirror of ten million objects is
@@ -12,11 +12,13 @@ An :class:`Inventory` yields the same :class:`~.base.Entry` objects as
 where it came from. What it reads is bounded before it is decoded: the manifest and its
 checksum by size, every data file by the size the manifest gives (and its MD5, checked as it
 streams: a listing whose file does not match fails as a whole), its decompressed bytes by a
-ratio to the compressed ones (a gzip bomb), each CSV line by length.
+ratio to the compressed ones (a gzip bomb), each CSV line by length. The limits below are
+the one place for them: :mod:`.s3_inventory_columnar` reads ORC and Parquet within the same.
 
-Hand-written because no library reads inventory manifests; what it needs (JSON, gzip, CSV,
-MD5) is the standard library's. ORC and Parquet need pyarrow, which is not a dependency (a
-100 MiB wheel to replace ListObjectsV2): such an inventory is refused with a one-line error.
+Hand-written because no library reads inventory manifests; what CSV needs (JSON, gzip, CSV,
+MD5) is the standard library's. ORC and Parquet need pyarrow, an optional dependency (the
+``inventory`` extra, a wheel of some 40 MiB): without it such a report is refused with a
+one-line error that names the extra.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ import gzip
 import hashlib
 import json
 import re
+import tempfile
 import urllib.parse
 import zlib
 from collections.abc import Iterator
@@ -48,11 +51,22 @@ CHECKSUM_MAX = 1024
 #: A CSV line: a key (1,024 bytes, three times that URL-encoded) and the other fields.
 LINE_MAX = 64 << 10
 #: Decompressed bytes per compressed byte of a data file (CSV of keys compresses ~10:1;
-#: a gzip bomb 1000:1), with a floor for tiny files.
+#: a gzip bomb 1000:1), with a floor for tiny files. ORC and Parquet: the same ratio for
+#: the whole file and for each column of a row group.
 EXPANSION_MAX = 100
 EXPANSION_FLOOR = 1 << 20
+#: ORC and Parquet: what a row is charged at least against the budget above (its key, like
+#: a CSV line's, is tens of bytes), so a few bytes cannot declare millions of rows.
+ROW_MIN = 32
+#: ORC and Parquet: rows decoded at a time (a few MiB of keys).
+BATCH_ROWS = 10_000
+#: ORC: the largest compression block (the format's default is 256 KiB).
+BLOCK_MAX = 16 << 20
 #: The columns a listing needs; the manifest's ``fileSchema`` must name them.
 REQUIRED = ("Bucket", "Key", "Size", "LastModifiedDate")
+#: The formats S3 Inventory writes, and the extra whose pyarrow reads ORC and Parquet.
+FORMATS = ("CSV", "ORC", "Parquet")
+EXTRA = "sstate-mirror[inventory]"
 
 _STAMP = re.compile(r"^(\d{4})-(\d\d)-(\d\d)T(\d\d)-(\d\d)Z$")
 _MD5 = re.compile(r"^[0-9a-f]{32}$")
@@ -81,6 +95,7 @@ class Inventory:
         self.manifest_key = key if key.endswith("manifest.json") else self._newest(key, location)
         self.url = f"s3://{bucket}/{self.manifest_key}"
         manifest = self._manifest()
+        self.format: str = manifest["fileFormat"]
         self.columns = _columns(manifest, self.url)
         self.files = _files(manifest, self.url)
         self.created = _created(manifest, self.manifest_key, self.url)
@@ -135,11 +150,18 @@ class Inventory:
             raise UsageError(f"--inventory {self.url} is an inventory of bucket {source!r},"
                              f" not of the mirror's bucket {self.mirror.bucket!r}")
         fmt = manifest.get("fileFormat")
+        if fmt not in FORMATS:
+            raise UsageError(f"--inventory {self.url}: the {str(fmt)[:40]!r} format is not one"
+                             f" of S3 Inventory's ({', '.join(FORMATS)})")
         if fmt != "CSV":
-            raise UsageError(
-                f"--inventory {self.url}: the {fmt} format is not supported, only CSV (ORC"
-                " and Parquet need pyarrow, which sstate-mirror does not depend on)",
-                hint="add an inventory configuration with the CSV output format")
+            try:
+                import pyarrow  # noqa: F401
+            except ImportError:
+                raise UsageError(
+                    f"--inventory {self.url}: reading its {fmt} files needs pyarrow, which is"
+                    f" not installed (pip install '{EXTRA}')",
+                    hint="or add an inventory configuration with the CSV output format",
+                ) from None
         return manifest
 
     # -- the data files ----------------------------------------------------------------
@@ -159,6 +181,35 @@ class Inventory:
     def _entries(self, data: DataFile, root: str,
                  on_skip: Optional[SkipCallback]) -> Iterator[Entry]:
         what = f"cannot read the inventory {self.url}: s3://{self.bucket}/{data.key}"
+        if self.format == "CSV":
+            yield from self._csv_entries(data, root, on_skip, what)
+            return
+        from . import s3_inventory_columnar as columnar
+
+        reader = columnar.parquet_rows if self.format == "Parquet" else columnar.orc_rows
+        names = {_csv_name(c): c for c in self.columns}
+        with tempfile.NamedTemporaryFile(prefix="sstate-mirror-inventory-") as copy:
+            with self._store.open(data.key) as body:
+                checked = _Checked(body, data, what)
+                while True:
+                    chunk = checked.read(PIECE)
+                    if not chunk:
+                        break
+                    copy.write(chunk)
+            copy.flush()
+            for bucket, key, size, mtime, latest, marker in reader(copy.name, data.size,
+                                                                    names, what):
+                if bucket != self.mirror.bucket or latest is False or marker:
+                    continue
+                if key is None or mtime is None:
+                    raise PermanentError(f"{what}: a row without a key or LastModifiedDate")
+                rel = self.mirror.mirror_path(key, on_skip) if key.startswith(root) else None
+                if rel is None:
+                    continue
+                yield Entry(rel, listed_size(self.url, rel, size), mtime)
+
+    def _csv_entries(self, data: DataFile, root: str, on_skip: Optional[SkipCallback],
+                     what: str) -> Iterator[Entry]:
         col = {name: i for i, name in enumerate(self.columns)}
         bucket_col, key_col = col["Bucket"], col["Key"]
         size_col, time_col = col["Size"], col["LastModifiedDate"]
@@ -279,13 +330,35 @@ def _time(value: str, what: str) -> float:
     return when.timestamp()
 
 
+#: A column of ``fileSchema``: Parquet's ``required binary key (UTF8);``, ORC's
+#: ``key:string``.
+_PARQUET_COLUMN = re.compile(r"(?:required|optional|repeated)\s+\w+\s+(\w+)")
+_ORC_SCHEMA = re.compile(r"^struct<(.*)>$", re.S)
+
+
+def _csv_name(column: str) -> str:
+    """The CSV name of an ORC or Parquet column: ``last_modified_date`` is
+    ``LastModifiedDate``, ``e_tag`` ``ETag``."""
+    return "".join(part[:1].upper() + part[1:] for part in column.split("_"))
+
+
 def _columns(manifest: Dict[str, Any], url: str) -> List[str]:
+    """The data files' columns as the manifest names them (the CSV names for CSV)."""
     schema = manifest.get("fileSchema")
     if not isinstance(schema, str):
         raise PermanentError(f"cannot read the inventory {url}: the manifest has no fileSchema",
                              url=url)
-    columns = [c.strip() for c in schema.split(",")]
-    missing = [c for c in REQUIRED if c not in columns]
+    fmt = manifest.get("fileFormat")
+    if fmt == "Parquet":
+        columns = _PARQUET_COLUMN.findall(schema)
+    elif fmt == "ORC":
+        struct = _ORC_SCHEMA.match(schema.strip())
+        fields = struct.group(1).split(",") if struct else []
+        columns = [f.split(":", 1)[0].strip() for f in fields if ":" in f]
+    else:
+        columns = [c.strip() for c in schema.split(",")]
+    names = columns if fmt == "CSV" else [_csv_name(c) for c in columns]
+    missing = [c for c in REQUIRED if c not in names]
     if missing:
         raise UsageError(f"--inventory {url} lacks the field(s) {', '.join(missing)}: a listing"
                          " needs each object's size and last modified date",
