@@ -465,7 +465,9 @@ def columnar_file(rows: List[Dict[str, Any]], fmt: str) -> bytes:
 def columnar_report(s3: S3Bucket, dest: str, fmt: str,
                     rows: Optional[List[Dict[str, Any]]] = None, parts: int = 2,
                     **kw: Any) -> Report:
-    rows = bucket_rows(s3) if rows is None else rows
+    if rows is None:  # every field S3 writes: a report of all versions, each the latest
+        rows = [dict(r, VersionId="v1", IsLatest="true", IsDeleteMarker="false")
+                for r in bucket_rows(s3)]
     return Report(s3, dest, file_format=fmt, schema=COLUMNAR_SCHEMA[fmt],
                   data_files=[columnar_file(rows[i::parts], fmt) for i in range(parts)], **kw)
 

@@ -197,9 +197,10 @@ class Inventory:
                         break
                     copy.write(chunk)
             copy.flush()
+            versions = "IsLatest" in names  # a report of all versions: current ones count
             for bucket, key, size, mtime, latest, marker in reader(copy.name, data.size,
                                                                     names, what):
-                if bucket != self.mirror.bucket or latest is False or marker:
+                if bucket != self.mirror.bucket or (versions and latest is not True) or marker:
                     continue
                 if key is None or mtime is None:
                     raise PermanentError(f"{what}: a row without a key or LastModifiedDate")
