@@ -154,17 +154,23 @@ def test_info_from_an_inventory_is_info_from_the_listing(
     assert _info(capsys, mirror, "--inventory", report.config_url) == listed
 
 
-def test_keys_beside_the_mirror_are_not_listed_and_keys_are_url_decoded(
-        mirror: S3Bucket, dest: str) -> None:
-    odd = "odd dir/name+with:colon%and space"
-    mirror.client().put_object(Bucket=mirror.name, Key=f"mirror/{odd}", Body=b"12345")
-    report = make_report(mirror, dest, parts=3)
+def _listed_as_by_the_listing(mirror: S3Bucket, report: Report) -> List[Any]:
+    """The report's entries (path, size, mtime), checked to be the listing's."""
     with open_backend(mirror.url, mirror.options) as target:
         expected = sorted((e.path, e.size, e.mtime) for e in target.list())
         inventory = open_inventory(report.url, target, mirror.options)
         got = sorted((e.path, e.size, e.mtime) for e in inventory.list())
         inventory.close()
     assert got == expected
+    return got
+
+
+def test_keys_beside_the_mirror_are_not_listed_and_keys_are_url_decoded(
+        mirror: S3Bucket, dest: str) -> None:
+    odd = "odd dir/name+with:colon%and space"
+    mirror.client().put_object(Bucket=mirror.name, Key=f"mirror/{odd}", Body=b"12345")
+    report = make_report(mirror, dest, parts=3)
+    got = _listed_as_by_the_listing(mirror, report)
     assert (odd, 5) in {(p, s) for p, s, _ in got}
     assert not any("stray" in p or p.startswith("outside") for p, _, _ in got)
 
@@ -490,12 +496,7 @@ def test_parquet_and_orc_reports_list_as_the_listing_with_keys_as_they_are(
             "IsLatest": "true", "IsDeleteMarker": "true",
             "LastModifiedDate": time.time() - 700}
     report = columnar_report(mirror, dest, fmt, rows=[*rows, *old, gone], parts=3)
-    with open_backend(mirror.url, mirror.options) as target:
-        expected = sorted((e.path, e.size, e.mtime) for e in target.list())
-        inventory = open_inventory(report.url, target, mirror.options)
-        got = sorted((e.path, e.size, e.mtime) for e in inventory.list())
-        inventory.close()
-    assert got == expected
+    got = _listed_as_by_the_listing(mirror, report)
     assert {(odd, i + 1) for i, odd in enumerate(ODD_KEYS)} <= {(p, s) for p, s, _ in got}
     assert not any("stray" in p or p.startswith("outside") for p, _, _ in got)
     assert _info(capsys, mirror, "--inventory", report.url) == _info(capsys, mirror)
@@ -577,6 +578,32 @@ def test_a_parquet_decompression_bomb_is_refused_in_bounded_memory(
     assert done.returncode == EXIT_BACKEND, done.stderr
     assert "expands to more than" in done.stderr
     assert done.peak_mib < 200, done.peak_mib
+
+
+def test_a_parquet_dictionary_of_one_long_key_for_every_row_is_refused_in_bounded_memory(
+        mirror: S3Bucket, dest: str, tmp_path: Path) -> None:
+    # one key of 60 KiB in the dictionary page, 30,000 rows pointing at it: a file of a
+    # few KiB whose keys, decoded a batch of 10,000 rows at a time, would be 600 MiB a batch
+    rows = 30_000
+    zeros = pa.array([0] * rows, pa.int32())
+    table = pa.table({
+        "bucket": pa.DictionaryArray.from_arrays(zeros, pa.array([mirror.name])),
+        "key": pa.DictionaryArray.from_arrays(zeros, pa.array(["mirror/" + "a" * (60 << 10)])),
+        "size": pa.array([1] * rows, pa.int64()),
+        "last_modified_date": pa.array([0] * rows, pa.int64()).cast(
+            pa.timestamp("ms", tz="UTC"))})
+    # without pyarrow's own schema in the file (S3 writes none): read back as plain strings
+    pa_parquet.write_table(table, str(tmp_path / "dict.parquet"), compression="zstd",
+                           compression_level=19, store_schema=False)
+    data = (tmp_path / "dict.parquet").read_bytes()
+    assert len(data) < 64 << 10
+    report = Report(mirror, dest, config="pqdict", file_format="Parquet", data_files=[data],
+                    schema=SLIM_SCHEMA["Parquet"])
+    done = run_measured(command("info", mirror.url, "--inventory", report.url),
+                        env=child_env(mirror.env))
+    assert done.returncode == EXIT_BACKEND, done.stderr
+    assert "keys expand to more than" in done.stderr
+    assert done.peak_mib < 300, done.peak_mib
 
 
 @pytest.mark.parametrize("fmt", ["Parquet", "ORC"])

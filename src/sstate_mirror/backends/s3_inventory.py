@@ -58,8 +58,13 @@ EXPANSION_FLOOR = 1 << 20
 #: ORC and Parquet: what a row is charged at least against the budget above (its key, like
 #: a CSV line's, is tens of bytes), so a few bytes cannot declare millions of rows.
 ROW_MIN = 32
-#: ORC and Parquet: rows decoded at a time (a few MiB of keys).
+#: ORC and Parquet: rows decoded at a time (a few MiB of keys), and fewer where one value of
+#: a Parquet dictionary page may stand for many rows: at most BATCH_BYTES of text a batch.
 BATCH_ROWS = 10_000
+BATCH_BYTES = 16 << 20
+#: Parquet: the largest page header read (its statistics hold a page's least and greatest
+#: key).
+PAGE_HEADER_MAX = 64 << 10
 #: ORC: the largest compression block (the format's default is 256 KiB).
 BLOCK_MAX = 16 << 20
 #: The columns a listing needs; the manifest's ``fileSchema`` must name them.
