@@ -11,6 +11,9 @@ Contract, checked for every backend by ``tests/backend_contract.py``:
   its size in bytes and its modification time as a POSIX timestamp (UTC). A listing that
   cannot be completed raises :class:`~sstate_mirror.errors.BackendError`; it never ends early
   as if the mirror were smaller.
+* ``list_batches()`` yields what ``list()`` yields, in the same order, as :class:`EntryBatch`
+  columns of one directory's files; the default groups ``list()``, a store that lists
+  faster by columns overrides it (the directory backend: a million files).
 * ``put()`` is atomic where ``properties.atomic_put`` is true: a reader sees either nothing (or
   the previous object) or the whole new object at its final path, never a partial one. Parent
   directories/collections are created as needed.
