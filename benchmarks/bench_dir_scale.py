@@ -44,8 +44,8 @@ def commands(mirror: Path) -> Dict[str, List[str]]:
     tool = [sys.executable, "-m", "sstate_mirror"]
     return {
         "find": ["find", str(mirror), "-type", "f", "-printf", r"%s %T@ %p\n"],
-        "info": tool + ["info", str(mirror)],
-        "clean --dry-run": tool + ["clean", str(mirror), "--max-age", "60d", "--dry-run"],
+        "info": [*tool, "info", str(mirror)],
+        "clean --dry-run": [*tool, "clean", str(mirror), "--max-age", "60d", "--dry-run"],
     }
 
 

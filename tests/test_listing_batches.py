@@ -13,7 +13,7 @@ from typing import Any, Dict, List, Optional, Tuple
 
 import pytest
 
-from sstate_mirror.backends.base import BATCH_FILES, Backend, Entry, EntryBatch, SkipCallback
+from sstate_mirror.backends.base import BATCH_FILES, Backend, Entry, SkipCallback
 from sstate_mirror.backends.local import LocalBackend
 from sstate_mirror.catalog import OTHER, Catalog
 from sstate_mirror.commands.clean import CleanOptions, plan_clean
@@ -138,7 +138,7 @@ def test_extend_by_directory_is_append_one_file_at_a_time() -> None:
     arts = [make_artifact(e.path, e.size, float(e.mtime))
             for e in gencache().plan(600, seed=3, mtime_spread=30, now=int(NOW), junk=4)]
     arts += [make_artifact(f"01/23/{name}", i, NOW - i, NOW - i if i % 2 else None)
-             for i, name in enumerate(ODD_NAMES + [f"{HEAD}{H}_package.tar.zst"] + ODD_NAMES)]
+             for i, name in enumerate([*ODD_NAMES, f"{HEAD}{H}_package.tar.zst", *ODD_NAMES])]
     arts += [make_artifact(f"01/{HEAD}{H}_fetch.tar.zst", 1, NOW),
              make_artifact(f"/{HEAD}{H}_fetch.tar.zst", 1, NOW),  # leading slash: kept as is
              make_artifact(f"a//01/23/{HEAD}{H}_fetch.tar.zst", 1, NOW)]
