@@ -84,7 +84,7 @@ def _entries(count: int, rows: List[Row]) -> Iterator[Any]:
 
 
 class _StreamBackend:
-    """Just enough of a backend for ``list_artifacts``: a URL and a ``list()``."""
+    """Just enough of a backend for ``list_artifacts``: a URL, a ``list()`` and its batches."""
 
     url = "bench://synthetic"
 
@@ -93,6 +93,10 @@ class _StreamBackend:
 
     def list(self, prefix: str = "", on_skip: Any = None) -> Iterator[Any]:
         return _entries(self.count, self.rows)
+
+    def list_batches(self, prefix: str = "", on_skip: Any = None) -> Iterator[Any]:
+        from sstate_mirror.backends.base import Backend
+        return Backend.list_batches(self, prefix, on_skip)  # type: ignore[arg-type]
 
 
 def _rss() -> int:

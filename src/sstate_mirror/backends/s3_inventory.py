@@ -37,7 +37,15 @@ from typing import IO, Any, Dict, List, NamedTuple, Optional
 
 from ..chunkstream import ChunkStream
 from ..errors import NotFoundError, PermanentError, UsageError
-from .base import BackendOptions, Entry, SkipCallback, check_relative_path, listed_size
+from .base import (
+    BackendOptions,
+    Entry,
+    EntryBatch,
+    SkipCallback,
+    check_relative_path,
+    entry_batches,
+    listed_size,
+)
 from .s3 import S3Backend
 from .s3_config import parse_s3_url
 from .streams import PIECE
@@ -182,6 +190,11 @@ class Inventory:
             root += check_relative_path(prefix.strip("/")) + "/"
         for data in self.files:
             yield from self._entries(data, root, on_skip)
+
+    def list_batches(self, prefix: str = "", on_skip: Optional[SkipCallback] = None
+                     ) -> Iterator[EntryBatch]:
+        """What :meth:`list` yields, as batches of files of one directory."""
+        return entry_batches(self.list(prefix, on_skip))
 
     def _entries(self, data: DataFile, root: str,
                  on_skip: Optional[SkipCallback]) -> Iterator[Entry]:
