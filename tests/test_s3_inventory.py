@@ -573,25 +573,34 @@ def test_a_parquet_decompression_bomb_is_refused_in_bounded_memory(
     assert len(data) < 2 << 20
     bomb = Report(mirror, dest, config="pqbomb", file_format="Parquet", data_files=[data],
                   schema=SLIM_SCHEMA["Parquet"])
-    done = run_measured(command("info", mirror.url, "--inventory", bomb.url),
+    _refused_within(mirror, bomb, "expands to more than", 200)
+
+
+def _refused_within(mirror: S3Bucket, report: Report, words: str, mib: float) -> None:
+    """``info`` from ``report`` fails saying ``words``, its peak RSS below ``mib``."""
+    done = run_measured(command("info", mirror.url, "--inventory", report.url),
                         env=child_env(mirror.env))
     assert done.returncode == EXIT_BACKEND, done.stderr
-    assert "expands to more than" in done.stderr
-    assert done.peak_mib < 200, done.peak_mib
+    assert words in done.stderr
+    assert done.peak_mib < mib, done.peak_mib
+
+
+def _one_key(bucket: str, key: str, rows: int) -> Any:
+    """``rows`` rows of one bucket and one key, dictionary-encoded: a few bytes each."""
+    zeros = pa.array([0] * rows, pa.int32())
+    return pa.table({
+        "bucket": pa.DictionaryArray.from_arrays(zeros, pa.array([bucket])),
+        "key": pa.DictionaryArray.from_arrays(zeros, pa.array([key])),
+        "size": pa.array([1] * rows, pa.int64()),
+        "last_modified_date": pa.array([0] * rows, pa.int64()).cast(
+            pa.timestamp("ms", tz="UTC"))})
 
 
 def test_a_parquet_dictionary_of_one_long_key_for_every_row_is_refused_in_bounded_memory(
         mirror: S3Bucket, dest: str, tmp_path: Path) -> None:
     # one key of 60 KiB in the dictionary page, 30,000 rows pointing at it: a file of a
     # few KiB whose keys, decoded a batch of 10,000 rows at a time, would be 600 MiB a batch
-    rows = 30_000
-    zeros = pa.array([0] * rows, pa.int32())
-    table = pa.table({
-        "bucket": pa.DictionaryArray.from_arrays(zeros, pa.array([mirror.name])),
-        "key": pa.DictionaryArray.from_arrays(zeros, pa.array(["mirror/" + "a" * (60 << 10)])),
-        "size": pa.array([1] * rows, pa.int64()),
-        "last_modified_date": pa.array([0] * rows, pa.int64()).cast(
-            pa.timestamp("ms", tz="UTC"))})
+    table = _one_key(mirror.name, "mirror/" + "a" * (60 << 10), 30_000)
     # without pyarrow's own schema in the file (S3 writes none): read back as plain strings
     pa_parquet.write_table(table, str(tmp_path / "dict.parquet"), compression="zstd",
                            compression_level=19, store_schema=False)
@@ -599,11 +608,7 @@ def test_a_parquet_dictionary_of_one_long_key_for_every_row_is_refused_in_bounde
     assert len(data) < 64 << 10
     report = Report(mirror, dest, config="pqdict", file_format="Parquet", data_files=[data],
                     schema=SLIM_SCHEMA["Parquet"])
-    done = run_measured(command("info", mirror.url, "--inventory", report.url),
-                        env=child_env(mirror.env))
-    assert done.returncode == EXIT_BACKEND, done.stderr
-    assert "keys expand to more than" in done.stderr
-    assert done.peak_mib < 300, done.peak_mib
+    _refused_within(mirror, report, "keys expand to more than", 300)
 
 
 @pytest.mark.parametrize("fmt", ["Parquet", "ORC"])
@@ -612,13 +617,7 @@ def test_millions_of_rows_in_a_few_bytes_are_refused(
     # two million rows of one short key: a row group (a stripe) that declares more rows
     # than the file's size can hold
     rows = 2_000_000
-    n = pa.array([0] * rows, pa.int32())
-    table = pa.table({
-        "bucket": pa.DictionaryArray.from_arrays(n, pa.array(["b"])),
-        "key": pa.DictionaryArray.from_arrays(n, pa.array(["mirror/k"])),
-        "size": pa.array([1] * rows, pa.int64()),
-        "last_modified_date": pa.array([0] * rows, pa.int64()).cast(
-            pa.timestamp("ms", tz="UTC"))})
+    table = _one_key("b", "mirror/k", rows)
     out = io.BytesIO()
     if fmt == "Parquet":
         pa_parquet.write_table(table, out, compression="zstd", row_group_size=rows)
