@@ -243,6 +243,8 @@ def _rules_and_sizes(deletions: Sequence[Deletion]) -> Iterator[Tuple[str, int]]
     return ((d.rule, d.artifact.size) for d in deletions)
 _KIND_ORDER = {Kind.ARCHIVE: 0, Kind.SIGINFO: 1, Kind.SIG: 1, Kind.TEMP: 2, Kind.UNKNOWN: 3}
 _NONE = -1
+_FIBONACCI = 0x9E3779B97F4A7C15  # 2**64 / the golden ratio
+_WORD = (1 << 64) - 1
 
 
 class _Groups:
@@ -261,12 +263,14 @@ class _Groups:
         first = array("q")  # a member of each group, whose key the others are compared with
         spill: Dict[str, int] = {}  # groups of the few rows kept whole, by their key
         # the group of each row, found by open addressing in one array of group numbers
-        # (slot: the hash's bytes folded), not in a dictionary, which would cost over a
-        # hundred bytes per group; a row whose key is the previous row's (every listing of a
+        # (slot: the hash's four words folded by Fibonacci hashing, so that hashes that
+        # differ in a few bits are spread too), not in a dictionary, which would cost over
+        # a hundred bytes per group; a row whose key is the previous row's (every listing of a
         # directory or a sorted key space gives a group's files next to each other) needs
         # no look-up at all, but no order is assumed
         rows = len(catalog)
-        mask = (1 << max(3, (rows + rows // 2).bit_length())) - 1
+        bits = max(3, (rows + rows // 2).bit_length())
+        mask, shift = (1 << bits) - 1, 64 - bits
         table = array("i", [_NONE]) * (mask + 1)
         tails = catalog.tails
         tail_kind = [t.kind for t in tails]
@@ -296,8 +300,8 @@ class _Groups:
                             and dirs[prev] == dr and tail_archive[tails_of[prev]] == arch):
                         g = prev_g
                     else:
-                        slot = low ^ high
-                        slot = (slot ^ slot >> 32) & mask
+                        slot = low ^ words[w + 1] ^ words[w + 2] ^ high
+                        slot = (slot * _FIBONACCI & _WORD) >> shift
                         while True:
                             g = table[slot]
                             if g == _NONE:
