@@ -94,8 +94,10 @@ class GCSServer:
         from google.auth.credentials import AnonymousCredentials
         from google.cloud import storage
 
-        return storage.Client(project="test", credentials=AnonymousCredentials(),
-                              client_options={"api_endpoint": self.endpoint})
+        from sstate_mirror.backends.gcs import quiet_client
+
+        return quiet_client(storage.Client(project="test", credentials=AnonymousCredentials(),
+                                           client_options={"api_endpoint": self.endpoint}))
 
     def new_bucket(self) -> str:
         name = f"test-{os.getpid()}-{next(_names)}"

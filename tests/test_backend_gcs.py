@@ -13,6 +13,7 @@ import datetime as dt
 import hashlib
 import io
 import os
+import threading
 import time
 import urllib.parse
 from collections.abc import Iterator
@@ -122,6 +123,25 @@ def _upload(bucket: GCSBucket, paths: List[str]) -> None:
     client = bucket.server.client().bucket(bucket.name)
     with concurrent.futures.ThreadPoolExecutor(16) as pool:
         list(pool.map(lambda p: client.blob(bucket.key(p)).upload_from_string(b"x"), paths))
+
+
+def test_no_request_the_tool_did_not_send(gcs_bucket: GCSBucket) -> None:
+    """The client library's background fetch of the bucket's metadata is off: a write, a
+    listing and a read send their own requests and no ``GET`` of the bucket, and no thread
+    of the library is left talking to the server (with jittered retries) afterwards."""
+    front = gcs_bucket.server.front
+    assert front is not None
+    front.reset()
+    with backend_for(gcs_bucket) as b:
+        put(b, "aa/bb/x", b"payload")
+        assert [e.path for e in b.list()] == ["aa/bb/x"]
+        with b.open("aa/bb/x") as f:
+            assert f.read() == b"payload"
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline and any(
+            "_fetch_background" in t.name for t in threading.enumerate()):
+        time.sleep(0.05)
+    assert f"GET /storage/v1/b/{gcs_bucket.name}" not in front.passed, front.passed
 
 
 @pytest.mark.parametrize("prefix", ["", "team/sstate"])

@@ -22,6 +22,7 @@ from __future__ import annotations
 import errno
 import io
 import os
+import random
 import urllib.parse
 from collections import Counter
 from collections.abc import Iterator
@@ -34,6 +35,7 @@ import pytest
 from faultproxy import Fault, FaultProxy, Request
 from mirrors import Mirror, make_mirror
 from runcli import run_json as run
+from sstate_mirror import retry
 from sstate_mirror.backends import local as local_backend
 from sstate_mirror.backends import open_backend
 from sstate_mirror.cli import main
@@ -429,6 +431,17 @@ def test_backoff_is_exponential_with_jitter(proxied: Proxied, oe_cache_a: Path,
             assert gap >= 0.5 * 0.25 * 2**k, (path, gaps)
         firsts.append(gaps[0])
     assert max(firsts) - min(firsts) >= 0.03, firsts  # spread over [0.125, 0.25] s
+
+
+def test_jitter_leaves_the_random_module_alone() -> None:
+    """Backoff draws from its own generator: a retry in any thread does not move the
+    sequence of a program that seeded ``random`` (Hypothesis, for one, checks that)."""
+    random.seed(7)
+    expected = [random.random() for _ in range(3)]
+    random.seed(7)
+    waits = [retry.backoff(k) for k in range(6)]
+    assert [random.random() for _ in range(3)] == expected
+    assert all(0.5 * 0.25 * 2**k <= w <= 0.25 * 2**k for k, w in enumerate(waits)), waits
 
 
 @pytest.mark.parametrize("proxied", DAV_KINDS, indirect=True)

@@ -48,8 +48,18 @@ def backoff(attempt: int, retry_after: Optional[str] = None) -> float:
     ``Retry-After`` seconds (at most a minute)."""
     if retry_after and retry_after.strip().isdigit():
         return min(MAX_RETRY_AFTER, float(retry_after.strip()))
-    base: float = min(MAX_DELAY, BASE_DELAY * 2.0**attempt)
-    return base * (0.5 + random.random() / 2)  # noqa: S311 - jitter, not crypto
+    return jitter(min(MAX_DELAY, BASE_DELAY * 2.0**attempt))
+
+
+#: The jitter's own generator: drawing from the ``random`` module's shared one would move
+#: the sequence of any program (or test) that seeded it, from whatever thread retries.
+_JITTER = random.Random()  # noqa: S311 - jitter, not crypto
+
+
+def jitter(base: float) -> float:
+    """A wait between half of ``base`` and ``base``, so that clients that failed together
+    do not come back together."""
+    return base * (0.5 + _JITTER.random() / 2)
 
 
 def worth_retrying(error: BackendError) -> bool:

@@ -133,10 +133,18 @@ def tune_session(session: Any, options: BackendOptions, connections: int) -> Non
     session.mount("http://", adapter)
     session.verify = verify
 
+    # a Date changes once a second: each is parsed once (a tuple, swapped whole: threads)
+    memo: List[Tuple[str, Optional[float]]] = [("", None)]
+
     def remember_date(response: Any, *args: Any, **kwargs: Any) -> None:
         date = response.headers.get("Date")
         _ANSWER_DATES.last = date
-        when = parse_http_date(date) if isinstance(date, str) else None
+        if not isinstance(date, str):
+            return
+        last = memo[0]
+        if last[0] != date:
+            last = memo[0] = (date, parse_http_date(date))
+        when = last[1]
         if when is not None:  # a Date is truncated to the second: +0.5 on average
             session.sstate_server_offset = when + 0.5 - time.time()
 

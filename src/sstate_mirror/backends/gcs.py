@@ -81,7 +81,7 @@ from .cloud import (
 )
 from .streams import ExactReader
 
-__all__ = ["GCSBackend", "parse_gs_url", "translate_error"]
+__all__ = ["GCSBackend", "parse_gs_url", "quiet_client", "translate_error"]
 
 #: objects.list returns at most this many names per page.
 PAGE_SIZE = 1000
@@ -209,6 +209,19 @@ class _Reader(BlobReader):  # type: ignore[misc]
         return data
 
 
+def quiet_client(client: Any) -> Any:
+    """Turn off the client's background fetch of bucket metadata (google-cloud-storage
+    3.17 and later): on the first call for a bucket it starts a thread that sends one more
+    ``GET`` of the bucket, retried with jittered backoff for up to two minutes, only to
+    label tracing spans the tool does not emit. That is a request nobody asked for (it
+    would be in every request count), a call on ``buckets.get`` that a mirror's credentials
+    need not allow, and a thread still talking to the server after the command is done.
+    The library reads the cache through ``hasattr(...) and client._bucket_metadata_cache``,
+    so ``None`` turns it off; older versions have no such attribute and ignore it."""
+    client._bucket_metadata_cache = None
+    return client
+
+
 class GCSBackend(PagedObjectStore):
     """A mirror in a Google Cloud Storage bucket, below an optional prefix."""
 
@@ -248,6 +261,7 @@ class GCSBackend(PagedObjectStore):
             project = os.environ.get("GOOGLE_CLOUD_PROJECT") or project or None
             client = storage.Client(project=project, credentials=credentials)
         tune_session(client._http, self.options, CONNECTIONS)
+        quiet_client(client)
         return client
 
     @property

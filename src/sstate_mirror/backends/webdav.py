@@ -28,7 +28,6 @@ Everything the server sends is untrusted, and credentials never appear in a mess
 from __future__ import annotations
 
 import io
-import random
 import threading
 import time
 from collections.abc import Iterator
@@ -38,6 +37,7 @@ from typing import IO, List, Optional, Tuple
 
 from .. import events
 from ..errors import NotFoundError, PermanentError, TransientError
+from ..retry import jitter
 from .base import BackendOptions, check_relative_path, new_temp_name
 from .daverrors import NO_DAV_STATUSES, AnyResponse
 from .davio import CHUNK, Body, ResponseReader
@@ -196,7 +196,7 @@ class WebDAVBackend(DavTouch, DavPruning):
                 # 409 (or the MOVE's 404) is about this very collection: forget it, whatever
                 # else is remembered, so that the next attempt starts with its MKCOL
                 self._forget_collection(parent)
-                time.sleep(0.05 * (attempt + 1) * (0.5 + random.random()))  # noqa: S311
+                time.sleep(jitter(0.1 * (attempt + 1)))
                 if attempt == PUT_ATTEMPTS - 1 or not body.replayable:
                     # transient: the caller's retry, seconds later, finds the clean's
                     # pruning of this part of the tree over (and re-opens the source)
