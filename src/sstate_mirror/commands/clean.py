@@ -263,11 +263,12 @@ class _Groups:
         first = array("q")  # a member of each group, whose key the others are compared with
         spill: Dict[str, int] = {}  # groups of the few rows kept whole, by their key
         # the group of each row, found by open addressing in one array of group numbers
-        # (slot: the hash's four words folded by Fibonacci hashing, so that hashes that
-        # differ in a few bits are spread too), not in a dictionary, which would cost over
-        # a hundred bytes per group; a row whose key is the previous row's (every listing of a
-        # directory or a sorted key space gives a group's files next to each other) needs
-        # no look-up at all, but no order is assumed
+        # (slot: the whole key, the hash's four words and the numbers of head, directory
+        # and archive, folded by Fibonacci hashing, so that keys that differ in a few bits
+        # are spread too), not in a dictionary, which would cost over a hundred bytes per
+        # group; a row whose key is the previous row's (every listing of a directory or a
+        # sorted key space gives a group's files next to each other) needs no look-up at
+        # all, but no order is assumed
         rows = len(catalog)
         bits = max(3, (rows + rows // 2).bit_length())
         mask, shift = (1 << bits) - 1, 64 - bits
@@ -300,7 +301,8 @@ class _Groups:
                             and dirs[prev] == dr and tail_archive[tails_of[prev]] == arch):
                         g = prev_g
                     else:
-                        slot = low ^ words[w + 1] ^ words[w + 2] ^ high
+                        slot = (low ^ words[w + 1] ^ words[w + 2] ^ high
+                                ^ hd << 43 ^ dr << 21 ^ arch)
                         slot = (slot * _FIBONACCI & _WORD) >> shift
                         while True:
                             g = table[slot]
