@@ -7,7 +7,7 @@ from typing import AbstractSet, Callable, Dict, FrozenSet, Optional, Pattern, Se
 
 from ..backends.base import Backend
 from ..catalog import Catalog
-from ..naming import SIG_SUFFIX, SIGINFO_SUFFIX, Artifact, make_artifact
+from ..naming import Artifact, make_artifact, member_paths
 from ..transfer import Progress, run_parallel
 
 
@@ -101,7 +101,7 @@ def _listed_groups(target: Backend, keys: AbstractSet[str],
     are held, and only the entries with one of them are read: what an upload of a few
     thousand files holds does not grow with a mirror of millions.
     """
-    paths = {key + suffix for key in keys for suffix in ("", SIGINFO_SUFFIX, SIG_SUFFIX)}
+    paths = {path for key in keys for path in member_paths(key)}
     found: Dict[str, Artifact] = {}
     progress.phase(f"listing {target.url}", 0)
     for entry in target.list():
