@@ -92,7 +92,7 @@ def _entries(count: int, rows: List[Row]) -> Iterator[Any]:
 
 class _StreamBackend:
     """Just enough of a backend for ``list_artifacts`` and ``remote_artifacts``: a URL, a
-    ``list()`` and a lookup by listing."""
+    ``list()``, its batches and a lookup by listing."""
 
     url = "bench://synthetic"
 
@@ -101,6 +101,10 @@ class _StreamBackend:
 
     def list(self, prefix: str = "", on_skip: Any = None) -> Iterator[Any]:
         return _entries(self.count, self.rows)
+
+    def list_batches(self, prefix: str = "", on_skip: Any = None) -> Iterator[Any]:
+        from sstate_mirror.backends.base import Backend
+        return Backend.list_batches(self, prefix, on_skip)  # type: ignore[arg-type]
 
     def choose_lookup(self, local_count: int) -> str:
         return "list"

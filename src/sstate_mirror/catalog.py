@@ -126,34 +126,81 @@ class Catalog(Sequence[Artifact]):
 
     def append(self, path: str, size: int, mtime: float, atime: Optional[float] = None) -> None:
         """Add one listed file (what :func:`~sstate_mirror.naming.make_artifact` reads)."""
-        d, _, base = path.rpartition("/")
-        i = base.rfind(":") + 1
-        us = base.find("_", i)
-        if i and us - i == 64 and base.startswith("sstate:"):
-            h = base[i:us]
-            try:
-                raw = bytes.fromhex(h)
-            except ValueError:
-                raw = b""
-            if len(raw) == 32 and raw.hex() == h:
-                if d.endswith(f"{h[:2]}/{h[2:4]}") and (len(d) == 5 or d[-6:-5] == "/"):
-                    where = Directory(d[:-5], 2)
-                elif d.endswith(h[:2]) and (len(d) == 2 or d[-3:-2] == "/"):
-                    where = Directory(d[:-2], 1)
-                else:
-                    where = Directory(d + "/" if d else "", 0)
-                ids = self._ids
-                head, tail, dir_ = ids.get(base[:i]), ids.get(base[us:]), ids.get(where)
-                if head is None or tail is None:
-                    head, tail = self._new_name(base, i, us)
-                if dir_ is None and head is not None:
-                    dir_ = ids[where] = len(self.dirs)
-                    self.dirs.append(where)
-                if head is not None and tail is not None and dir_ is not None:
-                    self._row(head, tail, dir_, raw, size, mtime, atime)
-                    return
-        self.others[len(self.head)] = make_artifact(path, size, mtime, atime)
-        self._row(OTHER, 0, 0, bytes(32), size, mtime, atime)
+        cut = path.rfind("/") + 1
+        self.extend(path[:cut], [path[cut:]], [size], [mtime], None if atime is None else [atime])
+
+    def extend(self, directory: str, names: Sequence[str], sizes: Sequence[int],
+               mtimes: Sequence[float], atimes: Optional[Sequence[float]] = None) -> None:
+        """Add the listed files ``directory + name`` (``directory`` ends with ``/`` or is '').
+
+        A backend lists a directory's files together, so what the directory says of a name
+        (is it ``hh/hh`` of its hash, ``hh``, or neither) is worked out here once per
+        directory, and only the hash of each name is read per file.
+        """
+        d = directory[:-1] if directory else ""
+        n = len(d)
+        # the hash's first four, or first two, hex digits that would make these hash levels
+        level2 = d[-5:-3] + d[-2:] if n >= 5 and d[-3] == "/" and (n == 5 or d[-6] == "/") \
+            else None
+        level1 = d[-2:] if n == 2 or (n > 2 and d[-3] == "/") else None
+        dir_ids: List[Optional[int]] = [None, None, None]  # by levels
+        ids, fromhex = self._ids, bytes.fromhex
+        first = len(self.head)
+        head_col: List[int] = []
+        tail_col: List[int] = []
+        dir_col: List[int] = []
+        raws: List[bytes] = []
+        for name in names:
+            i = name.rfind(":") + 1
+            us = name.find("_", i)
+            if i and us - i == 64 and name.startswith("sstate:"):
+                h = name[i:us]
+                try:
+                    raw = fromhex(h)
+                except ValueError:
+                    raw = b""
+                if len(raw) == 32 and raw.hex() == h:
+                    head, tail = ids.get(name[:i]), ids.get(name[us:])
+                    if head is None or tail is None:
+                        head, tail = self._new_name(name, i, us)
+                    if head is not None and tail is not None:
+                        levels = (2 if level2 is not None and h.startswith(level2) else
+                                  1 if level1 is not None and h.startswith(level1) else 0)
+                        dir_ = dir_ids[levels]
+                        if dir_ is None:
+                            dir_ = dir_ids[levels] = self._directory(directory, levels)
+                        head_col.append(head)
+                        tail_col.append(tail)
+                        dir_col.append(dir_)
+                        raws.append(raw)
+                        continue
+            k = len(head_col)
+            self.others[first + k] = make_artifact(
+                directory + name, sizes[k], mtimes[k], None if atimes is None else atimes[k])
+            head_col.append(OTHER)
+            tail_col.append(0)
+            dir_col.append(0)
+            raws.append(bytes(32))
+        if atimes is not None and self.atime is None and names:
+            self.atime = array("d", [_NO_TIME]) * first
+        self.head.extend(head_col)
+        self.tail.extend(tail_col)
+        self.dir.extend(dir_col)
+        self.hashes += b"".join(raws)
+        self.size.extend(sizes)
+        self.mtime.extend(mtimes)
+        if self.atime is not None:
+            self.atime.extend([_NO_TIME] * len(names) if atimes is None else atimes)
+
+    def _directory(self, directory: str, levels: int) -> int:
+        """The number of ``directory``'s part when its names' hash has ``levels`` in it."""
+        where = (Directory(directory[:-6], 2) if levels == 2
+                 else Directory(directory[:-3], 1) if levels == 1 else Directory(directory, 0))
+        dir_ = self._ids.get(where)
+        if dir_ is None:
+            dir_ = self._ids[where] = len(self.dirs)
+            self.dirs.append(where)
+        return dir_
 
     def add(self, art: Artifact) -> None:
         """Add a listed file that is already an :class:`Artifact`."""

@@ -20,12 +20,13 @@ import stat as stat_mod
 import urllib.parse
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from typing import IO, Dict, Optional, Set, Tuple
+from typing import IO, Dict, List, Optional, Set, Tuple
 
 from ..errors import AuthError, BackendError, NotFoundError, PermanentError, TransientError
 from .base import (
     Backend,
     Entry,
+    EntryBatch,
     Properties,
     SkipCallback,
     check_relative_path,
@@ -98,6 +99,16 @@ class LocalBackend(Backend):
             raise AuthError(f"cannot read directory {self.root}", url=self.url)
 
     def list(self, prefix: str = "", on_skip: Optional[SkipCallback] = None) -> Iterator[Entry]:
+        for batch in self.list_batches(prefix, on_skip):
+            directory = batch.directory
+            for name, size, mtime, atime in zip(batch.names, batch.sizes, batch.mtimes,
+                                                batch.atimes or ()):
+                yield Entry(directory + name, size, mtime, atime)
+
+    def list_batches(self, prefix: str = "", on_skip: Optional[SkipCallback] = None
+                     ) -> Iterator[EntryBatch]:
+        """Each directory's files in one batch: a ``stat`` per file and no object per file
+        besides it, for listings of millions (``list()`` reads these batches too)."""
         start = self._full(prefix) if prefix else self.root
         seen: Set[Tuple[int, int]] = set()
         try:
@@ -112,7 +123,8 @@ class LocalBackend(Backend):
             raise _translate(exc, f"cannot list {start}") from exc
         seen.add((st.st_dev, st.st_ino))
         rel0 = prefix.strip("/")
-        stack = [(start, rel0)]
+        stack = [(start, rel0 + "/" if rel0 else "")]
+        is_reg, is_dir = stat_mod.S_ISREG, stat_mod.S_ISDIR
         while stack:
             directory, rel = stack.pop()
             try:
@@ -125,36 +137,44 @@ class LocalBackend(Backend):
                 continue  # removed since its parent was listed (a clean pruning it): empty
             except OSError as exc:
                 raise _translate(exc, f"cannot list {directory}") from exc
+            names: List[str] = []
+            sizes: List[int] = []
+            mtimes: List[float] = []
+            atimes: List[float] = []
             for child in children:
-                child_rel = f"{rel}/{child.name}" if rel else child.name
                 try:
                     st = child.stat()  # follows symlinks
                     # bitbake marks a hit by touching the link itself (no-dereference)
-                    link_mtime = (child.stat(follow_symlinks=False).st_mtime
-                                  if child.is_symlink() else None)
+                    link = child.stat(follow_symlinks=False) if child.is_symlink() else None
                 except FileNotFoundError:
                     if on_skip is not None and child.is_symlink():
-                        on_skip(child_rel, "dangling symbolic link")
+                        on_skip(rel + child.name, "dangling symbolic link")
                     continue  # else deleted since the directory was read
                 except OSError as exc:
                     if exc.errno == errno.ELOOP:
                         if on_skip is not None:
-                            on_skip(child_rel, "symbolic link loop")
+                            on_skip(rel + child.name, "symbolic link loop")
                         continue
                     raise _translate(exc, f"cannot stat {child.path}") from exc
-                if stat_mod.S_ISDIR(st.st_mode):
+                mode = st.st_mode
+                if is_reg(mode):
+                    names.append(child.name)
+                    sizes.append(st.st_size)
+                    mtimes.append(st.st_mtime if link is None
+                                  else max(st.st_mtime, link.st_mtime))
+                    atimes.append(st.st_atime)
+                elif is_dir(mode):
                     key = (st.st_dev, st.st_ino)
                     if key in seen:
                         if on_skip is not None:
-                            on_skip(child_rel, "directory already listed (link loop)")
+                            on_skip(rel + child.name, "directory already listed (link loop)")
                         continue
                     seen.add(key)
-                    stack.append((child.path, child_rel))
-                elif stat_mod.S_ISREG(st.st_mode):
-                    mtime = st.st_mtime if link_mtime is None else max(st.st_mtime, link_mtime)
-                    yield Entry(child_rel, st.st_size, mtime, st.st_atime)
+                    stack.append((child.path, f"{rel}{child.name}/"))
                 elif on_skip is not None:
-                    on_skip(child_rel, "not a regular file")
+                    on_skip(rel + child.name, "not a regular file")
+            if names:
+                yield EntryBatch(rel, names, sizes, mtimes, atimes)
 
     def stat(self, path: str) -> Optional[Entry]:
         try:

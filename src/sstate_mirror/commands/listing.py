@@ -52,9 +52,9 @@ def list_artifacts(
     progress = progress or Progress()
     progress.phase(f"listing {backend.url}", 0)
     artifacts = Catalog()
-    for entry in backend.list(on_skip=on_skip):
-        artifacts.append(entry.path, entry.size, entry.mtime, entry.atime)
-        progress.advance(1, entry.size)
+    for batch in backend.list_batches(on_skip=on_skip):
+        artifacts.extend(*batch)
+        progress.advance(len(batch.names), sum(batch.sizes))
     progress.done()
     return artifacts
 
