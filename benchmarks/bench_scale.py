@@ -25,6 +25,13 @@ Usage::
 
 Times are given as wall-clock and CPU seconds of this process (CPU is steadier on a shared
 machine).
+
+The ``upload`` stage runs in an interpreter of its own: ``upload``'s plan for a local build
+cache of ``--local`` files (half of them already on the mirror, the rest new builds of the
+same recipes, each used within the day) against the same listing of the mirror, read the
+way ``upload`` reads it (``remote_artifacts`` on a store that lists, then ``plan_upload``
+with use marking). Its bytes per object are over the interpreter's size before the
+listing, divided by the mirror's objects.
 """
 
 from __future__ import annotations
@@ -84,7 +91,8 @@ def _entries(count: int, rows: List[Row]) -> Iterator[Any]:
 
 
 class _StreamBackend:
-    """Just enough of a backend for ``list_artifacts``: a URL, a ``list()`` and its batches."""
+    """Just enough of a backend for ``list_artifacts`` and ``remote_artifacts``: a URL, a
+    ``list()``, its batches and a lookup by listing."""
 
     url = "bench://synthetic"
 
@@ -97,6 +105,9 @@ class _StreamBackend:
     def list_batches(self, prefix: str = "", on_skip: Any = None) -> Iterator[Any]:
         from sstate_mirror.backends.base import Backend
         return Backend.list_batches(self, prefix, on_skip)  # type: ignore[arg-type]
+
+    def choose_lookup(self, local_count: int) -> str:
+        return "list"
 
 
 def _rss() -> int:
@@ -160,6 +171,35 @@ def measure(count: int, block: int, seed: int, use_tracemalloc: bool) -> Dict[st
     return out
 
 
+def measure_upload(count: int, block: int, seed: int, local: int) -> Dict[str, Any]:
+    """``upload``'s plan for a cache of ``local`` files against a mirror of ``count``."""
+    from sstate_mirror.commands.listing import EVERYTHING, remote_artifacts
+    from sstate_mirror.commands.upload import SENDABLE, plan_upload
+    from sstate_mirror.naming import make_artifact
+
+    rows = _block(min(block, count), seed)
+    backend = _StreamBackend(count, rows)
+    named = [r for r in rows if r[1]]
+    cache = []
+    for i, (path, h, size, _) in enumerate(named[:local]):
+        if i % 2:  # a new build: a hash the mirror has never seen
+            path = path.replace(h, h[:56] + "ffffffff")
+        cache.append(make_artifact(path, size, NOW - 3600.0))
+    wanted = [a for a in cache if a.kind in SENDABLE]
+    base = _current_rss()
+    t0, c0 = time.perf_counter(), time.process_time()
+    remote = remote_artifacts(backend, wanted, jobs=1)  # type: ignore[arg-type]
+    plan = plan_upload(cache, remote, EVERYTHING, now=float(NOW), used_within=DAY,
+                       refresh_after=DAY)
+    return {"objects": count, "local": len(cache),
+            "upload_s": round(time.perf_counter() - t0, 2),
+            "upload_cpu_s": round(time.process_time() - c0, 2),
+            "upload_peak_bytes_per_object": round((_rss() - base) / count, 1),
+            "upload_peak_over_start_mib": round((_rss() - base) / 2**20, 1),
+            "to_send": len(plan.transfers), "present": plan.present,
+            "touches": len(plan.touches), "fresh_groups": plan.fresh_groups}
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("sizes", nargs="+", type=int, help="numbers of objects")
@@ -168,24 +208,44 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--tracemalloc", action="store_true",
                     help="measure Python allocations (exact bytes; times are meaningless)")
+    ap.add_argument("--local", type=int, default=4000,
+                    help="files of the local cache in the upload stage (default 4000)")
+    ap.add_argument("--stages", default="plans,upload",
+                    help="what to run per size: plans (list, info, clean), upload, or both")
     ap.add_argument("--json", help="also write the results to this file")
-    ap.add_argument("--one", action="store_true", help=argparse.SUPPRESS)
+    ap.add_argument("--one", choices=("plans", "upload"), help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
-    if args.one:
+    if args.one == "plans":
         print(json.dumps(measure(args.sizes[0], args.block, args.seed, args.tracemalloc)))
         return 0
+    if args.one == "upload":
+        print(json.dumps(measure_upload(args.sizes[0], args.block, args.seed, args.local)))
+        return 0
+    stages = args.stages.split(",")
     results: List[Dict[str, Any]] = []
     for n in args.sizes:
-        cmd = [sys.executable, __file__, str(n), "--one", "--block", str(args.block),
-               "--seed", str(args.seed)] + (["--tracemalloc"] if args.tracemalloc else [])
-        r = json.loads(subprocess.run(cmd, check=True, capture_output=True,
-                                      text=True).stdout)
+        r: Dict[str, Any] = {}
+        for stage in ("plans", "upload"):
+            if stage not in stages:
+                continue
+            cmd = [sys.executable, __file__, str(n), "--one", stage, "--block",
+                   str(args.block), "--seed", str(args.seed), "--local", str(args.local)]
+            cmd += ["--tracemalloc"] if args.tracemalloc else []
+            r.update(json.loads(subprocess.run(cmd, check=True, capture_output=True,
+                                               text=True).stdout))
         results.append(r)
-        print(f"{n:>11,} objects:" + "".join(
-            f" | {p} {r[p + '_s']:.2f} s ({r[p + '_cpu_s']:.2f} s CPU)"
-            f" {r[p + '_peak_bytes_per_object']:.0f} B/obj" for p in ("list", "info", "clean"))
-            + f" | peak {r['peak_rss_mib']} MiB (the entries alone: {r['feed_cpu_s']} s CPU)",
-            flush=True)
+        line = f"{n:>11,} objects:"
+        if "plans" in stages:
+            line += "".join(
+                f" | {p} {r[p + '_s']:.2f} s ({r[p + '_cpu_s']:.2f} s CPU)"
+                f" {r[p + '_peak_bytes_per_object']:.0f} B/obj"
+                for p in ("list", "info", "clean"))
+            line += f" | peak {r['peak_rss_mib']} MiB (the entries alone: {r['feed_cpu_s']} s CPU)"
+        if "upload" in stages:
+            line += (f" | upload plan, {r['local']} local files: {r['upload_s']:.2f} s"
+                     f" ({r['upload_cpu_s']:.2f} s CPU) {r['upload_peak_bytes_per_object']:.1f}"
+                     f" B/obj ({r['upload_peak_over_start_mib']} MiB)")
+        print(line, flush=True)
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=1) + "\n", encoding="utf-8")
     return 0

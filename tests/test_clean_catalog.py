@@ -4,6 +4,7 @@ every rule, pins and ties in last use."""
 
 from __future__ import annotations
 
+import random
 from collections.abc import Iterable
 from typing import Any, Dict, List, Optional, Tuple
 
@@ -166,6 +167,11 @@ def _listing() -> List[Artifact]:
     arts = [make_artifact(e.path, e.size, float(e.mtime)) for e in entries]
     # the same hashes in a second cache below a directory: groups of their own
     arts += [make_artifact("other/" + a.path, a.size, a.mtime - DAY) for a in arts[::9]]
+    # hashes that differ only in their last bytes (as the builds of a recipe do not, but a
+    # crafted or synthetic mirror may): groups of their own, found past each other
+    for i in range(1, 4):
+        arts += [make_artifact(a.path.replace(a.hash, a.hash[:56] + f"{i:08x}"), a.size,
+                               a.mtime - i * DAY) for a in arts[:600:7] if a.name is not None]
     # bitbake's access-time mark on a few .siginfo
     return [make_artifact(a.path, a.size, a.mtime, NOW - DAY if i % 7 == 0 else None)
             if a.kind is Kind.SIGINFO else a for i, a in enumerate(arts)]
@@ -188,10 +194,32 @@ OPTIONS = [
 ]
 
 
+def _ordered(arts: List[Artifact], order: str) -> List[Artifact]:
+    """The listing as a store may give it: a group's files together or far apart."""
+    if order == "shuffled":
+        return random.Random(5).sample(arts, len(arts))
+    if order == "by-kind":  # every group split: its archive and its signatures far apart
+        return sorted(arts, key=lambda a: (a.kind.value, a.path))
+    if order == "reversed":
+        return arts[::-1]
+    return sorted(arts, key=lambda a: a.path) if order == "sorted" else arts
+
+
 @pytest.mark.parametrize("options", OPTIONS, ids=range(len(OPTIONS)))
 @pytest.mark.parametrize("pinned", [False, True], ids=["no-pins", "pins"])
 def test_plan_is_the_plan_made_one_object_per_file(options: CleanOptions, pinned: bool) -> None:
-    arts = _listing()
+    _compare(_listing(), options, pinned)
+
+
+@pytest.mark.parametrize("options", [OPTIONS[i] for i in (1, 3, 6)], ids=[1, 3, 6])
+@pytest.mark.parametrize("order", ["sorted", "shuffled", "by-kind", "reversed"])
+def test_plan_is_the_same_whatever_the_order_of_the_listing(options: CleanOptions,
+                                                            order: str) -> None:
+    """Groups are found whether their files are listed together or far apart."""
+    _compare(_ordered(_listing(), order), options, pinned=True)
+
+
+def _compare(arts: List[Artifact], options: CleanOptions, pinned: bool) -> None:
     pins: Optional[PinSet] = None
     if pinned:
         pins = PinSet(pins=[], now=NOW)
@@ -201,3 +229,34 @@ def test_plan_is_the_plan_made_one_object_per_file(options: CleanOptions, pinned
     assert expected.deletions  # the options choose something on this listing
     assert _summary(plan_clean(Catalog.of(arts), options, NOW, pins)) == _summary(expected)
     assert _summary(plan_clean(iter(arts), options, NOW, pins)) == _summary(expected)
+
+
+def test_the_listing_has_what_the_grouping_must_tell_apart() -> None:
+    """Signatures without archives, the same hash in several groups, and (in the sorted
+    listing) most groups' files next to each other, so that both ways to a group are used."""
+    arts = sorted(_listing(), key=lambda a: a.path)
+    groups = group_artifacts(arts)
+    assert any(g.archive is None and g.siginfo is not None for g in groups.values())
+    assert any(g.archive is None and g.sig is not None for g in groups.values())
+    by_hash: Dict[str, int] = {}
+    for g in groups.values():
+        first = g.members()[0]
+        if first.name is not None:
+            by_hash[first.hash] = by_hash.get(first.hash, 0) + 1
+    assert max(by_hash.values()) > 1
+    assert len({a.hash[:56] for a in arts if a.name is not None}) < len(by_hash)
+    together = sum(1 for a, b in zip(arts, arts[1:]) if a.group_key == b.group_key)
+    assert together > len(arts) // 4
+
+
+def test_duplicate_paths_plan_as_their_last_listing() -> None:
+    """A store that lists a member of a group twice: the plan is that of the listing without
+    the first copy (the copy listed last stands for the file), wherever the copies are."""
+    arts = _listing()
+    twice = [a for a in arts[::13] if a.kind in (Kind.ARCHIVE, Kind.SIGINFO, Kind.SIG)]
+    listing = twice + arts
+    options = CleanOptions(max_age=30 * DAY, max_versions=2)
+    plan, expected = plan_clean(iter(listing), options, NOW), _reference_plan(arts, options, NOW)
+    assert [(d.path, d.rule) for d in plan.deletions] == [
+        (d.path, d.rule) for d in expected.deletions]
+    assert plan.kept == expected.kept + len(twice)

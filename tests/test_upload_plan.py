@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import os
 import re
+from pathlib import Path
 
-from sstate_mirror.commands.upload import Selection, plan_upload
+from sstate_mirror.backends import open_backend
+from sstate_mirror.commands.listing import list_artifacts, remote_artifacts
+from sstate_mirror.commands.upload import SENDABLE, Selection, plan_upload
 from sstate_mirror.naming import Kind, make_artifact
 
 H1 = "ab" * 32
@@ -88,3 +92,43 @@ def test_hash_equivalence_database_is_skipped_under_its_own_reason() -> None:
     assert reasons.pop("hashserv.dbx") == "not an sstate file"
     assert set(reasons.values()) == {"hash equivalence database (never uploaded)"}
     assert len(reasons) == 3
+
+
+def test_lookup_by_listing_keeps_the_cache_groups_and_plans_as_the_whole_listing(
+        tmp_path: Path) -> None:
+    """The mirror's listing is read down to the files of the cache's groups (whatever the
+    order the directory lists them in); the plan made of that is the plan made of every
+    file of the mirror."""
+    h3, h4 = "ef" * 32, "01" * 32
+    conf = ZLIB.replace(H1, h3).replace("ab/ab/", "ef/ef/").replace("populate_sysroot",
+                                                                      "package")
+    other = ZLIB.replace(H1, h4).replace("ab/ab/", "01/01/")
+    now = 1_800_000_000.0
+    on_mirror = {ZLIB: 100, ZLIB + ".siginfo": 10, ZLIB + ".sig": 1,  # all of a group
+                 NATIVE: 200,                                           # its archive alone
+                 conf + ".siginfo": 12,                                 # a signature alone
+                 other: 300, other + ".siginfo": 30,                    # not in the cache
+                 "ab/ab/notes.txt": 5, ZLIB + ".tmp": 100}              # not sstate files
+    for i, (path, size) in enumerate(on_mirror.items()):
+        f = tmp_path / "mirror" / path
+        f.parent.mkdir(parents=True, exist_ok=True)
+        f.write_bytes(b"x" * size)
+        os.utime(f, (now - i * 86400, now - i * 86400))
+    local = [make_artifact(p, s, now - 60) for p, s in (
+        (ZLIB, 100), (NATIVE, 200), (NATIVE + ".siginfo", 20), (conf, 400),
+        (conf + ".siginfo", 12), ("ab/ab/notes.txt", 5))]
+    wanted = [a for a in local if a.kind in SENDABLE]
+    with open_backend(str(tmp_path / "mirror")) as target:
+        whole = {a.path: a for a in list_artifacts(target)}
+        found = remote_artifacts(target, wanted, jobs=2)
+    keys = {a.group_key for a in wanted}
+    assert found == {p: a for p, a in whole.items() if a.group_key in keys}
+    assert sorted(found) == sorted([ZLIB, ZLIB + ".siginfo", ZLIB + ".sig", NATIVE,
+                                    conf + ".siginfo"])
+    for uploading in (True, False):
+        for refresh_after in (0.0, 2 * 86400.0):
+            plans = [plan_upload(local, remote, now=now, used_within=3600.0,
+                                 refresh_after=refresh_after, uploading=uploading).to_dict()
+                     for remote in (found, whole)]
+            assert plans[0] == plans[1]
+            assert plans[0]["to_touch"] or plans[0]["used_groups_fresh"]

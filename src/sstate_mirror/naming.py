@@ -212,6 +212,11 @@ def group_key(path: str, kind: Optional[Kind] = None) -> str:
     return path
 
 
+def member_paths(key: str) -> Tuple[str, str, str]:
+    """Every path whose :func:`group_key` can be ``key``: the archive's and its companions'."""
+    return (key, key + SIGINFO_SUFFIX, key + SIG_SUFFIX)
+
+
 @dataclass(frozen=True)
 class Artifact:
     """One file of a cache or mirror, as every other part of the tool talks about it.

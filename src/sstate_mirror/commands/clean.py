@@ -243,6 +243,8 @@ def _rules_and_sizes(deletions: Sequence[Deletion]) -> Iterator[Tuple[str, int]]
     return ((d.rule, d.artifact.size) for d in deletions)
 _KIND_ORDER = {Kind.ARCHIVE: 0, Kind.SIGINFO: 1, Kind.SIG: 1, Kind.TEMP: 2, Kind.UNKNOWN: 3}
 _NONE = -1
+_FIBONACCI = 0x9E3779B97F4A7C15  # 2**64 / the golden ratio
+_WORD = (1 << 64) - 1
 
 
 class _Groups:
@@ -258,47 +260,72 @@ class _Groups:
         self.siginfo = array("q")
         self.sig = array("q")
         self.last_used = array("d")
-        # group by the first 8 bytes of the hash as an integer (a third of the memory of the
-        # whole key); the rare other group with the same 8 bytes goes by its whole key
-        index: Dict[int, int] = {}
-        spill: Dict[Union[Tuple[bytes, int, int, int], str], int] = {}
-        first = array("q")  # a member of each group, to tell groups with the same 8 bytes apart
+        first = array("q")  # a member of each group, whose key the others are compared with
+        spill: Dict[str, int] = {}  # groups of the few rows kept whole, by their key
+        # the group of each row, found by open addressing in one array of group numbers
+        # (slot: the whole key, the hash's four words and the numbers of head, directory
+        # and archive, folded by Fibonacci hashing, so that keys that differ in a few bits
+        # are spread too), not in a dictionary, which would cost over a hundred bytes per
+        # group; a row whose key is the previous row's (every listing of a directory or a
+        # sorted key space gives a group's files next to each other) needs no look-up at
+        # all, but no order is assumed
+        rows = len(catalog)
+        bits = max(3, (rows + rows // 2).bit_length())
+        mask, shift = (1 << bits) - 1, 64 - bits
+        table = array("i", [_NONE]) * (mask + 1)
         tails = catalog.tails
         tail_kind = [t.kind for t in tails]
         tail_archive = [t.archive for t in tails]
-        heads, dirs, tails_of, hashes = catalog.head, catalog.dir, catalog.tail, catalog.hashes
-        for row, (hd, tl, dr) in enumerate(zip(heads, tails_of, dirs)):
-            g: Optional[int]
-            if hd == OTHER:
-                art = catalog.others[row]
-                kind = art.kind
-                if kind not in (Kind.ARCHIVE, Kind.SIGINFO, Kind.SIG):
-                    continue
-                g = spill.get(art.group_key)
-                if g is None:
-                    g = spill[art.group_key] = self._new(row, first)
-            else:
-                kind = tail_kind[tl]
-                prefix = int.from_bytes(hashes[32 * row: 32 * row + 8], "little")
-                g = index.get(prefix)
-                if g is not None:
-                    other = first[g]
-                    if not (hashes[32 * row: 32 * row + 32] == hashes[32 * other: 32 * other + 32]
-                            and heads[other] == hd and dirs[other] == dr
-                            and tail_archive[tails_of[other]] == tail_archive[tl]):
-                        key = (bytes(hashes[32 * row: 32 * row + 32]), hd, dr, tail_archive[tl])
-                        g = spill.get(key)
-                        if g is None:
-                            g = spill[key] = self._new(row, first)
+        heads, dirs, tails_of = catalog.head, catalog.dir, catalog.tail
+        words = memoryview(catalog.hashes).cast("Q")  # a hash is words 4*row .. 4*row + 3
+        prev = prev_g = _NONE
+        try:
+            for row, (hd, tl, dr) in enumerate(zip(heads, tails_of, dirs)):
+                g: Optional[int]
+                if hd == OTHER:
+                    art = catalog.others[row]
+                    kind = art.kind
+                    if kind not in (Kind.ARCHIVE, Kind.SIGINFO, Kind.SIG):
+                        continue
+                    g = spill.get(art.group_key)
+                    if g is None:
+                        g = spill[art.group_key] = self._new(row, first)
                 else:
-                    g = index[prefix] = self._new(row, first)
-            if kind is Kind.ARCHIVE:
-                self.archive[g] = row
-            elif kind is Kind.SIGINFO:
-                self.siginfo[g] = row
-            else:
-                self.sig[g] = row
-        del index, spill, first
+                    kind = tail_kind[tl]
+                    w = 4 * row
+                    low, high = words[w], words[w + 3]
+                    arch = tail_archive[tl]
+                    if (prev != _NONE and words[4 * prev] == low and words[4 * prev + 3] == high
+                            and words[4 * prev + 1] == words[w + 1]
+                            and words[4 * prev + 2] == words[w + 2] and heads[prev] == hd
+                            and dirs[prev] == dr and tail_archive[tails_of[prev]] == arch):
+                        g = prev_g
+                    else:
+                        slot = (low ^ words[w + 1] ^ words[w + 2] ^ high
+                                ^ hd << 43 ^ dr << 21 ^ arch)
+                        slot = (slot * _FIBONACCI & _WORD) >> shift
+                        while True:
+                            g = table[slot]
+                            if g == _NONE:
+                                g = table[slot] = self._new(row, first)
+                                break
+                            o = first[g]
+                            if (words[4 * o] == low and words[4 * o + 3] == high
+                                    and words[4 * o + 1] == words[w + 1]
+                                    and words[4 * o + 2] == words[w + 2] and heads[o] == hd
+                                    and dirs[o] == dr and tail_archive[tails_of[o]] == arch):
+                                break
+                            slot = (slot + 1) & mask
+                    prev, prev_g = row, g
+                if kind is Kind.ARCHIVE:
+                    self.archive[g] = row
+                elif kind is Kind.SIGINFO:
+                    self.siginfo[g] = row
+                else:
+                    self.sig[g] = row
+        finally:
+            words.release()
+        del table, first
         mtime, atime = catalog.mtime, catalog.atime
         for a, i, s in zip(self.archive, self.siginfo, self.sig):
             times = [mtime[r] for r in (a, i, s) if r != _NONE]

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable, Dict, FrozenSet, Optional, Pattern, Sequence
+from typing import AbstractSet, Callable, Dict, FrozenSet, Optional, Pattern, Sequence
 
 from ..backends.base import Backend, Listing
 from ..catalog import Catalog
-from ..naming import Artifact, make_artifact
+from ..naming import Artifact, make_artifact, member_paths
 from ..transfer import Progress, run_parallel
 
 
@@ -68,14 +68,15 @@ def remote_artifacts(
 ) -> Dict[str, Artifact]:
     """The mirror's copies of ``wanted`` (path -> artifact with the mirror's size and times).
 
-    One listing (then every file of the mirror is in the answer), or one ``stat`` per file
-    when the store says that costs fewer requests (a CI job with a small local cache and a
-    mirror of millions of objects; then only the wanted paths that exist are). Any failure
-    raises: a partial answer would read as "missing" and cause needless uploads.
+    One listing (then every file of the mirror in ``wanted``'s groups is in the answer), or
+    one ``stat`` per file when the store says that costs fewer requests (a CI job with a
+    small local cache and a mirror of millions of objects; then only the wanted paths that
+    exist are). Any failure raises: a partial answer would read as "missing" and cause
+    needless uploads.
     """
     progress = progress or Progress()
     if target.choose_lookup(len(wanted)) == "list":
-        return {a.path: a for a in list_artifacts(target, progress=progress)}
+        return _listed_groups(target, {a.group_key for a in wanted}, progress)
     found: Dict[str, Artifact] = {}
     progress.phase(f"checking {len(wanted)} files on {target.url}", len(wanted))
 
@@ -89,6 +90,27 @@ def remote_artifacts(
     progress.done()
     if failures:
         raise next(iter(failures.values()))
+    return found
+
+
+def _listed_groups(target: Backend, keys: AbstractSet[str],
+                   progress: Progress) -> Dict[str, Artifact]:
+    """The files of the mirror whose group is one of ``keys``, from one listing.
+
+    Only the few paths a group's members can have (its key, with ``.siginfo`` or ``.sig``)
+    are held, and only the entries with one of them are read: what an upload of a few
+    thousand files holds does not grow with a mirror of millions.
+    """
+    paths = {path for key in keys for path in member_paths(key)}
+    found: Dict[str, Artifact] = {}
+    progress.phase(f"listing {target.url}", 0)
+    for entry in target.list():
+        if entry.path in paths:
+            art = make_artifact(entry.path, entry.size, entry.mtime, entry.atime)
+            if art.group_key in keys:
+                found[art.path] = art
+        progress.advance(1, entry.size)
+    progress.done()
     return found
 
 
