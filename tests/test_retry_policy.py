@@ -161,4 +161,5 @@ def test_the_threads_of_an_upload_check_pipelining_once(
         infinity = proxy.seen(lambda r: r.headers.get("depth") == "infinity")
         # the mirror's listing, and the two of the cleans' leases (before and after sending)
         assert sum(1 for r in infinity if "/.sstate-mirror/" not in r.path) == 1
+        assert sum(1 for r in infinity if "/.sstate-mirror/cleans" in r.path) == 2
         assert proxy.count(lambda r: ".sstate-mirror-probe-" in r.path) == 1
