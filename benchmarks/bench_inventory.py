@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Reading an S3 Inventory report (CSV.gz, Parquet, ORC) instead of listing the bucket.
+"""Reading an S3 Inventory report (CSV.gz, Parquet) instead of listing the bucket.
 
 A report of ``--objects`` objects of a synthetic OE mirror (``gencache.plan``) is written in
 each format as S3 writes it (a manifest with its ``fileSchema``, ``manifest.checksum``, one
@@ -58,8 +58,6 @@ PARQUET_SCHEMA = ("message s3.inventory { required binary bucket (UTF8); require
                   " (UTF8); optional int64 size; optional int64 last_modified_date"
                   " (TIMESTAMP_MILLIS); optional binary e_tag (UTF8); optional binary"
                   " storage_class (UTF8);}")
-ORC_SCHEMA = ("struct<bucket:string,key:string,size:bigint,last_modified_date:timestamp,"
-              "e_tag:string,storage_class:string>")
 ETAG = "d41d8cd98f00b204e9800998ecf8427e"
 
 
@@ -93,15 +91,8 @@ def write_parquet(path: Path, entries: Sequence[gencache.Entry]) -> None:
     pq.write_table(_table(entries, "ms"), str(path), compression="snappy")
 
 
-def write_orc(path: Path, entries: Sequence[gencache.Entry]) -> None:
-    import pyarrow.orc as orc
-
-    orc.write_table(_table(entries, "ns"), str(path), compression="zlib")
-
-
 FORMATS = {"CSV": ("csv.gz", CSV_SCHEMA, write_csv),
-           "Parquet": ("parquet", PARQUET_SCHEMA, write_parquet),
-           "ORC": ("orc", ORC_SCHEMA, write_orc)}
+           "Parquet": ("parquet", PARQUET_SCHEMA, write_parquet)}
 
 
 def put_report(client: Any, fmt: str, data: Path) -> str:

@@ -1,7 +1,8 @@
 """An S3 Inventory report as the listing of an S3 mirror: one GET per data file, no LIST.
 
 S3 Inventory writes, daily or weekly, every object of a bucket (or of a prefix) into gzip'd
-CSV, ORC or Parquet data files, described by a ``manifest.json`` under
+CSV, ORC or Parquet data files (CSV and Parquet are read here), described by a
+``manifest.json`` under
 ``DEST-PREFIX/SOURCE-BUCKET/CONFIG-ID/YYYY-MM-DDTHH-MMZ/`` (the time the scan began), with
 ``manifest.checksum`` (the manifest's MD5). The manifest names the format, the columns
 (``fileSchema``), and each data file's key, size and MD5. A mirror of ten million objects is
@@ -13,12 +14,16 @@ where it came from. What it reads is bounded before it is decoded: the manifest 
 checksum by size, every data file by the size the manifest gives (and its MD5, checked as it
 streams: a listing whose file does not match fails as a whole), its decompressed bytes by a
 ratio to the compressed ones (a gzip bomb), each CSV line by length. The limits below are
-the one place for them: :mod:`.s3_inventory_columnar` reads ORC and Parquet within the same.
+the one place for them: :mod:`.s3_inventory_columnar` reads Parquet within the same.
 
 Hand-written because no library reads inventory manifests; what CSV needs (JSON, gzip, CSV,
-MD5) is the standard library's. ORC and Parquet need pyarrow, an optional dependency (the
+MD5) is the standard library's. Parquet needs pyarrow, an optional dependency (the
 ``inventory`` extra, a wheel of some 40 MiB): without it such a report is refused with a
-one-line error that names the extra.
+one-line error that names the extra. ORC reports are refused, with the formats to choose
+instead: pyarrow's ORC reader decodes a batch of rows whole (a dictionary value once per
+row, a string of any length) before anything can count it, and exposes none of the
+lengths that would bound it beforehand: a 700 KiB ORC file of long repeated keys took
+5.4 GiB before the budget below refused it.
 """
 
 from __future__ import annotations
@@ -59,26 +64,25 @@ CHECKSUM_MAX = 1024
 #: A CSV line: a key (1,024 bytes, three times that URL-encoded) and the other fields.
 LINE_MAX = 64 << 10
 #: Decompressed bytes per compressed byte of a data file (CSV of keys compresses ~10:1;
-#: a gzip bomb 1000:1), with a floor for tiny files. ORC and Parquet: the same ratio for
-#: the whole file and for each column of a row group.
+#: a gzip bomb 1000:1), with a floor for tiny files. Parquet: the same ratio for the whole
+#: file and for each column of a row group.
 EXPANSION_MAX = 100
 EXPANSION_FLOOR = 1 << 20
-#: ORC and Parquet: what a row is charged at least against the budget above (its key, like
+#: Parquet: what a row is charged at least against the budget above (its key, like
 #: a CSV line's, is tens of bytes), so a few bytes cannot declare millions of rows.
 ROW_MIN = 32
-#: ORC and Parquet: rows decoded at a time (a few MiB of keys), and fewer where one value of
+#: Parquet: rows decoded at a time (a few MiB of keys), and fewer where one value of
 #: a Parquet dictionary page may stand for many rows: at most BATCH_BYTES of text a batch.
 BATCH_ROWS = 10_000
 BATCH_BYTES = 16 << 20
 #: Parquet: the largest page header read (its statistics hold a page's least and greatest
 #: key).
 PAGE_HEADER_MAX = 64 << 10
-#: ORC: the largest compression block (the format's default is 256 KiB).
-BLOCK_MAX = 16 << 20
 #: The columns a listing needs; the manifest's ``fileSchema`` must name them.
 REQUIRED = ("Bucket", "Key", "Size", "LastModifiedDate")
-#: The formats S3 Inventory writes, and the extra whose pyarrow reads ORC and Parquet.
-FORMATS = ("CSV", "ORC", "Parquet")
+#: The formats of S3 Inventory's that are read (not ORC: see :meth:`Inventory._manifest`),
+#: and the extra whose pyarrow reads Parquet.
+FORMATS = ("CSV", "Parquet")
 EXTRA = "sstate-mirror[inventory]"
 
 _STAMP = re.compile(r"^(\d{4})-(\d\d)-(\d\d)T(\d\d)-(\d\d)Z$")
@@ -163,9 +167,15 @@ class Inventory:
             raise UsageError(f"--inventory {self.url} is an inventory of bucket {source!r},"
                              f" not of the mirror's bucket {self.mirror.bucket!r}")
         fmt = manifest.get("fileFormat")
+        if fmt == "ORC":
+            raise UsageError(
+                f"--inventory {self.url}: ORC reports are not read (no reader bounds an ORC"
+                " value before decoding it: a few KiB of ORC can decode to gigabytes)",
+                hint="add an inventory configuration with the CSV or Apache Parquet output"
+                     " format")
         if fmt not in FORMATS:
             raise UsageError(f"--inventory {self.url}: the {str(fmt)[:40]!r} format is not one"
-                             f" of S3 Inventory's ({', '.join(FORMATS)})")
+                             f" of S3 Inventory's (CSV, ORC, Parquet)")
         if fmt != "CSV":
             try:
                 import pyarrow  # noqa: F401
@@ -204,7 +214,7 @@ class Inventory:
             return
         from . import s3_inventory_columnar as columnar
 
-        reader = columnar.parquet_rows if self.format == "Parquet" else columnar.orc_rows
+        reader = columnar.parquet_rows
         names = {_csv_name(c): c for c in self.columns}
         with tempfile.NamedTemporaryFile(prefix="sstate-mirror-inventory-") as copy:
             with self._store.open(data.key) as body:
@@ -349,14 +359,12 @@ def _time(value: str, what: str) -> float:
     return when.timestamp()
 
 
-#: A column of ``fileSchema``: Parquet's ``required binary key (UTF8);``, ORC's
-#: ``key:string``.
+#: A column of ``fileSchema``: Parquet's ``required binary key (UTF8);``.
 _PARQUET_COLUMN = re.compile(r"(?:required|optional|repeated)\s+\w+\s+(\w+)")
-_ORC_SCHEMA = re.compile(r"^struct<(.*)>$", re.S)
 
 
 def _csv_name(column: str) -> str:
-    """The CSV name of an ORC or Parquet column: ``last_modified_date`` is
+    """The CSV name of a Parquet column: ``last_modified_date`` is
     ``LastModifiedDate``, ``e_tag`` ``ETag``."""
     return "".join(part[:1].upper() + part[1:] for part in column.split("_"))
 
@@ -370,10 +378,6 @@ def _columns(manifest: Dict[str, Any], url: str) -> List[str]:
     fmt = manifest.get("fileFormat")
     if fmt == "Parquet":
         columns = _PARQUET_COLUMN.findall(schema)
-    elif fmt == "ORC":
-        struct = _ORC_SCHEMA.match(schema.strip())
-        fields = struct.group(1).split(",") if struct else []
-        columns = [f.split(":", 1)[0].strip() for f in fields if ":" in f]
     else:
         columns = [c.strip() for c in schema.split(",")]
     names = columns if fmt == "CSV" else [_csv_name(c) for c in columns]

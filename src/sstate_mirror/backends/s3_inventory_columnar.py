@@ -1,8 +1,9 @@
-"""The Parquet and ORC data files of an S3 Inventory report, read with pyarrow in bounded batches.
+"""The Parquet data files of an S3 Inventory report, read with pyarrow in bounded batches.
 
-pyarrow is the one well-kept reader of both formats; it is an optional dependency
-(``sstate-mirror[inventory]``), imported only here and only when a report in one of them is
-read. Both formats keep their index at the end of the file, so a data file is first copied
+pyarrow is the one well-kept reader of the format; it is an optional dependency
+(``sstate-mirror[inventory]``), imported only here and only when a Parquet report is read
+(ORC reports are refused: :mod:`.s3_inventory` says why). Parquet keeps its index at the
+end of the file, so a data file is first copied
 to a temporary file (its size and MD5 checked against the manifest by the caller) and read
 from there, never held in memory.
 
@@ -19,7 +20,7 @@ of the column, and exposes no page headers: :func:`_walk_pages` reads them (Thri
 structs, a few dozen lines; no library here reads them alone) and the dictionary pages'
 longest values.
 
-Unlike CSV's, the keys of these formats are not URL-encoded: they are used as they are.
+Unlike CSV's, Parquet's keys are not URL-encoded: they are used as they are.
 """
 
 from __future__ import annotations
@@ -30,7 +31,6 @@ from typing import IO, Any, Dict, List, Optional, Tuple
 
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.orc as paorc
 import pyarrow.parquet as papq
 
 from ..errors import PermanentError
@@ -258,36 +258,6 @@ def _skip(buf: bytes, pos: int, kind: int, depth: int) -> int:
     raise ValueError(f"unknown Thrift compact type {kind}")
 
 
-def orc_rows(path: str, size: int, names: Dict[str, str], what: str) -> Iterator[Row]:
-    """The rows of an ORC data file of ``size`` bytes, a batch of rows at a time."""
-    budget = limits.EXPANSION_MAX * size + limits.EXPANSION_FLOOR
-    try:
-        orc = paorc.ORCFile(path)
-        tail = orc.file_footer_length + orc.stripe_statistics_length
-        if tail > limits.MANIFEST_MAX:
-            raise PermanentError(f"{what}: a footer of {tail} bytes (more than"
-                                 f" {limits.MANIFEST_MAX})")
-        if orc.compression_size > limits.BLOCK_MAX:
-            raise PermanentError(f"{what}: compression blocks of {orc.compression_size}"
-                                 f" bytes (more than {limits.BLOCK_MAX})")
-        if limits.ROW_MIN * orc.nrows > budget:
-            raise PermanentError(f"{what}: {orc.nrows} rows expand to more than"
-                                 f" {limits.EXPANSION_MAX} times its size (not an inventory)")
-        columns = _present(orc.schema.names, names, what)
-        import pyarrow.dataset as pads  # ~20 MiB more: only for ORC, the one batch reader
-
-        scan = pads.dataset(path, format="orc").to_batches(
-            columns=columns, batch_size=limits.BATCH_ROWS, use_threads=False)
-        for batch in scan:
-            budget -= batch.nbytes
-            if budget < 0:
-                raise PermanentError(f"{what}: expands to more than {limits.EXPANSION_MAX}"
-                                     " times its size (not an inventory)")
-            yield from _batch_rows(batch, names, what)
-    except (pa.ArrowException, OSError) as exc:
-        raise PermanentError(f"{what}: not a readable ORC file ({_short(exc)})") from exc
-
-
 def _present(schema: List[str], names: Dict[str, str], what: str) -> List[str]:
     """The file's columns a listing reads; those the manifest names must be in the file."""
     wanted = [names[c] for c in WANTED if c in names]
@@ -351,7 +321,7 @@ def _strings(array: Any, name: str, what: str) -> List[Optional[str]]:
 
 
 def _times(array: Any, what: str) -> List[Optional[float]]:
-    """A timestamp column as POSIX times (Parquet's milliseconds, ORC's nanoseconds)."""
+    """A timestamp column as POSIX times (milliseconds, or any other unit)."""
     if not pa.types.is_timestamp(array.type):
         raise PermanentError(f"{what}: LastModifiedDate is not a time ({array.type})")
     per_second = _NANOS[array.type.unit]

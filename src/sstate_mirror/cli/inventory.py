@@ -26,7 +26,7 @@ DEFAULT_MAX_AGE = "2d"
 def add_inventory_options(parser: argparse.ArgumentParser, *, clean: bool) -> None:
     parser.add_argument(
         "--inventory", metavar="S3URL",
-        help="list an s3:// mirror from its S3 Inventory report (CSV; ORC or Parquet with the"
+        help="list an s3:// mirror from its S3 Inventory report (CSV; Parquet with the"
              " inventory extra) instead of listing the"
              " bucket: s3://DEST-BUCKET/PREFIX/SOURCE-BUCKET/CONFIG-ID (the newest report)"
              " or the URL of one manifest.json")
