@@ -292,15 +292,15 @@ def test_failed_listing_never_sweeps(tcp: HashServer, mirror: Path, oe_cache_a: 
     from sstate_mirror.errors import TransientError
 
     everything = fill(tcp, [oe_cache_a])
-    real_list = LocalBackend.list
+    real_batches = LocalBackend.list_batches
 
     def cut_short(self, prefix="", on_skip=None):  # type: ignore[no-untyped-def]
-        for n, entry in enumerate(real_list(self, prefix, on_skip)):
-            if n == 10:
+        for n, batch in enumerate(real_batches(self, prefix, on_skip)):
+            if n == 3:
                 raise TransientError("connection reset while listing", url=self.url)
-            yield entry
+            yield batch
 
-    monkeypatch.setattr(LocalBackend, "list", cut_short)
+    monkeypatch.setattr(LocalBackend, "list_batches", cut_short)
     code, _, err = run(capsys, "clean", "--max-age", "30d", "--hashserve", tcp.address,
                        *admin_env, str(mirror))
     assert code == 3 and "connection reset while listing" in err
