@@ -231,5 +231,5 @@ def test_contract_concurrent_puts(contract_env: ContractEnv) -> None:
         t.start()
     for t in threads:
         t.join()
-    assert errors == []
+    assert errors == [], [repr(e) for e in errors]
     assert _listing(b) == {f"{i % 4:02x}/{i % 3:02x}/f{i}": 100 + i for i in range(24)}

@@ -47,6 +47,12 @@ BATCH_PATH = "/batch/storage/v1"
 Headers = List[Tuple[str, str]]
 
 
+class _Server(http.server.ThreadingHTTPServer):
+    #: A client opens a connection per thread, all at once: the standard library's backlog
+    #: of 5 would refuse some of them before the accepting thread takes the others.
+    request_queue_size = 128
+
+
 class BatchFront:
     """The front, running from construction until :meth:`stop` (or the ``with`` block)."""
 
@@ -64,7 +70,7 @@ class BatchFront:
             pass
 
         Handler.front = front
-        self._server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._server = _Server(("127.0.0.1", 0), Handler)
         self._server.daemon_threads = True
         self.port = int(self._server.server_address[1])
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True,
