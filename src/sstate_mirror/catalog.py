@@ -35,6 +35,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from typing import Callable, Dict, List, NamedTuple, Optional, Tuple, Union, overload
 
 from .naming import (
+    GROUPED_KINDS,
     SIG_SUFFIX,
     SIGINFO_SUFFIX,
     Artifact,
@@ -49,7 +50,6 @@ from .naming import (
 OTHER = 0xFFFFFFFF
 _NO_TIME = math.nan
 _LAYOUTS = {2: "hh/hh", 1: "hh", 0: "flat"}
-_GROUPED = (Kind.ARCHIVE, Kind.SIGINFO, Kind.SIG)
 
 
 class Head(NamedTuple):
@@ -238,7 +238,7 @@ class Catalog(Sequence[Artifact]):
             self.heads.append(Head(base[:i], *map(sys.intern, head_fields(fields))))
             return len(self.heads) - 1, tail
         parsed = parse_name(base)
-        if parsed is None or parsed.kind not in _GROUPED or parsed.hash != base[i:us]:
+        if parsed is None or parsed.kind not in GROUPED_KINDS or parsed.hash != base[i:us]:
             return None, None
         head = ids.get(base[:i])
         if head is None:

@@ -80,6 +80,11 @@ class Kind(str, enum.Enum):
     """The mirror's own data below :data:`META_DIR` (pins): never uploaded, never deleted."""
 
 
+#: The kinds a group is made of (an archive and its companions): those :func:`group_key`
+#: joins; every other kind is a group of its own.
+GROUPED_KINDS = frozenset({Kind.ARCHIVE, Kind.SIGINFO, Kind.SIG})
+
+
 class SstateName(NamedTuple):
     """The fields of one sstate file name (a basename, no directories).
 
@@ -317,7 +322,7 @@ def group_artifacts(artifacts: Iterable[Artifact]) -> Dict[str, Group]:
     """
     groups: Dict[str, Group] = {}
     for art in artifacts:
-        if art.kind not in (Kind.ARCHIVE, Kind.SIGINFO, Kind.SIG):
+        if art.kind not in GROUPED_KINDS:
             continue
         key = art.group_key
         group = groups.get(key)

@@ -52,7 +52,7 @@ from typing import Any, Callable, Dict, List, Optional, Set, Tuple, Union, overl
 from ..backends.base import Backend
 from ..catalog import OTHER, Catalog
 from ..errors import BackendError, UsageError
-from ..naming import Artifact, Kind
+from ..naming import GROUPED_KINDS, Artifact, Kind
 from ..transfer import Progress, TransferInterrupted, batched, run_parallel
 from .cleanlease import CleanLease
 from .listing import remote_artifacts
@@ -285,7 +285,7 @@ class _Groups:
                 if hd == OTHER:
                     art = catalog.others[row]
                     kind = art.kind
-                    if kind not in (Kind.ARCHIVE, Kind.SIGINFO, Kind.SIG):
+                    if kind not in GROUPED_KINDS:
                         continue
                     g = spill.get(art.group_key)
                     if g is None:
@@ -617,7 +617,7 @@ def spare_pinned(plan: CleanPlan, pins: PinSet) -> List[Spared]:
     spared: List[Spared] = []
     for d in plan.deletions:
         pin = pins.keep.get(d.artifact.hash) if d.artifact.name is not None else None
-        if pin is None or d.artifact.kind not in (Kind.ARCHIVE, Kind.SIGINFO, Kind.SIG):
+        if pin is None or d.artifact.kind not in GROUPED_KINDS:
             keep.append(d)
         else:
             spared.append(Spared(d.artifact, d.rule, pin))

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional, Set, Tuple, Union
 
 from ..catalog import OTHER, Catalog, Head
-from ..naming import Artifact, Kind, directory_prefix, layout_of
+from ..naming import GROUPED_KINDS, Artifact, Kind, directory_prefix, layout_of
 
 #: Age buckets (upper bound in seconds, label); the last one is open-ended.
 AGE_BUCKETS: List[Tuple[float, str]] = [
@@ -252,7 +252,7 @@ def _add_artifact(report: InfoReport, art: Artifact, archives: Set[Union[bytes, 
         if age < bound:
             report.by_age[label].add(art.size)
             break
-    if art.name is None or art.kind not in (Kind.ARCHIVE, Kind.SIGINFO, Kind.SIG):
+    if art.name is None or art.kind not in GROUPED_KINDS:
         return
     report.by_arch.setdefault(art.arch or NO_ARCH, Tally()).add(art.size)
     report.by_task.setdefault(art.task, Tally()).add(art.size)

@@ -43,7 +43,7 @@ from ..accesslog import PATHS_CACHED, ScanStats, bounded_lines, open_log, scan
 from ..archive_streams import ArchiveDefect, LimitExceeded
 from ..backends.base import Backend
 from ..errors import BackendError, UsageError
-from ..naming import Artifact, Group, Kind
+from ..naming import GROUPED_KINDS, Artifact, Group
 from ..transfer import Progress
 from .usemark import MarkPlan, plan_marks
 
@@ -132,7 +132,7 @@ class PathMatcher:
         self.group_of: Dict[str, str] = {}
         self.by_basename: Dict[str, List[str]] = {}
         for art in artifacts:
-            if art.kind in (Kind.ARCHIVE, Kind.SIGINFO, Kind.SIG):
+            if art.kind in GROUPED_KINDS:
                 self.group_of[art.path] = art.group_key
                 self.by_basename.setdefault(art.basename, []).append(art.path)
 

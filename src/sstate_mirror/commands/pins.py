@@ -26,6 +26,7 @@ from typing import Any, Dict, List, Optional, Set, Tuple, cast
 from ..backends.base import Backend
 from ..errors import BackendError, NotFoundError, PermanentError, UsageError
 from ..naming import (
+    GROUPED_KINDS,
     PIN_NAME_RE,
     PINS_DIR,
     Artifact,
@@ -266,7 +267,7 @@ def pin_status(pins: Iterable[Pin], artifacts: Iterable[Artifact], now: float
     archive_hashes: Set[str] = set()
     sstate_tasks: Set[str] = set()
     for art in artifacts:
-        if art.name is None or art.kind not in (Kind.ARCHIVE, Kind.SIGINFO, Kind.SIG):
+        if art.name is None or art.kind not in GROUPED_KINDS:
             continue
         if art.kind is Kind.ARCHIVE:
             sstate_tasks.add(art.task)

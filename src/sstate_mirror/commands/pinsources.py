@@ -19,7 +19,7 @@ from collections.abc import Iterable
 from typing import Dict
 
 from ..errors import UsageError
-from ..naming import Artifact, Kind, hash_of, parse_name, parse_stamp_name
+from ..naming import GROUPED_KINDS, Artifact, hash_of, parse_name, parse_stamp_name
 from .pins import Label
 
 #: Largest text source read: a locked-sigs.inc of 100,000 tasks is about 10 MiB.
@@ -91,7 +91,7 @@ def objects_of_artifacts(artifacts: Iterable[Artifact]) -> Dict[str, Label]:
     """hash -> (PN, task) of every sstate object of a cache or mirror listing."""
     objects: Dict[str, Label] = {}
     for art in artifacts:
-        if (art.name is not None and art.kind in (Kind.ARCHIVE, Kind.SIGINFO, Kind.SIG)
+        if (art.name is not None and art.kind in GROUPED_KINDS
                 and art.hash != "INVALID"):
             objects.setdefault(art.hash, (art.pn, "do_" + art.task))
     return objects

@@ -15,11 +15,9 @@ from __future__ import annotations
 from typing import Dict, List, Optional, Set
 
 from ..backends.base import Backend, Entry
-from ..naming import SIG_SUFFIX, SIGINFO_SUFFIX, Kind, group_key
+from ..naming import GROUPED_KINDS, group_key, member_paths
 from ..transfer import Progress, run_parallel
 from .clean import CleanPlan, Deletion
-
-_GROUPED = (Kind.ARCHIVE, Kind.SIGINFO, Kind.SIG)
 
 
 def spare_changed(plan: CleanPlan, target: Backend, since: float, *, jobs: int,
@@ -30,9 +28,9 @@ def spare_changed(plan: CleanPlan, target: Backend, since: float, *, jobs: int,
     paths: Set[str] = set()
     for d in plan.deletions:
         paths.add(d.artifact.path)
-        if d.artifact.kind in _GROUPED:
+        if d.artifact.kind in GROUPED_KINDS:
             key = d.artifact.group_key
-            paths.update((key, key + SIGINFO_SUFFIX, key + SIG_SUFFIX))
+            paths.update(member_paths(key))
     found: Dict[str, Optional[Entry]] = {}
     ordered = sorted(paths)
     progress.phase(f"checking {len(ordered)} files on {target.url} against the inventory",
