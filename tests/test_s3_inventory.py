@@ -25,7 +25,7 @@ import pytest
 
 from memory import run_measured
 from runcli import child_env, command, run, run_json
-from s3_servers import S3Bucket
+from s3_servers import S3Bucket, free_port
 from sstate_mirror.backends import open_backend, open_inventory, s3_inventory
 from sstate_mirror.errors import EXIT_BACKEND, EXIT_USAGE
 
@@ -317,6 +317,23 @@ def test_inventory_needs_an_s3_mirror(tmp_path: Path,
                                       capsys: pytest.CaptureFixture[str]) -> None:
     code, _out, err = run(capsys, "info", str(tmp_path), "--inventory", "s3://b/p")
     assert code == EXIT_USAGE and "s3:// mirrors only" in err
+
+
+@pytest.mark.parametrize("argv, words", [
+    (["info", "--inventory", ""], "--inventory is empty"),
+    (["info", "--inventory", "s3:/dest/x"], "not a valid URL"),
+    (["clean", "--max-age", "30d", "--inventory", "gs://dest/x"], "s3:// mirrors only"),
+    (["clean", "--max-age", "30d", "--inventory", "s3://dest/x", "--inventory-max-age", "2"],
+     "not an age"),
+])
+def test_a_fumbled_inventory_is_refused_before_the_mirror_is_contacted(
+        argv: List[str], words: str, capsys: pytest.CaptureFixture[str]) -> None:
+    # nothing listens there: contacting the mirror would fail otherwise (exit 3, "cannot reach")
+    command_, *options = argv
+    code, _out, err = run(capsys, command_, "s3://some-bucket/p", "--endpoint-url",
+                          f"http://127.0.0.1:{free_port()}", *options)
+    assert code == EXIT_USAGE, err
+    assert words in err and "cannot reach" not in err
 
 
 def test_a_line_or_expansion_beyond_the_bounds_is_refused(

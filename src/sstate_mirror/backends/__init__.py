@@ -38,6 +38,7 @@ __all__ = [
     "Entry",
     "Inventory",
     "Properties",
+    "check_inventory_location",
     "open_backend",
     "open_inventory",
     "redact_url",
@@ -167,15 +168,21 @@ def open_backend(url: str, options: Optional[BackendOptions] = None) -> Backend:
     return backend
 
 
+def check_inventory_location(location: str, target: str) -> None:
+    """Refuse an ``--inventory`` that cannot list the mirror at ``target``; it needs neither
+    opened, so a command checks it before it touches anything."""
+    if scheme_of(location, "--inventory") != "s3" or scheme_of(target) != "s3":
+        raise UsageError(f"--inventory {location}: S3 Inventory reports (s3://) list s3://"
+                         f" mirrors only, not {target}")
+
+
 def open_inventory(location: str, target: Backend,
                    options: Optional[BackendOptions] = None) -> Inventory:
     """The S3 Inventory report at ``location`` as a listing of ``target`` (an s3:// mirror).
 
     Its manifest is read (and checked) here; its data files when it is listed.
     """
-    if scheme_of(location, "--inventory") != "s3" or scheme_of(target.url) != "s3":
-        raise UsageError(f"--inventory {location}: S3 Inventory reports (s3://) list s3://"
-                         f" mirrors only, not {target.url}")
+    check_inventory_location(location, target.url)
     from .s3 import S3Backend
     from .s3_inventory import open_inventory as open_report
 

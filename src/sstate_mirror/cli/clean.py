@@ -33,7 +33,7 @@ from .common import (
     with_progress,
 )
 from .hashserve import add_hashserve_options, check_admin, clean_server, hashserve_from_args
-from .inventory import add_inventory_options, list_mirror
+from .inventory import add_inventory_options, check_inventory_args, list_mirror
 from .pin import load_sources
 from .ui import UI
 from .wording import plural
@@ -131,7 +131,7 @@ def run(args: argparse.Namespace, ui: UI, progress: Progress) -> int:
         max_versions=args.max_versions,
         min_age=parse_age(args.min_age, "--min-age"),
     )
-    parse_age(args.inventory_max_age, "--inventory-max-age")
+    check_inventory_args(args)
     if args.inventory is not None and args.hashserve is not None:
         raise UsageError("clean --inventory cannot prune --hashserve: archives uploaded after"
                          " the report are not in it, and their unihashes would be deleted",

@@ -23,7 +23,7 @@ from .common import (
     with_progress,
 )
 from .hashserve import add_hashserve_options, hashserve_from_args, render_knowledge
-from .inventory import add_inventory_options, list_mirror
+from .inventory import add_inventory_options, check_inventory_args, list_mirror
 from .ui import UI
 from .wording import plural
 
@@ -52,6 +52,7 @@ def run(args: argparse.Namespace, ui: UI, progress: Progress) -> int:
         raise UsageError("--top must not be negative")
     selection = selection_from_args(args)
     hashserve = hashserve_from_args(args)
+    check_inventory_args(args)
     knowledge: Optional[ServerKnowledge] = None
     options = backend_options_from_args(args)
     with open_backend(args.target, options) as target:

@@ -11,7 +11,7 @@ import argparse
 import datetime as dt
 from typing import Optional, Tuple
 
-from ..backends import Backend, BackendOptions, Inventory, open_inventory
+from ..backends import Backend, BackendOptions, Inventory, check_inventory_location, open_inventory
 from ..catalog import Catalog
 from ..commands.listing import list_artifacts
 from ..errors import UsageError
@@ -36,6 +36,15 @@ def add_inventory_options(parser: argparse.ArgumentParser, *, clean: bool) -> No
             help="refuse an --inventory report whose scan began longer ago than AGE"
                  f" (default: {DEFAULT_MAX_AGE}); before deleting, each group to delete is"
                  " checked again on the mirror")
+
+
+def check_inventory_args(args: argparse.Namespace) -> None:
+    """Refuse a fumbled ``--inventory`` or ``--inventory-max-age`` before anything is opened."""
+    if getattr(args, "inventory", None) is not None:
+        check_inventory_location(args.inventory, args.target)
+    max_age = getattr(args, "inventory_max_age", None)
+    if max_age is not None:
+        parse_age(max_age, "--inventory-max-age")
 
 
 def inventory_from_args(args: argparse.Namespace, ui: UI, target: Backend,
