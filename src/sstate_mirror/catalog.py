@@ -29,10 +29,12 @@ are the standard library's compact containers.
 from __future__ import annotations
 
 import math
+import re
 import sys
 from array import array
 from collections.abc import Iterable, Iterator, Sequence
-from typing import Callable, Dict, List, NamedTuple, Optional, Tuple, Union, overload
+from itertools import repeat
+from typing import Callable, Dict, List, NamedTuple, Optional, Tuple, TypeVar, Union, overload
 
 from .naming import (
     GROUPED_KINDS,
@@ -50,6 +52,17 @@ from .naming import (
 OTHER = 0xFFFFFFFF
 _NO_TIME = math.nan
 _LAYOUTS = {2: "hh/hh", 1: "hh", 0: "flat"}
+#: The end of each sstate name in a batch's names joined by line breaks: the ``:`` before
+#: the hash, 64 characters that are the hash when they are lowercase hex (checked after,
+#: for the whole batch at once), and from the ``_`` after them to the end of the line.
+#: What lies between two of them is a name's head, but for its last ``:``.
+_HASH_TAIL = re.compile(r":([^:]{64})(_.*)\n?")
+_NO_HASH = bytes(32)
+_N = TypeVar("_N", int, float)
+#: The head, tail and directory numbers of a batch's rows, and their hashes.
+_Columns = Tuple[List[int], List[int], List[int], bytes]
+#: An sstate name's head and tail numbers, its hash and the hash's hex digits.
+_Split = Tuple[int, int, bytes, str]
 
 
 class Head(NamedTuple):
@@ -94,6 +107,20 @@ class Directory(NamedTuple):
         return self.head[:-1] if self.head else ""
 
 
+def _add_column(column: array[_N], values: Sequence[_N]) -> None:
+    """``column.extend(values)``; a list is copied in at once (the common case)."""
+    if isinstance(values, list):
+        column.fromlist(values)
+    else:
+        column.extend(values)
+
+
+def _levels(h: str, level2: Optional[str], level1: Optional[str]) -> int:
+    """The hash levels of a directory above a name with the hash ``h`` (see ``extend``)."""
+    return (2 if level2 is not None and h.startswith(level2) else
+            1 if level1 is not None and h.startswith(level1) else 0)
+
+
 class Catalog(Sequence[Artifact]):
     """Files of one listing, in listing order, stored by columns (see the module's doc)."""
 
@@ -135,7 +162,7 @@ class Catalog(Sequence[Artifact]):
 
         A backend lists a directory's files together, so what the directory says of a name
         (is it ``hh/hh`` of its hash, ``hh``, or neither) is worked out here once per
-        directory, and only the hash of each name is read per file.
+        directory, and the names are read together (see :meth:`_split_batch`).
         """
         d = directory[:-1] if directory else ""
         n = len(d)
@@ -143,61 +170,188 @@ class Catalog(Sequence[Artifact]):
         level2 = d[-5:-3] + d[-2:] if n >= 5 and d[-3] == "/" and (n == 5 or d[-6] == "/") \
             else None
         level1 = d[-2:] if n == 2 or (n > 2 and d[-3] == "/") else None
-        dir_ids: List[Optional[int]] = [None, None, None]  # by levels
-        ids, fromhex = self._ids, bytes.fromhex
         first = len(self.head)
+        columns = self._split_batch(directory, names, sizes, mtimes, atimes, level2, level1) \
+            if names else None
+        if columns is None:
+            columns = self._split_names(directory, names, sizes, mtimes, atimes, level2, level1)
+        head_col, tail_col, dir_col, raws = columns
+        if atimes is not None and self.atime is None and names:
+            self.atime = array("d", [_NO_TIME]) * first
+        self.head.fromlist(head_col)
+        self.tail.fromlist(tail_col)
+        self.dir.fromlist(dir_col)
+        self.hashes += raws
+        _add_column(self.size, sizes)
+        _add_column(self.mtime, mtimes)
+        if self.atime is not None:
+            _add_column(self.atime, [_NO_TIME] * len(names) if atimes is None else atimes)
+
+    def _split_batch(self, directory: str, names: Sequence[str], sizes: Sequence[int],
+                     mtimes: Sequence[float], atimes: Optional[Sequence[float]],
+                     level2: Optional[str], level1: Optional[str]) -> Optional[_Columns]:
+        """What :meth:`_split_names` makes of a batch, made for the whole batch at once; None
+        (before anything is added) for a batch it cannot take whole.
+
+        A listing of millions spends much of its time here, so the work per name is left to
+        the standard library's C code over the whole batch: one regular expression cuts the
+        names, joined by line breaks, into heads, hashes and tails; one ``bytes.fromhex``
+        decodes and checks every hash; the numbers of the heads and tails are dictionary
+        lookups mapped over the batch. A name whose head and tail are both known is then
+        read as :meth:`_split_name` reads it: both are what it would cut (a known head ends
+        at ``:`` and a known tail holds none, so the ``:`` cut at is the name's last one).
+        Any other name (a head or tail not seen yet, a file that is no archive) is left to
+        :meth:`_split_name` itself, in listing order, so that the parts are numbered as one
+        name at a time would number them. A batch with a name without a 64-hex hash (rare:
+        unknown files, legacy md5 names) or with a line break is left to _split_names whole.
+        """
+        count = len(names)
+        parts = _HASH_TAIL.split("\n".join(names))
+        if parts[-1]:
+            return None  # a last line without such an end
+        text = "".join(parts[1::3])
+        try:
+            raws = bytes.fromhex(text)
+        except ValueError:
+            return None
+        if len(raws) != 32 * count or raws.hex() != text:
+            # not count matches, or not 64 lowercase hex digits each ('fromhex' skips spaces)
+            return None
+        heads = (":\n".join(parts[0:-1:3]) + ":").split("\n")
+        if len(heads) != count:
+            # A line break in a name: the lines are not the names. (Otherwise each of the
+            # count matches ends one of the count lines, and each name is a head, a hash
+            # and a tail.)
+            return None
+        tails = parts[2::3]
+        ids = self._ids
+        head_col: List[int] = list(map(ids.get, heads, repeat(-1)))
+        tail_col: List[int] = list(map(ids.get, tails, repeat(-1)))
+        whole: List[int] = []  # the rows kept as an Artifact
+        if -1 in tail_col:  # a tail not seen yet (a few dozen in a catalog): name by name
+            changed: Dict[int, bytes] = {}
+            for k in [k for k in range(count) if head_col[k] < 0 or tail_col[k] < 0]:
+                split = self._split_name(names[k])
+                if split is None:
+                    self._keep_whole(directory, names, sizes, mtimes, atimes, k)
+                    head_col[k], tail_col[k] = OTHER, 0
+                    changed[k] = _NO_HASH
+                    whole.append(k)
+                else:
+                    head_col[k], tail_col[k], raw, _ = split
+                    if raw != raws[32 * k: 32 * k + 32]:  # its tail held a ":"
+                        changed[k] = raw
+            if changed:
+                patched = bytearray(raws)
+                for k, raw in changed.items():
+                    patched[32 * k: 32 * k + 32] = raw
+                raws = bytes(patched)
+                text = raws.hex()
+        elif -1 in head_col:  # heads not seen yet, with known tails: what _new_name reads
+            k = head_col.index(-1)
+            while True:
+                head = ids.get(heads[k])  # a name before it in the batch may have added it
+                if head is None and names[k].startswith("sstate:"):
+                    head = self._new_head(heads[k])
+                if head is None:
+                    self._keep_whole(directory, names, sizes, mtimes, atimes, k)
+                    head_col[k], tail_col[k] = OTHER, 0
+                    whole.append(k)
+                else:
+                    head_col[k] = head
+                if -1 not in head_col:
+                    break
+                k = head_col.index(-1, k + 1)
+            if whole:
+                patched = bytearray(raws)
+                for k in whole:
+                    patched[32 * k: 32 * k + 32] = _NO_HASH
+                raws = bytes(patched)
+        if len(whole) == count:
+            dir_col = [0] * count
+        elif level2 is not None and text[0::64] == level2[0] * count and \
+                text[1::64] == level2[1] * count and text[2::64] == level2[2] * count and \
+                text[3::64] == level2[3] * count:
+            dir_col = [self._directory(directory, 2)] * count
+        elif level2 is None and level1 is None:
+            dir_col = [self._directory(directory, 0)] * count
+        else:  # a directory of one hash level, or with names of other directories in it
+            dir_ids: List[Optional[int]] = [None, None, None]  # by levels
+            dir_col = [0] * count
+            for k in range(count):
+                if head_col[k] != OTHER:
+                    levels = _levels(text[64 * k: 64 * k + 64], level2, level1)
+                    dir_ = dir_ids[levels]
+                    if dir_ is None:
+                        dir_ = dir_ids[levels] = self._directory(directory, levels)
+                    dir_col[k] = dir_
+        for k in whole:
+            dir_col[k] = 0
+        return head_col, tail_col, dir_col, raws
+
+    def _split_names(self, directory: str, names: Sequence[str], sizes: Sequence[int],
+                     mtimes: Sequence[float], atimes: Optional[Sequence[float]],
+                     level2: Optional[str], level1: Optional[str]) -> _Columns:
+        """The columns of a batch's rows, one name at a time (see :meth:`extend`)."""
+        dir_ids: List[Optional[int]] = [None, None, None]  # by levels
         head_col: List[int] = []
         tail_col: List[int] = []
         dir_col: List[int] = []
         raws: List[bytes] = []
-        for name in names:
-            i = name.rfind(":") + 1
-            us = name.find("_", i)
-            if i and us - i == 64 and name.startswith("sstate:"):
-                h = name[i:us]
-                try:
-                    raw = fromhex(h)
-                except ValueError:
-                    raw = b""
-                if len(raw) == 32 and raw.hex() == h:
-                    head, tail = ids.get(name[:i]), ids.get(name[us:])
-                    if head is None or tail is None:
-                        head, tail = self._new_name(name, i, us)
-                    if head is not None and tail is not None:
-                        levels = (2 if level2 is not None and h.startswith(level2) else
-                                  1 if level1 is not None and h.startswith(level1) else 0)
-                        dir_ = dir_ids[levels]
-                        if dir_ is None:
-                            dir_ = dir_ids[levels] = self._directory(directory, levels)
-                        head_col.append(head)
-                        tail_col.append(tail)
-                        dir_col.append(dir_)
-                        raws.append(raw)
-                        continue
-            k = len(head_col)
-            self.others[first + k] = make_artifact(
-                directory + name, sizes[k], mtimes[k], None if atimes is None else atimes[k])
-            head_col.append(OTHER)
-            tail_col.append(0)
-            dir_col.append(0)
-            raws.append(bytes(32))
-        if atimes is not None and self.atime is None and names:
-            self.atime = array("d", [_NO_TIME]) * first
-        self.head.extend(head_col)
-        self.tail.extend(tail_col)
-        self.dir.extend(dir_col)
-        self.hashes += b"".join(raws)
-        self.size.extend(sizes)
-        self.mtime.extend(mtimes)
-        if self.atime is not None:
-            self.atime.extend([_NO_TIME] * len(names) if atimes is None else atimes)
+        for k, name in enumerate(names):
+            split = self._split_name(name)
+            if split is None:
+                self._keep_whole(directory, names, sizes, mtimes, atimes, k)
+                head_col.append(OTHER)
+                tail_col.append(0)
+                dir_col.append(0)
+                raws.append(_NO_HASH)
+                continue
+            head, tail, raw, h = split
+            levels = _levels(h, level2, level1)
+            dir_ = dir_ids[levels]
+            if dir_ is None:
+                dir_ = dir_ids[levels] = self._directory(directory, levels)
+            head_col.append(head)
+            tail_col.append(tail)
+            dir_col.append(dir_)
+            raws.append(raw)
+        return head_col, tail_col, dir_col, b"".join(raws)
+
+    def _split_name(self, name: str) -> Optional[_Split]:
+        """The head and tail numbers and the hash of an archive, ``.siginfo`` or ``.sig``
+        name with a 64-hex hash; None for any other file (kept as an :class:`Artifact`).
+
+        What a row of the columns is: :meth:`_split_batch` reads only names it can prove
+        this reads the same way.
+        """
+        i = name.rfind(":") + 1
+        us = name.find("_", i)
+        if not (i and us - i == 64 and name.startswith("sstate:")):
+            return None
+        h = name[i:us]
+        try:
+            raw = bytes.fromhex(h)
+        except ValueError:
+            return None
+        if len(raw) != 32 or raw.hex() != h:
+            return None
+        ids = self._ids
+        head, tail = ids.get(name[:i]), ids.get(name[us:])
+        if head is None or tail is None:
+            head, tail = self._new_name(name, i, us)
+            if head is None or tail is None:
+                return None
+        return head, tail, raw, h
 
     def _directory(self, directory: str, levels: int) -> int:
         """The number of ``directory``'s part when its names' hash has ``levels`` in it."""
-        where = (Directory(directory[:-6], 2) if levels == 2
-                 else Directory(directory[:-3], 1) if levels == 1 else Directory(directory, 0))
-        dir_ = self._ids.get(where)
+        # a Directory is equal to the plain tuple, which is cheaper to make once per batch
+        key = ((directory[:-6], 2) if levels == 2
+               else (directory[:-3], 1) if levels == 1 else (directory, 0))
+        dir_ = self._ids.get(key)
         if dir_ is None:
+            where = Directory(*key)
             dir_ = self._ids[where] = len(self.dirs)
             self.dirs.append(where)
         return dir_
@@ -231,12 +385,8 @@ class Catalog(Sequence[Artifact]):
         ids = self._ids
         tail = ids.get(base[us:])
         if tail is not None:  # a known tail: the head alone decides, by position
-            fields = base[:i].split(":")
-            if len(fields) < 8:
-                return None, None
-            ids[base[:i]] = len(self.heads)
-            self.heads.append(Head(base[:i], *map(sys.intern, head_fields(fields))))
-            return len(self.heads) - 1, tail
+            head = self._new_head(base[:i])
+            return (None, None) if head is None else (head, tail)
         parsed = parse_name(base)
         if parsed is None or parsed.kind not in GROUPED_KINDS or parsed.hash != base[i:us]:
             return None, None
@@ -260,6 +410,23 @@ class Catalog(Sequence[Artifact]):
                 self.tails.append(Tail(base[us:], parsed.task, parsed.ext, parsed.kind,
                                        archive))
         return head, tail
+
+    def _new_head(self, text: str) -> Optional[int]:
+        """The number of a head not seen yet, ``sstate:`` to the ``:`` before the hash, of a
+        name with a known tail; None when it has too few fields (the name is kept whole)."""
+        fields = text.split(":")
+        if len(fields) < 8:
+            return None
+        head = self._ids[text] = len(self.heads)
+        self.heads.append(Head(text, *map(sys.intern, head_fields(fields))))
+        return head
+
+    def _keep_whole(self, directory: str, names: Sequence[str], sizes: Sequence[int],
+                    mtimes: Sequence[float], atimes: Optional[Sequence[float]], k: int) -> None:
+        """Keep the batch's ``k``-th file as an :class:`Artifact` (it is no archive with a
+        64-hex hash)."""
+        self.others[len(self.head) + k] = make_artifact(
+            directory + names[k], sizes[k], mtimes[k], None if atimes is None else atimes[k])
 
     # -- reading -----------------------------------------------------------------------------
 
