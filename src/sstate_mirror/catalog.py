@@ -33,8 +33,7 @@ import re
 import sys
 from array import array
 from collections.abc import Iterable, Iterator, Sequence
-from itertools import repeat
-from typing import Callable, Dict, List, NamedTuple, Optional, Tuple, TypeVar, Union, overload
+from typing import Callable, Dict, List, NamedTuple, Optional, Tuple, Union, cast, overload
 
 from .naming import (
     GROUPED_KINDS,
@@ -58,7 +57,8 @@ _LAYOUTS = {2: "hh/hh", 1: "hh", 0: "flat"}
 #: What lies between two of them is a name's head, but for its last ``:``.
 _HASH_TAIL = re.compile(r":([^:]{64})(_.*)\n?")
 _NO_HASH = bytes(32)
-_N = TypeVar("_N", int, float)
+#: Batches of this many names or fewer are read one name at a time.
+_FEW = 4
 #: The head, tail and directory numbers of a batch's rows, and their hashes.
 _Columns = Tuple[List[int], List[int], List[int], bytes]
 #: An sstate name's head and tail numbers, its hash and the hash's hex digits.
@@ -105,14 +105,6 @@ class Directory(NamedTuple):
     def prefix(self) -> str:
         """:func:`~sstate_mirror.naming.directory_prefix` of every path with it."""
         return self.head[:-1] if self.head else ""
-
-
-def _add_column(column: array[_N], values: Sequence[_N]) -> None:
-    """``column.extend(values)``; a list is copied in at once (the common case)."""
-    if isinstance(values, list):
-        column.fromlist(values)
-    else:
-        column.extend(values)
 
 
 def _levels(h: str, level2: Optional[str], level1: Optional[str]) -> int:
@@ -171,21 +163,33 @@ class Catalog(Sequence[Artifact]):
             else None
         level1 = d[-2:] if n == 2 or (n > 2 and d[-3] == "/") else None
         first = len(self.head)
+        count = len(names)
+        # below a few names, reading them together costs more than it saves
         columns = self._split_batch(directory, names, sizes, mtimes, atimes, level2, level1) \
-            if names else None
+            if count > _FEW else None
         if columns is None:
             columns = self._split_names(directory, names, sizes, mtimes, atimes, level2, level1)
         head_col, tail_col, dir_col, raws = columns
-        if atimes is not None and self.atime is None and names:
+        if atimes is not None and self.atime is None and count:
             self.atime = array("d", [_NO_TIME]) * first
         self.head.fromlist(head_col)
         self.tail.fromlist(tail_col)
         self.dir.fromlist(dir_col)
         self.hashes += raws
-        _add_column(self.size, sizes)
-        _add_column(self.mtime, mtimes)
+        # fromlist copies a list at once (extend converts item by item)
+        if isinstance(sizes, list) and isinstance(mtimes, list):
+            self.size.fromlist(sizes)
+            self.mtime.fromlist(mtimes)
+        else:
+            self.size.extend(sizes)
+            self.mtime.extend(mtimes)
         if self.atime is not None:
-            _add_column(self.atime, [_NO_TIME] * len(names) if atimes is None else atimes)
+            if atimes is None:
+                self.atime.fromlist([_NO_TIME] * count)
+            elif isinstance(atimes, list):
+                self.atime.fromlist(atimes)
+            else:
+                self.atime.extend(atimes)
 
     def _split_batch(self, directory: str, names: Sequence[str], sizes: Sequence[int],
                      mtimes: Sequence[float], atimes: Optional[Sequence[float]],
@@ -225,12 +229,12 @@ class Catalog(Sequence[Artifact]):
             return None
         tails = parts[2::3]
         ids = self._ids
-        head_col: List[int] = list(map(ids.get, heads, repeat(-1)))
-        tail_col: List[int] = list(map(ids.get, tails, repeat(-1)))
+        head_col: List[Optional[int]] = list(map(ids.get, heads))
+        tail_col: List[Optional[int]] = list(map(ids.get, tails))
         whole: List[int] = []  # the rows kept as an Artifact
-        if -1 in tail_col:  # a tail not seen yet (a few dozen in a catalog): name by name
+        if None in tail_col:  # a tail not seen yet (a few dozen in a catalog): name by name
             changed: Dict[int, bytes] = {}
-            for k in [k for k in range(count) if head_col[k] < 0 or tail_col[k] < 0]:
+            for k in [k for k in range(count) if head_col[k] is None or tail_col[k] is None]:
                 split = self._split_name(names[k])
                 if split is None:
                     self._keep_whole(directory, names, sizes, mtimes, atimes, k)
@@ -247,8 +251,8 @@ class Catalog(Sequence[Artifact]):
                     patched[32 * k: 32 * k + 32] = raw
                 raws = bytes(patched)
                 text = raws.hex()
-        elif -1 in head_col:  # heads not seen yet, with known tails: what _new_name reads
-            k = head_col.index(-1)
+        elif None in head_col:  # heads not seen yet, with known tails: what _new_name reads
+            k = head_col.index(None)
             while True:
                 head = ids.get(heads[k])  # a name before it in the batch may have added it
                 if head is None and names[k].startswith("sstate:"):
@@ -259,9 +263,9 @@ class Catalog(Sequence[Artifact]):
                     whole.append(k)
                 else:
                     head_col[k] = head
-                if -1 not in head_col:
+                if None not in head_col:
                     break
-                k = head_col.index(-1, k + 1)
+                k = head_col.index(None, k + 1)
             if whole:
                 patched = bytearray(raws)
                 for k in whole:
@@ -287,7 +291,7 @@ class Catalog(Sequence[Artifact]):
                     dir_col[k] = dir_
         for k in whole:
             dir_col[k] = 0
-        return head_col, tail_col, dir_col, raws
+        return cast(List[int], head_col), cast(List[int], tail_col), dir_col, raws
 
     def _split_names(self, directory: str, names: Sequence[str], sizes: Sequence[int],
                      mtimes: Sequence[float], atimes: Optional[Sequence[float]],
