@@ -240,14 +240,14 @@ def _batches(draw: st.DrawFn) -> List[Batch]:
     return out
 
 
-@settings(max_examples=600, deadline=None)
+@settings(max_examples=300, deadline=None)
 @given(_batches())
 def test_a_batch_fills_the_catalog_as_its_names_one_at_a_time(batches: List[Batch]) -> None:
     got, want = _fill(batches)
     assert _state(got) == _state(want)
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=100, deadline=None)
 @given(_batches())
 def test_a_filled_catalog_reads_back_what_make_artifact_makes(batches: List[Batch]) -> None:
     got, _ = _fill(batches)
@@ -298,9 +298,21 @@ def test_odd_batches_fill_as_one_name_at_a_time() -> None:
         [known, _sstate(H, head="Xstate:z:a:1:r0:a:14:")],  # a known tail, no "sstate:"
         [_sstate(H, head="sstate:dup:a:1:r0:a:14:")] * 2,  # one new head twice
     ]
+    many = [_sstate(H2, tail) for tail in ("_a.tgz", "_b.tgz", "_c.tgz", "_d.tgz", "_e.tgz")]
     for directory in ("01/23/", "fe/dc/", "01/", "", "x/01/23/", "01/23/x/"):
-        batches: List[Batch] = [(directory, names, list(range(len(names))),
-                                 [float(i) for i in range(len(names))], None) for names in cases]
+        # each with more names than a batch read name by name has
+        batches: List[Batch] = [(directory, many + names, list(range(len(many + names))),
+                                 [float(i) for i in range(len(many + names))], None)
+                                for names in cases]
         batches.insert(3, ("01/23/", [known], [9], [9.0], [5.0]))  # atimes from here on
         got, want = _fill(batches)
         assert _state(got) == _state(want)
+
+
+def test_a_directory_one_digit_off_its_names_hashes_is_not_their_hash_levels() -> None:
+    names = [_sstate(H, tail) for tail in ("_a.tgz", "_b.tgz", "_c.tgz", "_d.tgz", "_e.tgz")]
+    for directory in ("01/23/", "11/23/", "00/23/", "01/13/", "01/22/", "01/", "02/", "x/01/23/"):
+        got, want = _fill([(directory, names, [1] * 5, [2.0] * 5, None)])
+        assert _state(got) == _state(want)
+        assert got.dirs[0].levels == (2 if directory.endswith("01/23/") else
+                                      1 if directory == "01/" else 0)
