@@ -36,6 +36,8 @@ Batch = Tuple[str, List[str], List[int], List[float], Optional[List[float]]]
 
 
 # -- the reference: the catalog's fill as it read one name at a time ----------------------
+# A frozen copy of that code on purpose (it repeats parts of the catalog's own): the
+# reference must not change when the catalog does.
 
 def _ref_new_name(c: Catalog, base: str, i: int, us: int) -> Tuple[Optional[int], Optional[int]]:
     ids = c._ids

@@ -252,8 +252,7 @@ class Catalog(Sequence[Artifact]):
                 raws = bytes(patched)
                 text = raws.hex()
         elif None in head_col:  # heads not seen yet, with known tails: what _new_name reads
-            k = head_col.index(None)
-            while True:
+            for k in [k for k, head in enumerate(head_col) if head is None]:
                 head = ids.get(heads[k])  # a name before it in the batch may have added it
                 if head is None and names[k].startswith("sstate:"):
                     head = self._new_head(heads[k])
@@ -263,9 +262,6 @@ class Catalog(Sequence[Artifact]):
                     whole.append(k)
                 else:
                     head_col[k] = head
-                if None not in head_col:
-                    break
-                k = head_col.index(None, k + 1)
             if whole:
                 patched = bytearray(raws)
                 for k in whole:
