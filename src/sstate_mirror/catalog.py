@@ -262,6 +262,13 @@ class Catalog(Sequence[Artifact]):
                                        archive))
         return head, tail
 
+    def sharing(self) -> Catalog:
+        """An empty catalog numbering names' parts in this one's tables, and adding to them:
+        the runs of one worker process share them, so that it parses each head once."""
+        out = Catalog()
+        out.heads, out.tails, out.dirs, out._ids = self.heads, self.tails, self.dirs, self._ids
+        return out
+
     # -- joining -----------------------------------------------------------------------------
 
     def concat(self, other: Catalog, start: int = 0, stop: Optional[int] = None) -> None:
@@ -292,9 +299,9 @@ class Catalog(Sequence[Artifact]):
         ids = self._ids
 
         def add_head(h: int) -> int:
-            head = other.heads[h]
+            head = other.heads[h]  # its fields interned, by extend or by unpickling
             ids[head.text] = len(self.heads)
-            self.heads.append(Head(head.text, *map(sys.intern, head[1:])))
+            self.heads.append(head)
             return len(self.heads) - 1
 
         def add_tail(t: int) -> int:
@@ -333,6 +340,16 @@ class Catalog(Sequence[Artifact]):
             self.atime.extend(atimes if atimes is not None
                               else array("d", [_NO_TIME]) * (stop - start))
 
+    def share_heads(self, heads: List[Head], start: int = 0) -> None:
+        """Make ``heads[start:]``, another catalog's, the very objects this one holds where
+        it holds equal ones: a process joining other processes' catalogs then holds a head
+        once, not once per process."""
+        ids, mine = self._ids, self.heads
+        for i in range(start, len(heads)):
+            number = ids.get(heads[i].text)
+            if number is not None:
+                heads[i] = mine[number]
+
     @staticmethod
     def _renumber(numbers: List[int], column: Iterable[int], add: Callable[[int], int]
                   ) -> List[int]:
@@ -360,8 +377,11 @@ class Catalog(Sequence[Artifact]):
         heads = state.pop("heads")
         assert isinstance(heads, str)
         self.__dict__.update(state)
-        self.heads = list(map(Head._make, zip(*[iter(heads.split("\0"))] * len(Head._fields))
-                              )) if heads else []
+        fields = heads.split("\0") if heads else []
+        width = len(Head._fields)
+        for k in range(width):  # PN, PV, ...: shared by many heads, interned as by extend
+            fields[k::width] = map(sys.intern, fields[k::width])
+        self.heads = list(map(Head._make, zip(*[iter(fields)] * width)))
         ids: Dict[object, int] = {head.text: i for i, head in enumerate(self.heads)}
         ids.update((tail.text, i) for i, tail in enumerate(self.tails))
         ids.update((where, i) for i, where in enumerate(self.dirs))

@@ -58,7 +58,7 @@ def list_artifacts(
     artifacts = Catalog()
     workers = listing_parts.parallel_workers()
     split = (backend.split_listing(listing_parts.PARALLEL_FILES,
-                                   workers * listing_parts.RUNS_PER_WORKER, on_skip)
+                                   workers * listing_parts.PARTS_PER_WORKER, on_skip)
              if workers > 1 and isinstance(backend, Backend) else None)
     for batch in backend.list_batches(on_skip=on_skip) if split is None else split.head():
         listing_parts.add_batch(artifacts, batch, progress)

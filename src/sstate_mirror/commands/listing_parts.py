@@ -26,8 +26,8 @@ from __future__ import annotations
 import multiprocessing
 import os
 from collections import deque
-from concurrent.futures import Future, ProcessPoolExecutor
-from typing import Callable, Deque, List, NamedTuple, Optional, Tuple
+from concurrent.futures import BrokenExecutor, Future, ProcessPoolExecutor
+from typing import Callable, Deque, Dict, List, NamedTuple, Optional, Tuple
 
 from ..backends.base import EntryBatch, ListingPart, SplitListing
 from ..catalog import Catalog
@@ -38,9 +38,11 @@ from ..transfer import Progress
 PARALLEL_FILES = 20_000
 #: Most worker processes: beyond a few, the disk's metadata rate bounds the walk.
 MAX_WORKERS = 4
-#: Runs of parts per worker: enough for uneven parts and a moving progress display, few
-#: enough that the names' heads are parsed a few times over, not once per directory.
-RUNS_PER_WORKER = 3
+#: Runs of parts per worker: enough for uneven parts, a moving progress display and small
+#: catalogs in flight (the parent's memory), few enough that joining them costs little.
+RUNS_PER_WORKER = 8
+#: Parts per worker, at least, at the directory level the walk splits at.
+PARTS_PER_WORKER = 3
 
 
 def usable_cpus() -> int:
@@ -59,28 +61,46 @@ def parallel_workers() -> int:
 class _RunListed(NamedTuple):
     """What a worker made of a run of parts: their rows, one after the other, in
     ``catalog``; ``ends[i]`` is the row after part ``i``'s. A part that failed, and the
-    parts after it, are not in ``ends``."""
+    parts after it, are not in ``ends``.
 
+    A worker numbers names' parts in tables it keeps from run to run (it parses a head
+    once); it sends only the entries new since its last run, as ``tables``, and ``catalog``
+    without tables: the parent adds them to the tables it holds for that worker (the runs
+    of one worker are joined in the order that worker listed them) and reads the rows
+    with those.
+    """
+
+    worker: int
+    tables: Catalog
     catalog: Catalog
     ends: List[int]
     skips: List[List[Tuple[str, str]]]
     traces: List[bytes]
 
 
+#: This worker process's tables of names' parts (see :class:`_RunListed`).
+_WORKER_TABLES: Dict[str, Catalog] = {}
+
+
 def list_run(parts: List[ListingPart], report_skips: bool) -> _RunListed:
     """Catalogue ``parts`` one after the other (in a worker process)."""
-    catalog = Catalog()
-    listed = _RunListed(catalog, [], [], [])
+    tables = _WORKER_TABLES.setdefault("tables", Catalog())
+    sent = len(tables.heads), len(tables.tails), len(tables.dirs)
+    catalog = tables.sharing()
+    listed = _RunListed(os.getpid(), Catalog(), catalog, [], [], [])
     for part in parts:
         skipped: List[Tuple[str, str]] = []
         try:
             for batch in part.batches(_recorder(skipped) if report_skips else None):
                 catalog.extend(*batch)
-        except Exception:
+        except Exception:  # listed again by the parent, which raises it there
             break
         listed.ends.append(len(catalog))
         listed.skips.append(skipped)
         listed.traces.append(part.trace)
+    listed.tables.heads, listed.tables.tails, listed.tables.dirs = (
+        tables.heads[sent[0]:], tables.tails[sent[1]:], tables.dirs[sent[2]:])
+    catalog.heads, catalog.tails, catalog.dirs = [], [], []
     return listed
 
 
@@ -98,19 +118,41 @@ def catalog_parts(split: SplitListing, catalog: Catalog, workers: int,
     runs = [parts[a:b] for a, b in zip(cuts, cuts[1:])]
     methods = multiprocessing.get_all_start_methods()
     context = multiprocessing.get_context("forkserver" if "forkserver" in methods else "spawn")
-    pool = ProcessPoolExecutor(max_workers=min(workers, count), mp_context=context)
+    workers = min(workers, count)
+    pool = ProcessPoolExecutor(max_workers=workers, mp_context=context)
+    tables: Dict[int, Catalog] = {}  # each worker's, by process id
     try:
-        pending: Deque[Future[_RunListed]] = deque(
-            pool.submit(list_run, run, on_skip is not None) for run in runs)
-        for run in runs:
-            future = pending.popleft()  # a run joined is dropped at once: memory
+        pending: Deque[Future[_RunListed]] = deque()
+        for i, run in enumerate(runs):
+            # a run ahead for each worker, no more: the parent holds few catalogs at once
+            while len(pending) < workers + 1 and i + len(pending) < len(runs):
+                pending.append(_submit(pool, runs[i + len(pending)], on_skip is not None))
+            future = pending.popleft()
             try:
                 listed = future.result()
-            except Exception:
-                listed = _RunListed(Catalog(), [], [], [])
+            except Exception:  # the worker died (killed, out of memory): listed here
+                listed = _RunListed(0, Catalog(), Catalog(), [], [], [])
+            mine = tables.setdefault(listed.worker, Catalog())
+            known = len(mine.heads)
+            mine.heads += listed.tables.heads
+            mine.tails += listed.tables.tails
+            mine.dirs += listed.tables.dirs
+            listed.catalog.heads, listed.catalog.tails, listed.catalog.dirs = (
+                mine.heads, mine.tails, mine.dirs)
             _join(split, run, listed, catalog, on_skip, progress)
+            catalog.share_heads(mine.heads, known)
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _submit(pool: ProcessPoolExecutor, run: List[ListingPart], report_skips: bool
+            ) -> Future[_RunListed]:
+    try:
+        return pool.submit(list_run, run, report_skips)
+    except BrokenExecutor as exc:  # a worker died: the runs left are listed here
+        future: Future[_RunListed] = Future()
+        future.set_exception(exc)
+        return future
 
 
 def _join(split: SplitListing, run: List[ListingPart], listed: _RunListed, catalog: Catalog,
