@@ -271,7 +271,8 @@ class Catalog(Sequence[Artifact]):
 
     # -- joining -----------------------------------------------------------------------------
 
-    def concat(self, other: Catalog, start: int = 0, stop: Optional[int] = None) -> None:
+    def concat(self, other: Catalog, start: int = 0, stop: Optional[int] = None,
+               numbers: Optional[List[int]] = None) -> None:
         """Add rows ``start`` to ``stop`` of ``other``: files listed next, read apart (a part
         of the same listing that another process catalogued).
 
@@ -281,6 +282,10 @@ class Catalog(Sequence[Artifact]):
         them. The columns are copied whole and renumbered in C (``map`` over a list), with
         no Python object per row: this is how a listing of millions walked on several cores
         is put together.
+
+        ``numbers``, kept by a caller that joins rows read with the same growing tables
+        again and again (a worker's), holds this catalog's number of each of ``other``'s
+        heads found so far (-1: none yet), so that each is looked up once.
         """
         stop = len(other.head) if stop is None else min(stop, len(other.head))
         if stop <= start:
@@ -318,8 +323,14 @@ class Catalog(Sequence[Artifact]):
             self.dirs.append(other.dirs[d])
             return len(self.dirs) - 1
 
-        head_map = self._renumber([ids.get(h.text, -1) for h in other.heads], heads, add_head)
-        head_map.append(OTHER)
+        numbers = [] if numbers is None else numbers
+        numbers += [ids.get(h.text, -1) for h in other.heads[len(numbers):]]
+        if -1 in numbers:
+            unknown = set(compress(range(len(numbers)), map((-1).__eq__, numbers)))
+            for h in [h for h in dict.fromkeys(heads) if h in unknown]:  # first rows first
+                known = ids.get(other.heads[h].text)  # or added since it was looked up
+                numbers[h] = add_head(h) if known is None else known
+        head_map = [*numbers, OTHER]
         tail_map = [ids.get(t.text, -1) for t in other.tails]  # add_tail numbers archives
         tail_map = self._renumber(tail_map, used_tails, add_tail)
         dir_map = self._renumber([ids.get(d, -1) for d in other.dirs], used_dirs, add_dir)

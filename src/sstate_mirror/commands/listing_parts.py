@@ -121,6 +121,7 @@ def catalog_parts(split: SplitListing, catalog: Catalog, workers: int,
     workers = min(workers, count)
     pool = ProcessPoolExecutor(max_workers=workers, mp_context=context)
     tables: Dict[int, Catalog] = {}  # each worker's, by process id
+    numbers: Dict[int, List[int]] = {}  # the number here of each head in a worker's tables
     try:
         pending: Deque[Future[_RunListed]] = deque()
         for i, run in enumerate(runs):
@@ -139,7 +140,8 @@ def catalog_parts(split: SplitListing, catalog: Catalog, workers: int,
             mine.dirs += listed.tables.dirs
             listed.catalog.heads, listed.catalog.tails, listed.catalog.dirs = (
                 mine.heads, mine.tails, mine.dirs)
-            _join(split, run, listed, catalog, on_skip, progress)
+            _join(split, run, listed, catalog, numbers.setdefault(listed.worker, []),
+                  on_skip, progress)
             catalog.share_heads(mine.heads, known)
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
@@ -156,14 +158,15 @@ def _submit(pool: ProcessPoolExecutor, run: List[ListingPart], report_skips: boo
 
 
 def _join(split: SplitListing, run: List[ListingPart], listed: _RunListed, catalog: Catalog,
-          on_skip: Optional[Callable[[str, str], None]], progress: Progress) -> None:
+          numbers: List[int], on_skip: Optional[Callable[[str, str], None]],
+          progress: Progress) -> None:
     """Add a run's parts in order: as the worker listed them where the store admits it,
     else listed again here (after the rows admitted before them)."""
     first = row = 0  # rows of listed.catalog admitted and not added yet: first..row
 
     def flush() -> None:
         if row > first:
-            catalog.concat(listed.catalog, first, row)
+            catalog.concat(listed.catalog, first, row, numbers)
             progress.advance(row - first, sum(listed.catalog.size[first:row]))
 
     for i, part in enumerate(run):
