@@ -125,8 +125,9 @@ def catalog_parts(split: SplitListing, catalog: Catalog, workers: int,
     try:
         pending: Deque[Future[_RunListed]] = deque()
         for i, run in enumerate(runs):
-            # a run ahead for each worker, no more: the parent holds few catalogs at once
-            while len(pending) < workers + 1 and i + len(pending) < len(runs):
+            # two runs ahead for each worker, no more: a worker does not wait for the parent
+            # to join (on a busy machine), and the parent holds few catalogs at once
+            while len(pending) < 2 * workers + 1 and i + len(pending) < len(runs):
                 pending.append(_submit(pool, runs[i + len(pending)], on_skip is not None))
             future = pending.popleft()
             try:
