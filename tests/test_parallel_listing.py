@@ -304,3 +304,20 @@ def test_concat_of_pieces_catalogued_apart_is_the_whole_catalog() -> None:
     sliced = Catalog()
     sliced.concat(part, 100, 300)
     _assert_same(sliced, Catalog.of(arts[100:300]))
+
+
+def test_a_mirror_below_one_directory_is_split_at_its_hash_directories(tmp_path: Path) -> None:
+    """``prefix/hh/hh``: the parts are the ``hh`` directories the walk has not reached (not
+    the one ``prefix``), whose batches, after the head's, are the whole listing's."""
+    _small_mirror(tmp_path / "mirror" / "sstate-cache", 300)
+    backend = LocalBackend(str(tmp_path / "mirror"))
+    splitting = backend.split_listing(50, 6)
+    head = list(splitting.head())
+    assert sum(len(b.names) for b in head) >= 50
+    assert len(splitting.parts) >= 6
+    assert {p.pending[1].count("/") for p in splitting.parts  # type: ignore[attr-defined]
+            } == {2}
+    rest = [b for part in splitting.parts for b in part.batches()]
+    assert head + rest == list(backend.list_batches())
+    small = backend.split_listing(10_000, 6)
+    assert list(small.head()) == list(backend.list_batches()) and small.parts == []
