@@ -1,0 +1,363 @@
+"""``clean``'s plan over the catalog's columns: groups, last uses and path order in C-level passes.
+
+A plan of a mirror of millions of files cannot afford a Python statement per file: a loop
+over a million rows costs seconds before it does anything. Here every step over all rows is
+a pass of the standard library's C loops (``map``, ``itertools.compress``, ``dict``,
+``sorted``) over the :class:`~sstate_mirror.catalog.Catalog`'s typed arrays; Python code runs
+per rule, per part (head, tail, directory) or for the few rows a catalog keeps whole. It is
+hand-written because the only library that vectorises arrays (numpy) would be a large
+dependency for a few dozen lines of passes, and its arrays are no smaller than ``array``'s.
+
+The tricks the passes rely on:
+
+* ``deque(map(column.__setitem__, indexes, values), maxlen=0)`` stores without a loop in
+  Python; of repeated indexes the last one stays, as a loop would leave it;
+* a group's members are row numbers or ``NONE`` (-1), and a column read at -1 gives its last
+  element: the copies read through member numbers end with a sentinel (an mtime older than
+  any, a size of 0, a rule that counts as chosen);
+* ``defaultdict(count().__next__)`` numbers keys in C in the order they are first seen.
+"""
+
+from __future__ import annotations
+
+import math
+from array import array
+from collections import defaultdict, deque
+from collections.abc import Iterable, Iterator, Sequence
+from itertools import compress, count, filterfalse, repeat
+from operator import add, ge, itemgetter, lshift, mul, not_, or_, rshift
+from struct import iter_unpack
+from typing import Callable, Dict, List, Optional, Set, Tuple
+
+from ..catalog import OTHER, Catalog
+from ..naming import GROUPED_KINDS, Kind
+
+NONE = -1
+#: kind of a row, as a byte
+ARCHIVE, SIGINFO, SIG, TEMP, UNKNOWN = range(5)
+KIND_CODE = {Kind.ARCHIVE: ARCHIVE, Kind.SIGINFO: SIGINFO, Kind.SIG: SIG, Kind.TEMP: TEMP,
+             Kind.UNKNOWN: UNKNOWN}
+#: rows a grouping pass reads at once: its key buffer is 44 bytes a row
+_CHUNK = 1 << 16
+first = itemgetter(0)
+
+
+def consume(iterator: Iterator[object]) -> None:
+    """Run ``iterator`` to its end in C (its items are the ``None`` of ``__setitem__``)."""
+    deque(iterator, maxlen=0)
+
+
+def selector(kinds: Iterable[int]) -> bytes:
+    """A ``bytes.translate`` table: 1 for the kind codes given, 0 for every other byte."""
+    wanted = set(kinds)
+    return bytes(1 if b in wanted else 0 for b in range(256))
+
+
+class Groups:
+    """The artifact groups of a catalog, by number: members, last use and the row kinds.
+
+    A group is an archive with its ``.siginfo`` and ``.sig``: the rows with the same hash,
+    head, directory and archive tail (one key of 44 bytes per row, numbered by a dictionary
+    in C), or, for the few rows kept whole, the same :attr:`~sstate_mirror.naming.Artifact.
+    group_key`. A member listed twice is the copy listed last.
+    """
+
+    def __init__(self, catalog: Catalog) -> None:
+        self.catalog = catalog
+        n = len(catalog)
+        tails = catalog.tails
+        tail_kind = [KIND_CODE[t.kind] for t in tails] or [UNKNOWN]
+        self.kinds = kinds = bytearray(map(tail_kind.__getitem__, catalog.tail))
+        for row, art in catalog.others.items():
+            kinds[row] = KIND_CODE[art.kind]
+        number = count().__next__
+        ids: Dict[bytes, int] = defaultdict(number)
+        tail_archive = array("I", [t.archive for t in tails] or [0])
+        # the key of every row kept whole: no group (they are grouped below, by their paths)
+        ids[bytes(32) + array("I", [OTHER, 0, tail_archive[0]]).tobytes()] = NONE
+        self.group = group = array("i")
+        hashes, heads, dirs, tails_of = catalog.hashes, catalog.head, catalog.dir, catalog.tail
+        width = 32 + 3 * heads.itemsize
+        for start in range(0, n, _CHUNK):
+            end = min(n, start + _CHUNK)
+            m = end - start
+            buf = bytearray(width * m)
+            for k in range(32):
+                buf[k::width] = hashes[32 * start + k: 32 * end: 32]
+            at = 32
+            for column in (heads[start:end], dirs[start:end],
+                           array("I", map(tail_archive.__getitem__, tails_of[start:end]))):
+                raw = column.tobytes()
+                for k in range(column.itemsize):
+                    buf[at + k::width] = raw[k::column.itemsize]
+                at += column.itemsize
+            keys = bytes(buf)
+            del buf
+            group.extend(map(ids.__getitem__, map(first, iter_unpack(f"{width}s", keys))))
+        del ids
+        spill: Dict[str, int] = defaultdict(number)
+        for row, art in catalog.others.items():
+            if art.kind in GROUPED_KINDS:
+                group[row] = spill[art.group_key]
+        self.spilled = bool(spill)
+        """Whether some group is made of rows kept whole."""
+        del spill
+        self.count = number()
+        # the members: slot 5 * group + kind of one array (a row of no group: the last slots)
+        members = array("i", [NONE]) * (5 * self.count + 5)
+        consume(map(members.__setitem__, map(add, map(mul, group, repeat(5)), kinds), count()))
+        end = 5 * self.count
+        self.archive = members[ARCHIVE:end:5]
+        self.siginfo = members[SIGINFO:end:5]
+        self.sig = members[SIG:end:5]
+        del members
+        mtime = array("d", catalog.mtime)
+        mtime.append(-math.inf)
+        times = [map(mtime.__getitem__, self.archive), map(mtime.__getitem__, self.siginfo),
+                 map(mtime.__getitem__, self.sig)]
+        if catalog.atime is not None:
+            atime = array("d", catalog.atime)
+            atime.append(math.nan)
+            times.append(map(atime.__getitem__, self.siginfo))  # last: NaN is never the max
+        self.last_used = array("d", map(max, zip(*times)))
+        del times, mtime
+
+    def __len__(self) -> int:
+        return self.count
+
+    def members(self, g: int) -> List[int]:
+        """Present members, companions first (as :meth:`~sstate_mirror.naming.Group.members`)."""
+        return [r for r in (self.siginfo[g], self.sig[g], self.archive[g]) if r != NONE]
+
+    def any_member(self, groups: Iterable[int]) -> Iterator[int]:
+        """A member of each of ``groups`` (they all share the hash, head and directory)."""
+        return map(max, map(self.archive.__getitem__, groups),
+                   map(self.siginfo.__getitem__, groups), map(self.sig.__getitem__, groups))
+
+    def key(self, g: int) -> str:
+        """The group's key: the path of its archive (present or not)."""
+        row = max(self.archive[g], self.siginfo[g], self.sig[g])
+        catalog = self.catalog
+        if catalog.head[row] == OTHER:
+            return catalog.others[row].group_key
+        return catalog.path(row, tail=catalog.tails[catalog.tail[row]].archive)
+
+
+class PathOrder:
+    """Sort keys of rows that order as their paths do, made without any path.
+
+    The path of a row is ``dir.head + hexdirs + head.text + hash + tail.text``, where
+    ``hexdirs`` are the hash's first bytes (``hh/hh/``, ``hh/`` or none, as the directory
+    says). In one directory two paths compare by those bytes, then by their head texts (when
+    no head text is the beginning of another, their first difference is within them), then
+    by hash (64 hex digits, in the order of its bytes), then by tail. Directories compare by
+    their head followed by the first character their names can start with, unless a path
+    below one can fall between two paths of another (``a/`` and ``a/b/``, or ``x/`` in
+    ``hh/hh`` and ``x/`` flat with ``hh``): then :attr:`usable` is False and the caller
+    sorts by whole paths. The key is one integer per row:
+    ``(dir rank, hexdir bytes, head rank, hash, tail rank, row)``.
+    """
+
+    def __init__(self, catalog: Catalog) -> None:
+        self.catalog = catalog
+        heads = sorted(range(len(catalog.heads)), key=lambda i: catalog.heads[i].text)
+        self.head_rank = _ranks(heads)
+        tails = sorted(range(len(catalog.tails)), key=lambda i: catalog.tails[i].text)
+        self.tail_rank = _ranks(tails)
+        texts = [catalog.heads[i].text for i in heads]
+        self.usable = (not any(b.startswith(a) for a, b in zip(texts, texts[1:]))
+                       and _dirs_apart(catalog))
+        dirs = catalog.dirs
+        order = sorted(range(len(dirs)),
+                       key=lambda d: dirs[d].head + ("0" if dirs[d].levels else "s"))
+        dir_rank = _ranks(order)
+        self.dir_top = [r << 16 for r in dir_rank]
+        self.dir_shift = [256 - 8 * d.levels for d in dirs]
+        self.row_bits = max(1, len(catalog).bit_length())
+
+    def sorted(self, rows: Sequence[int], tail_rank: Optional[List[int]] = None) -> List[int]:
+        """``rows`` (none kept whole) in the order of their paths, or of the paths with the
+        tails ``tail_rank`` gives for each tail (ranks of :attr:`tail_rank`'s order)."""
+        catalog = self.catalog
+        ranks = self.tail_rank if tail_rank is None else tail_rank
+        hashes = catalog.hashes
+        starts = array("q", map(mul, rows, repeat(32)))
+        value = list(map(int.from_bytes, map(hashes.__getitem__, map(
+            slice, starts, map(add, starts, repeat(32)))), repeat("big")))
+        del starts
+        where = array("I", map(catalog.dir.__getitem__, rows))
+        top = map(add, map(mul, map(or_, map(self.dir_top.__getitem__, where), map(
+            rshift, value, map(self.dir_shift.__getitem__, where))), repeat(len(self.head_rank))),
+            map(self.head_rank.__getitem__, map(catalog.head.__getitem__, rows)))
+        del where
+        tail = map(ranks.__getitem__, map(catalog.tail.__getitem__, rows))
+        bits = self.row_bits
+        keys = list(map(or_, map(lshift, map(add, map(mul, map(or_, map(
+            lshift, top, repeat(256)), value), repeat(len(catalog.tails))), tail),
+            repeat(bits)), rows))
+        del value
+        keys.sort()
+        mask = (1 << bits) - 1
+        return list(map(mask.__and__, keys))
+
+
+def _ranks(order: Sequence[int]) -> List[int]:
+    out = [0] * len(order)
+    for rank, i in enumerate(order):
+        out[i] = rank
+    return out
+
+
+def _dirs_apart(catalog: Catalog) -> bool:
+    """Whether no path below one directory part can fall between two paths of another."""
+    dirs = sorted(catalog.dirs)
+    for i, a in enumerate(dirs):
+        for b in dirs[i + 1:]:
+            if not b.head.startswith(a.head):
+                break
+            if b.head == a.head:
+                if a.levels and b.levels:
+                    return False  # ``hh/hh/`` and ``hh/`` below the same directory
+                continue  # hex digits come before the ``s`` of ``sstate:``
+            c = b.head[len(a.head)]
+            low, high = ("0", "f") if a.levels else ("s", "s")
+            if low <= c <= high:
+                return False
+    return True
+
+
+def by_key(groups: Groups, order: PathOrder, chosen: Sequence[int]) -> List[int]:
+    """``chosen`` groups in the order of their keys (the paths of their archives)."""
+    if not order.usable or groups.spilled:
+        return sorted(chosen, key=groups.key)
+    tails = groups.catalog.tails
+    archive_rank = [order.tail_rank[t.archive] for t in tails]
+    rows = array("q", groups.any_member(chosen))
+    number = dict(zip(rows, chosen))
+    return list(map(number.__getitem__, order.sorted(rows, archive_rank)))
+
+
+class Picks:
+    """The rule code chosen per row (0: kept) and the rows pins spare, by rule passes.
+
+    The first rule that picks a file is the one reported. Files of a pinned group are never
+    chosen: they are noted as spared instead (``row -> (rule, pin)``).
+    """
+
+    def __init__(self, groups: Groups, pinned: Dict[int, str], names: Dict[int, str]) -> None:
+        self.groups = groups
+        self.rule = bytearray(len(groups.catalog) + 1)
+        self.rule[-1] = 255  # what a missing member reads: counts as chosen, never chosen
+        self.pinned = pinned
+        self.names = names
+        self.spared: Dict[int, Tuple[str, str]] = {}
+
+    def rows(self, rows: Iterable[int], code: int) -> None:
+        """Choose ``rows`` (NONE: none) not chosen yet, for rule ``code``."""
+        rows = rows if isinstance(rows, (list, array)) else array("q", rows)
+        rule = self.rule
+        consume(map(rule.__setitem__, compress(rows, map(not_, map(rule.__getitem__, rows))),
+                    repeat(code)))
+
+    def unpinned(self, chosen: Iterable[int], code: int, companions: int) -> List[int]:
+        """Of ``chosen`` groups, those no pin keeps; the files of the others are spared."""
+        if not self.pinned:
+            return chosen if isinstance(chosen, list) else list(chosen)
+        chosen = list(chosen)
+        groups, pinned = self.groups, self.pinned
+        for g in filter(pinned.__contains__, chosen):
+            archive = groups.archive[g]
+            for row in groups.members(g):
+                rule = code if archive in (NONE, row) else companions
+                self.spared.setdefault(row, (self.names[rule], pinned[g]))
+        return list(filterfalse(pinned.__contains__, chosen))
+
+    def whole(self, chosen: Iterable[int], code: int, companions: int) -> None:
+        """Choose whole groups: an archive by ``code``, its companions by ``companions``; the
+        members of a group without archive by ``code``."""
+        groups = self.groups
+        chosen = self.unpinned(chosen, code, companions)
+        self.rows(map(groups.archive.__getitem__, chosen), code)
+        with_archive = list(compress(chosen, map(ge, map(groups.archive.__getitem__, chosen),
+                                                 repeat(0))))
+        if len(with_archive) < len(chosen):
+            alone = [g for g in chosen if groups.archive[g] == NONE]
+            self.rows(map(groups.siginfo.__getitem__, alone), code)
+            self.rows(map(groups.sig.__getitem__, alone), code)
+        self.rows(map(groups.siginfo.__getitem__, with_archive), companions)
+        self.rows(map(groups.sig.__getitem__, with_archive), companions)
+
+    def file(self, row: int, g: int, code: int) -> None:
+        pin = self.pinned.get(g) if self.pinned else None
+        if pin is not None:
+            self.spared.setdefault(row, (self.names[code], pin))
+        elif not self.rule[row]:
+            self.rule[row] = code
+
+    def chosen_bytes(self) -> int:
+        return sum(compress(self.groups.catalog.size, self.rule))
+
+    def left(self) -> array[int]:
+        """Per group, the bytes of its members not chosen yet."""
+        groups, rule = self.groups, self.rule
+        size = array("q", groups.catalog.size)
+        size.append(0)
+
+        def kept(members: array[int]) -> Iterator[int]:
+            return map(mul, map(size.__getitem__, members),
+                       map(not_, map(rule.__getitem__, members)))
+
+        return array("q", map(add, map(add, kept(groups.archive), kept(groups.siginfo)),
+                               kept(groups.sig)))
+
+    def gone(self) -> Iterator[int]:
+        """Per group: nonzero when every member is chosen."""
+        groups, get = self.groups, self.rule.__getitem__
+        return map(min, map(get, groups.archive), map(get, groups.siginfo),
+                   map(get, groups.sig))
+
+
+def aged(ages: array[float], at_least: float) -> Iterator[bool]:
+    """Per group: ``max(0, age) >= at_least``."""
+    if at_least <= 0:
+        return repeat(True, len(ages))
+    return map(ge, ages, repeat(at_least))
+
+
+def first_seen(catalog: Catalog, kinds: bytearray) -> List[int]:
+    """The kind codes present, in the order of their first row."""
+    first: Dict[int, int] = {}
+    consume(map(first.setdefault, kinds, count()))
+    return sorted(first, key=first.__getitem__)
+
+
+def deletion_order(catalog: Catalog, groups: Groups, order: PathOrder, rule: bytearray,
+                   by_paths: Callable[[Iterable[int]], array[int]]) -> array[int]:
+    """The chosen rows by kind (archives first) and path (``by_paths`` when the path order
+    cannot be had from the columns)."""
+    n = len(catalog)
+    chosen = array("q", compress(range(n), rule))
+    kinds = groups.kinds
+    whole = [row for row in catalog.others if rule[row]]
+    if not order.usable or any(kinds[row] <= SIG for row in whole):
+        return by_paths(chosen)
+    of_kind = bytes(map(kinds.__getitem__, chosen))
+    out = array("q", order.sorted(array("q", compress(chosen, of_kind.translate(
+        selector([ARCHIVE]))))))
+    out.extend(order.sorted(array("q", compress(chosen, of_kind.translate(
+        selector([SIGINFO, SIG]))))))
+    for kind in (TEMP, UNKNOWN):
+        out.extend(sorted((row for row in whole if kinds[row] == kind),
+                          key=lambda row: (catalog.others[row].path, row)))
+    return out
+
+
+def tasks_of_archives(groups: Groups, tails: Dict[int, int]) -> Set[str]:
+    """The tasks that have an archive on the mirror (``tails``: rows per tail)."""
+    catalog = groups.catalog
+    out = {catalog.tails[t].task for t, rows in tails.items()
+           if rows and catalog.tails[t].kind is Kind.ARCHIVE}
+    if groups.spilled:
+        out.update(art.task for row, art in catalog.others.items()
+                   if groups.kinds[row] == ARCHIVE and groups.archive[groups.group[row]] == row)
+    return out
