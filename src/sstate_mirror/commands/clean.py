@@ -49,7 +49,7 @@ from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from itertools import accumulate, compress, count, filterfalse, repeat
-from operator import add, and_, ge, mul, not_, sub
+from operator import add, and_, eq, ge, mul, not_, sub
 from typing import Any, Dict, List, Optional, Set, Tuple, Union, overload
 
 from ..backends.base import Backend
@@ -64,11 +64,11 @@ from .cleancolumns import (
     PathOrder,
     Picks,
     aged,
-    by_key,
     consume,
     deletion_order,
     first_seen,
     tasks_of_archives,
+    ties_by_key,
 )
 from .cleanlease import CleanLease
 from .listing import remote_artifacts
@@ -390,11 +390,19 @@ def _beyond_versions(groups: Groups, pick: Picks, order: PathOrder, has_archive:
     version = array("q", compress(version, keep))
     del keep, many
     version_of = dict(zip(candidates, version))
-    ranked = sorted(by_key(groups, order, candidates), key=groups.last_used.__getitem__,
-                    reverse=True)
-    ranked.sort(key=version_of.__getitem__)
+    last_used = groups.last_used
+
+    def resort(chosen: List[int]) -> List[int]:
+        chosen = sorted(chosen, key=last_used.__getitem__, reverse=True)
+        chosen.sort(key=version_of.__getitem__)
+        return chosen
+
+    ranked = resort(list(candidates))
     versions = list(map(version_of.__getitem__, ranked))
-    del version_of
+    used = array("d", map(last_used.__getitem__, ranked))
+    ties_by_key(groups, order, ranked, map(and_, map(eq, versions, versions[1:]),
+                                           map(eq, used, used[1:])), resort)
+    del used
     first: Dict[int, int] = {}
     consume(map(first.setdefault, versions, count()))
     beyond = list(compress(ranked, map(ge, map(sub, count(), map(first.__getitem__, versions)),
@@ -417,8 +425,13 @@ def _evict_to_fit(groups: Groups, pick: Picks, order: PathOrder, not_protected: 
         return
     left = pick.left()
     candidates = array("q", compress(range(len(groups)), left))
-    ranked = sorted(by_key(groups, order, candidates), key=groups.last_used.__getitem__)
+    by_use = groups.last_used.__getitem__
+    ranked = sorted(candidates, key=by_use)
     del candidates
+    used = array("d", map(by_use, ranked))
+    ties_by_key(groups, order, ranked, map(eq, used, used[1:]),
+                lambda chosen: sorted(chosen, key=by_use))
+    del used
     free = bytearray(not_protected)
     for g in pick.pinned:
         free[g] = 0

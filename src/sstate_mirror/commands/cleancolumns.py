@@ -76,24 +76,25 @@ class Groups:
         # the key of every row kept whole: no group (they are grouped below, by their paths)
         ids[bytes(32) + array("I", [OTHER, 0, tail_archive[0]]).tobytes()] = NONE
         self.group = group = array("i")
-        hashes, heads, dirs, tails_of = catalog.hashes, catalog.head, catalog.dir, catalog.tail
-        width = 32 + 3 * heads.itemsize
-        for start in range(0, n, _CHUNK):
-            end = min(n, start + _CHUNK)
-            m = end - start
-            buf = bytearray(width * m)
-            for k in range(32):
-                buf[k::width] = hashes[32 * start + k: 32 * end: 32]
-            at = 32
-            for column in (heads[start:end], dirs[start:end],
-                           array("I", map(tail_archive.__getitem__, tails_of[start:end]))):
-                raw = column.tobytes()
-                for k in range(column.itemsize):
-                    buf[at + k::width] = raw[k::column.itemsize]
-                at += column.itemsize
-            keys = bytes(buf)
-            del buf
-            group.extend(map(ids.__getitem__, map(first, iter_unpack(f"{width}s", keys))))
+        heads, dirs, tails_of = catalog.head, catalog.dir, catalog.tail
+        # the key of a row: its hash, head, directory and archive tail, as 11 words of 4 bytes
+        words = memoryview(catalog.hashes).cast("I")
+        try:
+            for start in range(0, n, _CHUNK):
+                end = min(n, start + _CHUNK)
+                buf = bytearray(44 * (end - start))
+                key = memoryview(buf).cast("I")
+                for k in range(8):
+                    key[k::11] = words[8 * start + k: 8 * end: 8]
+                key[8::11] = heads[start:end]
+                key[9::11] = dirs[start:end]
+                key[10::11] = array("I", map(tail_archive.__getitem__, tails_of[start:end]))
+                key.release()
+                keys = bytes(buf)
+                del buf
+                group.extend(map(ids.__getitem__, map(first, iter_unpack("44s", keys))))
+        finally:
+            words.release()
         del ids
         spill: Dict[str, int] = defaultdict(number)
         for row, art in catalog.others.items():
@@ -160,11 +161,12 @@ class PathOrder:
 
     def __init__(self, catalog: Catalog) -> None:
         self.catalog = catalog
-        heads = sorted(range(len(catalog.heads)), key=lambda i: catalog.heads[i].text)
+        texts = [h.text for h in catalog.heads]
+        heads = sorted(range(len(texts)), key=texts.__getitem__)
         self.head_rank = _ranks(heads)
-        tails = sorted(range(len(catalog.tails)), key=lambda i: catalog.tails[i].text)
-        self.tail_rank = _ranks(tails)
-        texts = [catalog.heads[i].text for i in heads]
+        tails = [t.text for t in catalog.tails]
+        self.tail_rank = _ranks(sorted(range(len(tails)), key=tails.__getitem__))
+        texts = list(map(texts.__getitem__, heads))
         self.usable = (not any(b.startswith(a) for a, b in zip(texts, texts[1:]))
                        and _dirs_apart(catalog))
         dirs = catalog.dirs
@@ -185,26 +187,33 @@ class PathOrder:
         value = list(map(int.from_bytes, map(hashes.__getitem__, map(
             slice, starts, map(add, starts, repeat(32)))), repeat("big")))
         del starts
-        where = array("I", map(catalog.dir.__getitem__, rows))
-        top = map(add, map(mul, map(or_, map(self.dir_top.__getitem__, where), map(
-            rshift, value, map(self.dir_shift.__getitem__, where))), repeat(len(self.head_rank))),
-            map(self.head_rank.__getitem__, map(catalog.head.__getitem__, rows)))
-        del where
-        tail = map(ranks.__getitem__, map(catalog.tail.__getitem__, rows))
-        bits = self.row_bits
-        keys = list(map(or_, map(lshift, map(add, map(mul, map(or_, map(
-            lshift, top, repeat(256)), value), repeat(len(catalog.tails))), tail),
-            repeat(bits)), rows))
+        shifts = set(self.dir_shift)
+        if len(self.dir_top) == 1:
+            prefix = map(rshift, value, repeat(self.dir_shift[0]))
+        else:
+            where = array("I", map(catalog.dir.__getitem__, rows))
+            if len(shifts) == 1:
+                prefix = map(rshift, value, repeat(self.dir_shift[0]))
+            else:
+                prefix = map(rshift, value, map(self.dir_shift.__getitem__, where))
+            prefix = map(or_, map(self.dir_top.__getitem__, where), prefix)
+        low = self.row_bits + max(1, len(ranks)).bit_length()
+        high = low + 256
+        top = map(add, map(mul, prefix, repeat(len(self.head_rank))),
+                  map(self.head_rank.__getitem__, map(catalog.head.__getitem__, rows)))
+        tail = map(or_, map(lshift, map(ranks.__getitem__, map(catalog.tail.__getitem__, rows)),
+                            repeat(self.row_bits)), rows)
+        keys = list(map(or_, map(or_, map(lshift, top, repeat(high)), map(
+            lshift, value, repeat(low))), tail))
         del value
         keys.sort()
-        mask = (1 << bits) - 1
+        mask = (1 << self.row_bits) - 1
         return list(map(mask.__and__, keys))
 
 
 def _ranks(order: Sequence[int]) -> List[int]:
     out = [0] * len(order)
-    for rank, i in enumerate(order):
-        out[i] = rank
+    consume(map(out.__setitem__, order, count()))
     return out
 
 
@@ -235,6 +244,25 @@ def by_key(groups: Groups, order: PathOrder, chosen: Sequence[int]) -> List[int]
     rows = array("q", groups.any_member(chosen))
     number = dict(zip(rows, chosen))
     return list(map(number.__getitem__, order.sorted(rows, archive_rank)))
+
+
+def ties_by_key(groups: Groups, order: PathOrder, ranked: List[int], same: Iterable[bool],
+                resort: Callable[[List[int]], List[int]]) -> None:
+    """Put in key order, in place, the runs of ``ranked`` that its sort could not tell apart.
+
+    ``ranked`` is sorted (stably) by something that ``resort`` sorts by too; ``same`` says
+    for each pair of neighbours whether they are equal in it. Keys are made for the groups in
+    such runs only; sorted by key, then ``resort``-ed, they are the runs in their order in
+    ``ranked`` (runs are whole, and no two runs are equal), each run in key order.
+    """
+    tied = bytearray(len(ranked))
+    for i in compress(count(), same):
+        tied[i] = tied[i + 1] = 1
+    if not any(tied):
+        return
+    at = array("q", compress(count(), tied))
+    runs = resort(by_key(groups, order, list(map(ranked.__getitem__, at))))
+    consume(map(ranked.__setitem__, at, runs))
 
 
 class Picks:
