@@ -40,6 +40,8 @@ KIND_CODE = {Kind.ARCHIVE: ARCHIVE, Kind.SIGINFO: SIGINFO, Kind.SIG: SIG, Kind.T
 #: rows a grouping pass reads at once: its key buffer is 44 bytes a row
 _CHUNK = 1 << 16
 first = itemgetter(0)
+#: the member slot of a kind (rows of no group land anywhere in the spare group's slots)
+_SLOT = bytes([ARCHIVE, SIGINFO, SIG]) + bytes(253)
 
 
 def consume(iterator: Iterator[object]) -> None:
@@ -104,24 +106,30 @@ class Groups:
         """Whether some group is made of rows kept whole."""
         del spill
         self.count = number()
-        # the members: slot 5 * group + kind of one array (a row of no group: the last slots)
-        members = array("i", [NONE]) * (5 * self.count + 5)
-        consume(map(members.__setitem__, map(add, map(mul, group, repeat(5)), kinds), count()))
-        end = 5 * self.count
-        self.archive = members[ARCHIVE:end:5]
-        self.siginfo = members[SIGINFO:end:5]
-        self.sig = members[SIG:end:5]
+        # members and their times: slot 3 * group + kind of one array, by a store per row in
+        # listing order (the copy listed last stays); a row of no group lands in the slots
+        # of a group past the last
+        slots = 3 * (self.count + 1)
+        where = array("i" if slots < 1 << 31 else "q", map(add, map(
+            mul, group, repeat(3)), kinds.translate(_SLOT)))
+        members = array("i", [NONE]) * slots
+        consume(map(members.__setitem__, where, count()))
+        end = 3 * self.count
+        self.archive = members[ARCHIVE:end:3]
+        self.siginfo = members[SIGINFO:end:3]
+        self.sig = members[SIG:end:3]
         del members
-        mtime = array("d", catalog.mtime)
-        mtime.append(-math.inf)
-        times = [map(mtime.__getitem__, self.archive), map(mtime.__getitem__, self.siginfo),
-                 map(mtime.__getitem__, self.sig)]
+        times = array("d", [-math.inf]) * slots
+        consume(map(times.__setitem__, where, catalog.mtime))
+        last = [times[ARCHIVE:end:3], times[SIGINFO:end:3], times[SIG:end:3]]
         if catalog.atime is not None:
-            atime = array("d", catalog.atime)
-            atime.append(math.nan)
-            times.append(map(atime.__getitem__, self.siginfo))  # last: NaN is never the max
-        self.last_used = array("d", map(max, zip(*times)))
-        del times, mtime
+            times = array("d", [math.nan]) * slots
+            infos = kinds.translate(selector([SIGINFO]))
+            consume(map(times.__setitem__, compress(where, infos),
+                        compress(catalog.atime, infos)))
+            last.append(times[SIGINFO:end:3])  # last: NaN is never the max
+        del times, where
+        self.last_used = array("d", map(max, zip(*last)))
 
     def __len__(self) -> int:
         return self.count
