@@ -276,15 +276,7 @@ def plan_clean(artifacts: Iterable[Artifact], options: CleanOptions, now: float,
     plan = CleanPlan(max_size=options.max_size)
     groups = Groups(catalog)
     kinds = groups.kinds
-    of_tail = Counter(catalog.tail)
-    if catalog.others:
-        of_tail[0] -= len(catalog.others)  # the tail column of a row kept whole
-    counted: Dict[int, int] = Counter()
-    for t, rows in of_tail.items():
-        if rows:
-            counted[KIND_CODE[catalog.tails[t].kind]] += rows
-    counted.update(KIND_CODE[art.kind] for art in catalog.others.values())
-    plan.counts = {_KIND_OF_CODE[code]: counted[code] for code in first_seen(catalog, kinds)}
+    plan.counts = {_KIND_OF_CODE[code]: kinds.count(code) for code in first_seen(kinds)}
     plan.size_before = sum(catalog.size)
     ages = array("d", map(sub, repeat(now), groups.last_used))
     everything = range(len(groups))
@@ -313,7 +305,7 @@ def plan_clean(artifacts: Iterable[Artifact], options: CleanOptions, now: float,
         infos = list(compress(alone, map(old.__getitem__, alone)))
         infos = list(compress(infos, map(ge, map(groups.siginfo.__getitem__, infos),
                                          repeat(0))))
-        tasks = tasks_of_archives(groups, of_tail)
+        tasks = tasks_of_archives(groups)
         orphan, task_sig = _RULE_CODES["orphan-siginfo"], _RULE_CODES["max-sig-age"]
         code_of_tail = [orphan if t.task in tasks else task_sig for t in catalog.tails]
         for g in filter(pinned.__contains__, infos):

@@ -360,11 +360,10 @@ def aged(ages: array[float], at_least: float) -> Iterator[bool]:
     return map(ge, ages, repeat(at_least))
 
 
-def first_seen(catalog: Catalog, kinds: bytearray) -> List[int]:
-    """The kind codes present, in the order of their first row."""
-    first: Dict[int, int] = {}
-    consume(map(first.setdefault, kinds, count()))
-    return sorted(first, key=first.__getitem__)
+def first_seen(kinds: bytearray) -> List[int]:
+    """The kind codes present in ``kinds`` (one per row), in the order of their first row."""
+    first = {code: kinds.find(code) for code in KIND_CODE.values()}
+    return sorted((code for code, row in first.items() if row >= 0), key=first.__getitem__)
 
 
 def deletion_order(catalog: Catalog, groups: Groups, order: PathOrder, rule: bytearray,
@@ -388,11 +387,13 @@ def deletion_order(catalog: Catalog, groups: Groups, order: PathOrder, rule: byt
     return out
 
 
-def tasks_of_archives(groups: Groups, tails: Dict[int, int]) -> Set[str]:
-    """The tasks that have an archive on the mirror (``tails``: rows per tail)."""
+def tasks_of_archives(groups: Groups) -> Set[str]:
+    """The tasks that have an archive on the mirror."""
     catalog = groups.catalog
-    out = {catalog.tails[t].task for t, rows in tails.items()
-           if rows and catalog.tails[t].kind is Kind.ARCHIVE}
+    archives = groups.kinds.translate(selector([ARCHIVE]))
+    for row in catalog.others:
+        archives[row] = 0  # its tail column says nothing
+    out = {catalog.tails[t].task for t in set(compress(catalog.tail, archives))}
     if groups.spilled:
         out.update(art.task for row, art in catalog.others.items()
                    if groups.kinds[row] == ARCHIVE and groups.archive[groups.group[row]] == row)
