@@ -6,17 +6,18 @@ versions; and its path order without paths is the order of the paths."""
 
 from __future__ import annotations
 
-from typing import List, Optional, Tuple
+from typing import Any, List, Optional, Tuple
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from test_clean_catalog import _reference_plan, _summary
 
 from sstate_mirror.catalog import OTHER, Catalog
+from sstate_mirror.commands import cleancolumns
 from sstate_mirror.commands.clean import CleanOptions, plan_clean
 from sstate_mirror.commands.cleancolumns import PathOrder
 from sstate_mirror.commands.pins import PinSet
 from sstate_mirror.naming import Artifact, Kind, make_artifact
+from test_clean_catalog import _reference_plan, _summary
 
 NOW = 1_780_000_000.0
 DAY = 86400
@@ -122,6 +123,20 @@ def test_the_usual_layouts_are_ordered_from_the_columns() -> None:
         arts = _mirror([(i, HEADS[0], h, "package", "", 1.0, 1, None)
                         for i in range(2) for h in HASHES], [], layouts)
         assert not PathOrder(Catalog.of(arts)).usable, layouts
+
+
+def test_a_large_listing_grouped_in_parts_is_planned_the_same(monkeypatch: Any) -> None:
+    """Above a few million rows the groups are numbered one part of the hash space at a
+    time: the plan is the same."""
+    arts = _mirror([(i % 3, head, h, task, s, float(i % 5) * 20, i % 3, None)
+                    for i, (head, h, task, s) in enumerate(
+                        (head, h, task, s) for head in HEADS for h in HASHES for task in TASKS
+                        for s in SUFFIXES)],
+                   [("README", 0.0), ("ab/cd/sigtask.abc123", 3.0)], [0, 1, 2])
+    options = CleanOptions(max_age=30 * DAY, max_size=40, max_versions=2)
+    expected = _summary(_reference_plan(arts, options, NOW))
+    monkeypatch.setattr(cleancolumns, "PART_ROWS", 7)
+    assert _summary(plan_clean(iter(arts), options, NOW)) == expected
 
 
 def test_a_group_listed_apart_is_one_group() -> None:

@@ -39,6 +39,8 @@ KIND_CODE = {Kind.ARCHIVE: ARCHIVE, Kind.SIGINFO: SIGINFO, Kind.SIG: SIG, Kind.T
              Kind.UNKNOWN: UNKNOWN}
 #: rows a grouping pass reads at once: its key buffer is 44 bytes a row
 _CHUNK = 1 << 16
+#: rows per part of the hash space grouped at a time (see :class:`Groups`)
+PART_ROWS = 1 << 21
 first = itemgetter(0)
 #: the member slot of a kind (rows of no group land anywhere in the spare group's slots)
 _SLOT = bytes([ARCHIVE, SIGINFO, SIG]) + bytes(253)
@@ -73,31 +75,44 @@ class Groups:
         for row, art in catalog.others.items():
             kinds[row] = KIND_CODE[art.kind]
         number = count().__next__
-        ids: Dict[bytes, int] = defaultdict(number)
         tail_archive = array("I", [t.archive for t in tails] or [0])
-        # the key of every row kept whole: no group (they are grouped below, by their paths)
-        ids[bytes(32) + array("I", [OTHER, 0, tail_archive[0]]).tobytes()] = NONE
-        self.group = group = array("i")
         heads, dirs, tails_of = catalog.head, catalog.dir, catalog.tail
+        # groups are numbered by a dictionary of one key per group: above a few million rows,
+        # it holds a part of the hash space at a time, each part a pass over the rows
+        parts = 1 + n // PART_ROWS
+        self.group = group = array("i", [NONE]) * n if parts > 1 else array("i")
+        firsts = catalog.hashes[0::32]
         # the key of a row: its hash, head, directory and archive tail, as 11 words of 4 bytes
         words = memoryview(catalog.hashes).cast("I")
         try:
-            for start in range(0, n, _CHUNK):
-                end = min(n, start + _CHUNK)
-                buf = bytearray(44 * (end - start))
-                key = memoryview(buf).cast("I")
-                for k in range(8):
-                    key[k::11] = words[8 * start + k: 8 * end: 8]
-                key[8::11] = heads[start:end]
-                key[9::11] = dirs[start:end]
-                key[10::11] = array("I", map(tail_archive.__getitem__, tails_of[start:end]))
-                key.release()
-                keys = bytes(buf)
-                del buf
-                group.extend(map(ids.__getitem__, map(first, iter_unpack("44s", keys))))
+            for part in range(parts):
+                ids: Dict[bytes, int] = defaultdict(number)
+                # the key of every row kept whole: no group (they are grouped below)
+                ids[bytes(32) + array("I", [OTHER, 0, tail_archive[0]]).tobytes()] = NONE
+                inside = firsts.translate(bytes(
+                    int(b * parts >> 8 == part) for b in range(256))) if parts > 1 else b""
+                for start in range(0, n, _CHUNK):
+                    end = min(n, start + _CHUNK)
+                    buf = bytearray(44 * (end - start))
+                    key = memoryview(buf).cast("I")
+                    for k in range(8):
+                        key[k::11] = words[8 * start + k: 8 * end: 8]
+                    key[8::11] = heads[start:end]
+                    key[9::11] = dirs[start:end]
+                    key[10::11] = array("I", map(tail_archive.__getitem__,
+                                                 tails_of[start:end]))
+                    key.release()
+                    keys = map(first, iter_unpack("44s", bytes(buf)))
+                    del buf
+                    if parts == 1:
+                        group.extend(map(ids.__getitem__, keys))
+                    else:
+                        mine = inside[start:end]
+                        consume(map(group.__setitem__, compress(count(start), mine),
+                                    map(ids.__getitem__, compress(keys, mine))))
+                del ids
         finally:
             words.release()
-        del ids
         spill: Dict[str, int] = defaultdict(number)
         for row, art in catalog.others.items():
             if art.kind in GROUPED_KINDS:
