@@ -509,9 +509,9 @@ def _pinned_groups(groups: Groups, pins: Optional[PinSet]) -> Dict[int, str]:
         g = groups.group[row]
         if g != NONE and max(groups.archive[g], groups.siginfo[g], groups.sig[g]) == row:
             out.pop(g, None)
-            pin = pins.keep.get(art.hash)
-            if pin is not None:
-                out[g] = pin
+            kept_by = pins.keep.get(art.hash)
+            if kept_by is not None:
+                out[g] = kept_by
     return out
 
 

@@ -24,6 +24,7 @@ import math
 from array import array
 from collections import defaultdict, deque
 from collections.abc import Iterable, Iterator, Sequence
+from functools import partial
 from itertools import compress, count, filterfalse, repeat
 from operator import add, ge, itemgetter, lshift, mul, not_, or_, rshift
 from struct import iter_unpack
@@ -39,6 +40,7 @@ KIND_CODE = {Kind.ARCHIVE: ARCHIVE, Kind.SIGINFO: SIGINFO, Kind.SIG: SIG, Kind.T
              Kind.UNKNOWN: UNKNOWN}
 #: rows a grouping pass reads at once: its key buffer is 44 bytes a row
 _CHUNK = 1 << 16
+_big_endian = partial(int.from_bytes, byteorder="big")
 #: rows per part of the hash space grouped at a time (see :class:`Groups`)
 PART_ROWS = 1 << 21
 first = itemgetter(0)
@@ -207,8 +209,8 @@ class PathOrder:
         ranks = self.tail_rank if tail_rank is None else tail_rank
         hashes = catalog.hashes
         starts = array("q", map(mul, rows, repeat(32)))
-        value = list(map(int.from_bytes, map(hashes.__getitem__, map(
-            slice, starts, map(add, starts, repeat(32)))), repeat("big")))
+        value = list(map(_big_endian, map(hashes.__getitem__, map(
+            slice, starts, map(add, starts, repeat(32))))))
         del starts
         shifts = set(self.dir_shift)
         if len(self.dir_top) == 1:
