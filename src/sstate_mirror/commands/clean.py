@@ -44,7 +44,7 @@ archive without its signature.
 from __future__ import annotations
 
 from array import array
-from bisect import bisect_left
+from bisect import bisect_left, bisect_right
 from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -410,7 +410,8 @@ def _evict_to_fit(groups: Groups, pick: Picks, order: PathOrder, not_protected: 
 
     A group's eviction frees what is left of it unless a pin or ``--min-age`` keeps it: the
     running total of those is summed in C, and the eviction stops at the first group that
-    makes the mirror fit (found by bisection).
+    makes the mirror fit (found by bisection). Groups last used at the same time are put in
+    key order only up to the last one the eviction reaches.
     """
     need = plan.size_before - pick.chosen_bytes() - max_size
     if need <= 0:
@@ -420,21 +421,31 @@ def _evict_to_fit(groups: Groups, pick: Picks, order: PathOrder, not_protected: 
     by_use = groups.last_used.__getitem__
     ranked = sorted(candidates, key=by_use)
     del candidates
-    used = array("d", map(by_use, ranked))
-    ties_by_key(groups, order, ranked, map(eq, used, used[1:]),
-                lambda chosen: sorted(chosen, key=by_use))
-    del used
     free = bytearray(not_protected)
     for g in pick.pinned:
         free[g] = 0
-    freed = list(accumulate(map(mul, map(left.__getitem__, ranked),
-                                map(free.__getitem__, ranked))))
-    reached = ranked[: bisect_left(freed, need) + 1]
-    del freed, ranked
+
+    def reach(ranked: List[int]) -> int:
+        """How many of ``ranked`` the eviction goes through."""
+        freed = list(accumulate(map(mul, map(left.__getitem__, ranked),
+                                    map(free.__getitem__, ranked))))
+        return bisect_left(freed, need) + 1
+
+    used = array("d", map(by_use, ranked))
+    end = reach(ranked)
+    if end < len(ranked):  # the last one's equals in last use may come before it by key
+        del ranked[bisect_right(used, used[end - 1]):]
+        del used[len(ranked):]
+    ties_by_key(groups, order, ranked, map(eq, used, used[1:]),
+                lambda chosen: sorted(chosen, key=by_use))
+    del used
+    reached = ranked[: reach(ranked)]
+    del ranked
     code = _RULE_CODES["max-size"]
     pick.unpinned(filter(pick.pinned.__contains__, reached), code, _RULE_CODES["with-archive"])
     kept = list(compress(reached, map(not_, map(free.__getitem__, reached))))
-    plan.protected_bytes += sum(left[g] for g in kept if g not in pick.pinned)
+    plan.protected_bytes += sum(map(left.__getitem__, filterfalse(pick.pinned.__contains__,
+                                                                  kept)))
     pick.whole(compress(reached, map(free.__getitem__, reached)), code,
                _RULE_CODES["with-archive"])
 
