@@ -105,9 +105,9 @@ def test_path_order_without_paths_is_the_order_of_the_paths(files: List[tuple],
     if not order.usable:
         assert len({LAYOUTS[i] for i in layouts}) > 1  # one directory always can
         return
-    assert order.sorted(rows) == sorted(rows, key=lambda row: (catalog.path(row), row))
+    assert list(order.sorted(rows)) == sorted(rows, key=lambda row: (catalog.path(row), row))
     archive = [order.tail_rank[t.archive] for t in catalog.tails]
-    assert order.sorted(rows, archive) == sorted(rows, key=lambda row: (
+    assert list(order.sorted(rows, archive)) == sorted(rows, key=lambda row: (
         catalog.path(row, tail=catalog.tails[catalog.tail[row]].archive), row))
 
 

@@ -427,8 +427,8 @@ def _evict_to_fit(groups: Groups, pick: Picks, order: PathOrder, not_protected: 
 
     def reach(ranked: List[int]) -> int:
         """How many of ``ranked`` the eviction goes through."""
-        freed = list(accumulate(map(mul, map(left.__getitem__, ranked),
-                                    map(free.__getitem__, ranked))))
+        freed = array("q", accumulate(map(mul, map(left.__getitem__, ranked),
+                                          map(free.__getitem__, ranked))))
         return bisect_left(freed, need) + 1
 
     used = array("d", map(by_use, ranked))

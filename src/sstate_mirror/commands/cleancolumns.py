@@ -202,16 +202,23 @@ class PathOrder:
         self.dir_shift = [256 - 8 * d.levels for d in dirs]
         self.row_bits = max(1, len(catalog).bit_length())
 
-    def sorted(self, rows: Sequence[int], tail_rank: Optional[List[int]] = None) -> List[int]:
+    def sorted(self, rows: Sequence[int],
+               tail_rank: Optional[List[int]] = None) -> array[int]:
         """``rows`` (none kept whole) in the order of their paths, or of the paths with the
         tails ``tail_rank`` gives for each tail (ranks of :attr:`tail_rank`'s order)."""
+        keys: List[int] = []
+        for start in range(0, len(rows), _CHUNK):  # one key per row; the rest per chunk
+            keys += self._keys(rows[start:start + _CHUNK], tail_rank)
+        keys.sort()
+        return array("q", map(((1 << self.row_bits) - 1).__and__, keys))
+
+    def _keys(self, rows: Sequence[int], tail_rank: Optional[List[int]]) -> Iterator[int]:
         catalog = self.catalog
         ranks = self.tail_rank if tail_rank is None else tail_rank
         hashes = catalog.hashes
         starts = array("q", map(mul, rows, repeat(32)))
         value = list(map(_big_endian, map(hashes.__getitem__, map(
             slice, starts, map(add, starts, repeat(32))))))
-        del starts
         shifts = set(self.dir_shift)
         if len(self.dir_top) == 1:
             prefix = map(rshift, value, repeat(self.dir_shift[0]))
@@ -228,12 +235,8 @@ class PathOrder:
                   map(self.head_rank.__getitem__, map(catalog.head.__getitem__, rows)))
         tail = map(or_, map(lshift, map(ranks.__getitem__, map(catalog.tail.__getitem__, rows)),
                             repeat(self.row_bits)), rows)
-        keys = list(map(or_, map(or_, map(lshift, top, repeat(high)), map(
-            lshift, value, repeat(low))), tail))
-        del value
-        keys.sort()
-        mask = (1 << self.row_bits) - 1
-        return list(map(mask.__and__, keys))
+        return map(or_, map(or_, map(lshift, top, repeat(high)), map(
+            lshift, value, repeat(low))), tail)
 
 
 def _ranks(order: Sequence[int]) -> List[int]:
@@ -394,8 +397,7 @@ def deletion_order(catalog: Catalog, groups: Groups, order: PathOrder, rule: byt
     if not order.usable or any(kinds[row] <= SIG for row in whole):
         return by_paths(chosen)
     of_kind = bytes(map(kinds.__getitem__, chosen))
-    out = array("q", order.sorted(array("q", compress(chosen, of_kind.translate(
-        selector([ARCHIVE]))))))
+    out = order.sorted(array("q", compress(chosen, of_kind.translate(selector([ARCHIVE])))))
     out.extend(order.sorted(array("q", compress(chosen, of_kind.translate(
         selector([SIGINFO, SIG]))))))
     for kind in (TEMP, UNKNOWN):
