@@ -49,6 +49,7 @@ _file = st.tuples(st.integers(0, len(LAYOUTS) - 1), st.sampled_from(HEADS),
                   st.sampled_from([None, 0.5, 50.0]))                  # .siginfo atime, days
 _extra = st.sampled_from(["ab/12/sstate:zlib:x:1:r0:y:14:" + HASHES[0] + "_package.tar.zst.Xy1",
                           "README", "other/index.html", "ab/cd/sigtask.abc123",
+                          ".sstate-mirror/pins/release-1",
                           "sstate:zlib:x:1:r0:y:14:" + "ab" * 16 + "_package.tar.zst"])
 
 

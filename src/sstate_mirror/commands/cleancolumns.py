@@ -35,9 +35,9 @@ from ..naming import GROUPED_KINDS, Kind
 
 NONE = -1
 #: kind of a row, as a byte
-ARCHIVE, SIGINFO, SIG, TEMP, UNKNOWN = range(5)
-KIND_CODE = {Kind.ARCHIVE: ARCHIVE, Kind.SIGINFO: SIGINFO, Kind.SIG: SIG, Kind.TEMP: TEMP,
-             Kind.UNKNOWN: UNKNOWN}
+KIND_CODE = {kind: code for code, kind in enumerate(Kind)}
+ARCHIVE, SIGINFO, SIG = KIND_CODE[Kind.ARCHIVE], KIND_CODE[Kind.SIGINFO], KIND_CODE[Kind.SIG]
+TEMP, UNKNOWN = KIND_CODE[Kind.TEMP], KIND_CODE[Kind.UNKNOWN]
 #: rows a grouping pass reads at once: its key buffer is 44 bytes a row
 _CHUNK = 1 << 16
 _big_endian = partial(int.from_bytes, byteorder="big")
@@ -45,7 +45,8 @@ _big_endian = partial(int.from_bytes, byteorder="big")
 PART_ROWS = 1 << 21
 first = itemgetter(0)
 #: the member slot of a kind (rows of no group land anywhere in the spare group's slots)
-_SLOT = bytes([ARCHIVE, SIGINFO, SIG]) + bytes(253)
+_SLOT = bytes(ARCHIVE if b == ARCHIVE else SIGINFO if b == SIGINFO else SIG if b == SIG else 0
+              for b in range(256))
 
 
 def consume(iterator: Iterator[object]) -> None:
