@@ -32,6 +32,7 @@ import math
 import sys
 from array import array
 from collections.abc import Iterable, Iterator, Sequence
+from itertools import chain, compress
 from typing import Callable, Dict, List, NamedTuple, Optional, Tuple, Union, overload
 
 from .naming import (
@@ -260,6 +261,142 @@ class Catalog(Sequence[Artifact]):
                 self.tails.append(Tail(base[us:], parsed.task, parsed.ext, parsed.kind,
                                        archive))
         return head, tail
+
+    def sharing(self) -> Catalog:
+        """An empty catalog numbering names' parts in this one's tables, and adding to them:
+        the runs of one worker process share them, so that it parses each head once."""
+        out = Catalog()
+        out.heads, out.tails, out.dirs, out._ids = self.heads, self.tails, self.dirs, self._ids
+        return out
+
+    # -- joining -----------------------------------------------------------------------------
+
+    def concat(self, other: Catalog, start: int = 0, stop: Optional[int] = None,
+               numbers: Optional[List[int]] = None) -> None:
+        """Add rows ``start`` to ``stop`` of ``other``: files listed next, read apart (a part
+        of the same listing that another process catalogued).
+
+        The rows and tables become what :meth:`extend` would have made of those files here:
+        ``other``'s heads, tails and directories not known here are numbered in the order of
+        their first row (a tail's archive tail just before it), as :meth:`extend` numbers
+        them. The columns are copied whole and renumbered in C (``map`` over a list), with
+        no Python object per row: this is how a listing of millions walked on several cores
+        is put together.
+
+        ``numbers``, kept by a caller that joins rows read with the same growing tables
+        again and again (a worker's), holds this catalog's number of each of ``other``'s
+        heads found so far (-1: none yet), so that each is looked up once.
+        """
+        stop = len(other.head) if stop is None else min(stop, len(other.head))
+        if stop <= start:
+            return
+        first = len(self.head)
+        heads, tails, dirs = (other.head[start:stop], other.tail[start:stop],
+                              other.dir[start:stop])
+        others = [row for row in other.others if start <= row < stop]
+        used_tails: Iterable[int] = tails
+        used_dirs: Iterable[int] = dirs
+        if others:  # their tail and directory are placeholders, numbered nowhere
+            named = [h != OTHER for h in heads]
+            used_tails, used_dirs = compress(tails, named), compress(dirs, named)
+            for row in others:
+                heads[row - start] = len(other.heads)  # numbered OTHER below
+        ids = self._ids
+
+        def add_head(h: int) -> int:
+            head = other.heads[h]  # its fields interned, by extend or by unpickling
+            ids[head.text] = len(self.heads)
+            self.heads.append(head)
+            return len(self.heads) - 1
+
+        def add_tail(t: int) -> int:
+            tail = other.tails[t]
+            archive = -1 if tail.archive == t else tail_map[tail.archive]
+            if archive < 0 and tail.archive != t:  # its archive's first row comes later
+                archive = tail_map[tail.archive] = add_tail(tail.archive)
+            mine = ids[tail.text] = len(self.tails)
+            self.tails.append(tail._replace(archive=mine if archive < 0 else archive))
+            return mine
+
+        def add_dir(d: int) -> int:
+            ids[other.dirs[d]] = len(self.dirs)
+            self.dirs.append(other.dirs[d])
+            return len(self.dirs) - 1
+
+        numbers = [] if numbers is None else numbers
+        numbers += [ids.get(h.text, -1) for h in other.heads[len(numbers):]]
+        if -1 in numbers:
+            unknown = set(compress(range(len(numbers)), map((-1).__eq__, numbers)))
+            for h in [h for h in dict.fromkeys(heads) if h in unknown]:  # first rows first
+                known = ids.get(other.heads[h].text)  # or added since it was looked up
+                numbers[h] = add_head(h) if known is None else known
+        head_map = [*numbers, OTHER]
+        tail_map = [ids.get(t.text, -1) for t in other.tails]  # add_tail numbers archives
+        tail_map = self._renumber(tail_map, used_tails, add_tail)
+        dir_map = self._renumber([ids.get(d, -1) for d in other.dirs], used_dirs, add_dir)
+        tail_map, dir_map = tail_map or [0], dir_map or [0]  # rows that are all kept whole
+        self.head.extend(array("I", list(map(head_map.__getitem__, heads))))
+        self.tail.extend(array("I", list(map(tail_map.__getitem__, tails))))
+        self.dir.extend(array("I", list(map(dir_map.__getitem__, dirs))))
+        for row in others:
+            self.tail[first + row - start] = self.dir[first + row - start] = 0
+            self.others[first + row - start] = other.others[row]
+        self.hashes += other.hashes[32 * start: 32 * stop]
+        self.size.extend(other.size[start:stop])
+        self.mtime.extend(other.mtime[start:stop])
+        atimes = other.atime[start:stop] if other.atime is not None else None
+        if self.atime is None and atimes is not None and any(t == t for t in atimes):  # not NaN
+            self.atime = array("d", [_NO_TIME]) * first
+        if self.atime is not None:
+            self.atime.extend(atimes if atimes is not None
+                              else array("d", [_NO_TIME]) * (stop - start))
+
+    def share_heads(self, heads: List[Head], start: int = 0) -> None:
+        """Make ``heads[start:]``, another catalog's, the very objects this one holds where
+        it holds equal ones: a process joining other processes' catalogs then holds a head
+        once, not once per process."""
+        ids, mine = self._ids, self.heads
+        for i in range(start, len(heads)):
+            number = ids.get(heads[i].text)
+            if number is not None:
+                heads[i] = mine[number]
+
+    @staticmethod
+    def _renumber(numbers: List[int], column: Iterable[int], add: Callable[[int], int]
+                  ) -> List[int]:
+        """This catalog's numbers for another's table: ``numbers`` has those known here and
+        -1 for the others, added by ``add`` in the order of ``column``'s first use of them
+        (0 for those unused)."""
+        if -1 in numbers:
+            for i in dict.fromkeys(column):
+                if i < len(numbers) and numbers[i] < 0:
+                    numbers[i] = add(i)
+            if -1 in numbers:
+                numbers = [max(n, 0) for n in numbers]
+        return numbers
+
+    def __getstate__(self) -> Dict[str, object]:
+        """A catalog pickles with its heads as one string and without its index of parts
+        by text (rebuilt from the tables): a worker process sends back a part of a listing
+        of millions, with tens of thousands of heads, in a tenth of the time."""
+        state = dict(self.__dict__)
+        del state["_ids"]
+        state["heads"] = "\0".join(chain.from_iterable(self.heads))  # no name holds a NUL
+        return state
+
+    def __setstate__(self, state: Dict[str, object]) -> None:
+        heads = state.pop("heads")
+        assert isinstance(heads, str)
+        self.__dict__.update(state)
+        fields = heads.split("\0") if heads else []
+        width = len(Head._fields)
+        for k in range(width):  # PN, PV, ...: shared by many heads, interned as by extend
+            fields[k::width] = map(sys.intern, fields[k::width])
+        self.heads = list(map(Head._make, zip(*[iter(fields)] * width)))
+        ids: Dict[object, int] = {head.text: i for i, head in enumerate(self.heads)}
+        ids.update((tail.text, i) for i, tail in enumerate(self.tails))
+        ids.update((where, i) for i, where in enumerate(self.dirs))
+        self._ids = ids
 
     # -- reading -----------------------------------------------------------------------------
 

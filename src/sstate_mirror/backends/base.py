@@ -14,6 +14,8 @@ Contract, checked for every backend by ``tests/backend_contract.py``:
 * ``list_batches()`` yields what ``list()`` yields, in the same order, as :class:`EntryBatch`
   columns of one directory's files; the default groups ``list()``, a store that lists
   faster by columns overrides it (the directory backend: a million files).
+* ``split_listing()`` gives what ``list_batches()`` gives, partly as parts that other
+  processes list (the directory backend: a walk over the machine's cores); None by default.
 * ``put()`` is atomic where ``properties.atomic_put`` is true: a reader sees either nothing (or
   the previous object) or the whole new object at its final path, never a partial one. Parent
   directories/collections are created as needed.
@@ -259,6 +261,48 @@ def entry_batches(entries: Iterator[Entry]) -> Iterator[EntryBatch]:
         yield batch
 
 
+class ListingPart(ABC):
+    """A part of a listing that another process lists on its own (it pickles).
+
+    Its :meth:`batches` are what the whole listing yields at this part's place, in the same
+    order, unless :meth:`SplitListing.admit` refuses them, given :attr:`trace`: what the
+    part's own listing met that the whole listing's other parts may have met too (a
+    directory tree's links). ``trace`` is set once every batch is read.
+    """
+
+    trace: bytes
+
+    @abstractmethod
+    def batches(self, on_skip: Optional[SkipCallback] = None) -> Iterator[EntryBatch]:
+        """The part's files, as :meth:`Backend.list_batches` gives them."""
+
+
+class SplitListing(ABC):
+    """One listing read partly here and partly, in :class:`ListingPart`s, elsewhere.
+
+    Read :meth:`head` first: the listing's first batches, after which :attr:`parts` holds
+    what is left of it, in the listing's order (empty when the head was all). Then, for each
+    part in that order, either :meth:`admit` what another process listed of it, or list it
+    here with :meth:`redo` (when refused, or when that process failed: the error, if the
+    store still gives it, is then raised here as the listing would raise it). The batches
+    of the head, then of each part in turn, are exactly :meth:`Backend.list_batches`'s.
+    """
+
+    parts: List[ListingPart]
+
+    @abstractmethod
+    def head(self) -> Iterator[EntryBatch]:
+        """The batches the listing yields before its parts."""
+
+    @abstractmethod
+    def admit(self, part: ListingPart, trace: bytes) -> bool:
+        """Whether ``part``'s batches, listed apart with ``trace``, are the listing's there."""
+
+    @abstractmethod
+    def redo(self, part: ListingPart) -> Iterator[EntryBatch]:
+        """``part``'s batches, listed here after the parts before it."""
+
+
 class Listing(Protocol):
     """What a listing comes from: a backend, or a report of its files (an S3 Inventory)."""
 
@@ -307,6 +351,13 @@ class Backend(ABC):
         entries of :meth:`list`; a store that can list faster by columns overrides it.
         """
         return entry_batches(self.list(prefix, on_skip))
+
+    def split_listing(self, files: int, parts: int, on_skip: Optional[SkipCallback] = None
+                      ) -> Optional[SplitListing]:
+        """:meth:`list_batches` of the whole store, to be read partly by other processes
+        once ``files`` files are listed, in about ``parts`` parts or more; None when the
+        store cannot be listed in parts (the default)."""
+        return None
 
     def settle(self) -> None:  # noqa: B027 - most stores know their properties from the start
         """Find out what ``properties`` cannot say before the store is asked; once.

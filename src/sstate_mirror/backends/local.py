@@ -18,17 +18,20 @@ import io
 import os
 import stat as stat_mod
 import urllib.parse
+from array import array
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from typing import IO, Dict, List, Optional, Set, Tuple
+from typing import IO, Callable, Dict, List, Optional, Set, Tuple
 
 from ..errors import AuthError, BackendError, NotFoundError, PermanentError, TransientError
 from .base import (
     Backend,
     Entry,
     EntryBatch,
+    ListingPart,
     Properties,
     SkipCallback,
+    SplitListing,
     check_relative_path,
     new_temp_name,
 )
@@ -109,72 +112,34 @@ class LocalBackend(Backend):
                      ) -> Iterator[EntryBatch]:
         """Each directory's files in one batch: a ``stat`` per file and no object per file
         besides it, for listings of millions (``list()`` reads these batches too)."""
+        walk = self._walk_from(prefix)
+        if walk is not None:
+            yield from walk.batches(on_skip, start=walk.stack[0][0], url=self.url)
+
+    def split_listing(self, files: int, parts: int, on_skip: Optional[SkipCallback] = None
+                      ) -> SplitListing:
+        """The walk of :meth:`list_batches`, handing over the directories it has still to
+        list once it has listed ``files`` files and finished the subtrees below the first
+        level that has at least ``parts`` of them (parts of like size: in a mirror's
+        ``hh/hh`` layout, the ``hh`` directories not yet listed)."""
+        return _SplitWalk(self, files, parts, on_skip)
+
+    def _walk_from(self, prefix: str) -> Optional[_Walk]:
+        """A walk of the tree below ``prefix`` (None: a prefix that does not exist)."""
         start = self._full(prefix) if prefix else self.root
-        seen: Set[Tuple[int, int]] = set()
         try:
             st = os.stat(start)
         except FileNotFoundError:
             if prefix:
-                return
+                return None
             raise NotFoundError(
                 f"mirror directory {self.root} does not exist", url=self.url
             ) from None
         except OSError as exc:
             raise _translate(exc, f"cannot list {start}") from exc
-        seen.add((st.st_dev, st.st_ino))
         rel0 = prefix.strip("/")
-        stack = [(start, rel0 + "/" if rel0 else "")]
-        is_reg, is_dir = stat_mod.S_ISREG, stat_mod.S_ISDIR
-        while stack:
-            directory, rel = stack.pop()
-            try:
-                with os.scandir(directory) as it:
-                    children = list(it)
-            except FileNotFoundError:
-                if directory == start:
-                    raise NotFoundError(f"{start} disappeared while listing it", url=self.url
-                                        ) from None
-                continue  # removed since its parent was listed (a clean pruning it): empty
-            except OSError as exc:
-                raise _translate(exc, f"cannot list {directory}") from exc
-            names: List[str] = []
-            sizes: List[int] = []
-            mtimes: List[float] = []
-            atimes: List[float] = []
-            for child in children:
-                try:
-                    st = child.stat()  # follows symlinks
-                    # bitbake marks a hit by touching the link itself (no-dereference)
-                    link = child.stat(follow_symlinks=False) if child.is_symlink() else None
-                except FileNotFoundError:
-                    if on_skip is not None and child.is_symlink():
-                        on_skip(rel + child.name, "dangling symbolic link")
-                    continue  # else deleted since the directory was read
-                except OSError as exc:
-                    if exc.errno == errno.ELOOP:
-                        if on_skip is not None:
-                            on_skip(rel + child.name, "symbolic link loop")
-                        continue
-                    raise _translate(exc, f"cannot stat {child.path}") from exc
-                mode = st.st_mode
-                if is_reg(mode):
-                    names.append(child.name)
-                    sizes.append(st.st_size)
-                    mtimes.append(st.st_mtime if link is None
-                                  else max(st.st_mtime, link.st_mtime))
-                    atimes.append(st.st_atime)
-                elif is_dir(mode):
-                    key = (st.st_dev, st.st_ino)
-                    if key in seen:
-                        if on_skip is not None:
-                            on_skip(rel + child.name, "directory already listed (link loop)")
-                        continue
-                    seen.add(key)
-                    stack.append((child.path, f"{rel}{child.name}/"))
-                elif on_skip is not None:
-                    on_skip(rel + child.name, "not a regular file")
-            if names:
-                yield EntryBatch(rel, names, sizes, mtimes, atimes)
+        key = (st.st_dev, st.st_ino)
+        return _Walk([(start, rel0 + "/" if rel0 else "", key)], {key})
 
     def stat(self, path: str) -> Optional[Entry]:
         try:
@@ -279,6 +244,185 @@ class LocalBackend(Backend):
             except BackendError as exc:
                 failures[path] = exc
         return failures
+
+
+
+#: A directory still to list: its path here, its path in the mirror ('' or ending with ``/``),
+#: and its device and inode.
+_Pending = Tuple[str, str, Tuple[int, int]]
+
+
+class _Walk:
+    """A depth-first walk of a directory tree, resumable and splittable.
+
+    ``stack`` holds the directories still to list (the next one last); ``seen`` the device
+    and inode of every directory met, so that a directory reached again through a link is
+    listed once (the second time it is reported through ``on_skip``). A walk of a part of the
+    tree records in ``met`` every directory it meets (see :class:`_SplitWalk`).
+    """
+
+    def __init__(self, stack: List[_Pending], seen: Set[Tuple[int, int]],
+                 met: Optional[List[int]] = None) -> None:
+        self.stack = stack
+        self.seen = seen
+        self.met = met
+        self.files = 0
+
+    def batches(self, on_skip: Optional[SkipCallback], *, start: Optional[str] = None,
+                url: str = "", until: Optional[Callable[[], bool]] = None
+                ) -> Iterator[EntryBatch]:
+        """The files of each directory popped in turn, until the stack is empty or ``until``
+        says to stop. ``start`` is the root of the whole listing: its disappearing fails it
+        (any other directory that disappears was removed since its parent was listed)."""
+        stack, seen, met = self.stack, self.seen, self.met
+        is_reg, is_dir = stat_mod.S_ISREG, stat_mod.S_ISDIR
+        while stack:
+            if until is not None and until():
+                return
+            directory, rel, _ = stack.pop()
+            try:
+                with os.scandir(directory) as it:
+                    children = list(it)
+            except FileNotFoundError:
+                if directory == start:
+                    raise NotFoundError(f"{start} disappeared while listing it", url=url
+                                        ) from None
+                continue  # removed since its parent was listed (a clean pruning it): empty
+            except OSError as exc:
+                raise _translate(exc, f"cannot list {directory}") from exc
+            names: List[str] = []
+            sizes: List[int] = []
+            mtimes: List[float] = []
+            atimes: List[float] = []
+            for child in children:
+                try:
+                    st = child.stat()  # follows symlinks
+                    # bitbake marks a hit by touching the link itself (no-dereference)
+                    link = child.stat(follow_symlinks=False) if child.is_symlink() else None
+                except FileNotFoundError:
+                    if on_skip is not None and child.is_symlink():
+                        on_skip(rel + child.name, "dangling symbolic link")
+                    continue  # else deleted since the directory was read
+                except OSError as exc:
+                    if exc.errno == errno.ELOOP:
+                        if on_skip is not None:
+                            on_skip(rel + child.name, "symbolic link loop")
+                        continue
+                    raise _translate(exc, f"cannot stat {child.path}") from exc
+                mode = st.st_mode
+                if is_reg(mode):
+                    names.append(child.name)
+                    sizes.append(st.st_size)
+                    mtimes.append(st.st_mtime if link is None
+                                  else max(st.st_mtime, link.st_mtime))
+                    atimes.append(st.st_atime)
+                elif is_dir(mode):
+                    key = (st.st_dev, st.st_ino)
+                    if met is not None:
+                        met += key
+                    if key in seen:
+                        if on_skip is not None:
+                            on_skip(rel + child.name, "directory already listed (link loop)")
+                        continue
+                    seen.add(key)
+                    stack.append((child.path, f"{rel}{child.name}/", key))
+                elif on_skip is not None:
+                    on_skip(rel + child.name, "not a regular file")
+            if names:
+                self.files += len(names)
+                yield EntryBatch(rel, names, sizes, mtimes, atimes)
+
+
+class _DirectoryPart(ListingPart):
+    """A directory the whole walk had still to list, walked on its own (in another process).
+
+    Its walk starts knowing only this directory: it lists what the whole walk would list
+    there unless it meets a directory the whole walk had met before (see
+    :meth:`_SplitWalk.admit`), so it records every directory it meets in :attr:`trace`.
+    """
+
+    def __init__(self, pending: _Pending) -> None:
+        self.pending = pending
+        self.trace = b""
+
+    def batches(self, on_skip: Optional[SkipCallback] = None) -> Iterator[EntryBatch]:
+        met: List[int] = []
+        yield from _Walk([self.pending], {self.pending[2]}, met).batches(on_skip)
+        self.trace = array("Q", met).tobytes()
+
+
+class _SplitWalk(SplitListing):
+    """The walk of :meth:`LocalBackend.list_batches`, split (see its ``split_listing``).
+
+    The parts' walks know nothing of each other nor of the head; a part's listing is the one
+    the whole walk gives there exactly when none of the directories it met (but its own)
+    had been met before it in the whole walk's order. Only links and bind mounts reach a
+    directory twice, so that is nearly always so; when it is not, the part is walked again
+    here with every directory met before it.
+    """
+
+    def __init__(self, backend: LocalBackend, files: int, parts: int,
+                 on_skip: Optional[SkipCallback]) -> None:
+        self._backend, self._files, self._min_parts = backend, files, parts
+        self._on_skip = on_skip
+        self._seen: Set[Tuple[int, int]] = set()
+        self.parts: List[ListingPart] = []
+
+    def head(self) -> Iterator[EntryBatch]:
+        walk = self._backend._walk_from("")
+        assert walk is not None  # the root is there, or _walk_from raised
+        self._seen = walk.seen
+        files, min_parts = self._files, self._min_parts
+        level: Optional[int] = None
+        listed: Dict[int, int] = {}  # directories listed, by depth
+
+        def until() -> bool:
+            nonlocal level
+            stack = walk.stack
+            depth = stack[-1][1].count("/")
+            if walk.files >= files and level is None:
+                level = _split_level(stack, min_parts, walk.files, listed, files)
+            if level is not None and depth <= level:
+                return True
+            listed[depth] = listed.get(depth, 0) + 1
+            return False
+
+        yield from walk.batches(self._on_skip, start=self._backend.root, url=self._backend.url,
+                                until=until)
+        self.parts = [_DirectoryPart(pending) for pending in reversed(walk.stack)]
+
+    def admit(self, part: ListingPart, trace: bytes) -> bool:
+        assert isinstance(part, _DirectoryPart)
+        met = array("Q")
+        met.frombytes(trace)
+        keys = set(zip(met[0::2], met[1::2]))
+        keys.discard(part.pending[2])
+        if not keys.isdisjoint(self._seen):
+            return False
+        self._seen |= keys
+        return True
+
+    def redo(self, part: ListingPart) -> Iterator[EntryBatch]:
+        assert isinstance(part, _DirectoryPart)
+        return _Walk([part.pending], self._seen).batches(self._on_skip)
+
+
+def _split_level(stack: List[_Pending], min_parts: int, files: int, listed: Dict[int, int],
+                 wanted: int) -> Optional[int]:
+    """The depth at which the walk splits: the first with ``min_parts`` directories still to
+    list, when what is left is worth splitting (at least ``wanted`` more files, estimated
+    from the ``files`` listed in the ``listed`` directories of that depth); -1: never."""
+    pending: Dict[int, int] = {}
+    for _, rel, _ in stack:
+        depth = rel.count("/")
+        pending[depth] = pending.get(depth, 0) + 1
+    level = min((d for d, n in pending.items() if n >= min_parts), default=None)
+    if level is None:
+        return None
+    done = listed.get(level, 0)
+    if done and files * pending[level] < wanted * done:
+        return -1
+    return level
 
 
 def _open_noatime(full: str) -> int:

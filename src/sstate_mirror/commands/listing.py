@@ -9,6 +9,7 @@ from ..backends.base import Backend, Listing
 from ..catalog import Catalog
 from ..naming import Artifact, make_artifact, member_paths
 from ..transfer import Progress, run_parallel
+from . import listing_parts
 
 
 @dataclass(frozen=True)
@@ -46,15 +47,23 @@ def list_artifacts(
 
     The entries the backend yields are consumed into a :class:`~sstate_mirror.catalog.Catalog`
     as they come: no list of every entry or every artifact is held (a mirror of ten million
-    objects fits in a few hundred MiB). A listing that fails raises; callers never see a
-    partial list as if it were complete.
+    objects fits in a few hundred MiB). A store that can split its listing (a directory) and
+    holds more than :data:`~sstate_mirror.commands.listing_parts.PARALLEL_FILES` files is
+    walked and catalogued on the machine's cores (:mod:`.listing_parts`), to the same
+    catalog. A listing that fails raises; callers never see a partial list as if it were
+    complete.
     """
     progress = progress or Progress()
     progress.phase(f"listing {backend.url}", 0)
     artifacts = Catalog()
-    for batch in backend.list_batches(on_skip=on_skip):
-        artifacts.extend(*batch)
-        progress.advance(len(batch.names), sum(batch.sizes))
+    workers = listing_parts.parallel_workers()
+    split = (backend.split_listing(listing_parts.PARALLEL_FILES,
+                                   workers * listing_parts.PARTS_PER_WORKER, on_skip)
+             if workers > 1 and isinstance(backend, Backend) else None)
+    for batch in backend.list_batches(on_skip=on_skip) if split is None else split.head():
+        listing_parts.add_batch(artifacts, batch, progress)
+    if split is not None and split.parts:
+        listing_parts.catalog_parts(split, artifacts, workers, on_skip, progress)
     progress.done()
     return artifacts
 

@@ -1,0 +1,190 @@
+"""A listing of millions of files catalogued on several cores.
+
+One process walks a directory tree at the pace of ``os.scandir`` and a ``stat`` per file,
+and cataloguing what it lists (:meth:`~sstate_mirror.catalog.Catalog.extend`) costs half as
+much again, while the machine's other cores wait. A store that can split its listing
+(:meth:`~sstate_mirror.backends.base.Backend.split_listing`: the directory backend) lists
+its first files here, then hands the directories left, in runs, to worker processes; each
+worker catalogues its run and sends the catalog back (arrays, and the small tables of the
+names' parts: bytes, not an object per file), joined here in the listing's order by
+:meth:`~sstate_mirror.catalog.Catalog.concat`.
+
+The catalog is the one listing in one process would give, row for row; the skipped files
+are reported in the same order, and a listing that fails raises the same error: a part
+the store does not admit (its walk met a directory that the whole walk met before it: a
+link), or whose worker failed or died, is listed again here, where it fails, if it still
+does, as the whole listing would. Nothing partial is returned.
+
+Hand-written on the standard library's process pool, started by ``forkserver`` (``spawn``
+where there is none), never ``fork``: the progress display runs a thread. Runs are few and
+contiguous so that each worker's catalog parses a name's head once per run, not per
+directory, and so that the parent joins a few large catalogs.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+from collections import deque
+from concurrent.futures import BrokenExecutor, Future, ProcessPoolExecutor
+from typing import Callable, Deque, Dict, List, NamedTuple, Optional, Tuple
+
+from ..backends.base import EntryBatch, ListingPart, SplitListing
+from ..catalog import Catalog
+from ..transfer import Progress
+
+#: Files listed in this process before the rest is split among workers: a smaller mirror is
+#: listed in one process (starting workers costs more than it saves there). Tests set 0.
+PARALLEL_FILES = 20_000
+#: Most worker processes: beyond a few, the disk's metadata rate bounds the walk.
+MAX_WORKERS = 4
+#: Runs of parts per worker: enough for uneven parts, a moving progress display and small
+#: catalogs in flight (the parent's memory), few enough that joining them costs little.
+RUNS_PER_WORKER = 8
+#: Parts per worker, at least, at the directory level the walk splits at.
+PARTS_PER_WORKER = 3
+
+
+def usable_cpus() -> int:
+    """The CPUs this process may run on (its affinity, where the system tells it)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+def parallel_workers() -> int:
+    """How many worker processes a split listing uses (1: none, list in one process)."""
+    return min(usable_cpus(), MAX_WORKERS)
+
+
+class _RunListed(NamedTuple):
+    """What a worker made of a run of parts: their rows, one after the other, in
+    ``catalog``; ``ends[i]`` is the row after part ``i``'s. A part that failed, and the
+    parts after it, are not in ``ends``.
+
+    A worker numbers names' parts in tables it keeps from run to run (it parses a head
+    once); it sends only the entries new since its last run, as ``tables``, and ``catalog``
+    without tables: the parent adds them to the tables it holds for that worker (the runs
+    of one worker are joined in the order that worker listed them) and reads the rows
+    with those.
+    """
+
+    worker: int
+    tables: Catalog
+    catalog: Catalog
+    ends: List[int]
+    skips: List[List[Tuple[str, str]]]
+    traces: List[bytes]
+
+
+#: This worker process's tables of names' parts (see :class:`_RunListed`).
+_WORKER_TABLES: Dict[str, Catalog] = {}
+
+
+def list_run(parts: List[ListingPart], report_skips: bool) -> _RunListed:
+    """Catalogue ``parts`` one after the other (in a worker process)."""
+    tables = _WORKER_TABLES.setdefault("tables", Catalog())
+    sent = len(tables.heads), len(tables.tails), len(tables.dirs)
+    catalog = tables.sharing()
+    listed = _RunListed(os.getpid(), Catalog(), catalog, [], [], [])
+    for part in parts:
+        skipped: List[Tuple[str, str]] = []
+        try:
+            for batch in part.batches(_recorder(skipped) if report_skips else None):
+                catalog.extend(*batch)
+        except Exception:  # listed again by the parent, which raises it there
+            break
+        listed.ends.append(len(catalog))
+        listed.skips.append(skipped)
+        listed.traces.append(part.trace)
+    listed.tables.heads, listed.tables.tails, listed.tables.dirs = (
+        tables.heads[sent[0]:], tables.tails[sent[1]:], tables.dirs[sent[2]:])
+    catalog.heads, catalog.tails, catalog.dirs = [], [], []
+    return listed
+
+
+def _recorder(skipped: List[Tuple[str, str]]) -> Callable[[str, str], None]:
+    return lambda path, why: skipped.append((path, why))
+
+
+def catalog_parts(split: SplitListing, catalog: Catalog, workers: int,
+                  on_skip: Optional[Callable[[str, str], None]], progress: Progress) -> None:
+    """Add the parts of ``split`` (its head read) to ``catalog``, listed by ``workers``
+    processes, in the listing's order."""
+    parts = split.parts
+    count = min(len(parts), workers * RUNS_PER_WORKER)
+    cuts = [len(parts) * i // count for i in range(count + 1)]
+    runs = [parts[a:b] for a, b in zip(cuts, cuts[1:])]
+    methods = multiprocessing.get_all_start_methods()
+    context = multiprocessing.get_context("forkserver" if "forkserver" in methods else "spawn")
+    workers = min(workers, count)
+    pool = ProcessPoolExecutor(max_workers=workers, mp_context=context)
+    tables: Dict[int, Catalog] = {}  # each worker's, by process id
+    numbers: Dict[int, List[int]] = {}  # the number here of each head in a worker's tables
+    try:
+        pending: Deque[Future[_RunListed]] = deque()
+        for i, run in enumerate(runs):
+            # two runs ahead for each worker, no more: a worker does not wait for the parent
+            # to join (on a busy machine), and the parent holds few catalogs at once
+            while len(pending) < 2 * workers + 1 and i + len(pending) < len(runs):
+                pending.append(_submit(pool, runs[i + len(pending)], on_skip is not None))
+            future = pending.popleft()
+            try:
+                listed = future.result()
+            except Exception:  # the worker died (killed, out of memory): listed here
+                listed = _RunListed(0, Catalog(), Catalog(), [], [], [])
+            mine = tables.setdefault(listed.worker, Catalog())
+            known = len(mine.heads)
+            mine.heads += listed.tables.heads
+            mine.tails += listed.tables.tails
+            mine.dirs += listed.tables.dirs
+            listed.catalog.heads, listed.catalog.tails, listed.catalog.dirs = (
+                mine.heads, mine.tails, mine.dirs)
+            _join(split, run, listed, catalog, numbers.setdefault(listed.worker, []),
+                  on_skip, progress)
+            catalog.share_heads(mine.heads, known)
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _submit(pool: ProcessPoolExecutor, run: List[ListingPart], report_skips: bool
+            ) -> Future[_RunListed]:
+    try:
+        return pool.submit(list_run, run, report_skips)
+    except BrokenExecutor as exc:  # a worker died: the runs left are listed here
+        future: Future[_RunListed] = Future()
+        future.set_exception(exc)
+        return future
+
+
+def _join(split: SplitListing, run: List[ListingPart], listed: _RunListed, catalog: Catalog,
+          numbers: List[int], on_skip: Optional[Callable[[str, str], None]],
+          progress: Progress) -> None:
+    """Add a run's parts in order: as the worker listed them where the store admits it,
+    else listed again here (after the rows admitted before them)."""
+    first = row = 0  # rows of listed.catalog admitted and not added yet: first..row
+
+    def flush() -> None:
+        if row > first:
+            catalog.concat(listed.catalog, first, row, numbers)
+            progress.advance(row - first, sum(listed.catalog.size[first:row]))
+
+    for i, part in enumerate(run):
+        if i < len(listed.ends) and split.admit(part, listed.traces[i]):
+            if on_skip is not None:
+                for path, why in listed.skips[i]:
+                    on_skip(path, why)
+            row = listed.ends[i]
+            continue
+        flush()
+        for batch in split.redo(part):
+            add_batch(catalog, batch, progress)
+        first = row = listed.ends[i] if i < len(listed.ends) else row
+    flush()
+
+
+def add_batch(catalog: Catalog, batch: EntryBatch, progress: Progress) -> None:
+    """Catalogue one batch of a listing, and say so."""
+    catalog.extend(*batch)
+    progress.advance(len(batch.names), sum(batch.sizes))
