@@ -12,6 +12,7 @@ import pytest
 
 from sstate_mirror.catalog import Catalog
 from sstate_mirror.commands.clean import CleanOptions, CleanPlan, Deletion, Spared, plan_clean
+from sstate_mirror.commands.cleancolumns import PathOrder
 from sstate_mirror.commands.pins import PinSet
 from sstate_mirror.naming import Artifact, Group, Kind, group_artifacts, make_artifact
 from synthetic import gencache
@@ -158,10 +159,10 @@ def _ref_pinned_groups(groups: Iterable[Group], pins: Optional[PinSet]) -> Dict[
 # --- the comparison ------------------------------------------------------------------------
 
 
-def _listing() -> List[Artifact]:
+def _listing(flavours: Tuple[str, ...] = ("oe", "legacy")) -> List[Artifact]:
     generator = gencache()
     entries = []
-    for flavour, seed in (("oe", 11), ("legacy", 12)):
+    for flavour, seed in zip(flavours, (11, 12)):
         entries += generator.plan(2500, seed=seed, flavour=flavour, mtime_spread=120,
                                  now=int(NOW), junk=4, temp=20)
     arts = [make_artifact(e.path, e.size, float(e.mtime)) for e in entries]
@@ -217,6 +218,15 @@ def test_plan_is_the_same_whatever_the_order_of_the_listing(options: CleanOption
                                                             order: str) -> None:
     """Groups are found whether their files are listed together or far apart."""
     _compare(_ordered(_listing(), order), options, pinned=True)
+
+
+@pytest.mark.parametrize("options", [OPTIONS[i] for i in (0, 3, 5, 6)], ids=[0, 3, 5, 6])
+def test_plan_of_a_mirror_in_one_layout_is_the_same(options: CleanOptions) -> None:
+    """An OE mirror in ``hh/hh`` (and another cache below it): the path order is had from
+    the catalog's columns, not from paths."""
+    arts = _listing(("oe",))
+    assert PathOrder(Catalog.of(arts)).usable
+    _compare(_ordered(arts, "shuffled"), options, pinned=True)
 
 
 def _compare(arts: List[Artifact], options: CleanOptions, pinned: bool) -> None:

@@ -43,17 +43,33 @@ archive without its signature.
 
 from __future__ import annotations
 
-import math
 from array import array
+from bisect import bisect_left, bisect_right
+from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Callable, Dict, List, Optional, Set, Tuple, Union, overload
+from itertools import accumulate, compress, count, filterfalse, repeat
+from operator import add, and_, eq, ge, mul, not_, sub
+from typing import Any, Dict, List, Optional, Set, Tuple, Union, overload
 
 from ..backends.base import Backend
 from ..catalog import OTHER, Catalog
 from ..errors import BackendError, UsageError
 from ..naming import GROUPED_KINDS, Artifact, Kind
 from ..transfer import Progress, TransferInterrupted, batched, run_parallel
+from .cleancolumns import (
+    KIND_CODE,
+    NONE,
+    Groups,
+    PathOrder,
+    Picks,
+    aged,
+    consume,
+    deletion_order,
+    first_seen,
+    tasks_of_archives,
+    ties_by_key,
+)
 from .cleanlease import CleanLease
 from .listing import remote_artifacts
 from .pins import PinSet
@@ -242,164 +258,7 @@ def _rules_and_sizes(deletions: Sequence[Deletion]) -> Iterator[Tuple[str, int]]
         return deletions.rules_and_sizes()
     return ((d.rule, d.artifact.size) for d in deletions)
 _KIND_ORDER = {Kind.ARCHIVE: 0, Kind.SIGINFO: 1, Kind.SIG: 1, Kind.TEMP: 2, Kind.UNKNOWN: 3}
-_NONE = -1
-_FIBONACCI = 0x9E3779B97F4A7C15  # 2**64 / the golden ratio
-_WORD = (1 << 64) - 1
-
-
-class _Groups:
-    """The artifact groups of a catalog, by columns: a group is a number, its members rows.
-
-    One object per group would cost more than the whole catalog; the planner needs of a group
-    only its members, its last use and, for a few rules, its name and key.
-    """
-
-    def __init__(self, catalog: Catalog) -> None:
-        self.catalog = catalog
-        self.archive = array("q")
-        self.siginfo = array("q")
-        self.sig = array("q")
-        self.last_used = array("d")
-        first = array("q")  # a member of each group, whose key the others are compared with
-        spill: Dict[str, int] = {}  # groups of the few rows kept whole, by their key
-        # the group of each row, found by open addressing in one array of group numbers
-        # (slot: the whole key, the hash's four words and the numbers of head, directory
-        # and archive, folded by Fibonacci hashing, so that keys that differ in a few bits
-        # are spread too), not in a dictionary, which would cost over a hundred bytes per
-        # group; a row whose key is the previous row's (every listing of a directory or a
-        # sorted key space gives a group's files next to each other) needs no look-up at
-        # all, but no order is assumed
-        rows = len(catalog)
-        bits = max(3, (rows + rows // 2).bit_length())
-        mask, shift = (1 << bits) - 1, 64 - bits
-        table = array("i", [_NONE]) * (mask + 1)
-        tails = catalog.tails
-        tail_kind = [t.kind for t in tails]
-        tail_archive = [t.archive for t in tails]
-        heads, dirs, tails_of = catalog.head, catalog.dir, catalog.tail
-        words = memoryview(catalog.hashes).cast("Q")  # a hash is words 4*row .. 4*row + 3
-        prev = prev_g = _NONE
-        try:
-            for row, (hd, tl, dr) in enumerate(zip(heads, tails_of, dirs)):
-                g: Optional[int]
-                if hd == OTHER:
-                    art = catalog.others[row]
-                    kind = art.kind
-                    if kind not in GROUPED_KINDS:
-                        continue
-                    g = spill.get(art.group_key)
-                    if g is None:
-                        g = spill[art.group_key] = self._new(row, first)
-                else:
-                    kind = tail_kind[tl]
-                    w = 4 * row
-                    low, high = words[w], words[w + 3]
-                    arch = tail_archive[tl]
-                    if (prev != _NONE and words[4 * prev] == low and words[4 * prev + 3] == high
-                            and words[4 * prev + 1] == words[w + 1]
-                            and words[4 * prev + 2] == words[w + 2] and heads[prev] == hd
-                            and dirs[prev] == dr and tail_archive[tails_of[prev]] == arch):
-                        g = prev_g
-                    else:
-                        slot = (low ^ words[w + 1] ^ words[w + 2] ^ high
-                                ^ hd << 43 ^ dr << 21 ^ arch)
-                        slot = (slot * _FIBONACCI & _WORD) >> shift
-                        while True:
-                            g = table[slot]
-                            if g == _NONE:
-                                g = table[slot] = self._new(row, first)
-                                break
-                            o = first[g]
-                            if (words[4 * o] == low and words[4 * o + 3] == high
-                                    and words[4 * o + 1] == words[w + 1]
-                                    and words[4 * o + 2] == words[w + 2] and heads[o] == hd
-                                    and dirs[o] == dr and tail_archive[tails_of[o]] == arch):
-                                break
-                            slot = (slot + 1) & mask
-                    prev, prev_g = row, g
-                if kind is Kind.ARCHIVE:
-                    self.archive[g] = row
-                elif kind is Kind.SIGINFO:
-                    self.siginfo[g] = row
-                else:
-                    self.sig[g] = row
-        finally:
-            words.release()
-        del table, first
-        mtime, atime = catalog.mtime, catalog.atime
-        for a, i, s in zip(self.archive, self.siginfo, self.sig):
-            times = [mtime[r] for r in (a, i, s) if r != _NONE]
-            if i != _NONE and atime is not None and not math.isnan(atime[i]):
-                times.append(atime[i])
-            self.last_used.append(max(times) if times else 0.0)
-
-    def _new(self, row: int, first: array[int]) -> int:
-        first.append(row)
-        self.archive.append(_NONE)
-        self.siginfo.append(_NONE)
-        self.sig.append(_NONE)
-        return len(self.archive) - 1
-
-    def __len__(self) -> int:
-        return len(self.archive)
-
-    def members(self, g: int) -> List[int]:
-        """Present members, companions first (as :meth:`~sstate_mirror.naming.Group.members`)."""
-        return [r for r in (self.siginfo[g], self.sig[g], self.archive[g]) if r != _NONE]
-
-    def first(self, g: int) -> int:
-        """The member whose name names the group: the archive, else the siginfo, else sig."""
-        a = self.archive[g]
-        return a if a != _NONE else self.siginfo[g] if self.siginfo[g] != _NONE else self.sig[g]
-
-    def key(self, g: int) -> str:
-        """The group's key: the path of its archive (present or not)."""
-        row = self.first(g)
-        catalog = self.catalog
-        if catalog.head[row] == OTHER:
-            return catalog.others[row].group_key
-        return catalog.path(row, tail=catalog.tails[catalog.tail[row]].archive)
-
-
-class _Chooser:
-    """Collects deletions by row; the first rule that picks a file is the one reported.
-
-    Files of a pinned group are never chosen: they are noted as spared instead.
-    """
-
-    def __init__(self, groups: _Groups, pinned: Dict[int, str]) -> None:
-        self.groups = groups
-        self.size = groups.catalog.size
-        self.rule = bytearray(len(groups.catalog))  # row -> rule code, 0: kept
-        self.pinned = pinned
-        self.spared: Dict[int, Tuple[str, str]] = {}  # row -> (rule, pin)
-        self.chosen_bytes = 0
-
-    def file(self, row: int, g: int, rule: str) -> None:
-        pin = self.pinned.get(g) if self.pinned else None
-        if pin is not None:
-            self.spared.setdefault(row, (rule, pin))
-        elif not self.rule[row]:
-            self.rule[row] = _RULE_CODES[rule]
-            self.chosen_bytes += self.size[row]
-
-    def group(self, g: int, rule: str) -> None:
-        groups = self.groups
-        archive = groups.archive[g]
-        if archive == _NONE:
-            for row in groups.members(g):
-                self.file(row, g, rule)
-            return
-        self.file(archive, g, rule)
-        for companion in (groups.siginfo[g], groups.sig[g]):
-            if companion != _NONE:
-                self.file(companion, g, "with-archive")
-
-    def remaining(self, g: int) -> int:
-        return sum(self.size[r] for r in self.groups.members(g) if not self.rule[r])
-
-    def gone(self, g: int) -> bool:
-        return all(self.rule[r] for r in self.groups.members(g))
+_KIND_OF_CODE = {code: kind.value for kind, code in KIND_CODE.items()}
 
 
 def plan_clean(artifacts: Iterable[Artifact], options: CleanOptions, now: float,
@@ -408,143 +267,196 @@ def plan_clean(artifacts: Iterable[Artifact], options: CleanOptions, now: float,
     are all it sees.
 
     It works on the listing's :class:`~sstate_mirror.catalog.Catalog` by rows and on groups
-    by number (:class:`_Groups`), so that a mirror of millions of files is planned in a few
-    dozen bytes per file; only the files it deletes or spares become :class:`Artifact`
-    objects in the plan.
+    by number (:class:`~.cleancolumns.Groups`), each rule a few passes over their columns
+    (:mod:`.cleancolumns`), so that a mirror of millions of files is planned in a few dozen
+    bytes and a few microseconds per file; only the files it deletes or spares become
+    :class:`Artifact` objects in the plan.
     """
     catalog = Catalog.of(artifacts)
     plan = CleanPlan(max_size=options.max_size)
-    tails = catalog.tails
-    for hd, tl in zip(catalog.head, catalog.tail):
-        if hd != OTHER:
-            kind = tails[tl].kind.value
-            plan.counts[kind] = plan.counts.get(kind, 0) + 1
-    for art in catalog.others.values():
-        plan.counts[art.kind.value] = plan.counts.get(art.kind.value, 0) + 1
-    plan.counts = {kind: plan.counts[kind] for kind in _first_seen(catalog, plan.counts)}
+    groups = Groups(catalog)
+    kinds = groups.kinds
+    plan.counts = {_KIND_OF_CODE[code]: kinds.count(code) for code in first_seen(kinds)}
     plan.size_before = sum(catalog.size)
-    groups = _Groups(catalog)
-    last_used = groups.last_used
-    sstate_tasks = {_task(catalog, groups.archive[g]) for g in range(len(groups))
-                    if groups.archive[g] != _NONE}
+    ages = array("d", map(sub, repeat(now), groups.last_used))
+    everything = range(len(groups))
     pinned = _pinned_groups(groups, pins)
     plan.pinned_bytes = sum(catalog.size[r] for g in pinned for r in groups.members(g))
-    pick = _Chooser(groups, pinned)
-
-    def age(g: int) -> float:
-        return max(0.0, now - last_used[g])
-
-    def protected(g: int) -> bool:
-        return age(g) < options.min_age
+    pick = Picks(groups, pinned, _RULE_NAMES)
+    has_archive = bytes(map(ge, groups.archive, repeat(0)))
+    not_protected = bytes(aged(ages, options.min_age))
+    order = PathOrder(catalog)
 
     if options.max_age is not None:
-        for g in range(len(groups)):
-            if (groups.archive[g] != _NONE and age(g) >= options.max_age
-                    and not protected(g)):
-                pick.group(g, "max-age")
+        pick.whole(compress(everything, map(and_, has_archive, aged(
+            ages, max(options.max_age, options.min_age)))), _RULE_CODES["max-age"],
+            _RULE_CODES["with-archive"])
 
+    alone = array("q", compress(everything, map(not_, has_archive)))
+    sigs = list(compress(alone, map(ge, map(groups.sig.__getitem__, alone), repeat(0))))
+    sigs = list(compress(sigs, map(not_protected.__getitem__, sigs)))
+    code = _RULE_CODES["orphan-sig"]
+    for g in filter(pinned.__contains__, sigs):
+        pick.file(groups.sig[g], g, code)
+    pick.rows(map(groups.sig.__getitem__, filterfalse(pinned.__contains__, sigs)), code)
     sig_age = options.effective_max_sig_age
-    for g in range(len(groups)):
-        if groups.archive[g] != _NONE:
-            continue
-        sig, siginfo = groups.sig[g], groups.siginfo[g]
-        if sig != _NONE and not protected(g):
-            pick.file(sig, g, "orphan-sig")
-        if (siginfo != _NONE and sig_age is not None and age(g) >= sig_age
-                and not protected(g)):
-            orphan = _task(catalog, siginfo) in sstate_tasks
-            pick.file(siginfo, g, "orphan-siginfo" if orphan else "max-sig-age")
+    if sig_age is not None:
+        old = bytes(aged(ages, max(sig_age, options.min_age)))
+        infos = list(compress(alone, map(old.__getitem__, alone)))
+        infos = list(compress(infos, map(ge, map(groups.siginfo.__getitem__, infos),
+                                         repeat(0))))
+        tasks = tasks_of_archives(groups)
+        orphan, task_sig = _RULE_CODES["orphan-siginfo"], _RULE_CODES["max-sig-age"]
+        code_of_tail = [orphan if t.task in tasks else task_sig for t in catalog.tails]
+        for g in filter(pinned.__contains__, infos):
+            row = groups.siginfo[g]
+            pick.file(row, g, orphan if _task(catalog, row) in tasks else task_sig)
+        rows = array("q", map(groups.siginfo.__getitem__, filterfalse(pinned.__contains__,
+                                                                       infos)))
+        if code_of_tail:
+            consume(map(pick.rule.__setitem__, rows, map(code_of_tail.__getitem__, map(
+                catalog.tail.__getitem__, rows))))
+        for row in rows if groups.spilled else ():
+            if catalog.head[row] == OTHER:
+                pick.rule[row] = orphan if _task(catalog, row) in tasks else task_sig
 
     if options.max_versions is not None:
-        versions: Dict[Tuple[str, str, str], List[int]] = {}
-        for g in range(len(groups)):
-            if groups.archive[g] != _NONE and not pick.gone(g):
-                versions.setdefault(_version_key(catalog, groups.archive[g]), []).append(g)
-        for same in versions.values():
-            if len(same) <= options.max_versions:
-                continue
-            same.sort(key=lambda g: (-last_used[g], groups.key(g)))
-            for g in same[options.max_versions:]:
-                if not protected(g):
-                    pick.group(g, "max-versions")
-                else:
-                    plan.versions_protected += 1
+        plan.versions_protected = _beyond_versions(groups, pick, order, has_archive,
+                                                   not_protected, options.max_versions)
 
     for row, art in catalog.others.items():
         if art.kind is Kind.TEMP and art.age(now) >= options.temp_age:
-            pick.file(row, _NONE, "stale-temp")
+            pick.file(row, NONE, _RULE_CODES["stale-temp"])
         elif art.kind is Kind.UNKNOWN:
             plan.unknown.append(art)
 
     if options.max_size is not None:
-        _evict_to_fit(groups, pick, pinned, plan, options.max_size, protected)
+        _evict_to_fit(groups, pick, order, not_protected, plan, options.max_size)
 
     # archives first: an interrupted run must not leave an archive without its signature
-    chosen = _deletion_order(catalog, (row for row, code in enumerate(pick.rule) if code))
-    plan.deletions = Deletions(catalog, chosen, bytes(pick.rule[row] for row in chosen))
+    chosen = deletion_order(catalog, groups, order, pick.rule,
+                            lambda rows: _deletion_order(catalog, rows))
+    plan.deletions = Deletions(catalog, chosen, bytes(map(pick.rule.__getitem__, chosen)))
     plan.pinned = sorted((Spared(catalog[row], rule, pin)
                           for row, (rule, pin) in pick.spared.items()), key=lambda p: p.path)
     plan.kept = len(catalog) - len(chosen)
     del chosen
-    plan.kept_bytes = plan.size_before - pick.chosen_bytes
+    plan.kept_bytes = plan.size_before - pick.chosen_bytes()
     return plan
 
 
-def _evict_to_fit(groups: _Groups, pick: _Chooser, pinned: Dict[int, str], plan: CleanPlan,
-                  max_size: int, protected: Callable[[int], bool]) -> None:
+def _beyond_versions(groups: Groups, pick: Picks, order: PathOrder, has_archive: bytes,
+                     not_protected: bytes, max_versions: int) -> int:
+    """``max-versions``: of each (PN, SSTATE_PKGARCH, task), the archives beyond the
+    ``max_versions`` most recently used (then by key); the number kept as protected."""
+    catalog = groups.catalog
+    candidates = array("q", compress(range(len(groups)), map(
+        and_, has_archive, map(not_, pick.gone()))))
+    archives = array("q", map(groups.archive.__getitem__, candidates))
+    names: Dict[Tuple[str, str], int] = {}
+    head_of = [names.setdefault((h.pn, h.pkgarch), len(names)) for h in catalog.heads]
+    tasks: Dict[str, int] = {}
+    task_of = [tasks.setdefault(t.task, len(tasks)) for t in catalog.tails]
+    if groups.spilled:
+        for art in catalog.others.values():
+            names.setdefault((art.pn, art.arch), len(names))
+            tasks.setdefault(art.task, len(tasks))
+    width = len(tasks)
+    if not groups.spilled:
+        version = array("q", map(add, map(mul, map(head_of.__getitem__, map(
+            catalog.head.__getitem__, archives)), repeat(width)), map(
+            task_of.__getitem__, map(catalog.tail.__getitem__, archives))))
+    else:
+        version = array("q", (
+            names[catalog.others[row].pn, catalog.others[row].arch] * width
+            + tasks[catalog.others[row].task] if catalog.head[row] == OTHER
+            else head_of[catalog.head[row]] * width + task_of[catalog.tail[row]]
+            for row in archives))
+    del archives
+    many = Counter(version)
+    crowded = {v for v, n in many.items() if n > max_versions}
+    if not crowded:
+        return 0
+    keep = list(map(crowded.__contains__, version))
+    candidates = array("q", compress(candidates, keep))
+    version = array("q", compress(version, keep))
+    del keep, many
+    version_of = dict(zip(candidates, version))
+    last_used = groups.last_used
+
+    def resort(chosen: List[int]) -> List[int]:
+        chosen = sorted(chosen, key=last_used.__getitem__, reverse=True)
+        chosen.sort(key=version_of.__getitem__)
+        return chosen
+
+    ranked = resort(list(candidates))
+    versions = list(map(version_of.__getitem__, ranked))
+    used = array("d", map(last_used.__getitem__, ranked))
+    ties_by_key(groups, order, ranked, map(and_, map(eq, versions, versions[1:]),
+                                           map(eq, used, used[1:])), resort)
+    del used
+    first: Dict[int, int] = {}
+    consume(map(first.setdefault, versions, count()))
+    beyond = list(compress(ranked, map(ge, map(sub, count(), map(first.__getitem__, versions)),
+                                       repeat(max_versions))))
+    evict = list(compress(beyond, map(not_protected.__getitem__, beyond)))
+    pick.whole(evict, _RULE_CODES["max-versions"], _RULE_CODES["with-archive"])
+    return len(beyond) - len(evict)
+
+
+def _evict_to_fit(groups: Groups, pick: Picks, order: PathOrder, not_protected: bytes,
+                  plan: CleanPlan, max_size: int) -> None:
     """``max-size``: least recently used groups first (then by key) until the mirror fits.
 
-    Groups are sorted by last use only; the few with the same last use are put in key order
-    when the eviction reaches them, so no key is made for groups it never reaches.
+    A group's eviction frees what is left of it unless a pin or ``--min-age`` keeps it: the
+    running total of those is summed in C, and the eviction stops at the first group that
+    makes the mirror fit (found by bisection). Groups last used at the same time are put in
+    key order only up to the last one the eviction reaches.
     """
-    size = plan.size_before - pick.chosen_bytes
-    last_used = groups.last_used
-    order = sorted(range(len(groups)), key=last_used.__getitem__)
-    start = 0
-    while start < len(order) and size > max_size:
-        end = start + 1
-        while end < len(order) and last_used[order[end]] == last_used[order[start]]:
-            end += 1
-        run = order[start:end]
-        if len(run) > 1:
-            run.sort(key=groups.key)
-        for g in run:
-            if size <= max_size:
-                break
-            left = pick.remaining(g)
-            if left == 0:
-                continue
-            if g in pinned:
-                pick.group(g, "max-size")  # noted as spared, not chosen
-                continue
-            if protected(g):
-                plan.protected_bytes += left
-                continue
-            pick.group(g, "max-size")
-            size -= left
-        start = end
+    need = plan.size_before - pick.chosen_bytes() - max_size
+    if need <= 0:
+        return
+    left = pick.left()
+    candidates = array("q", compress(range(len(groups)), left))
+    by_use = groups.last_used.__getitem__
+    ranked = sorted(candidates, key=by_use)
+    del candidates
+    free = bytearray(not_protected)
+    for g in pick.pinned:
+        free[g] = 0
 
+    def reach(ranked: List[int]) -> int:
+        """How many of ``ranked`` the eviction goes through."""
+        freed = array("q", accumulate(map(mul, map(left.__getitem__, ranked),
+                                          map(free.__getitem__, ranked))))
+        return bisect_left(freed, need) + 1
 
-def _first_seen(catalog: Catalog, counts: Dict[str, int]) -> List[str]:
-    """The kinds of ``counts`` in the order of their first file in the listing."""
-    seen: List[str] = []
-    tails = catalog.tails
-    for row, (hd, tl) in enumerate(zip(catalog.head, catalog.tail)):
-        kind = (catalog.others[row] if hd == OTHER else tails[tl]).kind.value
-        if kind not in seen:
-            seen.append(kind)
-            if len(seen) == len(counts):
-                break
-    return seen
+    used = array("d", map(by_use, ranked))
+    end = reach(ranked)
+    if end < len(ranked):  # the last one's equals in last use may come before it by key
+        del ranked[bisect_right(used, used[end - 1]):]
+        del used[len(ranked):]
+    ties_by_key(groups, order, ranked, map(eq, used, used[1:]),
+                lambda chosen: sorted(chosen, key=by_use))
+    del used
+    reached = ranked[: reach(ranked)]
+    del ranked
+    code = _RULE_CODES["max-size"]
+    pick.unpinned(filter(pick.pinned.__contains__, reached), code, _RULE_CODES["with-archive"])
+    kept = list(compress(reached, map(not_, map(free.__getitem__, reached))))
+    plan.protected_bytes += sum(map(left.__getitem__, filterfalse(pick.pinned.__contains__,
+                                                                  kept)))
+    pick.whole(compress(reached, map(free.__getitem__, reached)), code,
+               _RULE_CODES["with-archive"])
 
 
 def _deletion_order(catalog: Catalog, rows: Iterable[int]) -> array[int]:
     """``rows`` by kind (archives first) and path, with no path held for more than a moment.
 
-    Millions of deletions with their paths as sort keys would take more memory than the whole
-    catalog: each row is sorted by one integer, its kind's rank, the first eight bytes of its
-    path (UTF-8 keeps the order of the text) and the row; only rows whose eight bytes are the
-    same are then put in order by their whole paths.
+    The order when the columns cannot give it (:class:`~.cleancolumns.PathOrder`), made
+    from each row's path: each row is sorted by one integer, its kind's rank, the first eight
+    bytes of its path (UTF-8 keeps the order of the text) and the row; only rows whose eight
+    bytes are the same are then put in order by their whole paths.
     """
     keyed = sorted(
         _KIND_ORDER[_kind(catalog, row)] << 104
@@ -585,28 +497,32 @@ def _task(catalog: Catalog, row: int) -> str:
     return catalog.tails[catalog.tail[row]].task
 
 
-def _version_key(catalog: Catalog, row: int) -> Tuple[str, str, str]:
-    """(PN, SSTATE_PKGARCH, task) of an archive: the hashes ``--max-versions`` counts."""
-    if catalog.head[row] == OTHER:
-        art = catalog.others[row]
-        return (art.pn, art.arch, art.task)
-    head = catalog.heads[catalog.head[row]]
-    return (head.pn, head.pkgarch, catalog.tails[catalog.tail[row]].task)
-
-
-def _pinned_groups(groups: _Groups, pins: Optional[PinSet]) -> Dict[int, str]:
+def _pinned_groups(groups: Groups, pins: Optional[PinSet]) -> Dict[int, str]:
     """Group number -> the pin that keeps it."""
     if pins is None or not pins.keep:
         return {}
-    out: Dict[int, str] = {}
     catalog = groups.catalog
-    for g in range(len(groups)):
-        row = groups.first(g)
-        h = (catalog.others[row].hash if catalog.head[row] == OTHER
-             else catalog.hashes[32 * row: 32 * row + 32].hex())
-        pin = pins.keep.get(h)
-        if pin is not None:
-            out[g] = pin
+    by_bytes: Dict[bytes, str] = {}
+    for h, pin in pins.keep.items():
+        try:
+            raw = bytes.fromhex(h)
+        except ValueError:
+            continue
+        if len(raw) == 32 and raw.hex() == h:
+            by_bytes[raw] = pin
+    everything = range(len(groups))
+    rows = array("q", groups.any_member(everything))
+    hashes = catalog.hashes
+    found = map(by_bytes.get, map(bytes, map(hashes.__getitem__, map(
+        slice, map(mul, rows, repeat(32)), map(mul, map(add, rows, repeat(1)), repeat(32))))))
+    out = {g: pin for g, pin in zip(everything, found) if pin is not None}
+    for row, art in catalog.others.items() if groups.spilled else ():
+        g = groups.group[row]
+        if g != NONE and max(groups.archive[g], groups.siginfo[g], groups.sig[g]) == row:
+            out.pop(g, None)
+            kept_by = pins.keep.get(art.hash)
+            if kept_by is not None:
+                out[g] = kept_by
     return out
 
 
