@@ -1,4 +1,13 @@
-"""``info``: what a mirror holds, how big and how old — one pass over the listing."""
+"""``info``: what a mirror holds, how big and how old — one pass over the listing.
+
+The summary of a million-file mirror must cost about a second: a Python step per file and
+per tally is several times that. So the pass over a :class:`~sstate_mirror.catalog.Catalog`
+keeps only its sums per row in Python and leaves the rest to the standard library's C
+iterators over the columns (``Counter``, ``itertools.compress``, ``struct.iter_unpack``,
+``memoryview`` copies). This is hand-written rather than a dataframe library's group-by: the
+groups are the catalog's own parts (heads, tails, directories), and no such library is a
+dependency of the tool.
+"""
 
 from __future__ import annotations
 
@@ -160,12 +169,13 @@ def _summarize(artifacts: Iterable[Artifact], now: float) -> InfoReport:
     tallies at the end. A tally's keys are made in the order their first file is listed, as
     a pass over :class:`Artifact` objects would make them.
 
-    Per row, the only Python code is the sums themselves (a handful of additions); the rest
-    is done by the standard library's C iterators over the columns: the order of first
-    files by ``dict.fromkeys``, the archives per recipe and task by ``Counter``, the group
-    keys by ``struct.iter_unpack`` (see :func:`_unmatched_archives`). The catalog is read
-    ``_BLOCK`` rows at a time, so what the pass makes per row is bounded whatever the
-    mirror's size.
+    Per row, the only Python code is the sums themselves (bytes and times per head, bytes
+    per tail, directory and age bucket); the files per part and the order of first files
+    come from ``Counter`` (which keeps its keys in the order first counted), the archives
+    per recipe and task from ``Counter`` over packed pairs, and the group keys of archives
+    and ``.siginfo`` files from :func:`_group_records` (matched by :class:`_Unmatched`).
+    The catalog is read ``_BLOCK`` rows at a time, so what the pass makes per row is
+    bounded whatever the mirror's size.
     """
     catalog = Catalog.of(artifacts)
     report = InfoReport(now=now)
@@ -198,6 +208,7 @@ def _summarize(artifacts: Iterable[Artifact], now: float) -> InfoReport:
     unmatched = _Unmatched()
     head_archives: Counter[int] = Counter()
     task_archives: Counter[int] = Counter()
+    bucket, one = bisect_left, _FILE
     for start, stop, hd_col, tl_col, dr_col in _blocks(catalog, others_rows):
         head_files.update(hd_col)
         tail_files.update(tl_col)
@@ -211,7 +222,7 @@ def _summarize(artifacts: Iterable[Artifact], now: float) -> InfoReport:
                 head_newest[hd] = mtime
             tail_sums[tl] += size
             dir_sums[dr] += size
-            age_sums[bisect_left(thresholds, mtime)] += size + _FILE
+            age_sums[bucket(thresholds, mtime)] += size + one
         archive = bytes(map(is_archive.__getitem__, tl_col))
         archive_heads = array("I", compress(hd_col, archive))
         head_archives.update(archive_heads)
