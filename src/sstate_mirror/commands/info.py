@@ -41,7 +41,7 @@ NO_ARCH = "(none)"
 NO_PREFIX = "(top level)"
 
 #: Rows of a catalog read at a time: what the summary makes per row is bounded by it.
-_BLOCK = 1 << 18
+_BLOCK = 1 << 16
 #: One file in a packed tally: the files above bit 64, the bytes (their sum) below.
 _FILE = 1 << 64
 #: The group key of a row: its hash, directory, head and archive tail (11 words).
@@ -173,7 +173,7 @@ def _summarize(artifacts: Iterable[Artifact], now: float) -> InfoReport:
     per tail, directory and age bucket); the files per part and the order of first files
     come from ``Counter`` (which keeps its keys in the order first counted), the archives
     per recipe and task from ``Counter`` over packed pairs, and the group keys of archives
-    and ``.siginfo`` files from :func:`_group_records` (matched by :class:`_Unmatched`).
+    and ``.siginfo`` files from :func:`_group_keys` (matched by :class:`_Unmatched`).
     The catalog is read ``_BLOCK`` rows at a time, so what the pass makes per row is
     bounded whatever the mirror's size.
     """
@@ -229,13 +229,16 @@ def _summarize(artifacts: Iterable[Artifact], now: float) -> InfoReport:
         task_archives.update(_pairs(array("I", map(head_pn.__getitem__, archive_heads)),
                                     array("I", map(tail_task.__getitem__,
                                                    compress(tl_col, archive)))))
-        records = _group_records(catalog, start, stop, hd_col, dr_col,
-                                 array("I", map(archive_of.__getitem__, tl_col)))
-        keys = list(map(itemgetter(0), _RECORD.iter_unpack(records)))
-        del records
+        keys = _group_keys(catalog, start, stop, hd_col, dr_col,
+                           array("I", map(archive_of.__getitem__, tl_col)))
         unmatched.add(set(compress(keys, archive)),
                       set(compress(keys, map(is_siginfo.__getitem__, tl_col))))
         del keys
+    if unmatched.unmatched:
+        for start, stop, hd_col, tl_col, dr_col in _blocks(catalog, others_rows):
+            keys = _group_keys(catalog, start, stop, hd_col, dr_col,
+                               array("I", map(archive_of.__getitem__, tl_col)))
+            unmatched.remove(compress(keys, map(is_siginfo.__getitem__, tl_col)))
     for row in others_rows:  # summed above as if it were a row like the others
         age_sums[bisect_left(thresholds, catalog.mtime[row])] -= catalog.size[row] + _FILE
 
@@ -402,6 +405,13 @@ def _pairs(high: array[int], low: array[int]) -> memoryview:
     return memoryview(out)
 
 
+def _group_keys(catalog: Catalog, start: int, stop: int, hd_col: array[int],
+                dr_col: array[int], archive_col: array[int]) -> List[bytes]:
+    """The group key of each of rows ``start:stop``: the archive's, for a companion."""
+    return list(map(itemgetter(0), _RECORD.iter_unpack(
+        _group_records(catalog, start, stop, hd_col, dr_col, archive_col))))
+
+
 def _group_records(catalog: Catalog, start: int, stop: int, hd_col: array[int],
                    dr_col: array[int], archive_col: array[int]) -> array[int]:
     """Rows ``start:stop`` as 44-byte records: hash, directory, head, archive's tail."""
@@ -494,29 +504,24 @@ def _key(tallies: Dict[str, Tally], key: str) -> None:
 class _Unmatched:
     """Archives with no ``.siginfo`` beside them, over blocks of rows: exact, in any order.
 
-    The archives' keys are all kept (a key listed twice is one archive, as in a set);
-    besides them, only the archives not matched yet and the ``.siginfo`` files whose archive
-    has not been seen yet, which in a listing are few (a file's companions are listed next
-    to it).
+    The archives' keys are all kept (a key listed twice is one archive, as in a set), as the
+    previous summary kept them; besides them, only the archives no ``.siginfo`` in the same
+    block or a later one has matched. Those few (a file's companions are listed next to it)
+    are then looked for among every ``.siginfo`` (:meth:`remove`), only when there are any.
     """
 
     def __init__(self) -> None:
         self.seen: Set[bytes] = set()
-        self.unmatched: Set[bytes] = set()  # seen, and no .siginfo seen for them
-        self.pending: Set[bytes] = set()  # .siginfo keys of archives not seen
+        self.unmatched: Set[bytes] = set()
 
     def add(self, archives: Set[bytes], siginfos: Set[bytes]) -> None:
-        """The keys of a block's archives and ``.siginfo`` files."""
+        """The keys of a block's archives and ``.siginfo`` files, block after block."""
         new = archives - self.seen
         self.seen |= new
-        rest = new - siginfos
-        if self.pending:
-            matched = rest & self.pending
-            self.pending -= matched
-            rest -= matched
         if self.unmatched:
             self.unmatched = self.unmatched - siginfos  # iterates the smaller set
-        self.unmatched |= rest
-        orphans = siginfos - archives
-        if orphans:
-            self.pending |= orphans - self.seen
+        self.unmatched |= new - siginfos
+
+    def remove(self, siginfos: Iterable[bytes]) -> None:
+        """The keys of ``.siginfo`` files, any of them (those listed before their archive)."""
+        self.unmatched.difference_update(siginfos)
