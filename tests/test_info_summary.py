@@ -30,14 +30,11 @@ from sstate_mirror.commands.info import (
     InfoReport,
     RecipeInfo,
     Tally,
+    _add_artifact,
     summarize,
 )
 from sstate_mirror.naming import (
-    GROUPED_KINDS,
-    Artifact,
     Kind,
-    directory_prefix,
-    layout_of,
     make_artifact,
 )
 
@@ -45,6 +42,7 @@ NOW = 1_780_000_000.0
 
 
 # -- the previous summary, one Python step per row ------------------------------------------
+# (the rows kept whole are counted by info._add_artifact, which the new summary calls too)
 
 def _previous(catalog: Catalog, now: float) -> InfoReport:
     report = InfoReport(now=now)
@@ -67,7 +65,7 @@ def _previous(catalog: Catalog, now: float) -> InfoReport:
     columns = zip(catalog.head, catalog.tail, catalog.dir, catalog.size, catalog.mtime)
     for row, (hd, tl, dr, size, mtime) in enumerate(columns):
         if hd == OTHER:
-            _previous_artifact(report, catalog.others[row], archives, siginfo_keys)
+            _add_artifact(report, catalog.others[row], archives, siginfo_keys)
             continue
         if not tail_files[tl]:
             report.by_kind.setdefault(tails[tl].kind.value, Tally())
@@ -150,38 +148,6 @@ def _previous_head(report: InfoReport, head: Head, files: int, size: int, oldest
         recipe.archs[arch] = recipe.archs.get(arch, 0) + archives
     recipe.oldest = min(recipe.oldest, oldest)
     recipe.newest = max(recipe.newest, newest)
-
-
-def _previous_artifact(report: InfoReport, art: Artifact, archives: Set[Union[bytes, str]],
-                       siginfo_keys: Set[str]) -> None:
-    report.total.add(art.size)
-    report.by_kind.setdefault(art.kind.value, Tally()).add(art.size)
-    if art.kind is Kind.META:
-        return
-    report.oldest = art.mtime if report.oldest is None else min(report.oldest, art.mtime)
-    report.newest = art.mtime if report.newest is None else max(report.newest, art.mtime)
-    age = art.age(now=report.now)
-    for bound, label in AGE_BUCKETS:
-        if age < bound:
-            report.by_age[label].add(art.size)
-            break
-    if art.name is None or art.kind not in GROUPED_KINDS:
-        return
-    report.by_arch.setdefault(art.arch or NO_ARCH, Tally()).add(art.size)
-    report.by_task.setdefault(art.task, Tally()).add(art.size)
-    layout = layout_of(art.path, art.name)
-    prefix = directory_prefix(art.path, art.name, layout)
-    report.by_prefix.setdefault(prefix or NO_PREFIX, Tally()).add(art.size)
-    report.by_layout.setdefault(layout, Tally()).add(art.size)
-    report.by_version.setdefault(art.name.version, Tally()).add(art.size)
-    recipe = report.recipes.get(art.pn)
-    if recipe is None:
-        recipe = report.recipes[art.pn] = RecipeInfo(art.pn)
-    recipe.add(art)
-    if art.kind is Kind.ARCHIVE:
-        archives.add(art.group_key)
-    elif art.kind is Kind.SIGINFO:
-        siginfo_keys.add(art.group_key)
 
 
 # -- what is compared -----------------------------------------------------------------------
