@@ -46,6 +46,8 @@ _BLOCK = 1 << 16
 _FILE = 1 << 64
 #: The group key of a row: its hash, directory, head and archive tail (11 words).
 _RECORD = struct.Struct("44s")
+#: The last three words of a group key (native order, as the catalog's ``array("I")``).
+_IDS = struct.Struct("=III")
 
 
 @dataclass
@@ -235,10 +237,9 @@ def _summarize(artifacts: Iterable[Artifact], now: float) -> InfoReport:
                       set(compress(keys, map(is_siginfo.__getitem__, tl_col))))
         del keys
     if unmatched.unmatched:
-        for start, stop, hd_col, tl_col, dr_col in _blocks(catalog, others_rows):
-            keys = _group_keys(catalog, start, stop, hd_col, dr_col,
-                               array("I", map(archive_of.__getitem__, tl_col)))
-            unmatched.remove(compress(keys, map(is_siginfo.__getitem__, tl_col)))
+        heads_left = {_IDS.unpack_from(key, 32)[1] for key in unmatched.unmatched}
+        unmatched.remove(_siginfo_keys(catalog, others_rows, heads_left, is_siginfo,
+                                       archive_of))
     for row in others_rows:  # summed above as if it were a row like the others
         age_sums[bisect_left(thresholds, catalog.mtime[row])] -= catalog.size[row] + _FILE
 
@@ -403,6 +404,18 @@ def _pairs(high: array[int], low: array[int]) -> memoryview:
         words[lo::2] = low
         words[hi::2] = high
     return memoryview(out)
+
+
+def _siginfo_keys(catalog: Catalog, others_rows: List[int], heads: Set[int],
+                  is_siginfo: List[bool], archive_of: List[int]) -> Iterator[bytes]:
+    """The group keys (as :func:`_group_keys` makes them) of the ``.siginfo`` files with
+    one of ``heads``: the rows are picked in C, and only theirs are made one at a time."""
+    for start, stop, hd_col, tl_col, dr_col in _blocks(catalog, others_rows):
+        for row in compress(range(start, stop), map(heads.__contains__, hd_col)):
+            i = row - start
+            if is_siginfo[tl_col[i]]:
+                yield (bytes(catalog.hashes[32 * row: 32 * row + 32])
+                       + _IDS.pack(dr_col[i], hd_col[i], archive_of[tl_col[i]]))
 
 
 def _group_keys(catalog: Catalog, start: int, stop: int, hd_col: array[int],
