@@ -321,3 +321,34 @@ def test_a_mirror_below_one_directory_is_split_at_its_hash_directories(tmp_path:
     assert head + rest == list(backend.list_batches())
     small = backend.split_listing(10_000, 6)
     assert list(small.head()) == list(backend.list_batches()) and small.parts == []
+
+
+def test_whole_trees_below_prefixes_start_first_and_join_in_the_listings_order(
+        tmp_path: Path, split: List[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    """A directory that is no hash level (``universal/``, a prefix) holds a whole ``hh/hh``
+    tree: its part is a run of its own, sent to a worker before every other run, and still
+    joined at its place, with the heads its worker met first numbered where the listing of
+    one process numbers them."""
+    root = tmp_path / "mirror"
+    generator = gencache()
+    generator.write_cache(root, generator.plan(400, seed=3, now=int(NOW)), sparse=True)
+    for seed, prefix in ((4, "universal"), (5, "zz-prefix"), (6, "aa-prefix")):
+        generator.write_cache(root / prefix, generator.plan(300, seed=seed, now=int(NOW)),
+                              sparse=True)
+    backend = LocalBackend(str(root))
+    sent: List[List[str]] = []
+    real_submit = listing_parts._submit
+
+    def submit(pool: Any, run: List[ListingPart], report_skips: bool) -> Any:
+        sent.append([part.where for part in run])
+        return real_submit(pool, run, report_skips)
+
+    monkeypatch.setattr(listing_parts, "_submit", submit)
+    got, skips = _listed(backend)
+    want, want_skips = _sequential(backend, monkeypatch)
+    _assert_same(got, want)
+    assert skips == want_skips and split == []
+    trees = [where for run in sent for where in run
+             if where.rstrip("/") in ("universal", "zz-prefix", "aa-prefix")]
+    assert len(trees) == 3
+    assert [run for run in sent[:3]] == [[where] for where in trees]

@@ -271,6 +271,9 @@ class ListingPart(ABC):
     """
 
     trace: bytes
+    where: str = ""
+    """The path below which the part's files are (ending with ``/``; '' if none): what the
+    caller may know of the part's size before listing it."""
 
     @abstractmethod
     def batches(self, on_skip: Optional[SkipCallback] = None) -> Iterator[EntryBatch]:

@@ -344,6 +344,7 @@ class _DirectoryPart(ListingPart):
     def __init__(self, pending: _Pending) -> None:
         self.pending = pending
         self.trace = b""
+        self.where = pending[1]
 
     def batches(self, on_skip: Optional[SkipCallback] = None) -> Iterator[EntryBatch]:
         met: List[int] = []

@@ -26,12 +26,13 @@ from __future__ import annotations
 import gc
 import multiprocessing
 import os
-from collections import deque
+import threading
 from concurrent.futures import BrokenExecutor, Future, ProcessPoolExecutor
-from typing import Callable, Deque, Dict, List, NamedTuple, Optional, Tuple
+from typing import Callable, Dict, List, NamedTuple, Optional, Tuple
 
 from ..backends.base import EntryBatch, ListingPart, SplitListing
 from ..catalog import Catalog
+from ..naming import is_hash_directory
 from ..transfer import Progress
 
 #: Files listed in this process before the rest is split among workers: a smaller mirror is
@@ -128,40 +129,99 @@ def catalog_parts(split: SplitListing, catalog: Catalog, workers: int,
                   on_skip: Optional[Callable[[str, str], None]], progress: Progress) -> None:
     """Add the parts of ``split`` (its head read) to ``catalog``, listed by ``workers``
     processes, in the listing's order."""
-    parts = split.parts
-    count = min(len(parts), workers * RUNS_PER_WORKER)
-    cuts = [len(parts) * i // count for i in range(count + 1)]
-    runs = [parts[a:b] for a, b in zip(cuts, cuts[1:])]
+    runs = _runs(split.parts, workers * RUNS_PER_WORKER)
     methods = multiprocessing.get_all_start_methods()
     context = multiprocessing.get_context("forkserver" if "forkserver" in methods else "spawn")
-    workers = min(workers, count)
+    workers = min(workers, len(runs))
     pool = ProcessPoolExecutor(max_workers=workers, mp_context=context)
     tables: Dict[int, Catalog] = {}  # each worker's, by process id
     numbers: Dict[int, List[int]] = {}  # the number here of each head in a worker's tables
+    known: Dict[int, int] = {}  # by run: the worker's heads before the run's own
+
+    taken: Dict[int, threading.Event] = {}  # by run: its tables taken
+
+    def take_tables(i: int, future: Future[_RunListed]) -> None:
+        # the new entries of a worker's tables are added in the order the worker sent
+        # them (the order its results arrive in, which is the order of these calls), not
+        # the order the runs are joined in
+        try:
+            if not future.cancelled() and future.exception() is None:
+                _take_tables(i, future.result())
+        finally:
+            taken[i].set()
+
+    def _take_tables(i: int, listed: _RunListed) -> None:
+        mine = tables.setdefault(listed.worker, Catalog())
+        known[i] = len(mine.heads)
+        mine.heads += listed.tables.heads
+        mine.tails += listed.tables.tails
+        mine.dirs += listed.tables.dirs
+        listed.catalog.heads, listed.catalog.tails, listed.catalog.dirs = (
+            mine.heads, mine.tails, mine.dirs)
+
+    def submit(i: int) -> Future[_RunListed]:
+        taken[i] = threading.Event()
+        future = _submit(pool, runs[i], on_skip is not None)
+        future.add_done_callback(lambda f: take_tables(i, f))
+        return future
+
+    # the parts below a prefix (a whole hh/hh tree in one directory) start first, wherever
+    # they are in the listing: one of them is worth many hash directories, and started
+    # last it would leave the other workers idle at the end; the rest go in order, a few
+    # runs ahead for each worker, no more: a worker does not wait for the parent to join
+    # (on a busy machine), and the parent holds few catalogs at once
+    futures = {i: submit(i) for i, run in enumerate(runs) if _whole_tree(run)}
+    ahead = iter([i for i in range(len(runs)) if i not in futures])
     try:
-        pending: Deque[Future[_RunListed]] = deque()
         for i, run in enumerate(runs):
-            # two runs ahead for each worker, no more: a worker does not wait for the parent
-            # to join (on a busy machine), and the parent holds few catalogs at once
-            while len(pending) < 2 * workers + 1 and i + len(pending) < len(runs):
-                pending.append(_submit(pool, runs[i + len(pending)], on_skip is not None))
-            future = pending.popleft()
+            while sum(1 for k in futures if not _whole_tree(runs[k])) < 2 * workers + 1:
+                k = next(ahead, None)
+                if k is None:
+                    break
+                futures[k] = submit(k)
             try:
-                listed = future.result()
+                listed = futures.pop(i).result()
             except Exception:  # the worker died (killed, out of memory): listed here
                 listed = _RunListed(0, Catalog(), Catalog(), [], [], [])
-            mine = tables.setdefault(listed.worker, Catalog())
-            known = len(mine.heads)
-            mine.heads += listed.tables.heads
-            mine.tails += listed.tables.tails
-            mine.dirs += listed.tables.dirs
-            listed.catalog.heads, listed.catalog.tails, listed.catalog.dirs = (
-                mine.heads, mine.tails, mine.dirs)
+            taken.pop(i).wait()  # set after the result, by the thread that sets it
             _join(split, run, listed, catalog, numbers.setdefault(listed.worker, []),
                   on_skip, progress)
-            catalog.share_heads(mine.heads, known)
+            if listed.worker:
+                catalog.share_heads(tables[listed.worker].heads, known.pop(i))
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _runs(parts: List[ListingPart], count: int) -> List[List[ListingPart]]:
+    """``parts`` in about ``count`` runs of neighbours, in order; a part below a prefix (see
+    :func:`_whole_tree`) is a run of its own."""
+    runs: List[List[ListingPart]] = []
+    small: List[ListingPart] = []
+
+    def cut() -> None:
+        if small:
+            pieces = max(1, min(len(small), count * len(small) // len(parts)))
+            bounds = [len(small) * i // pieces for i in range(pieces + 1)]
+            runs.extend(small[a:b] for a, b in zip(bounds, bounds[1:]))
+            small.clear()
+
+    for part in parts:
+        if _whole_tree([part]):
+            cut()
+            runs.append([part])
+        else:
+            small.append(part)
+    cut()
+    return runs
+
+
+def _whole_tree(run: List[ListingPart]) -> bool:
+    """Whether ``run`` is one directory that is no hash level (``universal/``, a prefix):
+    a whole ``hh/hh`` tree below it, as many files as many hash directories."""
+    if len(run) != 1:
+        return False
+    name = run[0].where.rstrip("/").rpartition("/")[2]
+    return bool(name) and not is_hash_directory(name)
 
 
 def _submit(pool: ProcessPoolExecutor, run: List[ListingPart], report_skips: bool
