@@ -179,8 +179,9 @@ def run(args: argparse.Namespace, ui: UI, progress: Progress) -> int:
                     f" {args.max_versions} {'was' if plan.versions_protected == 1 else 'were'}"
                     f" used within --min-age {args.min_age} and"
                     f" {'is' if plan.versions_protected == 1 else 'are'} kept")
-        for d in plan.deletions:
-            ui.detail(f"[DELETE] {d.path} ({d.rule})")
+        if ui.shows_detail():
+            for d in plan.deletions:
+                ui.detail(f"[DELETE] {d.path} ({d.rule})")
         if plan.unknown:
             ui.detail(f"  {plural(len(plan.unknown), 'unknown file')} left alone")
         report: Dict[str, Any] = {"command": "clean", "target": target.url,

@@ -70,9 +70,14 @@ class UI:
             self.lines_printed += 1
             print(redact_text(message), file=self._human, flush=True)
 
+    def shows_detail(self, level: int = 1) -> bool:
+        """Whether :meth:`detail` lines of ``level`` are shown: a caller with a line per
+        file (hundreds of thousands) makes them only then."""
+        return self.verbose >= level and not self.quiet
+
     def detail(self, message: str, level: int = 1) -> None:
         """A line shown only with ``-v`` (``level`` times)."""
-        if self.verbose >= level and not self.quiet:
+        if self.shows_detail(level):
             self.lines_printed += 1
             print(redact_text(message), file=self._human, flush=True)
 
