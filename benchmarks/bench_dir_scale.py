@@ -49,15 +49,34 @@ def commands(mirror: Path) -> Dict[str, List[str]]:
     }
 
 
+def busy_seconds() -> float:
+    """CPU seconds the whole machine has spent busy since boot (``/proc/stat``; 0 elsewhere).
+
+    ``/usr/bin/time`` counts a command and the children it waits for, not the worker
+    processes a listing of many files starts (a server process's children): the machine's
+    busy time across the run counts them, and, on a quiet machine, nothing else.
+    """
+    try:
+        with open("/proc/stat") as stat:
+            fields = [int(v) for v in stat.readline().split()[1:]]
+    except OSError:
+        return 0.0
+    idle = fields[3] + (fields[4] if len(fields) > 4 else 0)  # idle, iowait
+    return (sum(fields[:8]) - idle) / os.sysconf("SC_CLK_TCK")
+
+
 def timed(argv: Sequence[str], env: Dict[str, str]) -> Dict[str, float]:
-    """One run: wall, user and system seconds, peak RSS in MiB, and the load average before."""
+    """One run: wall, user and system seconds, peak RSS in MiB, the machine's busy CPU
+    seconds meanwhile (worker processes included) and the load average before."""
     load = os.getloadavg()[0]
     with tempfile.NamedTemporaryFile("r") as out:
+        busy = busy_seconds()
         subprocess.run(["/usr/bin/time", "-o", out.name, "-f", FORMAT, *argv], env=env,
                        check=True, stdout=subprocess.DEVNULL)
+        busy = busy_seconds() - busy
         wall, user, system, rss_kib = out.read().split()[-4:]
     return {"wall_s": float(wall), "user_s": float(user), "sys_s": float(system),
-            "cpu_s": round(float(user) + float(system), 2),
+            "cpu_s": round(float(user) + float(system), 2), "machine_cpu_s": round(busy, 2),
             "peak_rss_mib": round(int(rss_kib) / 1024, 1), "load_avg": round(load, 2)}
 
 
@@ -71,7 +90,8 @@ def measure(mirror: Path, runs: int, src: Optional[str]) -> Dict[str, List[Dict[
             out[name].append(timed(argv, env))
             row = out[name][-1]
             print(f"run {run + 1} {name:16} {row['wall_s']:6.2f} s wall, {row['cpu_s']:6.2f} s"
-                  f" CPU, {row['peak_rss_mib']:7.1f} MiB, load {row['load_avg']}", flush=True)
+                  f" CPU ({row['machine_cpu_s']:6.2f} s on the machine),"
+                  f" {row['peak_rss_mib']:7.1f} MiB, load {row['load_avg']}", flush=True)
     return out
 
 
@@ -83,6 +103,8 @@ def summary(rows: Dict[str, List[Dict[str, float]]]) -> Dict[str, Dict[str, floa
     for row in med.values():
         row["x_find_wall"] = round(row["wall_s"] / floor["wall_s"], 2)
         row["x_find_cpu"] = round(row["cpu_s"] / floor["cpu_s"], 2)
+        if floor.get("machine_cpu_s"):
+            row["x_find_machine_cpu"] = round(row["machine_cpu_s"] / floor["machine_cpu_s"], 2)
     return med
 
 
@@ -115,7 +137,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     RESULT.write_text(json.dumps(doc, indent=2) + "\n")
     for name, row in doc[args.label]["median"].items():
         print(f"{name:16} {row['wall_s']:6.2f} s wall ({row['x_find_wall']}x find), "
-              f"{row['cpu_s']:6.2f} s CPU ({row['x_find_cpu']}x), {row['peak_rss_mib']} MiB")
+              f"{row['cpu_s']:6.2f} s CPU ({row['x_find_cpu']}x), "
+              f"{row.get('machine_cpu_s', 0):6.2f} s on the machine, {row['peak_rss_mib']} MiB")
     return 0
 
 
