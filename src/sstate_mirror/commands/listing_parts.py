@@ -23,7 +23,6 @@ directory, and so that the parent joins a few large catalogs.
 
 from __future__ import annotations
 
-import gc
 import multiprocessing
 import os
 import threading
@@ -31,7 +30,7 @@ from concurrent.futures import BrokenExecutor, Future, ProcessPoolExecutor
 from typing import Callable, Dict, List, NamedTuple, Optional, Tuple
 
 from ..backends.base import EntryBatch, ListingPart, SplitListing
-from ..catalog import Catalog
+from ..catalog import Catalog, collector_paused
 from ..naming import is_hash_directory
 from ..transfer import Progress
 
@@ -87,17 +86,12 @@ _WORKER_TABLES: Dict[str, Catalog] = {}
 def list_run(parts: List[ListingPart], report_skips: bool) -> _RunListed:
     """Catalogue ``parts`` one after the other (in a worker process).
 
-    The cycle collector is off meanwhile: a walk makes only lists and strings that its
-    batches drop at once, never a cycle, and collecting would scan the worker's tables
-    again and again for nothing (an eighth of a walk's time).
+    The cycle collector is paused meanwhile (a walk makes only lists and strings that its
+    batches drop at once; collecting rescanned the worker's tables: an eighth of a walk's
+    time).
     """
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
+    with collector_paused():
         return _list_run(parts, report_skips)
-    finally:
-        if enabled:
-            gc.enable()
 
 
 def _list_run(parts: List[ListingPart], report_skips: bool) -> _RunListed:
