@@ -12,6 +12,7 @@ import pytest
 from backend_contract import *  # noqa: F403 - the shared contract tests
 from backend_contract import ContractEnv
 from sstate_mirror.backends import open_backend
+from sstate_mirror.backends.base import Entry, EntryBatch
 from sstate_mirror.backends.local import LocalBackend
 from sstate_mirror.errors import NotFoundError, PermanentError
 
@@ -138,3 +139,14 @@ def test_symlink_vanishing_during_the_listing_is_passed_over(
     monkeypatch.setattr(os, "scandir", _Scan)
     entries = list(LocalBackend(str(cache)).list())
     assert [e.path for e in entries] == ["aa/stays"]
+
+
+def test_list_keeps_the_files_of_a_batch_without_access_times(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``list`` reads ``list_batches``: a batch that gives no access times still gives
+    every file (with no access time), not none."""
+    backend = LocalBackend(str(tmp_path))
+    batch = EntryBatch("ab/", ["x", "y"], [1, 2], [10.0, 20.0], None)
+    monkeypatch.setattr(LocalBackend, "list_batches", lambda self, prefix="", on_skip=None:
+                        iter([batch]))
+    assert list(backend.list()) == [Entry("ab/x", 1, 10.0, None), Entry("ab/y", 2, 20.0, None)]

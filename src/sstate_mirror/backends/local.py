@@ -19,8 +19,9 @@ import os
 import stat as stat_mod
 import urllib.parse
 from array import array
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
+from itertools import repeat
 from typing import IO, Callable, Dict, List, Optional, Set, Tuple
 
 from ..errors import AuthError, BackendError, NotFoundError, PermanentError, TransientError
@@ -104,8 +105,10 @@ class LocalBackend(Backend):
     def list(self, prefix: str = "", on_skip: Optional[SkipCallback] = None) -> Iterator[Entry]:
         for batch in self.list_batches(prefix, on_skip):
             directory = batch.directory
+            atimes: Iterable[Optional[float]] = (
+                repeat(None) if batch.atimes is None else batch.atimes)  # never shortened
             for name, size, mtime, atime in zip(batch.names, batch.sizes, batch.mtimes,
-                                                batch.atimes or ()):
+                                                atimes):
                 yield Entry(directory + name, size, mtime, atime)
 
     def list_batches(self, prefix: str = "", on_skip: Optional[SkipCallback] = None
