@@ -288,19 +288,20 @@ def test_unreachable_server_fails_before_the_mirror_is_touched(
 def test_failed_listing_never_sweeps(tcp: HashServer, mirror: Path, oe_cache_a: Path,
                                      admin_env: List[str], monkeypatch: pytest.MonkeyPatch,
                                      capsys: pytest.CaptureFixture[str]) -> None:
-    from sstate_mirror.backends.local import LocalBackend
+    from sstate_mirror.backends import local
     from sstate_mirror.errors import TransientError
 
     everything = fill(tcp, [oe_cache_a])
-    real_batches = LocalBackend.list_batches
+    real_batches = local._Walk.batches
 
-    def cut_short(self, prefix="", on_skip=None):  # type: ignore[no-untyped-def]
-        for n, batch in enumerate(real_batches(self, prefix, on_skip)):
+    # the directory walk itself, under both the listing of one process and a split one
+    def cut_short(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+        for n, batch in enumerate(real_batches(self, *args, **kwargs)):
             if n == 3:
-                raise TransientError("connection reset while listing", url=self.url)
+                raise TransientError("connection reset while listing", url=str(mirror))
             yield batch
 
-    monkeypatch.setattr(LocalBackend, "list_batches", cut_short)
+    monkeypatch.setattr(local._Walk, "batches", cut_short)
     code, _, err = run(capsys, "clean", "--max-age", "30d", "--hashserve", tcp.address,
                        *admin_env, str(mirror))
     assert code == 3 and "connection reset while listing" in err
