@@ -131,7 +131,6 @@ def catalog_parts(split: SplitListing, catalog: Catalog, workers: int,
     tables: Dict[int, Catalog] = {}  # each worker's, by process id
     numbers: Dict[int, List[int]] = {}  # the number here of each head in a worker's tables
     known: Dict[int, int] = {}  # by run: the worker's heads before the run's own
-
     taken: Dict[int, threading.Event] = {}  # by run: its tables taken
 
     def take_tables(i: int, future: Future[_RunListed]) -> None:
@@ -140,18 +139,16 @@ def catalog_parts(split: SplitListing, catalog: Catalog, workers: int,
         # the order the runs are joined in
         try:
             if not future.cancelled() and future.exception() is None:
-                _take_tables(i, future.result())
+                listed = future.result()
+                mine = tables.setdefault(listed.worker, Catalog())
+                known[i] = len(mine.heads)
+                mine.heads += listed.tables.heads
+                mine.tails += listed.tables.tails
+                mine.dirs += listed.tables.dirs
+                listed.catalog.heads, listed.catalog.tails, listed.catalog.dirs = (
+                    mine.heads, mine.tails, mine.dirs)
         finally:
             taken[i].set()
-
-    def _take_tables(i: int, listed: _RunListed) -> None:
-        mine = tables.setdefault(listed.worker, Catalog())
-        known[i] = len(mine.heads)
-        mine.heads += listed.tables.heads
-        mine.tails += listed.tables.tails
-        mine.dirs += listed.tables.dirs
-        listed.catalog.heads, listed.catalog.tails, listed.catalog.dirs = (
-            mine.heads, mine.tails, mine.dirs)
 
     def submit(i: int) -> Future[_RunListed]:
         taken[i] = threading.Event()
@@ -164,19 +161,24 @@ def catalog_parts(split: SplitListing, catalog: Catalog, workers: int,
     # last it would leave the other workers idle at the end; the rest go in order, a few
     # runs ahead for each worker, no more: a worker does not wait for the parent to join
     # (on a busy machine), and the parent holds few catalogs at once
-    futures = {i: submit(i) for i, run in enumerate(runs) if _whole_tree(run)}
+    trees = [i for i, run in enumerate(runs) if _whole_tree(run)]
+    futures = {i: submit(i) for i in trees}
     ahead = iter([i for i in range(len(runs)) if i not in futures])
+    in_order = 0  # runs sent in the listing's order and not joined yet
     try:
         for i, run in enumerate(runs):
-            while sum(1 for k in futures if not _whole_tree(runs[k])) < 2 * workers + 1:
+            while in_order < 2 * workers + 1:
                 k = next(ahead, None)
                 if k is None:
                     break
                 futures[k] = submit(k)
+                in_order += 1
             try:
                 listed = futures.pop(i).result()
             except Exception:  # the worker died (killed, out of memory): listed here
                 listed = _RunListed(0, Catalog(), Catalog(), [], [], [])
+            if i not in trees:
+                in_order -= 1
             taken.pop(i).wait()  # set after the result, by the thread that sets it
             _join(split, run, listed, catalog, numbers.setdefault(listed.worker, []),
                   on_skip, progress)
