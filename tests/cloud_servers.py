@@ -352,6 +352,8 @@ class TokenServer:
         token_server = self
 
         class Handler(http.server.BaseHTTPRequestHandler):
+            disable_nagle_algorithm = True  # headers and body are two writes (see BatchFront)
+
             def log_message(self, format: str, *args: object) -> None:
                 pass
 

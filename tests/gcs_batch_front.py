@@ -202,6 +202,9 @@ def _error(status: int, message: str) -> Tuple[int, Headers, bytes]:
 
 class _Handler(http.server.BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    #: an answer's headers and body are two writes: with Nagle's algorithm the body waits
+    #: for the client's delayed ACK of the headers (40 ms on Linux), on every request
+    disable_nagle_algorithm = True
     front: BatchFront
 
     def log_message(self, format: str, *args: object) -> None:
