@@ -30,6 +30,7 @@ import shutil
 import socket
 import subprocess
 import tempfile
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -122,19 +123,32 @@ class S3Server:
     #: where the server keeps such a log (moto, in this process)
     request_log: Optional[List[str]] = None
 
-    def client(self) -> Any:
-        import boto3
-        from botocore.config import Config
+    _client: Any = field(default=None, init=False, repr=False, compare=False)
+    _client_lock: threading.Lock = field(default_factory=threading.Lock, init=False,
+                                         repr=False, compare=False)
 
-        return boto3.session.Session(
-            aws_access_key_id=self.access_key,
-            aws_secret_access_key=self.secret_key,
-            region_name="us-east-1",
-        ).client(
-            "s3",
-            endpoint_url=self.endpoint_url,
-            config=Config(s3={"addressing_style": "path"}, max_pool_connections=32),
-        )
+    def client(self) -> Any:
+        """A plain boto3 client of the server, for seeding and checking.
+
+        Made once per server: a boto3 session loads botocore's S3 model anew (about half a
+        second), which every bucket and every seeding helper would otherwise pay. A boto3
+        client is safe to share between threads, and tests only send requests with it.
+        """
+        with self._client_lock:
+            if self._client is None:
+                import boto3
+                from botocore.config import Config
+
+                self._client = boto3.session.Session(
+                    aws_access_key_id=self.access_key,
+                    aws_secret_access_key=self.secret_key,
+                    region_name="us-east-1",
+                ).client(
+                    "s3",
+                    endpoint_url=self.endpoint_url,
+                    config=Config(s3={"addressing_style": "path"}, max_pool_connections=32),
+                )
+            return self._client
 
     def new_bucket(self) -> str:
         name = f"test-{self.name}-{os.getpid()}-{next(_bucket_numbers)}"
