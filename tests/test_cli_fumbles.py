@@ -355,7 +355,9 @@ def test_info_explains_the_none_arch(mirror: Path, capsys: pytest.CaptureFixture
     code, out, _ = run(capsys, "info", str(mirror))
     assert code == 0 and "  (none)  " in out
     assert "(none): no SSTATE_PKGARCH in the name: the arch-independent tasks" in out
-    assert max(len(line) for line in out.splitlines()) <= 90
+    # the tool's own lines fit 90 columns; the mirror's path is the test run's (longer under
+    # a worker's temporary directory), so it stands as one short word here
+    assert max(len(line) for line in out.replace(str(mirror), "M").splitlines()) <= 90
 
 
 def test_clean_says_why_max_versions_deleted_nothing(
