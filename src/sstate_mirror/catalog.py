@@ -35,8 +35,11 @@ import sys
 from array import array
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from itertools import chain, compress
-from typing import Callable, Dict, List, NamedTuple, Optional, Tuple, Union, cast, overload
+from itertools import chain
+from typing import Any, Callable, Dict, List, NamedTuple, Optional, Tuple, Union, cast, overload
+
+import numpy as np
+import numpy.typing as npt
 
 from .naming import (
     GROUPED_KINDS,
@@ -76,12 +79,20 @@ _LAYOUTS = {2: "hh/hh", 1: "hh", 0: "flat"}
 #: What lies between two of them is a name's head, but for its last ``:``.
 _HASH_TAIL = re.compile(r":([^:]{64})(_.*)\n?")
 _NO_HASH = bytes(32)
+#: The numbers of the head, tail and directory columns, as numpy reads them.
+_U32 = np.dtype(f"=u{array('I').itemsize}")
 #: Batches of this many names or fewer are read one name at a time.
 _FEW = 4
 #: The head, tail and directory numbers of a batch's rows, and their hashes.
 _Columns = Tuple[List[int], List[int], List[int], bytes]
 #: An sstate name's head and tail numbers, its hash and the hash's hex digits.
 _Split = Tuple[int, int, bytes, str]
+
+
+def _first_uses(column: npt.NDArray[Any]) -> List[int]:
+    """The distinct values of ``column``, in the order of their first row."""
+    values, firsts = np.unique(column, return_index=True)
+    return cast(List[int], values[np.argsort(firsts)].tolist())
 
 
 class Head(NamedTuple):
@@ -132,11 +143,24 @@ def _levels(h: str, level2: Optional[str], level1: Optional[str]) -> int:
             1 if level1 is not None and h.startswith(level1) else 0)
 
 
+def _head(text: str, fields: Optional[Sequence[str]] = None) -> Head:
+    """The :class:`Head` of ``text`` (eight ``:``-fields or more), with its ``fields`` when
+    they are parsed already; each field interned (PN, PV, ...: shared by many heads)."""
+    if fields is None:
+        fields = head_fields(text.split(":"))
+    return Head(text, *map(sys.intern, fields))
+
+
 class Catalog(Sequence[Artifact]):
     """Files of one listing, in listing order, stored by columns (see the module's doc)."""
 
-    def __init__(self) -> None:
+    def __init__(self, parse_heads: bool = True) -> None:
         self.heads: List[Head] = []
+        self.head_texts: Optional[List[str]] = None if parse_heads else []
+        """A listing worker's catalog (``parse_heads`` False) numbers its heads by their
+        text alone, here, and leaves ``heads`` empty: the process that joins the workers'
+        catalogs parses each head once (:meth:`concat`), not once per worker. Such a
+        catalog's rows are read only by :meth:`concat`."""
         self.tails: List[Tail] = []
         self.dirs: List[Directory] = []
         self._ids: Dict[object, int] = {}
@@ -411,8 +435,7 @@ class Catalog(Sequence[Artifact]):
             return None, None
         head = ids.get(base[:i])
         if head is None:
-            head = ids[base[:i]] = len(self.heads)
-            self.heads.append(Head(base[:i], *map(sys.intern, parsed[:6])))
+            head = self._number_head(base[:i], parsed[:6])
         if tail is None:
             archive_text = base[us:]
             if parsed.kind is not Kind.ARCHIVE:
@@ -433,11 +456,22 @@ class Catalog(Sequence[Artifact]):
     def _new_head(self, text: str) -> Optional[int]:
         """The number of a head not seen yet, ``sstate:`` to the ``:`` before the hash, of a
         name with a known tail; None when it has too few fields (the name is kept whole)."""
+        if self.head_texts is not None:  # parsed where the catalogs are joined
+            return None if text.count(":") < 7 else self._number_head(text, None)
         fields = text.split(":")
         if len(fields) < 8:
             return None
+        return self._number_head(text, head_fields(fields))
+
+    def _number_head(self, text: str, fields: Optional[Sequence[str]]) -> int:
+        """Number a head not seen yet, with its fields (None: parse them from ``text``)."""
+        texts = self.head_texts
+        if texts is not None:
+            head = self._ids[text] = len(texts)
+            texts.append(text)
+            return head
         head = self._ids[text] = len(self.heads)
-        self.heads.append(Head(text, *map(sys.intern, head_fields(fields))))
+        self.heads.append(_head(text, fields))
         return head
 
     def _keep_whole(self, directory: str, names: Sequence[str], sizes: Sequence[int],
@@ -452,6 +486,7 @@ class Catalog(Sequence[Artifact]):
         the runs of one worker process share them, so that it parses each head once."""
         out = Catalog()
         out.heads, out.tails, out.dirs, out._ids = self.heads, self.tails, self.dirs, self._ids
+        out.head_texts = self.head_texts
         return out
 
     # -- joining -----------------------------------------------------------------------------
@@ -464,9 +499,9 @@ class Catalog(Sequence[Artifact]):
         The rows and tables become what :meth:`extend` would have made of those files here:
         ``other``'s heads, tails and directories not known here are numbered in the order of
         their first row (a tail's archive tail just before it), as :meth:`extend` numbers
-        them. The columns are copied whole and renumbered in C (``map`` over a list), with
-        no Python object per row: this is how a listing of millions walked on several cores
-        is put together.
+        them; a head ``other`` holds as text only (a worker's) is parsed here. The columns
+        are renumbered by numpy, in C, with no Python object per row: this is how a listing
+        of millions walked on several cores is put together.
 
         ``numbers``, kept by a caller that joins rows read with the same growing tables
         again and again (a worker's), holds this catalog's number of each of ``other``'s
@@ -476,23 +511,15 @@ class Catalog(Sequence[Artifact]):
         if stop <= start:
             return
         first = len(self.head)
-        heads, tails, dirs = (other.head[start:stop], other.tail[start:stop],
-                              other.dir[start:stop])
+        texts = other.head_texts
+        if texts is None:
+            texts = [head.text for head in other.heads]
+        heads = np.frombuffer(other.head, dtype=_U32)[start:stop]
+        tails = np.frombuffer(other.tail, dtype=_U32)[start:stop]
+        dirs = np.frombuffer(other.dir, dtype=_U32)[start:stop]
+        named = heads != OTHER  # the others' tail and directory are placeholders
         others = [row for row in other.others if start <= row < stop]
-        used_tails: Iterable[int] = tails
-        used_dirs: Iterable[int] = dirs
-        if others:  # their tail and directory are placeholders, numbered nowhere
-            named = [h != OTHER for h in heads]
-            used_tails, used_dirs = compress(tails, named), compress(dirs, named)
-            for row in others:
-                heads[row - start] = len(other.heads)  # numbered OTHER below
         ids = self._ids
-
-        def add_head(h: int) -> int:
-            head = other.heads[h]  # its fields interned, by extend or by unpickling
-            ids[head.text] = len(self.heads)
-            self.heads.append(head)
-            return len(self.heads) - 1
 
         def add_tail(t: int) -> int:
             tail = other.tails[t]
@@ -509,22 +536,29 @@ class Catalog(Sequence[Artifact]):
             return len(self.dirs) - 1
 
         numbers = [] if numbers is None else numbers
-        numbers += [ids.get(h.text, -1) for h in other.heads[len(numbers):]]
+        numbers += [ids.get(text, -1) for text in texts[len(numbers):]]
         if -1 in numbers:
-            unknown = set(compress(range(len(numbers)), map((-1).__eq__, numbers)))
-            for h in [h for h in dict.fromkeys(heads) if h in unknown]:  # first rows first
-                known = ids.get(other.heads[h].text)  # or added since it was looked up
-                numbers[h] = add_head(h) if known is None else known
-        head_map = [*numbers, OTHER]
+            unknown = np.array(numbers) < 0
+            for h in _first_uses(heads[named]):
+                if not unknown[h]:
+                    continue
+                known = ids.get(texts[h])  # or added since it was looked up, by another
+                if known is not None:
+                    numbers[h] = known
+                elif other.head_texts is None:  # its fields interned, by extend or unpickling
+                    numbers[h] = ids[texts[h]] = len(self.heads)
+                    self.heads.append(other.heads[h])
+                else:
+                    numbers[h] = self._number_head(texts[h], None)
+        head_map = np.array([*numbers, OTHER], dtype=np.int64)
         tail_map = [ids.get(t.text, -1) for t in other.tails]  # add_tail numbers archives
-        tail_map = self._renumber(tail_map, used_tails, add_tail)
-        dir_map = self._renumber([ids.get(d, -1) for d in other.dirs], used_dirs, add_dir)
-        tail_map, dir_map = tail_map or [0], dir_map or [0]  # rows that are all kept whole
-        self.head.extend(array("I", list(map(head_map.__getitem__, heads))))
-        self.tail.extend(array("I", list(map(tail_map.__getitem__, tails))))
-        self.dir.extend(array("I", list(map(dir_map.__getitem__, dirs))))
+        tail_map = self._renumber(tail_map, tails[named], add_tail)
+        dir_map = self._renumber([ids.get(d, -1) for d in other.dirs], dirs[named], add_dir)
+        # rows kept whole: head OTHER (the map's last), tail and directory 0
+        self._append_column(self.head, head_map[np.minimum(heads, len(numbers))])
+        self._append_column(self.tail, np.where(named, np.array(tail_map or [0])[tails], 0))
+        self._append_column(self.dir, np.where(named, np.array(dir_map or [0])[dirs], 0))
         for row in others:
-            self.tail[first + row - start] = self.dir[first + row - start] = 0
             self.others[first + row - start] = other.others[row]
         self.hashes += other.hashes[32 * start: 32 * stop]
         self.size.extend(other.size[start:stop])
@@ -536,24 +570,18 @@ class Catalog(Sequence[Artifact]):
             self.atime.extend(atimes if atimes is not None
                               else array("d", [_NO_TIME]) * (stop - start))
 
-    def share_heads(self, heads: List[Head], start: int = 0) -> None:
-        """Make ``heads[start:]``, another catalog's, the very objects this one holds where
-        it holds equal ones: a process joining other processes' catalogs then holds a head
-        once, not once per process."""
-        ids, mine = self._ids, self.heads
-        for i in range(start, len(heads)):
-            number = ids.get(heads[i].text)
-            if number is not None:
-                heads[i] = mine[number]
+    @staticmethod
+    def _append_column(column: array[int], values: npt.NDArray[Any]) -> None:
+        column.frombytes(values.astype(_U32).tobytes())
 
     @staticmethod
-    def _renumber(numbers: List[int], column: Iterable[int], add: Callable[[int], int]
+    def _renumber(numbers: List[int], column: npt.NDArray[Any], add: Callable[[int], int]
                   ) -> List[int]:
         """This catalog's numbers for another's table: ``numbers`` has those known here and
         -1 for the others, added by ``add`` in the order of ``column``'s first use of them
         (0 for those unused)."""
         if -1 in numbers:
-            for i in dict.fromkeys(column):
+            for i in _first_uses(column):
                 if i < len(numbers) and numbers[i] < 0:
                     numbers[i] = add(i)
             if -1 in numbers:
@@ -567,18 +595,23 @@ class Catalog(Sequence[Artifact]):
         state = dict(self.__dict__)
         del state["_ids"]
         state["heads"] = "\0".join(chain.from_iterable(self.heads))  # no name holds a NUL
+        if self.head_texts is not None:
+            state["head_texts"] = "\0".join(self.head_texts)
         return state
 
     def __setstate__(self, state: Dict[str, object]) -> None:
         heads = state.pop("heads")
-        assert isinstance(heads, str)
+        texts = state.pop("head_texts")
+        assert isinstance(heads, str) and (texts is None or isinstance(texts, str))
         self.__dict__.update(state)
         fields = heads.split("\0") if heads else []
         width = len(Head._fields)
         for k in range(width):  # PN, PV, ...: shared by many heads, interned as by extend
             fields[k::width] = map(sys.intern, fields[k::width])
         self.heads = list(map(Head._make, zip(*[iter(fields)] * width)))
+        self.head_texts = None if texts is None else texts.split("\0") if texts else []
         ids: Dict[object, int] = {head.text: i for i, head in enumerate(self.heads)}
+        ids.update((text, i) for i, text in enumerate(self.head_texts or ()))
         ids.update((tail.text, i) for i, tail in enumerate(self.tails))
         ids.update((where, i) for i, where in enumerate(self.dirs))
         self._ids = ids

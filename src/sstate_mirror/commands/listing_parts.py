@@ -64,11 +64,11 @@ class _RunListed(NamedTuple):
     ``catalog``; ``ends[i]`` is the row after part ``i``'s. A part that failed, and the
     parts after it, are not in ``ends``.
 
-    A worker numbers names' parts in tables it keeps from run to run (it parses a head
-    once); it sends only the entries new since its last run, as ``tables``, and ``catalog``
-    without tables: the parent adds them to the tables it holds for that worker (the runs
-    of one worker are joined in the order that worker listed them) and reads the rows
-    with those.
+    A worker numbers names' parts in tables it keeps from run to run, its heads by their
+    text alone (the parent parses each head once, not once per worker); it sends only the
+    entries new since its last run, as ``tables``, and ``catalog`` without tables: the
+    parent adds them to the tables it holds for that worker (the runs of one worker are
+    joined in the order that worker listed them) and reads the rows with those.
     """
 
     worker: int
@@ -95,10 +95,11 @@ def list_run(parts: List[ListingPart], report_skips: bool) -> _RunListed:
 
 
 def _list_run(parts: List[ListingPart], report_skips: bool) -> _RunListed:
-    tables = _WORKER_TABLES.setdefault("tables", Catalog())
-    sent = len(tables.heads), len(tables.tails), len(tables.dirs)
+    tables = _WORKER_TABLES.setdefault("tables", Catalog(parse_heads=False))
+    assert tables.head_texts is not None
+    sent = len(tables.head_texts), len(tables.tails), len(tables.dirs)
     catalog = tables.sharing()
-    listed = _RunListed(os.getpid(), Catalog(), catalog, [], [], [])
+    listed = _RunListed(os.getpid(), Catalog(parse_heads=False), catalog, [], [], [])
     for part in parts:
         skipped: List[Tuple[str, str]] = []
         try:
@@ -109,9 +110,9 @@ def _list_run(parts: List[ListingPart], report_skips: bool) -> _RunListed:
         listed.ends.append(len(catalog))
         listed.skips.append(skipped)
         listed.traces.append(part.trace)
-    listed.tables.heads, listed.tables.tails, listed.tables.dirs = (
-        tables.heads[sent[0]:], tables.tails[sent[1]:], tables.dirs[sent[2]:])
-    catalog.heads, catalog.tails, catalog.dirs = [], [], []
+    listed.tables.head_texts, listed.tables.tails, listed.tables.dirs = (
+        tables.head_texts[sent[0]:], tables.tails[sent[1]:], tables.dirs[sent[2]:])
+    catalog.head_texts, catalog.tails, catalog.dirs = [], [], []
     return listed
 
 
@@ -126,11 +127,14 @@ def catalog_parts(split: SplitListing, catalog: Catalog, workers: int,
     runs = _runs(split.parts, workers * RUNS_PER_WORKER)
     methods = multiprocessing.get_all_start_methods()
     context = multiprocessing.get_context("forkserver" if "forkserver" in methods else "spawn")
+    if context.get_start_method() == "forkserver":
+        # the server imports what a worker runs, once, before it forks the workers (a
+        # worker would import it itself: a tenth of a second of each one's CPU and wait)
+        context.set_forkserver_preload(["__main__", __name__])
     workers = min(workers, len(runs))
     pool = ProcessPoolExecutor(max_workers=workers, mp_context=context)
     tables: Dict[int, Catalog] = {}  # each worker's, by process id
     numbers: Dict[int, List[int]] = {}  # the number here of each head in a worker's tables
-    known: Dict[int, int] = {}  # by run: the worker's heads before the run's own
     taken: Dict[int, threading.Event] = {}  # by run: its tables taken
 
     def take_tables(i: int, future: Future[_RunListed]) -> None:
@@ -140,13 +144,13 @@ def catalog_parts(split: SplitListing, catalog: Catalog, workers: int,
         try:
             if not future.cancelled() and future.exception() is None:
                 listed = future.result()
-                mine = tables.setdefault(listed.worker, Catalog())
-                known[i] = len(mine.heads)
-                mine.heads += listed.tables.heads
+                mine = tables.setdefault(listed.worker, Catalog(parse_heads=False))
+                assert mine.head_texts is not None and listed.tables.head_texts is not None
+                mine.head_texts += listed.tables.head_texts
                 mine.tails += listed.tables.tails
                 mine.dirs += listed.tables.dirs
-                listed.catalog.heads, listed.catalog.tails, listed.catalog.dirs = (
-                    mine.heads, mine.tails, mine.dirs)
+                listed.catalog.head_texts, listed.catalog.tails, listed.catalog.dirs = (
+                    mine.head_texts, mine.tails, mine.dirs)
         finally:
             taken[i].set()
 
@@ -182,8 +186,6 @@ def catalog_parts(split: SplitListing, catalog: Catalog, workers: int,
             taken.pop(i).wait()  # set after the result, by the thread that sets it
             _join(split, run, listed, catalog, numbers.setdefault(listed.worker, []),
                   on_skip, progress)
-            if listed.worker:
-                catalog.share_heads(tables[listed.worker].heads, known.pop(i))
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
 
