@@ -137,7 +137,7 @@ def catalog_parts(split: SplitListing, catalog: Catalog, workers: int,
     numbers: Dict[int, List[int]] = {}  # the number here of each head in a worker's tables
     taken: Dict[int, threading.Event] = {}  # by run: its tables taken
 
-    def take_tables(i: int, future: Future[_RunListed]) -> None:
+    def take_tables(future: Future[_RunListed], done: threading.Event) -> None:
         # the new entries of a worker's tables are added in the order the worker sent
         # them (the order its results arrive in, which is the order of these calls), not
         # the order the runs are joined in
@@ -152,12 +152,12 @@ def catalog_parts(split: SplitListing, catalog: Catalog, workers: int,
                 listed.catalog.head_texts, listed.catalog.tails, listed.catalog.dirs = (
                     mine.head_texts, mine.tails, mine.dirs)
         finally:
-            taken[i].set()
+            done.set()  # the very event: the joining thread may have taken it out already
 
     def submit(i: int) -> Future[_RunListed]:
-        taken[i] = threading.Event()
+        done = taken[i] = threading.Event()
         future = _submit(pool, runs[i], on_skip is not None)
-        future.add_done_callback(lambda f: take_tables(i, f))
+        future.add_done_callback(lambda f: take_tables(f, done))
         return future
 
     # the parts below a prefix (a whole hh/hh tree in one directory) start first, wherever
