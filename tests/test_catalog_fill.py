@@ -351,8 +351,8 @@ def test_the_directories_of_a_real_mirror_filled_together_fill_as_each_one_apart
     odd = [[known, _sstate(H2, head="sstate:new:a:1:r0:a:14:")], [known, "README"],
            [_sstate(H2, head="sstate:few:1:r0:")], [_sstate(H, "_new_task.tar.zst.siginfo")],
            [_sstate(H2)], [], [known, _sstate(H2, "_package.tar.zst.done")]]
-    for directory in ("01/23/", "fe/dc/", "01/", "", "x/01/23/"):
-        batches += [(directory, names, list(range(len(names))),
+    for where in ("01/23/", "fe/dc/", "01/", "", "x/01/23/"):
+        batches += [(where, names, list(range(len(names))),
                      [float(i) for i in range(len(names))], None) for names in odd]
     batches += [(f"{H2[:2]}/{H2[2:4]}/", [_sstate(H2, "_a.tgz"), _sstate(H2, "_b.tgz")],
                  [1, 2], [3.0, 4.0], [5.0, 6.0])] * 3
