@@ -93,10 +93,27 @@ Batch = Tuple[str, Sequence[str], Sequence[int], Sequence[float], Optional[Seque
 _Split = Tuple[int, int, bytes, str]
 
 
-def _first_uses(column: npt.NDArray[Any]) -> List[int]:
-    """The distinct values of ``column``, in the order of their first row."""
-    values, firsts = np.unique(column, return_index=True)
-    return cast(List[int], values[np.argsort(firsts)].tolist())
+def _first_uses(column: npt.NDArray[Any], wanted: npt.NDArray[np.bool_]) -> List[int]:
+    """The distinct values of ``column`` that are ``wanted`` (by value), in the order of
+    their first row."""
+    return list(dict.fromkeys(column[wanted[column]].tolist()))
+
+
+#: A head's fields, between NULs (the heads of a batch joined): PV may hold ``:`` (see
+#: :func:`~sstate_mirror.naming.head_fields`); a match spans one head, from its start (the
+#: NUL before it) to its end (the NUL after it, not consumed: the next head's start).
+_HEAD_FIELDS = re.compile(
+    r"\0sstate:([^:\0]*):([^:\0]*):([^\0]*):([^:\0]*):([^:\0]*):([^:\0]*):(?=\0)")
+
+
+def _parse_heads(texts: List[str]) -> List[Head]:
+    """The :class:`Head` of each of ``texts`` (``sstate:`` and eight ``:``-fields or more),
+    parsed together by one regular expression (one by one where it does not match each)."""
+    found = _HEAD_FIELDS.findall("\0" + "\0".join(texts) + "\0")
+    if len(found) != len(texts):  # some text is no such head: each alone
+        return [_head(text) for text in texts]
+    columns = [list(map(sys.intern, column)) for column in zip(*found)]
+    return list(map(Head._make, zip(texts, *columns)))
 
 
 class Head(NamedTuple):
@@ -606,20 +623,23 @@ class Catalog(Sequence[Artifact]):
 
         numbers = [] if numbers is None else numbers
         numbers += [ids.get(text, -1) for text in texts[len(numbers):]]
-        if -1 in numbers:
-            unknown = np.array(numbers) < 0
-            for h in _first_uses(heads[named]):
-                if not unknown[h]:
-                    continue
-                known = ids.get(texts[h])  # or added since it was looked up, by another
-                if known is not None:
-                    numbers[h] = known
-                elif other.head_texts is None:  # its fields interned, by extend or unpickling
-                    numbers[h] = ids[texts[h]] = len(self.heads)
-                    self.heads.append(other.heads[h])
-                else:
-                    numbers[h] = self._number_head(texts[h], None)
         head_map = np.array([*numbers, OTHER], dtype=np.int64)
+        if -1 in numbers:
+            new: List[int] = []  # in the order of their first rows
+            for h in _first_uses(heads[named], head_map < 0):
+                known = ids.get(texts[h])  # or added since it was looked up, by another
+                if known is None:
+                    new.append(h)
+                else:
+                    numbers[h] = known
+            # a worker's heads are parsed here, together; another catalog's are its own
+            # (their fields interned, by extend or by unpickling)
+            added = _parse_heads([texts[h] for h in new]) if other.head_texts is not None \
+                else [other.heads[h] for h in new]
+            for h, head in zip(new, added):
+                numbers[h] = ids[head.text] = len(self.heads)
+                self.heads.append(head)
+            head_map = np.array([*numbers, OTHER], dtype=np.int64)
         tail_map = [ids.get(t.text, -1) for t in other.tails]  # add_tail numbers archives
         tail_map = self._renumber(tail_map, tails[named], add_tail)
         dir_map = self._renumber([ids.get(d, -1) for d in other.dirs], dirs[named], add_dir)
@@ -650,8 +670,9 @@ class Catalog(Sequence[Artifact]):
         -1 for the others, added by ``add`` in the order of ``column``'s first use of them
         (0 for those unused)."""
         if -1 in numbers:
-            for i in _first_uses(column):
-                if i < len(numbers) and numbers[i] < 0:
+            unknown = np.array([*[n < 0 for n in numbers], False])  # (a whole row's 0)
+            for i in _first_uses(np.minimum(column, len(numbers)), unknown):
+                if numbers[i] < 0:
                     numbers[i] = add(i)
             if -1 in numbers:
                 numbers = [max(n, 0) for n in numbers]
