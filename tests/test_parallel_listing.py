@@ -18,9 +18,9 @@ from typing import Any, List, Optional, Tuple
 import pytest
 
 from realparts import tool
+from sstate_mirror import catalog as catalog_module
 from sstate_mirror.backends.base import EntryBatch, ListingPart, SkipCallback, SplitListing
 from sstate_mirror.backends.local import LocalBackend, _DirectoryPart, _SplitWalk
-from sstate_mirror import catalog as catalog_module
 from sstate_mirror.catalog import Catalog
 from sstate_mirror.commands import listing_parts
 from sstate_mirror.commands.listing import list_artifacts
