@@ -47,6 +47,8 @@ _SLOT = np.array([ARCHIVE if b == ARCHIVE else SIGINFO if b == SIGINFO else SIG 
                   else 0 for b in range(256)], np.int64)
 #: odd constant of the multiplicative mix of :func:`mixed_keys`
 _MIX = np.uint64(0x9E3779B97F4A7C15)
+#: pairs of rows compared at a time
+_CHUNK = 1 << 18
 #: bits of the sort key of a row in path order (see :class:`PathOrder`)
 KEY_BITS = 64
 
@@ -152,36 +154,28 @@ class Groups:
         mixed = mixed[order]
         same: Mask = mixed[1:] == mixed[:-1]
         del mixed
-        for part in parts:  # neighbours of the same mix with the same key
-            sorted_part = part[order]
-            differ = sorted_part[1:] != sorted_part[:-1]
-            if (differ & same).any():  # a collision: sort by whole keys
-                order = np.lexsort(parts[::-1])
-                same = np.ones(n - 1, np.bool_)
-                for whole in parts:
-                    sorted_part = whole[order]
-                    same &= sorted_part[1:] == sorted_part[:-1]
-                break
-            same &= ~differ
-        del sorted_part, differ
-        starts = np.flatnonzero(np.concatenate(([True], ~same)))
-        run = np.cumsum(np.concatenate(([0], ~same)), dtype=np.int64)
+        if not _pairs_equal(words, parts[4:], order, same):  # a collision: by whole keys
+            order = np.lexsort(parts[::-1])
+            same = np.ones(n - 1, np.bool_)
+            for part in parts:
+                sorted_part = part[order]
+                same &= sorted_part[1:] == sorted_part[:-1]
+            del sorted_part
+        starts = np.concatenate(([True], ~same))
         del same
-        firsts = np.minimum.reduceat(order, starts)
-        runs = len(starts)
-        if len(self.whole):  # their run (one key: no hash, no head) is no group: last
-            firsts[self._run_of(order, run, int(self.whole[0]))] = n
-        number = np.empty(runs, np.int64)
-        number[np.argsort(firsts, kind="stable")] = np.arange(runs, dtype=np.int64)
-        self.group[order] = number[run]
-        if len(self.whole):
-            self.group[self.whole] = NONE
-            runs -= 1
-        return runs
-
-    @staticmethod
-    def _run_of(order: Rows, run: Rows, row: int) -> int:
-        return int(run[np.flatnonzero(order == row)[0]])
+        firsts = np.minimum.reduceat(order, np.flatnonzero(starts))
+        run = np.cumsum(starts, dtype=np.int64)
+        run -= 1
+        del starts
+        first = np.zeros(n, np.bool_)
+        first[firsts] = True
+        if len(self.whole):  # their run (one key: no hash, no head) is no group
+            first[firsts[run[np.flatnonzero(order == self.whole[0])[0]]]] = False
+        number = np.cumsum(first, dtype=np.int64)
+        number -= 1
+        self.group[order] = number[firsts][run]
+        self.group[self.whole] = NONE
+        return int(number[-1]) + 1
 
     def __len__(self) -> int:
         return self.count
@@ -202,6 +196,19 @@ class Groups:
         if catalog.head[row] == OTHER:
             return catalog.others[row].group_key
         return catalog.path(row, tail=catalog.tails[catalog.tail[row]].archive)
+
+
+def _pairs_equal(words: NDArray[np.uint64], parts: List[NDArray[np.generic]], order: Rows,
+                 same: Mask) -> bool:
+    """Whether every two neighbours in ``order`` that ``same`` says are alike have the same
+    hash ``words`` and ``parts`` (read a chunk of pairs at a time: a hash is one read)."""
+    pairs = np.flatnonzero(same)
+    for start in range(0, len(pairs), _CHUNK):
+        at = pairs[start:start + _CHUNK]
+        a, b = order[at], order[at + 1]
+        if not (words[a] == words[b]).all() or any((p[a] != p[b]).any() for p in parts):
+            return False
+    return True
 
 
 class PathOrder:
@@ -229,7 +236,7 @@ class PathOrder:
         self.tail_rank: List[int] = _ranks(sorted(range(len(tails)), key=tails.__getitem__)
                                            ).tolist()
         texts = list(map(texts.__getitem__, heads))
-        self.usable = (not any(b.startswith(a) for a, b in zip(texts, texts[1:]))
+        self.usable = (not any(map(str.startswith, texts[1:], texts[:-1]))
                        and _dirs_apart(catalog))
         dirs = catalog.dirs
         order = sorted(range(len(dirs)),
