@@ -53,6 +53,8 @@ _CHUNK = 1 << 18
 KEY_BITS = 64
 
 Rows = NDArray[np.int64]
+#: group numbers of rows: 4 bytes each below 2**31 rows
+Numbers = NDArray[Union[np.int32, np.int64]]
 Mask = NDArray[np.bool_]
 Item = TypeVar("Item", bound=np.generic)
 
@@ -98,10 +100,9 @@ class Groups:
         """The rows kept whole."""
         for row, art in catalog.others.items():
             self.kinds[row] = KIND_CODE[art.kind]
-        tail_archive = np.array([t.archive for t in tails] or [0], np.uint32)
-        self.group: Rows = np.full(n, NONE, np.int64)
+        self.group = self._number(np.array([t.archive for t in tails] or [0], np.uint32))
         """The group of each row (``NONE``: of none)."""
-        self.count = self._number(tail_archive[tail_col])
+        self.count = int(self.group.max(initial=NONE)) + 1
         spill: Dict[str, int] = {}
         for row, art in catalog.others.items():
             if art.kind in GROUPED_KINDS:
@@ -109,15 +110,16 @@ class Groups:
         self.spilled = bool(spill)
         """Whether some group is made of rows kept whole."""
         self.count += len(spill)
-        # members: slot 3 * group + kind, the largest row number (the last listed) of each
-        in_group = self.group >= 0
-        rows = np.arange(n, dtype=np.int64)
-        where = self.group * 3 + _SLOT[self.kinds]
-        if not in_group.all():
-            rows, where = rows[in_group], where[in_group]
+        # members: slot 3 * group + kind, the largest row number (the last listed) of each,
+        # a chunk of rows at a time
         members = np.full(3 * self.count, NONE, np.int64)
-        np.maximum.at(members, where, rows)
-        del rows, where, in_group
+        for start in range(0, n, _CHUNK):
+            group = self.group[start:start + _CHUNK].astype(np.int64)
+            where = group * 3 + _SLOT[self.kinds[start:start + _CHUNK]]
+            rows = np.arange(start, start + len(group), dtype=np.int64)
+            if (group < 0).any():
+                rows, where = rows[group >= 0], where[group >= 0]
+            np.maximum.at(members, where, rows)
         slots = members.reshape(self.count, 3)
         self.archive: Rows = slots[:, ARCHIVE].copy()
         self.siginfo: Rows = slots[:, SIGINFO].copy()
@@ -138,44 +140,52 @@ class Groups:
     def _read(values: NDArray[np.float64], rows: Rows, missing: float) -> NDArray[np.float64]:
         return np.where(rows >= 0, values[rows], missing)
 
-    def _number(self, archive_tail: NDArray[np.uint32]) -> int:
-        """Number the groups of the rows the columns hold, in the order of their first row,
-        into :attr:`group`; their count."""
+    def _number(self, tail_archive: NDArray[np.uint32]) -> Numbers:
+        """The group of each row, for the rows the columns hold (``NONE`` for the others),
+        numbered in the order of their first row."""
         catalog = self.catalog
         n = len(catalog)
+        index = np.int32 if n < 1 << 31 else np.int64
         if not n:
-            return 0
+            return np.zeros(0, index)
         words = hash_words(catalog)
         parts: List[NDArray[np.generic]] = [
-            words[:, 0], words[:, 1], words[:, 2], words[:, 3],
-            column(catalog.head, np.uint32), column(catalog.dir, np.uint32), archive_tail]
+            words[:, 0], words[:, 1], words[:, 2], words[:, 3], column(catalog.head, np.uint32),
+            column(catalog.dir, np.uint32), tail_archive[column(catalog.tail, np.uint32)]]
         mixed = mixed_keys(parts)
         order: Rows = np.argsort(mixed)
-        mixed = mixed[order]
-        same: Mask = mixed[1:] == mixed[:-1]
+        same = np.empty(n - 1, np.bool_)
+        for start in range(0, n - 1, _CHUNK):
+            sorted_mix = mixed[order[start:start + _CHUNK + 1]]
+            same[start:start + _CHUNK] = sorted_mix[1:] == sorted_mix[:-1]
         del mixed
         if not _pairs_equal(words, parts[4:], order, same):  # a collision: by whole keys
             order = np.lexsort(parts[::-1])
-            same = np.ones(n - 1, np.bool_)
+            same[:] = True
             for part in parts:
                 sorted_part = part[order]
                 same &= sorted_part[1:] == sorted_part[:-1]
-            del sorted_part
+                del sorted_part
+        del parts
         starts = np.concatenate(([True], ~same))
         del same
         firsts = np.minimum.reduceat(order, np.flatnonzero(starts))
-        run = np.cumsum(starts, dtype=np.int64)
+        run = np.cumsum(starts, dtype=index)
         run -= 1
         del starts
         first = np.zeros(n, np.bool_)
         first[firsts] = True
         if len(self.whole):  # their run (one key: no hash, no head) is no group
             first[firsts[run[np.flatnonzero(order == self.whole[0])[0]]]] = False
-        number = np.cumsum(first, dtype=np.int64)
+        number = np.cumsum(first, dtype=index)
+        del first
         number -= 1
-        self.group[order] = number[firsts][run]
-        self.group[self.whole] = NONE
-        return int(number[-1]) + 1
+        of_run = number[firsts]
+        del number, firsts
+        group: Numbers = np.empty(n, index)
+        group[order] = of_run[run]
+        group[self.whole] = NONE
+        return group
 
     def __len__(self) -> int:
         return self.count
@@ -354,7 +364,9 @@ def by_key(groups: Groups, order: PathOrder, chosen: Rows) -> Rows:
         return np.array(sorted(chosen.tolist(), key=groups.key), np.int64)
     tails = groups.catalog.tails
     archive_rank = [order.tail_rank[t.archive] for t in tails]
-    return groups.group[order.sorted(groups.any_member(chosen), archive_rank)]
+    out: Rows = groups.group[order.sorted(groups.any_member(chosen), archive_rank)].astype(
+        np.int64)
+    return out
 
 
 def ties_by_key(groups: Groups, order: PathOrder, ranked: Rows, same: Mask,
