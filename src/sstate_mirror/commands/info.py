@@ -1,12 +1,12 @@
 """``info``: what a mirror holds, how big and how old — one pass over the listing.
 
-The summary of a million-file mirror must cost about a second: a Python step per file and
-per tally is several times that. So the pass over a :class:`~sstate_mirror.catalog.Catalog`
-keeps only its sums per row in Python and leaves the rest to the standard library's C
-iterators over the columns (``Counter``, ``itertools.compress``, ``struct.iter_unpack``,
-``memoryview`` copies). This is hand-written rather than a dataframe library's group-by: the
-groups are the catalog's own parts (heads, tails, directories), and no such library is a
-dependency of the tool.
+The summary of a million-file mirror must cost well under a second: a Python step per file
+costs several. So the pass over a :class:`~sstate_mirror.catalog.Catalog` sums its columns
+per part of a name (head, tail, directory) and per age bucket with numpy, block by block,
+and leaves to Python only what is per part (tens of thousands of heads, a few dozen tails)
+and the group keys that match archives with their ``.siginfo`` (``struct`` and sets, in C).
+The groups are the catalog's own parts, numbered densely, so a sum by group is a
+``bincount`` or an ``add.at``: no dataframe library is needed.
 """
 
 from __future__ import annotations
@@ -16,12 +16,15 @@ import struct
 import sys
 from array import array
 from bisect import bisect_left
-from collections import Counter, deque
+from collections import deque
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from itertools import compress
 from operator import itemgetter
-from typing import Any, Dict, List, Optional, Set, Tuple, Union
+from typing import Any, Dict, List, Optional, Set, Tuple, Union, cast
+
+import numpy as np
+from numpy.typing import NDArray
 
 from ..catalog import Catalog, Head, collector_paused
 from ..naming import GROUPED_KINDS, Artifact, Kind, directory_prefix, layout_of
@@ -157,18 +160,16 @@ def summarize(artifacts: Iterable[Artifact], now: float) -> InfoReport:
 def _summarize(artifacts: Iterable[Artifact], now: float) -> InfoReport:
     """All statistics in one linear pass.
 
-    The pass reads a :class:`~sstate_mirror.catalog.Catalog`'s columns: it sums files,
-    bytes and times per part of a name (head, tail, directory) and folds those into the
-    tallies at the end. A tally's keys are made in the order their first file is listed, as
-    a pass over :class:`Artifact` objects would make them.
-
-    Per row, the only Python code is the sums themselves (bytes and times per head, bytes
-    per tail, directory and age bucket); the files per part and the order of first files
-    come from ``Counter`` (which keeps its keys in the order first counted), the archives
-    per recipe and task from ``Counter`` over packed pairs, and the group keys of archives
-    and ``.siginfo`` files from :func:`_group_keys` (matched by :class:`_Unmatched`).
-    The catalog is read ``_BLOCK`` rows at a time, so what the pass makes per row is
-    bounded whatever the mirror's size.
+    The pass reads a :class:`~sstate_mirror.catalog.Catalog`'s columns ``_BLOCK`` rows at a
+    time and sums files, bytes and times per part of a name (head, tail, directory) and per
+    age bucket with numpy (``bincount``, ``add.at``, ``fmin.at``: a few nanoseconds a row),
+    then folds those sums into the tallies, per part, at the end. A tally's keys are made
+    in the order their first file is listed, as a pass over :class:`Artifact` objects would
+    make them: each part's first row is kept (``minimum.at``) and the parts are read in that
+    order. The archives per recipe and task are counted over packed pairs, in the order each
+    pair is first listed; the group keys of archives and ``.siginfo`` files come from
+    :func:`_group_keys` (matched by :class:`_Unmatched`). What the pass makes per row is
+    bounded by the block, whatever the mirror's size.
     """
     catalog = Catalog.of(artifacts)
     report = InfoReport(now=now)
@@ -177,84 +178,144 @@ def _summarize(artifacts: Iterable[Artifact], now: float) -> InfoReport:
     heads, tails, dirs = catalog.heads, catalog.tails, catalog.dirs
     others = sorted(catalog.others.items())
     others_rows = [row for row, _ in others]
-    n_heads, n_tails, n_dirs, n_others = len(heads), len(tails), len(dirs), len(others)
-    # Bytes per part; the slots past the parts are the rows kept whole (see _blocks): they
-    # are summed like the others, and not read. The files per part are counted (in C) by the
-    # Counters, which keep the parts in the order their first file is listed.
-    head_sums, tail_sums = [0] * (n_heads + n_others), [0] * (n_tails + n_others)
-    dir_sums = [0] * (n_dirs + n_others)
-    head_files: Counter[int] = Counter()
-    tail_files: Counter[int] = Counter()
-    dir_files: Counter[int] = Counter()
-    head_oldest = [math.inf] * (n_heads + n_others)
-    head_newest = [-math.inf] * (n_heads + n_others)
-    age_sums = [0] * len(AGE_BUCKETS)  # packed tallies: _FILE per file plus its size
+    n_others = len(others)
+    # per part; the slots past the parts are the rows kept whole (see _blocks): they are
+    # summed like the others, and not read
+    head_sums = _PartSums(len(heads) + n_others, times=True)
+    tail_sums = _PartSums(len(tails) + n_others)
+    dir_sums = _PartSums(len(dirs) + n_others)
+    head_archives = np.zeros(len(heads) + n_others, np.int64)
     thresholds = _age_thresholds(now)
-    # archives per head, and per (recipe, task) as recipe << 32 | task, by their numbers here
+    bounds = np.array(thresholds, np.float64)
+    age_files = np.zeros(len(AGE_BUCKETS), np.int64)
+    age_bytes = np.zeros(len(AGE_BUCKETS), np.int64)
+    # archives per (recipe, task) as recipe << 32 | task, by their numbers here, in the
+    # order each pair is first listed
     pn_index: Dict[str, int] = {}
     task_index: Dict[str, int] = {}
-    head_pn = [pn_index.setdefault(head.pn, len(pn_index)) for head in heads]
-    tail_task = [task_index.setdefault(tail.task, len(task_index)) for tail in tails]
-    is_archive = [tail.kind is Kind.ARCHIVE for tail in tails] + [False] * n_others
-    is_siginfo = [tail.kind is Kind.SIGINFO for tail in tails] + [False] * n_others
-    archive_of = [tail.archive for tail in tails] + [0] * n_others
+    head_pn = np.array([pn_index.setdefault(head.pn, len(pn_index)) for head in heads]
+                       + [0] * n_others, np.int64)
+    tail_task = np.array([task_index.setdefault(tail.task, len(task_index)) for tail in tails]
+                         + [0] * n_others, np.int64)
+    is_archive_list = [tail.kind is Kind.ARCHIVE for tail in tails] + [False] * n_others
+    is_siginfo_list = [tail.kind is Kind.SIGINFO for tail in tails] + [False] * n_others
+    archive_of_list = [tail.archive for tail in tails] + [0] * n_others
+    is_archive = np.array(is_archive_list, np.bool_)
+    is_siginfo = np.array(is_siginfo_list, np.bool_)
+    archive_of = np.array(archive_of_list, np.uint32)
+    task_archives = _PairCounts()
     unmatched = _Unmatched()
-    head_archives: Counter[int] = Counter()
-    task_archives: Counter[int] = Counter()
-    bucket, one = bisect_left, _FILE
     for start, stop, hd_col, tl_col, dr_col in _blocks(catalog, others_rows):
-        head_files.update(hd_col)
-        tail_files.update(tl_col)
-        dir_files.update(dr_col)
-        for hd, tl, dr, size, mtime in zip(hd_col, tl_col, dr_col, catalog.size[start:stop],
-                                           catalog.mtime[start:stop]):
-            head_sums[hd] += size
-            if mtime < head_oldest[hd]:
-                head_oldest[hd] = mtime
-            if mtime > head_newest[hd]:
-                head_newest[hd] = mtime
-            tail_sums[tl] += size
-            dir_sums[dr] += size
-            age_sums[bucket(thresholds, mtime)] += size + one
-        archive = bytes(map(is_archive.__getitem__, tl_col))
-        archive_heads = array("I", compress(hd_col, archive))
-        head_archives.update(archive_heads)
-        task_archives.update(_pairs(array("I", map(head_pn.__getitem__, archive_heads)),
-                                    array("I", map(tail_task.__getitem__,
-                                                   compress(tl_col, archive)))))
-        keys = _group_keys(catalog, start, stop, hd_col, dr_col,
-                           array("I", map(archive_of.__getitem__, tl_col)))
-        unmatched.add(set(compress(keys, archive)),
-                      set(compress(keys, map(is_siginfo.__getitem__, tl_col))))
+        hd = np.frombuffer(hd_col, np.uint32).astype(np.intp)
+        tl = np.frombuffer(tl_col, np.uint32).astype(np.intp)
+        dr = np.frombuffer(dr_col, np.uint32).astype(np.intp)
+        size = np.frombuffer(catalog.size[start:stop], np.int64)
+        mtime = np.frombuffer(catalog.mtime[start:stop], np.float64)
+        rows = np.arange(start, stop, dtype=np.int64)
+        head_sums.add(hd, rows, size, mtime)
+        tail_sums.add(tl, rows, size)
+        dir_sums.add(dr, rows, size)
+        # bisect_left over the thresholds, which puts a NaN (no time) in the first bucket
+        bucket = np.searchsorted(bounds, mtime, side="left")
+        bucket[np.isnan(mtime)] = 0
+        age_files += np.bincount(bucket, minlength=len(age_files))
+        np.add.at(age_bytes, bucket, size)
+        archive = is_archive[tl]
+        archive_heads = hd[archive]
+        head_archives += np.bincount(archive_heads, minlength=len(head_archives))
+        task_archives.add((head_pn[archive_heads] << 32) | tail_task[tl[archive]],
+                          rows[archive])
+        keys = _group_keys(catalog, start, stop, hd, dr, archive_of[tl])
+        unmatched.add(set(compress(keys, archive.tobytes())),
+                      set(compress(keys, is_siginfo[tl].tobytes())))
         del keys
     if unmatched.unmatched:
         heads_left = {_IDS.unpack_from(key, 32)[1] for key in unmatched.unmatched}
-        unmatched.remove(_siginfo_keys(catalog, others_rows, heads_left, is_siginfo,
-                                       archive_of))
+        unmatched.remove(_siginfo_keys(catalog, others_rows, heads_left, is_siginfo_list,
+                                       archive_of_list))
+    age_counts, age_sizes = age_files.tolist(), age_bytes.tolist()
     for row in others_rows:  # summed above as if it were a row like the others
-        age_sums[bisect_left(thresholds, catalog.mtime[row])] -= catalog.size[row] + _FILE
+        age = bisect_left(thresholds, catalog.mtime[row])
+        age_counts[age] -= 1
+        age_sizes[age] -= catalog.size[row]
 
     arts = [art for _, art in others]
     grouped = [art.name is not None and art.kind in GROUPED_KINDS for art in arts]
-    _make_keys(report, catalog, head_files, tail_files, dir_files, arts, grouped)
+    _make_keys(report, catalog, head_sums.order(), tail_sums.order(), dir_sums.order(), arts,
+               grouped)
     archives: Set[Union[bytes, str]] = set()  # group keys of the rows kept whole
     siginfo_keys: Set[str] = set()
     for art in arts:
         _add_artifact(report, art, archives, siginfo_keys)
-    _fold_heads(report, heads, head_files, head_sums, head_oldest, head_newest, head_archives)
-    _fold_tasks(report, list(pn_index), list(task_index), task_archives)
-    for tl, (tail, size) in enumerate(zip(tails, tail_sums)):
-        _add(report.by_kind, tail.kind.value, tail_files[tl], size)
-        _add(report.by_task, tail.task, tail_files[tl], size)
-    for dr, (where, size) in enumerate(zip(dirs, dir_sums)):
-        _add(report.by_prefix, where.prefix or NO_PREFIX, dir_files[dr], size)
-        _add(report.by_layout, where.layout, dir_files[dr], size)
-    for (_, label), packed in zip(AGE_BUCKETS, reversed(age_sums)):
-        files, size = _unpack(packed)
+    head_files = head_sums.files.tolist()
+    _fold_heads(report, heads, head_files, head_sums.bytes.tolist(),
+                head_sums.oldest.tolist(), head_sums.newest.tolist(), head_archives.tolist())
+    _fold_tasks(report, list(pn_index), list(task_index), task_archives.result())
+    for tail, files, size in zip(tails, tail_sums.files.tolist(), tail_sums.bytes.tolist()):
+        _add(report.by_kind, tail.kind.value, files, size)
+        _add(report.by_task, tail.task, files, size)
+    for where, files, size in zip(dirs, dir_sums.files.tolist(), dir_sums.bytes.tolist()):
+        _add(report.by_prefix, where.prefix or NO_PREFIX, files, size)
+        _add(report.by_layout, where.layout, files, size)
+    for (_, label), files, size in zip(AGE_BUCKETS, reversed(age_counts), reversed(age_sizes)):
         _add(report.by_age, label, files, size)
     report.archives_without_siginfo = (
         len(unmatched.unmatched) + sum(1 for key in archives if key not in siginfo_keys))
     return report
+
+
+class _PartSums:
+    """Files, bytes, first row (and oldest and newest mtime) per part number, summed block
+    after block."""
+
+    def __init__(self, parts: int, times: bool = False) -> None:
+        self.files = np.zeros(parts, np.int64)
+        self.bytes = np.zeros(parts, np.int64)
+        self.first = np.full(parts, np.iinfo(np.int64).max, np.int64)
+        self.oldest = np.full(parts if times else 0, np.inf)
+        self.newest = np.full(parts if times else 0, -np.inf)
+
+    def add(self, parts: NDArray[np.intp], rows: NDArray[np.int64], size: NDArray[np.int64],
+            mtime: Optional[NDArray[np.float64]] = None) -> None:
+        self.files += np.bincount(parts, minlength=len(self.files))
+        np.add.at(self.bytes, parts, size)
+        np.minimum.at(self.first, parts, rows)
+        if mtime is not None:  # fmin and fmax pass over a NaN (no time), as a comparison does
+            np.fmin.at(self.oldest, parts, mtime)
+            np.fmax.at(self.newest, parts, mtime)
+
+    def order(self) -> List[int]:
+        """The parts with files, in the order of their first rows."""
+        used = np.flatnonzero(self.files)
+        return cast(List[int], used[np.argsort(self.first[used], kind="stable")].tolist())
+
+
+class _PairCounts:
+    """Counts of packed pairs, made block by block and summed at the end, in the order each
+    pair is first listed."""
+
+    def __init__(self) -> None:
+        self.pairs: List[NDArray[np.int64]] = []
+        self.firsts: List[NDArray[np.int64]] = []
+        self.counts: List[NDArray[np.int64]] = []
+
+    def add(self, pairs: NDArray[np.int64], rows: NDArray[np.int64]) -> None:
+        """A block's pairs, listed at ``rows`` (ascending)."""
+        unique, first, number = np.unique(pairs, return_index=True, return_counts=True)
+        self.pairs.append(unique)
+        self.firsts.append(rows[first])
+        self.counts.append(number.astype(np.int64))
+
+    def result(self) -> Dict[int, int]:
+        if not self.pairs:
+            return {}
+        unique, which = np.unique(np.concatenate(self.pairs), return_inverse=True)
+        first = np.full(len(unique), np.iinfo(np.int64).max, np.int64)
+        np.minimum.at(first, which, np.concatenate(self.firsts))
+        counts = np.zeros(len(unique), np.int64)
+        np.add.at(counts, which, np.concatenate(self.counts))
+        order = np.argsort(first, kind="stable")
+        return dict(zip(unique[order].tolist(), counts[order].tolist()))
 
 
 def _add(tallies: Dict[str, Tally], key: str, files: int, size: int) -> None:
@@ -264,8 +325,8 @@ def _add(tallies: Dict[str, Tally], key: str, files: int, size: int) -> None:
         tally.bytes += size
 
 
-def _fold_heads(report: InfoReport, heads: List[Head], files: Counter[int], sums: List[int],
-                oldest: List[float], newest: List[float], archives: Counter[int]) -> None:
+def _fold_heads(report: InfoReport, heads: List[Head], files: List[int], sums: List[int],
+                oldest: List[float], newest: List[float], archives: List[int]) -> None:
     """Count each head's files and bytes in its tallies, in the heads' order."""
     total = 0
     by_arch: Dict[str, int] = {}
@@ -273,8 +334,8 @@ def _fold_heads(report: InfoReport, heads: List[Head], files: Counter[int], sums
     recipes = report.recipes
     lowest: List[float] = [] if report.oldest is None else [report.oldest]
     highest: List[float] = [] if report.newest is None else [report.newest]
-    for hd, (head, size, low, high) in enumerate(zip(heads, sums, oldest, newest)):
-        count = files.get(hd, 0)
+    for head, count, size, low, high, archived in zip(heads, files, sums, oldest, newest,
+                                                      archives):
         if not count:
             continue
         packed = count * _FILE + size
@@ -287,10 +348,9 @@ def _fold_heads(report: InfoReport, heads: List[Head], files: Counter[int], sums
         recipe = recipes[head.pn]
         recipe.files += count
         recipe.bytes += size
-        count = archives.get(hd, 0)
-        if count:
-            recipe.archives += count
-            recipe.archs[arch] = recipe.archs.get(arch, 0) + count
+        if archived:
+            recipe.archives += archived
+            recipe.archs[arch] = recipe.archs.get(arch, 0) + archived
         if low < recipe.oldest:
             recipe.oldest = low
         if high > recipe.newest:
@@ -307,7 +367,7 @@ def _fold_heads(report: InfoReport, heads: List[Head], files: Counter[int], sums
 
 
 def _fold_tasks(report: InfoReport, pns: List[str], tasks: List[str],
-                archives: Counter[int]) -> None:
+                archives: Dict[int, int]) -> None:
     """Count the archives per (recipe, task) (``archives``, by ``pn << 32 | task``)."""
     keys = array("Q", archives)
     with memoryview(keys) as view, view.cast("B") as raw, raw.cast("I") as words:
@@ -387,16 +447,6 @@ def _age_thresholds(now: float) -> List[float]:
     return sorted(out)
 
 
-def _pairs(high: array[int], low: array[int]) -> memoryview:
-    """``high[i] << 32 | low[i]`` for each row, made by copying words, not by arithmetic."""
-    out = array("Q", [0]) * len(high)
-    with memoryview(out) as view, view.cast("B") as raw, raw.cast("I") as words:
-        lo, hi = (0, 1) if sys.byteorder == "little" else (1, 0)
-        words[lo::2] = low
-        words[hi::2] = high
-    return memoryview(out)
-
-
 def _siginfo_keys(catalog: Catalog, others_rows: List[int], heads: Set[int],
                   is_siginfo: List[bool], archive_of: List[int]) -> Iterator[bytes]:
     """The group keys (as :func:`_group_keys` makes them) of the ``.siginfo`` files with
@@ -409,25 +459,17 @@ def _siginfo_keys(catalog: Catalog, others_rows: List[int], heads: Set[int],
                        + _IDS.pack(dr_col[i], hd_col[i], archive_of[tl_col[i]]))
 
 
-def _group_keys(catalog: Catalog, start: int, stop: int, hd_col: array[int],
-                dr_col: array[int], archive_col: array[int]) -> List[bytes]:
-    """The group key of each of rows ``start:stop``: the archive's, for a companion."""
-    return list(map(itemgetter(0), _RECORD.iter_unpack(
-        _group_records(catalog, start, stop, hd_col, dr_col, archive_col))))
-
-
-def _group_records(catalog: Catalog, start: int, stop: int, hd_col: array[int],
-                   dr_col: array[int], archive_col: array[int]) -> array[int]:
-    """Rows ``start:stop`` as 44-byte records: hash, directory, head, archive's tail."""
-    out = array("I", [0]) * (11 * (stop - start))
-    hashes = catalog.hashes[32 * start: 32 * stop]
-    with memoryview(out) as view, memoryview(hashes) as raw, raw.cast("I") as words:
-        for k in range(8):
-            view[k::11] = words[k::8]
-        view[8::11] = dr_col
-        view[9::11] = hd_col
-        view[10::11] = archive_col
-    return out
+def _group_keys(catalog: Catalog, start: int, stop: int, hd: NDArray[np.intp],
+                dr: NDArray[np.intp], archive: NDArray[np.uint32]) -> List[bytes]:
+    """The group key of each of rows ``start:stop``: the archive's, for a companion; 44
+    bytes each: hash, directory, head and archive tail (native 4-byte words, as
+    ``_IDS`` packs them)."""
+    out = np.empty((stop - start, 11), np.uint32)
+    out[:, :8] = np.frombuffer(catalog.hashes[32 * start: 32 * stop], np.uint32).reshape(-1, 8)
+    out[:, 8] = dr
+    out[:, 9] = hd
+    out[:, 10] = archive
+    return list(map(itemgetter(0), _RECORD.iter_unpack(out.tobytes())))
 
 
 def _blocks(catalog: Catalog, others_rows: List[int]
