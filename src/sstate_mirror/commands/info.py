@@ -21,7 +21,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from itertools import compress
 from operator import itemgetter
-from typing import Any, Dict, List, Optional, Set, Tuple, Union, cast
+from typing import Any, Callable, Dict, List, Optional, Set, Tuple, Union, cast
 
 import numpy as np
 from numpy.typing import NDArray
@@ -191,10 +191,9 @@ def _summarize(artifacts: Iterable[Artifact], now: float) -> InfoReport:
     age_bytes = np.zeros(len(AGE_BUCKETS), np.int64)
     # archives per (recipe, task) as recipe << 32 | task, by their numbers here, in the
     # order each pair is first listed
-    pn_index: Dict[str, int] = {}
+    fields = _Fields(heads)
     task_index: Dict[str, int] = {}
-    head_pn = np.array([pn_index.setdefault(head.pn, len(pn_index)) for head in heads]
-                       + [0] * n_others, np.int64)
+    head_pn = np.concatenate([fields.head_pn, np.zeros(n_others, np.int64)])
     tail_task = np.array([task_index.setdefault(tail.task, len(task_index)) for tail in tails]
                          + [0] * n_others, np.int64)
     is_archive_list = [tail.kind is Kind.ARCHIVE for tail in tails] + [False] * n_others
@@ -241,16 +240,14 @@ def _summarize(artifacts: Iterable[Artifact], now: float) -> InfoReport:
 
     arts = [art for _, art in others]
     grouped = [art.name is not None and art.kind in GROUPED_KINDS for art in arts]
-    _make_keys(report, catalog, head_sums.order(), tail_sums.order(), dir_sums.order(), arts,
-               grouped)
+    _make_keys(report, catalog, fields, head_sums.order(), tail_sums.order(),
+               dir_sums.order(), arts, grouped)
     archives: Set[Union[bytes, str]] = set()  # group keys of the rows kept whole
     siginfo_keys: Set[str] = set()
     for art in arts:
         _add_artifact(report, art, archives, siginfo_keys)
-    head_files = head_sums.files.tolist()
-    _fold_heads(report, heads, head_files, head_sums.bytes.tolist(),
-                head_sums.oldest.tolist(), head_sums.newest.tolist(), head_archives.tolist())
-    _fold_tasks(report, list(pn_index), list(task_index), task_archives.result())
+    _fold_heads(report, fields, head_sums, head_archives)
+    _fold_tasks(report, list(fields.pn), list(task_index), task_archives.result())
     for tail, files, size in zip(tails, tail_sums.files.tolist(), tail_sums.bytes.tolist()):
         _add(report.by_kind, tail.kind.value, files, size)
         _add(report.by_task, tail.task, files, size)
@@ -325,45 +322,88 @@ def _add(tallies: Dict[str, Tally], key: str, files: int, size: int) -> None:
         tally.bytes += size
 
 
-def _fold_heads(report: InfoReport, heads: List[Head], files: List[int], sums: List[int],
-                oldest: List[float], newest: List[float], archives: List[int]) -> None:
-    """Count each head's files and bytes in its tallies, in the heads' order."""
-    total = 0
-    by_arch: Dict[str, int] = {}
-    by_version: Dict[str, int] = {}
+class _Fields:
+    """The recipe, arch and SSTATE_VERSION of each head, as numbers: each field's values
+    numbered in the order first met (``names``)."""
+
+    def __init__(self, heads: List[Head]) -> None:
+        self.pn: Dict[str, int] = {}
+        self.arch: Dict[str, int] = {}
+        self.version: Dict[str, int] = {}
+        self.head_pn = self._codes(self.pn, [head.pn for head in heads])
+        self.head_arch = self._codes(self.arch, [head.pkgarch or NO_ARCH for head in heads])
+        self.head_version = self._codes(self.version, [head.version for head in heads])
+
+    @staticmethod
+    def _codes(index: Dict[str, int], values: List[str]) -> NDArray[np.int64]:
+        return np.array([index.setdefault(value, len(index)) for value in values], np.int64)
+
+
+def _fold_heads(report: InfoReport, fields: _Fields, sums: _PartSums,
+                archives: NDArray[np.int64]) -> None:
+    """Count the heads' files, bytes and times in their tallies and recipes (each head's
+    archives in its recipe's archs, in the heads' order)."""
+    n = len(fields.head_pn)
+    files, size, archived = sums.files[:n], sums.bytes[:n], archives[:n]
+    used = np.flatnonzero(files)
+    if not len(used):
+        return
+    report.total.files += int(files.sum())
+    report.total.bytes += int(size.sum())
+    for codes, index, tallies in ((fields.head_arch, fields.arch, report.by_arch),
+                                  (fields.head_version, fields.version, report.by_version)):
+        for name, count, total in zip(index, *_sum_by(codes[used], len(index),
+                                                      files[used], size[used])):
+            _add(tallies, name, count, total)
+    low = float(sums.oldest[used].min())
+    high = float(sums.newest[used].max())
+    report.oldest = low if report.oldest is None else min(report.oldest, low)
+    report.newest = high if report.newest is None else max(report.newest, high)
+    pns = fields.head_pn[used]
+    counts, totals, archive_counts = _sum_by(pns, len(fields.pn), files[used], size[used],
+                                             archived[used])
+    oldest = np.full(len(fields.pn), np.inf)
+    newest = np.full(len(fields.pn), -np.inf)
+    np.minimum.at(oldest, pns, sums.oldest[used])
+    np.maximum.at(newest, pns, sums.newest[used])
     recipes = report.recipes
-    lowest: List[float] = [] if report.oldest is None else [report.oldest]
-    highest: List[float] = [] if report.newest is None else [report.newest]
-    for head, count, size, low, high, archived in zip(heads, files, sums, oldest, newest,
-                                                      archives):
+    for pn, count, total, archive_count, low, high in zip(
+            fields.pn, counts, totals, archive_counts, oldest.tolist(), newest.tolist()):
         if not count:
             continue
-        packed = count * _FILE + size
-        total += packed
-        arch = head.pkgarch or NO_ARCH
-        by_arch[arch] = by_arch.get(arch, 0) + packed
-        by_version[head.version] = by_version.get(head.version, 0) + packed
-        lowest.append(low)
-        highest.append(high)
-        recipe = recipes[head.pn]
+        recipe = recipes[pn]
         recipe.files += count
-        recipe.bytes += size
-        if archived:
-            recipe.archives += archived
-            recipe.archs[arch] = recipe.archs.get(arch, 0) + archived
+        recipe.bytes += total
+        recipe.archives += archive_count
         if low < recipe.oldest:
             recipe.oldest = low
         if high > recipe.newest:
             recipe.newest = high
-    count, size = _unpack(total)
-    report.total.files += count
-    report.total.bytes += size
-    for arch, packed in by_arch.items():
-        _add(report.by_arch, arch, *_unpack(packed))
-    for version, packed in by_version.items():
-        _add(report.by_version, version, *_unpack(packed))
-    if lowest:
-        report.oldest, report.newest = min(lowest), max(highest)
+    # the archs of a recipe's archives, in the order of the first head with each
+    with_archives = used[archived[used] > 0]
+    if len(with_archives):
+        n_archs = len(fields.arch)
+        pairs = fields.head_pn[with_archives] * n_archs + fields.head_arch[with_archives]
+        unique, first, which = np.unique(pairs, return_index=True, return_inverse=True)
+        counted = np.zeros(len(unique), np.int64)
+        np.add.at(counted, which, archived[with_archives])
+        order = np.argsort(first, kind="stable")
+        pn_names, arch_names = list(fields.pn), list(fields.arch)
+        for pair, count in zip(unique[order].tolist(), counted[order].tolist()):
+            recipe = recipes[pn_names[pair // n_archs]]
+            arch = arch_names[pair % n_archs]
+            recipe.archs[arch] = recipe.archs.get(arch, 0) + count
+
+
+def _sum_by(codes: NDArray[np.int64], n: int, *columns: NDArray[np.int64]
+            ) -> List[List[int]]:
+    """Each column summed by code (``n`` codes)."""
+    out = []
+    for column in columns:
+        total = np.zeros(n, np.int64)
+        np.add.at(total, codes, column)
+        out.append(cast(List[int], total.tolist()))
+    return out
 
 
 def _fold_tasks(report: InfoReport, pns: List[str], tasks: List[str],
@@ -495,27 +535,23 @@ def _blocks(catalog: Catalog, others_rows: List[int]
         yield start, stop, hd_col, tl_col, dr_col
 
 
-def _make_keys(report: InfoReport, catalog: Catalog, head_order: Iterable[int],
-               tail_order: Iterable[int], dir_order: Iterable[int], arts: List[Artifact],
-               grouped: List[bool]) -> None:
+def _make_keys(report: InfoReport, catalog: Catalog, fields: _Fields,
+               head_order: Iterable[int], tail_order: Iterable[int], dir_order: Iterable[int],
+               arts: List[Artifact], grouped: List[bool]) -> None:
     """Make the tallies' keys in the order their first file is listed.
 
     The orders are of the parts' numbers as :func:`_blocks` gives them: a row kept whole
     comes in them where it is listed.
     """
     heads, tails, dirs = catalog.heads, catalog.tails, catalog.dirs
-    for hd in head_order:
-        if hd < len(heads):
-            head = heads[hd]
-            arch, version, pn = head.pkgarch, head.version, head.pn
-        elif grouped[hd - len(heads)]:
-            art = arts[hd - len(heads)]
-            assert art.name is not None
-            arch, version, pn = art.arch, art.name.version, art.pn
-        else:
-            continue
-        _key(report.by_arch, arch or NO_ARCH)
+    order = np.array(head_order, np.int64)
+    whole = [arts[hd - len(heads)] if hd >= len(heads) and grouped[hd - len(heads)] else None
+             for hd in order[order >= len(heads)].tolist()]  # few: the rows kept whole
+    for arch in _first_listed(order, fields.head_arch, fields.arch, whole, _arch):
+        _key(report.by_arch, arch)
+    for version in _first_listed(order, fields.head_version, fields.version, whole, _version):
         _key(report.by_version, version)
+    for pn in _first_listed(order, fields.head_pn, fields.pn, whole, _pn):
         if pn not in report.recipes:
             report.recipes[pn] = RecipeInfo(pn)
     for tl in tail_order:
@@ -540,6 +576,36 @@ def _make_keys(report: InfoReport, catalog: Catalog, head_order: Iterable[int],
             continue
         _key(report.by_prefix, prefix or NO_PREFIX)
         _key(report.by_layout, layout)
+
+
+def _first_listed(order: NDArray[np.int64], codes: NDArray[np.int64], index: Dict[str, int],
+                  whole: List[Optional[Artifact]], value: Callable[[Artifact], str]
+                  ) -> List[str]:
+    """The values of a field (``codes`` by head, numbered in ``index``) in the order
+    first listed, for the heads in ``order``: a head numbered past ``codes`` is a row kept
+    whole (the ``whole`` of them, in order; None: no such field), numbered here."""
+    listed = np.full(len(order), -1, np.int64)
+    real = order < len(codes)
+    listed[real] = codes[order[real]]
+    listed[~real] = [-1 if art is None else index.setdefault(value(art), len(index))
+                     for art in whole]
+    listed = listed[listed >= 0]
+    unique, first = np.unique(listed, return_index=True)
+    names = list(index)
+    return [names[code] for code in unique[np.argsort(first, kind="stable")].tolist()]
+
+
+def _arch(art: Artifact) -> str:
+    return art.arch or NO_ARCH
+
+
+def _pn(art: Artifact) -> str:
+    return art.pn
+
+
+def _version(art: Artifact) -> str:
+    assert art.name is not None  # a grouped artifact
+    return art.name.version
 
 
 def _key(tallies: Dict[str, Tally], key: str) -> None:
