@@ -15,7 +15,6 @@ import math
 import struct
 import sys
 from array import array
-from bisect import bisect_left
 from collections import deque
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -26,7 +25,7 @@ from typing import Any, Callable, Dict, List, Optional, Set, Tuple, Union, cast
 import numpy as np
 from numpy.typing import NDArray
 
-from ..catalog import Catalog, Head, collector_paused
+from ..catalog import OTHER, Catalog, Head, collector_paused
 from ..naming import GROUPED_KINDS, Artifact, Kind, directory_prefix, layout_of
 
 #: Age buckets (upper bound in seconds, label); the last one is open-ended.
@@ -44,8 +43,6 @@ NO_PREFIX = "(top level)"
 
 #: Rows of a catalog read at a time: what the summary makes per row is bounded by it.
 _BLOCK = 1 << 16
-#: One file in a packed tally: the files above bit 64, the bytes (their sum) below.
-_FILE = 1 << 64
 #: The group key of a row: its hash, directory, head and archive tail (11 words).
 _RECORD = struct.Struct("44s")
 #: The last three words of a group key (native order, as the catalog's ``array("I")``).
@@ -150,127 +147,190 @@ class InfoReport:
 
 
 def summarize(artifacts: Iterable[Artifact], now: float) -> InfoReport:
-    """All statistics in one linear pass (see :func:`_summarize`), with the cycle collector
-    paused (:func:`~sstate_mirror.catalog.collector_paused`: the summary makes a recipe,
-    three objects, per recipe and no cycle)."""
-    with collector_paused():
-        return _summarize(artifacts, now)
-
-
-def _summarize(artifacts: Iterable[Artifact], now: float) -> InfoReport:
-    """All statistics in one linear pass.
-
-    The pass reads a :class:`~sstate_mirror.catalog.Catalog`'s columns ``_BLOCK`` rows at a
-    time and sums files, bytes and times per part of a name (head, tail, directory) and per
-    age bucket with numpy (``bincount``, ``add.at``, ``fmin.at``: a few nanoseconds a row),
-    then folds those sums into the tallies, per part, at the end. A tally's keys are made
-    in the order their first file is listed, as a pass over :class:`Artifact` objects would
-    make them: each part's first row is kept (``minimum.at``) and the parts are read in that
-    order. The archives per recipe and task are counted over packed pairs, in the order each
-    pair is first listed; the group keys of archives and ``.siginfo`` files come from
-    :func:`_group_keys` (matched by :class:`_Unmatched`). What the pass makes per row is
-    bounded by the block, whatever the mirror's size.
-    """
+    """All statistics in one linear pass (see :class:`Summary`)."""
     catalog = Catalog.of(artifacts)
-    report = InfoReport(now=now)
-    for _, label in AGE_BUCKETS:
-        report.by_age[label] = Tally()
-    heads, tails, dirs = catalog.heads, catalog.tails, catalog.dirs
-    others = sorted(catalog.others.items())
-    others_rows = [row for row, _ in others]
-    n_others = len(others)
-    # per part; the slots past the parts are the rows kept whole (see _blocks): they are
-    # summed like the others, and not read
-    head_sums = _PartSums(len(heads) + n_others, times=True)
-    tail_sums = _PartSums(len(tails) + n_others)
-    dir_sums = _PartSums(len(dirs) + n_others)
-    head_archives = np.zeros(len(heads) + n_others, np.int64)
-    thresholds = _age_thresholds(now)
-    bounds = np.array(thresholds, np.float64)
-    age_files = np.zeros(len(AGE_BUCKETS), np.int64)
-    age_bytes = np.zeros(len(AGE_BUCKETS), np.int64)
-    # archives per (recipe, task) as recipe << 32 | task, by their numbers here, in the
-    # order each pair is first listed
-    fields = _Fields(heads)
-    task_index: Dict[str, int] = {}
-    head_pn = np.concatenate([fields.head_pn, np.zeros(n_others, np.int64)])
-    tail_task = np.array([task_index.setdefault(tail.task, len(task_index)) for tail in tails]
-                         + [0] * n_others, np.int64)
-    is_archive_list = [tail.kind is Kind.ARCHIVE for tail in tails] + [False] * n_others
-    is_siginfo_list = [tail.kind is Kind.SIGINFO for tail in tails] + [False] * n_others
-    archive_of_list = [tail.archive for tail in tails] + [0] * n_others
-    is_archive = np.array(is_archive_list, np.bool_)
-    is_siginfo = np.array(is_siginfo_list, np.bool_)
-    archive_of = np.array(archive_of_list, np.uint32)
-    task_archives = _PairCounts()
-    unmatched = _Unmatched()
-    for start, stop, hd_col, tl_col, dr_col in _blocks(catalog, others_rows):
-        hd = np.frombuffer(hd_col, np.uint32).astype(np.intp)
-        tl = np.frombuffer(tl_col, np.uint32).astype(np.intp)
-        dr = np.frombuffer(dr_col, np.uint32).astype(np.intp)
-        size = np.frombuffer(catalog.size[start:stop], np.int64)
-        mtime = np.frombuffer(catalog.mtime[start:stop], np.float64)
-        rows = np.arange(start, stop, dtype=np.int64)
-        head_sums.add(hd, rows, size, mtime)
-        tail_sums.add(tl, rows, size)
-        dir_sums.add(dr, rows, size)
-        # bisect_left over the thresholds, which puts a NaN (no time) in the first bucket
-        bucket = np.searchsorted(bounds, mtime, side="left")
-        bucket[np.isnan(mtime)] = 0
-        age_files += np.bincount(bucket, minlength=len(age_files))
-        np.add.at(age_bytes, bucket, size)
-        archive = is_archive[tl]
-        archive_heads = hd[archive]
-        head_archives += np.bincount(archive_heads, minlength=len(head_archives))
-        task_archives.add((head_pn[archive_heads] << 32) | tail_task[tl[archive]],
-                          rows[archive])
-        keys = _group_keys(catalog, start, stop, hd, dr, archive_of[tl])
-        unmatched.add(set(compress(keys, archive.tobytes())),
-                      set(compress(keys, is_siginfo[tl].tobytes())))
-        del keys
-    if unmatched.unmatched:
-        heads_left = {_IDS.unpack_from(key, 32)[1] for key in unmatched.unmatched}
-        unmatched.remove(_siginfo_keys(catalog, others_rows, heads_left, is_siginfo_list,
-                                       archive_of_list))
-    age_counts, age_sizes = age_files.tolist(), age_bytes.tolist()
-    for row in others_rows:  # summed above as if it were a row like the others
-        age = bisect_left(thresholds, catalog.mtime[row])
-        age_counts[age] -= 1
-        age_sizes[age] -= catalog.size[row]
+    summary = Summary(now)
+    return summary.report(catalog)
 
-    arts = [art for _, art in others]
-    grouped = [art.name is not None and art.kind in GROUPED_KINDS for art in arts]
-    _make_keys(report, catalog, fields, head_sums.order(), tail_sums.order(),
-               dir_sums.order(), arts, grouped)
-    archives: Set[Union[bytes, str]] = set()  # group keys of the rows kept whole
-    siginfo_keys: Set[str] = set()
-    for art in arts:
-        _add_artifact(report, art, archives, siginfo_keys)
-    _fold_heads(report, fields, head_sums, head_archives)
-    _fold_tasks(report, list(fields.pn), list(task_index), task_archives.result())
-    for tail, files, size in zip(tails, tail_sums.files.tolist(), tail_sums.bytes.tolist()):
-        _add(report.by_kind, tail.kind.value, files, size)
-        _add(report.by_task, tail.task, files, size)
-    for where, files, size in zip(dirs, dir_sums.files.tolist(), dir_sums.bytes.tolist()):
-        _add(report.by_prefix, where.prefix or NO_PREFIX, files, size)
-        _add(report.by_layout, where.layout, files, size)
-    for (_, label), files, size in zip(AGE_BUCKETS, reversed(age_counts), reversed(age_sizes)):
-        _add(report.by_age, label, files, size)
-    report.archives_without_siginfo = (
-        len(unmatched.unmatched) + sum(1 for key in archives if key not in siginfo_keys))
-    return report
+
+class Summary:
+    """``info``'s statistics of a catalog, summed as its rows are listed.
+
+    The rows are read ``_BLOCK`` at a time: files, bytes and times are summed per part of a
+    name (head, tail, directory) and per age bucket with numpy (``bincount``, ``add.at``,
+    ``fmin.at``: a few nanoseconds a row), and folded into the tallies, per part, at the
+    end. A tally's keys are made in the order their first file is listed, as a pass over
+    :class:`Artifact` objects would make them: each part's first row is kept
+    (``minimum.at``) and the parts are read in that order, with the rows kept whole (few,
+    counted one by one) where they are listed. The archives per recipe and task are counted
+    over packed pairs, in the order each pair is first listed; the group keys of archives
+    and ``.siginfo`` files come from :func:`_group_keys` (matched by :class:`_Unmatched`).
+    What a block makes per row is bounded by the block, whatever the mirror's size.
+
+    :meth:`feed` sums the rows listed since it was last called: a listing calls it as it
+    goes, so that the sums are made while other processes walk the rest of the tree.
+    :meth:`report` sums what is left and makes the report. A catalog's rows never change
+    once listed; its tables of parts grow, and the sums grow with them. The cycle
+    collector is paused meanwhile (:func:`~sstate_mirror.catalog.collector_paused`: the
+    summary makes a recipe, three objects, per recipe and no cycle).
+    """
+
+    def __init__(self, now: float) -> None:
+        self.now = now
+        self._thresholds = _age_thresholds(now)
+        self._bounds = np.array(self._thresholds, np.float64)
+        self._done = 0  # rows summed
+        self._heads = _PartSums(times=True)
+        self._tails = _PartSums()
+        self._dirs = _PartSums()
+        self._head_archives = np.zeros(0, np.int64)
+        self._age_files = np.zeros(len(AGE_BUCKETS), np.int64)
+        self._age_bytes = np.zeros(len(AGE_BUCKETS), np.int64)
+        self._fields = _Fields()
+        # by tail number: its task's number here, its kind, its archive's tail
+        self._task_index: Dict[str, int] = {}
+        self._tail_task = np.zeros(0, np.int64)
+        self._is_archive: List[bool] = []
+        self._is_siginfo: List[bool] = []
+        self._archive_of: List[int] = []
+        # archives per (recipe, task) as recipe << 32 | task, by their numbers here
+        self._task_archives = _PairCounts()
+        self._unmatched = _Unmatched()
+
+    def feed(self, catalog: Catalog) -> None:
+        """Sum the rows of ``catalog`` listed since the last call."""
+        with collector_paused():
+            self._feed(catalog)
+
+    def report(self, catalog: Catalog) -> InfoReport:
+        """The report of every row of ``catalog`` (the one fed, if any)."""
+        with collector_paused():
+            self._feed(catalog)
+            return self._report(catalog)
+
+    def _grow(self, catalog: Catalog) -> None:
+        """Sums and numbers for the parts added to ``catalog``'s tables."""
+        tails = catalog.tails
+        self._fields.extend(catalog.heads)
+        self._heads.grow(len(catalog.heads))
+        self._tails.grow(len(tails))
+        self._dirs.grow(len(catalog.dirs))
+        self._head_archives = _grown(self._head_archives, len(catalog.heads), 0)
+        new = tails[len(self._is_archive):]
+        if new:
+            index = self._task_index
+            self._tail_task = np.concatenate([self._tail_task, np.array(
+                [index.setdefault(tail.task, len(index)) for tail in new], np.int64)])
+            self._is_archive += [tail.kind is Kind.ARCHIVE for tail in new]
+            self._is_siginfo += [tail.kind is Kind.SIGINFO for tail in new]
+            self._archive_of += [tail.archive for tail in new]
+
+    def _feed(self, catalog: Catalog) -> None:
+        stop = len(catalog)
+        if stop <= self._done:
+            return
+        self._grow(catalog)
+        is_archive = np.array(self._is_archive, np.bool_)
+        is_siginfo = np.array(self._is_siginfo, np.bool_)
+        archive_of = np.array(self._archive_of, np.uint32)
+        for start in range(self._done, stop, _BLOCK):
+            end = min(stop, start + _BLOCK)
+            hd = np.frombuffer(catalog.head[start:end], np.uint32)
+            named = hd != OTHER  # not a row kept whole: those are counted one by one
+            rows = np.arange(start, end, dtype=np.int64)[named]
+            hd = hd[named].astype(np.intp)
+            tl = np.frombuffer(catalog.tail[start:end], np.uint32)[named].astype(np.intp)
+            dr = np.frombuffer(catalog.dir[start:end], np.uint32)[named].astype(np.intp)
+            size = np.frombuffer(catalog.size[start:end], np.int64)[named]
+            mtime = np.frombuffer(catalog.mtime[start:end], np.float64)[named]
+            self._heads.add(hd, rows, size, mtime)
+            self._tails.add(tl, rows, size)
+            self._dirs.add(dr, rows, size)
+            # bisect_left over the thresholds, which puts a NaN (no time) in the first bucket
+            bucket = np.searchsorted(self._bounds, mtime, side="left")
+            bucket[np.isnan(mtime)] = 0
+            self._age_files += np.bincount(bucket, minlength=len(AGE_BUCKETS))
+            np.add.at(self._age_bytes, bucket, size)
+            archive = is_archive[tl]
+            archive_heads = hd[archive]
+            self._head_archives += np.bincount(archive_heads,
+                                               minlength=len(self._head_archives))
+            self._task_archives.add(
+                (self._fields.head_pn[archive_heads] << 32) | self._tail_task[tl[archive]],
+                rows[archive])
+            hashes = np.frombuffer(catalog.hashes[32 * start: 32 * end], np.uint32)
+            keys = _group_keys(hashes.reshape(-1, 8)[named], hd, dr, archive_of[tl])
+            self._unmatched.add(set(compress(keys, archive.tobytes())),
+                                set(compress(keys, is_siginfo[tl].tobytes())))
+            del keys
+        self._done = stop
+
+    def _report(self, catalog: Catalog) -> InfoReport:
+        report = InfoReport(now=self.now)
+        for _, label in AGE_BUCKETS:
+            report.by_age[label] = Tally()
+        tails, dirs = catalog.tails, catalog.dirs
+        unmatched = self._unmatched
+        if unmatched.unmatched:
+            heads_left = {_IDS.unpack_from(key, 32)[1] for key in unmatched.unmatched}
+            unmatched.remove(_siginfo_keys(catalog, heads_left, self._is_siginfo,
+                                           self._archive_of))
+        others = sorted(catalog.others.items())
+        others_rows = [row for row, _ in others]
+        arts = [art for _, art in others]
+        grouped = [art.name is not None and art.kind in GROUPED_KINDS for art in arts]
+        _make_keys(report, catalog, self._fields, self._heads.order(others_rows),
+                   self._tails.order(others_rows), self._dirs.order(others_rows), arts,
+                   grouped)
+        archives: Set[Union[bytes, str]] = set()  # group keys of the rows kept whole
+        siginfo_keys: Set[str] = set()
+        for art in arts:
+            _add_artifact(report, art, archives, siginfo_keys)
+        _fold_heads(report, self._fields, self._heads, self._head_archives)
+        _fold_tasks(report, list(self._fields.pn), list(self._task_index),
+                    self._task_archives.result())
+        for tail, files, size in zip(tails, self._tails.files.tolist(),
+                                     self._tails.bytes.tolist()):
+            _add(report.by_kind, tail.kind.value, files, size)
+            _add(report.by_task, tail.task, files, size)
+        for where, files, size in zip(dirs, self._dirs.files.tolist(),
+                                      self._dirs.bytes.tolist()):
+            _add(report.by_prefix, where.prefix or NO_PREFIX, files, size)
+            _add(report.by_layout, where.layout, files, size)
+        for (_, label), files, size in zip(AGE_BUCKETS, reversed(self._age_files.tolist()),
+                                           reversed(self._age_bytes.tolist())):
+            _add(report.by_age, label, files, size)
+        report.archives_without_siginfo = (
+            len(unmatched.unmatched) + sum(1 for key in archives if key not in siginfo_keys))
+        return report
+
+
+def _grown(column: NDArray[Any], n: int, value: float) -> NDArray[Any]:
+    """``column`` with ``value`` added up to ``n`` entries."""
+    if len(column) >= n:
+        return column
+    return np.concatenate([column, np.full(n - len(column), value, column.dtype)])
 
 
 class _PartSums:
     """Files, bytes, first row (and oldest and newest mtime) per part number, summed block
     after block."""
 
-    def __init__(self, parts: int, times: bool = False) -> None:
-        self.files = np.zeros(parts, np.int64)
-        self.bytes = np.zeros(parts, np.int64)
-        self.first = np.full(parts, np.iinfo(np.int64).max, np.int64)
-        self.oldest = np.full(parts if times else 0, np.inf)
-        self.newest = np.full(parts if times else 0, -np.inf)
+    def __init__(self, times: bool = False) -> None:
+        self.times = times
+        self.files = np.zeros(0, np.int64)
+        self.bytes = np.zeros(0, np.int64)
+        self.first = np.zeros(0, np.int64)
+        self.oldest = np.zeros(0, np.float64)
+        self.newest = np.zeros(0, np.float64)
+
+    def grow(self, parts: int) -> None:
+        self.files = _grown(self.files, parts, 0)
+        self.bytes = _grown(self.bytes, parts, 0)
+        self.first = _grown(self.first, parts, np.iinfo(np.int64).max)
+        if self.times:
+            self.oldest = _grown(self.oldest, parts, np.inf)
+            self.newest = _grown(self.newest, parts, -np.inf)
 
     def add(self, parts: NDArray[np.intp], rows: NDArray[np.int64], size: NDArray[np.int64],
             mtime: Optional[NDArray[np.float64]] = None) -> None:
@@ -281,10 +341,13 @@ class _PartSums:
             np.fmin.at(self.oldest, parts, mtime)
             np.fmax.at(self.newest, parts, mtime)
 
-    def order(self) -> List[int]:
-        """The parts with files, in the order of their first rows."""
+    def order(self, whole: List[int]) -> List[int]:
+        """The parts with files in the order of their first rows, with the rows kept whole
+        (``whole``, ascending) among them where they are listed, numbered past the parts."""
         used = np.flatnonzero(self.files)
-        return cast(List[int], used[np.argsort(self.first[used], kind="stable")].tolist())
+        numbers = np.concatenate([used, len(self.files) + np.arange(len(whole))])
+        firsts = np.concatenate([self.first[used], np.array(whole, np.int64)])
+        return cast(List[int], numbers[np.argsort(firsts, kind="stable")].tolist())
 
 
 class _PairCounts:
@@ -324,19 +387,31 @@ def _add(tallies: Dict[str, Tally], key: str, files: int, size: int) -> None:
 
 class _Fields:
     """The recipe, arch and SSTATE_VERSION of each head, as numbers: each field's values
-    numbered in the order first met (``names``)."""
+    numbered in the order first met (the keys of ``pn``, ``arch``, ``version``)."""
 
-    def __init__(self, heads: List[Head]) -> None:
+    def __init__(self) -> None:
         self.pn: Dict[str, int] = {}
         self.arch: Dict[str, int] = {}
         self.version: Dict[str, int] = {}
-        self.head_pn = self._codes(self.pn, [head.pn for head in heads])
-        self.head_arch = self._codes(self.arch, [head.pkgarch or NO_ARCH for head in heads])
-        self.head_version = self._codes(self.version, [head.version for head in heads])
+        self.head_pn = np.zeros(0, np.int64)
+        self.head_arch = np.zeros(0, np.int64)
+        self.head_version = np.zeros(0, np.int64)
+
+    def extend(self, heads: List[Head]) -> None:
+        """Number the heads past those numbered."""
+        new = heads[len(self.head_pn):]
+        if new:
+            self.head_pn = self._codes(self.head_pn, self.pn, [head.pn for head in new])
+            self.head_arch = self._codes(self.head_arch, self.arch,
+                                         [head.pkgarch or NO_ARCH for head in new])
+            self.head_version = self._codes(self.head_version, self.version,
+                                            [head.version for head in new])
 
     @staticmethod
-    def _codes(index: Dict[str, int], values: List[str]) -> NDArray[np.int64]:
-        return np.array([index.setdefault(value, len(index)) for value in values], np.int64)
+    def _codes(codes: NDArray[np.int64], index: Dict[str, int], values: List[str]
+               ) -> NDArray[np.int64]:
+        return np.concatenate([codes, np.array(
+            [index.setdefault(value, len(index)) for value in values], np.int64)])
 
 
 def _fold_heads(report: InfoReport, fields: _Fields, sums: _PartSums,
@@ -460,12 +535,6 @@ def _add_artifact(report: InfoReport, art: Artifact, archives: Set[Union[bytes, 
         siginfo_keys.add(art.group_key)
 
 
-def _unpack(packed: int) -> Tuple[int, int]:
-    """The files and bytes of a packed tally (see ``_FILE``)."""
-    files = (packed + (_FILE >> 1)) >> 64
-    return files, packed - (files << 64)
-
-
 def _age_thresholds(now: float) -> List[float]:
     """The mtimes where the age buckets change, ascending, as exact as ``now - mtime``.
 
@@ -487,52 +556,31 @@ def _age_thresholds(now: float) -> List[float]:
     return sorted(out)
 
 
-def _siginfo_keys(catalog: Catalog, others_rows: List[int], heads: Set[int],
-                  is_siginfo: List[bool], archive_of: List[int]) -> Iterator[bytes]:
+def _siginfo_keys(catalog: Catalog, heads: Set[int], is_siginfo: List[bool],
+                  archive_of: List[int]) -> Iterator[bytes]:
     """The group keys (as :func:`_group_keys` makes them) of the ``.siginfo`` files with
     one of ``heads``: the rows are picked in C, and only theirs are made one at a time."""
-    for start, stop, hd_col, tl_col, dr_col in _blocks(catalog, others_rows):
+    for start in range(0, len(catalog), _BLOCK):
+        stop = min(len(catalog), start + _BLOCK)
+        hd_col, tl_col = catalog.head[start:stop], catalog.tail[start:stop]
         for row in compress(range(start, stop), map(heads.__contains__, hd_col)):
             i = row - start
             if is_siginfo[tl_col[i]]:
                 yield (bytes(catalog.hashes[32 * row: 32 * row + 32])
-                       + _IDS.pack(dr_col[i], hd_col[i], archive_of[tl_col[i]]))
+                       + _IDS.pack(catalog.dir[row], hd_col[i], archive_of[tl_col[i]]))
 
 
-def _group_keys(catalog: Catalog, start: int, stop: int, hd: NDArray[np.intp],
-                dr: NDArray[np.intp], archive: NDArray[np.uint32]) -> List[bytes]:
-    """The group key of each of rows ``start:stop``: the archive's, for a companion; 44
-    bytes each: hash, directory, head and archive tail (native 4-byte words, as
-    ``_IDS`` packs them)."""
-    out = np.empty((stop - start, 11), np.uint32)
-    out[:, :8] = np.frombuffer(catalog.hashes[32 * start: 32 * stop], np.uint32).reshape(-1, 8)
+def _group_keys(hashes: NDArray[np.uint32], hd: NDArray[np.intp], dr: NDArray[np.intp],
+                archive: NDArray[np.uint32]) -> List[bytes]:
+    """The group key of each row (its hash as 8 words, its head, directory and tail): the
+    archive's, for a companion; 44 bytes each: hash, directory, head and archive tail
+    (native 4-byte words, as ``_IDS`` packs them)."""
+    out = np.empty((len(hd), 11), np.uint32)
+    out[:, :8] = hashes
     out[:, 8] = dr
     out[:, 9] = hd
     out[:, 10] = archive
     return list(map(itemgetter(0), _RECORD.iter_unpack(out.tobytes())))
-
-
-def _blocks(catalog: Catalog, others_rows: List[int]
-            ) -> Iterator[Tuple[int, int, array[int], array[int], array[int]]]:
-    """The head, tail and directory columns, ``_BLOCK`` rows at a time, rows kept whole marked.
-
-    The ``i``-th row kept whole (``others_rows`` is ascending) reads as head ``len(heads) +
-    i``, tail ``len(tails) + i`` and directory ``len(dirs) + i``: a part of its own.
-    """
-    n_heads, n_tails, n_dirs = len(catalog.heads), len(catalog.tails), len(catalog.dirs)
-    rows = len(catalog)
-    marked = 0
-    for start in range(0, rows, _BLOCK):
-        stop = min(rows, start + _BLOCK)
-        hd_col, tl_col = catalog.head[start:stop], catalog.tail[start:stop]
-        dr_col = catalog.dir[start:stop]
-        while marked < len(others_rows) and others_rows[marked] < stop:
-            row = others_rows[marked] - start
-            hd_col[row] = n_heads + marked
-            tl_col[row] = n_tails + marked
-            dr_col[row] = n_dirs + marked
-            marked += 1
-        yield start, stop, hd_col, tl_col, dr_col
 
 
 def _make_keys(report: InfoReport, catalog: Catalog, fields: _Fields,
