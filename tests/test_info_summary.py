@@ -275,6 +275,17 @@ def test_a_summary_fed_as_the_catalog_grows_is_the_summary_of_the_whole(
     assert _everything(summary.report(catalog)) == _everything(_previous(catalog, NOW))
 
 
+def test_a_summary_fed_one_catalog_reports_another_whole() -> None:
+    """info --filter: the listing fed, the report made of the selection (another catalog)."""
+    h = HASHES[0]
+    listing = _catalog([(f"{HEADS[0]}{h}_package.tar.zst", 1, 0.0),
+                        (f"{HEADS[1]}{h}_package.tar.zst", 2, 0.0)])
+    selection = listing.where(lambda art: art.size == 2)
+    summary = info.Summary(NOW)
+    summary.feed(listing)
+    assert _everything(summary.report(selection)) == _everything(_previous(selection, NOW))
+
+
 @pytest.mark.parametrize("order", ["archive first", "siginfo first", "far apart", "twice"])
 def test_an_archive_matches_its_siginfo_in_any_block(small_blocks: None, order: str) -> None:
     h = HASHES[0]

@@ -179,6 +179,11 @@ class Summary:
         self.now = now
         self._thresholds = _age_thresholds(now)
         self._bounds = np.array(self._thresholds, np.float64)
+        self._start(None)
+
+    def _start(self, catalog: Optional[Catalog]) -> None:
+        """Sums of no row of ``catalog`` yet."""
+        self._source = catalog
         self._done = 0  # rows summed
         self._heads = _PartSums(times=True)
         self._tails = _PartSums()
@@ -203,7 +208,7 @@ class Summary:
             self._feed(catalog)
 
     def report(self, catalog: Catalog) -> InfoReport:
-        """The report of every row of ``catalog`` (the one fed, if any)."""
+        """The report of every row of ``catalog`` (the one fed, or else one read whole)."""
         with collector_paused():
             self._feed(catalog)
             return self._report(catalog)
@@ -226,6 +231,8 @@ class Summary:
             self._archive_of += [tail.archive for tail in new]
 
     def _feed(self, catalog: Catalog) -> None:
+        if catalog is not self._source:  # the sums are of another catalog's rows, if any
+            self._start(catalog)
         stop = len(catalog)
         if stop <= self._done:
             return
