@@ -120,9 +120,10 @@ def _recorder(skipped: List[Tuple[str, str]]) -> Callable[[str, str], None]:
 
 
 def catalog_parts(split: SplitListing, catalog: Catalog, workers: int,
-                  on_skip: Optional[Callable[[str, str], None]], progress: Progress) -> None:
+                  on_skip: Optional[Callable[[str, str], None]], progress: Progress,
+                  on_rows: Optional[Callable[[Catalog], None]] = None) -> None:
     """Add the parts of ``split`` (its head read) to ``catalog``, listed by ``workers``
-    processes, in the listing's order."""
+    processes, in the listing's order; ``on_rows`` is called with it after each run."""
     runs = _runs(split.parts, workers * RUNS_PER_WORKER)
     methods = multiprocessing.get_all_start_methods()
     context = multiprocessing.get_context("forkserver" if "forkserver" in methods else "spawn")
@@ -184,6 +185,8 @@ def catalog_parts(split: SplitListing, catalog: Catalog, workers: int,
                   on_skip, progress)
             if listed.worker:
                 catalog.share_heads(tables[listed.worker].heads, known.pop(i))
+            if on_rows is not None:
+                on_rows(catalog)
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
 
