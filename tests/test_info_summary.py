@@ -17,6 +17,7 @@ import json
 import math
 from typing import Any, Dict, Iterator, List, Set, Tuple, Union
 
+import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -340,3 +341,23 @@ def test_the_garbage_collector_is_left_as_it_was(enabled: bool) -> None:
         assert gc.isenabled() is enabled
     finally:
         (gc.enable if was else gc.disable)()
+
+
+@settings(max_examples=200)
+@given(blocks=st.lists(st.lists(st.integers(0, 20), max_size=12), max_size=8),
+       limit=st.integers(1, 40))
+def test_pair_counts_summed_now_and_then_are_the_counts_in_first_listed_order(
+        blocks: List[List[int]], limit: int) -> None:
+    counts = info._PairCounts()
+    counts._limit = limit  # sums the blocks held whenever they hold more than this
+    want: Dict[int, int] = {}
+    row = 0
+    for block in blocks:
+        rows = np.arange(row, row + len(block), dtype=np.int64)
+        row += len(block)
+        counts.add(np.array(block, np.int64), rows)
+        assert counts._held <= counts._limit  # what is held stays bounded
+        for pair in block:
+            want[pair] = want.get(pair, 0) + 1
+    got = counts.result()
+    assert list(got.items()) == list(want.items())

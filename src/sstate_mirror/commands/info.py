@@ -358,13 +358,19 @@ class _PartSums:
 
 
 class _PairCounts:
-    """Counts of packed pairs, made block by block and summed at the end, in the order each
-    pair is first listed."""
+    """Counts of packed pairs, made block by block, in the order each pair is first listed.
+
+    A block's distinct pairs are kept as arrays and summed with the others' now and then:
+    what is held is at most about twice the distinct pairs (and a block), however many
+    blocks there are.
+    """
 
     def __init__(self) -> None:
         self.pairs: List[NDArray[np.int64]] = []
         self.firsts: List[NDArray[np.int64]] = []
         self.counts: List[NDArray[np.int64]] = []
+        self._held = 0
+        self._limit = 1 << 16
 
     def add(self, pairs: NDArray[np.int64], rows: NDArray[np.int64]) -> None:
         """A block's pairs, listed at ``rows`` (ascending)."""
@@ -372,15 +378,26 @@ class _PairCounts:
         self.pairs.append(unique)
         self.firsts.append(rows[first])
         self.counts.append(number.astype(np.int64))
+        self._held += len(unique)
+        if self._held > self._limit:
+            self._sum()
+            self._limit = max(self._limit, 2 * self._held)
 
-    def result(self) -> Dict[int, int]:
-        if not self.pairs:
-            return {}
+    def _sum(self) -> None:
+        """The blocks' counts as one block's."""
         unique, which = np.unique(np.concatenate(self.pairs), return_inverse=True)
         first = np.full(len(unique), np.iinfo(np.int64).max, np.int64)
         np.minimum.at(first, which, np.concatenate(self.firsts))
         counts = np.zeros(len(unique), np.int64)
         np.add.at(counts, which, np.concatenate(self.counts))
+        self.pairs, self.firsts, self.counts = [unique], [first], [counts]
+        self._held = len(unique)
+
+    def result(self) -> Dict[int, int]:
+        if not self.pairs:
+            return {}
+        self._sum()
+        unique, first, counts = self.pairs[0], self.firsts[0], self.counts[0]
         order = np.argsort(first, kind="stable")
         return dict(zip(unique[order].tolist(), counts[order].tolist()))
 
