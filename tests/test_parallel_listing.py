@@ -22,7 +22,8 @@ from sstate_mirror import catalog as catalog_module
 from sstate_mirror.backends.base import EntryBatch, ListingPart, SkipCallback, SplitListing
 from sstate_mirror.backends.local import LocalBackend, _DirectoryPart, _SplitWalk
 from sstate_mirror.catalog import Catalog
-from sstate_mirror.commands import listing_parts
+from sstate_mirror.commands import listing, listing_parts
+from sstate_mirror.commands.info import Summary, summarize
 from sstate_mirror.commands.listing import list_artifacts
 from sstate_mirror.errors import BackendError
 from sstate_mirror.naming import make_artifact
@@ -414,3 +415,23 @@ def test_heads_parsed_together_are_those_parsed_one_by_one() -> None:
     # a text that is no such head: each is parsed alone, the same
     texts.insert(3, "xsstate:a:b:c:d:e:f:")
     assert catalog_module._parse_heads(texts) == [catalog_module._head(t) for t in texts]
+
+
+def test_a_summary_fed_while_the_parts_come_is_the_summary_of_the_listing(
+        tmp_path: Path, split: List[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    """``info`` sums the rows as they are listed (after the head's batches and after each
+    run joined here): the report is the one of the whole listing read after."""
+    monkeypatch.setattr(listing, "FEED_ROWS", 7)
+    root = _mirror(tmp_path)
+    summary = Summary(NOW)
+    fed: List[int] = []
+
+    def feed(catalog: Catalog) -> None:
+        fed.append(len(catalog))
+        summary.feed(catalog)
+
+    catalog = list_artifacts(LocalBackend(str(root)), on_rows=feed)
+    assert len(fed) >= 3 and fed == sorted(fed) and fed[-1] <= len(catalog)
+    got = summary.report(catalog).to_dict(top=10_000, detail=True)
+    assert got == summarize(_sequential(LocalBackend(str(root)), monkeypatch)[0], NOW
+                            ).to_dict(top=10_000, detail=True)

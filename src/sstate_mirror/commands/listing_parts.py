@@ -131,20 +131,22 @@ def _recorder(skipped: List[Tuple[str, str]]) -> Callable[[str, str], None]:
 
 
 def catalog_parts(split: SplitListing, catalog: Catalog, workers: int,
-                  on_skip: Optional[Callable[[str, str], None]], progress: Progress) -> None:
+                  on_skip: Optional[Callable[[str, str], None]], progress: Progress,
+                  on_rows: Optional[Callable[[Catalog], None]] = None) -> None:
     """Add the parts of ``split`` (its head read) to ``catalog``, listed by ``workers``
-    processes, in the listing's order.
+    processes, in the listing's order; ``on_rows`` is called with it after each run.
 
     The cycle collector is paused meanwhile: the join makes the tables of a mirror's parts
     (tens of thousands of heads, each a tuple), whose making set off collections that each
     walked every object alive for nothing (nothing here makes a cycle).
     """
     with collector_paused():
-        _catalog_parts(split, catalog, workers, on_skip, progress)
+        _catalog_parts(split, catalog, workers, on_skip, progress, on_rows)
 
 
 def _catalog_parts(split: SplitListing, catalog: Catalog, workers: int,
-                   on_skip: Optional[Callable[[str, str], None]], progress: Progress) -> None:
+                   on_skip: Optional[Callable[[str, str], None]], progress: Progress,
+                   on_rows: Optional[Callable[[Catalog], None]]) -> None:
     runs = _runs(split.parts, workers * RUNS_PER_WORKER)
     methods = multiprocessing.get_all_start_methods()
     context = multiprocessing.get_context("forkserver" if "forkserver" in methods else "spawn")
@@ -207,6 +209,8 @@ def _catalog_parts(split: SplitListing, catalog: Catalog, workers: int,
             taken.pop(i).wait()  # set after the result, by the thread that sets it
             _join(split, run, listed, catalog, numbers.setdefault(listed.worker, []),
                   on_skip, progress)
+            if on_rows is not None:
+                on_rows(catalog)
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
 
