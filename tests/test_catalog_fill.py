@@ -267,14 +267,19 @@ def _sstate(h: str, tail: str = "_package.tar.zst", head: str = "sstate:z:a:1:r0
 H2 = "fedcba9876543210" * 4
 
 
-def test_the_batches_of_a_real_mirror_fill_as_one_name_at_a_time() -> None:
-    """Real names, in the directories of their hashes, some of them twice (known parts)."""
+def _real_batches() -> List[Batch]:
+    """Real names, each directory's in a batch, and the first five batches again."""
     batches: List[Batch] = []
     for directory in sorted({p.parent for p in DATA.rglob("sstate:*")}):
         names = sorted({p.name for p in directory.iterdir() if p.is_file()})
         rel = "/".join(directory.relative_to(DATA).parts) + "/"
         batches.append((rel, names, [1] * len(names), [2.0] * len(names), None))
-    batches += batches[:5]
+    return batches + batches[:5]
+
+
+def test_the_batches_of_a_real_mirror_fill_as_one_name_at_a_time() -> None:
+    """Real names, in the directories of their hashes, some of them twice (known parts)."""
+    batches = _real_batches()
     got, want = _fill(batches)
     assert len(got) > 300 and len(got.others) < len(got) // 2
     assert _state(got) == _state(want)
@@ -341,12 +346,7 @@ def test_the_directories_of_a_real_mirror_filled_together_fill_as_each_one_apart
     """Real names in the directories of their hashes (``hh/hh`` and others), some of them
     twice, then odd batches (kept whole, new heads and tails, a directory of other
     directories' names, atimes from some batch on), in groups of every size."""
-    batches: List[Batch] = []
-    for directory in sorted({p.parent for p in DATA.rglob("sstate:*")}):
-        names = sorted({p.name for p in directory.iterdir() if p.is_file()})
-        rel = "/".join(directory.relative_to(DATA).parts) + "/"
-        batches.append((rel, names, [1] * len(names), [2.0] * len(names), None))
-    batches += batches[:5]
+    batches = _real_batches()
     known = _sstate(H)
     odd = [[known, _sstate(H2, head="sstate:new:a:1:r0:a:14:")], [known, "README"],
            [_sstate(H2, head="sstate:few:1:r0:")], [_sstate(H, "_new_task.tar.zst.siginfo")],
