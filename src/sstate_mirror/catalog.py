@@ -252,11 +252,11 @@ class Catalog(Sequence[Artifact]):
         with_atimes = sum(batch[4] is not None for batch in batches)
         columns = None
         if len(batches) > 1 and with_atimes in (0, len(batches)):
-            names = [name for batch in batches for name in batch[1]]
-            sizes = [size for batch in batches for size in batch[2]]
-            mtimes = [mtime for batch in batches for mtime in batch[3]]
-            atimes = [t for batch in batches for t in cast(Sequence[float], batch[4])] \
-                if with_atimes else None
+            names = list(chain.from_iterable([batch[1] for batch in batches]))
+            sizes = list(chain.from_iterable([batch[2] for batch in batches]))
+            mtimes = list(chain.from_iterable([batch[3] for batch in batches]))
+            atimes = list(chain.from_iterable([cast(Sequence[float], batch[4])
+                                               for batch in batches])) if with_atimes else None
             starts = [0]
             for batch in batches[:-1]:
                 starts.append(starts[-1] + len(batch[1]))

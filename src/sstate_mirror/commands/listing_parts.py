@@ -109,11 +109,13 @@ def _list_run(parts: List[ListingPart], report_skips: bool) -> _RunListed:
         skipped: List[Tuple[str, str]] = []
         try:
             gathered: List[EntryBatch] = []
+            names = 0
             for batch in part.batches(_recorder(skipped) if report_skips else None):
                 gathered.append(batch)
-                if sum(len(batch.names) for batch in gathered) >= GATHERED_NAMES:
+                names += len(batch.names)
+                if names >= GATHERED_NAMES:
                     catalog.extend_batches(gathered)
-                    gathered = []
+                    gathered, names = [], 0
             catalog.extend_batches(gathered)
         except Exception:  # listed again by the parent, which raises it there
             break
