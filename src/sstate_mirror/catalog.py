@@ -36,7 +36,7 @@ from array import array
 from bisect import bisect_right
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from itertools import chain
+from itertools import chain, repeat
 from typing import Any, Callable, Dict, List, NamedTuple, Optional, Tuple, Union, cast, overload
 
 import numpy as np
@@ -622,16 +622,18 @@ class Catalog(Sequence[Artifact]):
             return len(self.dirs) - 1
 
         numbers = [] if numbers is None else numbers
-        numbers += [ids.get(text, -1) for text in texts[len(numbers):]]
+        numbers += map(ids.get, texts[len(numbers):], repeat(-1))
         head_map = np.array([*numbers, OTHER], dtype=np.int64)
         if -1 in numbers:
             new: List[int] = []  # in the order of their first rows
+            lately: List[int] = []  # added since they were looked up (by another's rows)
             for h in _first_uses(heads[named], head_map < 0):
-                known = ids.get(texts[h])  # or added since it was looked up, by another
+                known = ids.get(texts[h])
                 if known is None:
                     new.append(h)
                 else:
                     numbers[h] = known
+                    lately.append(h)
             # a worker's heads are parsed here, together; another catalog's are its own
             # (their fields interned, by extend or by unpickling)
             added = _parse_heads([texts[h] for h in new]) if other.head_texts is not None \
@@ -639,7 +641,8 @@ class Catalog(Sequence[Artifact]):
             for h, head in zip(new, added):
                 numbers[h] = ids[head.text] = len(self.heads)
                 self.heads.append(head)
-            head_map = np.array([*numbers, OTHER], dtype=np.int64)
+            found = np.array(new + lately, dtype=np.int64)
+            head_map[found] = [numbers[h] for h in found.tolist()]
         tail_map = [ids.get(t.text, -1) for t in other.tails]  # add_tail numbers archives
         tail_map = self._renumber(tail_map, tails[named], add_tail)
         dir_map = self._renumber([ids.get(d, -1) for d in other.dirs], dirs[named], add_dir)
