@@ -3,23 +3,20 @@
 The summary of a million-file mirror must cost well under a second: a Python step per file
 costs several. So the pass over a :class:`~sstate_mirror.catalog.Catalog` sums its columns
 per part of a name (head, tail, directory) and per age bucket with numpy, block by block,
-and leaves to Python only what is per part (tens of thousands of heads, a few dozen tails)
-and the group keys that match archives with their ``.siginfo`` (``struct`` and sets, in C).
-The groups are the catalog's own parts, numbered densely, so a sum by group is a
-``bincount`` or an ``add.at``: no dataframe library is needed.
+and leaves to Python only what is per part (tens of thousands of heads, a few dozen tails).
+The parts are the catalog's own, numbered densely, so a sum by part is a ``bincount`` or an
+``add.at``; the archives without a ``.siginfo`` are found among the groups ``clean`` reads
+(:class:`~sstate_mirror.commands.cleancolumns.Groups`): one way of grouping for both.
 """
 
 from __future__ import annotations
 
 import math
-import struct
 import sys
 from array import array
 from collections import deque
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from itertools import compress
-from operator import itemgetter
 from typing import Any, Callable, Dict, List, Optional, Set, Tuple, Union, cast
 
 import numpy as np
@@ -27,6 +24,7 @@ from numpy.typing import NDArray
 
 from ..catalog import OTHER, Catalog, Head, collector_paused
 from ..naming import GROUPED_KINDS, Artifact, Kind, directory_prefix, layout_of
+from .cleancolumns import NONE, Groups
 
 #: Age buckets (upper bound in seconds, label); the last one is open-ended.
 AGE_BUCKETS: List[Tuple[float, str]] = [
@@ -43,10 +41,6 @@ NO_PREFIX = "(top level)"
 
 #: Rows of a catalog read at a time: what the summary makes per row is bounded by it.
 _BLOCK = 1 << 16
-#: The group key of a row: its hash, directory, head and archive tail (11 words).
-_RECORD = struct.Struct("44s")
-#: The last three words of a group key (native order, as the catalog's ``array("I")``).
-_IDS = struct.Struct("=III")
 
 
 @dataclass
@@ -163,8 +157,9 @@ class Summary:
     :class:`Artifact` objects would make them: each part's first row is kept
     (``minimum.at``) and the parts are read in that order, with the rows kept whole (few,
     counted one by one) where they are listed. The archives per recipe and task are counted
-    over packed pairs, in the order each pair is first listed; the group keys of archives
-    and ``.siginfo`` files come from :func:`_group_keys` (matched by :class:`_Unmatched`).
+    over packed pairs, in the order each pair is first listed. The archives without a
+    ``.siginfo`` are counted at the end, over the catalog's groups as ``clean`` finds them
+    (:class:`~sstate_mirror.commands.cleancolumns.Groups`: by sorting, a few bytes a row).
     What a block makes per row is bounded by the block, whatever the mirror's size.
 
     :meth:`feed` sums the rows listed since it was last called: a listing calls it as it
@@ -196,11 +191,8 @@ class Summary:
         self._task_index: Dict[str, int] = {}
         self._tail_task = np.zeros(0, np.int64)
         self._is_archive: List[bool] = []
-        self._is_siginfo: List[bool] = []
-        self._archive_of: List[int] = []
         # archives per (recipe, task) as recipe << 32 | task, by their numbers here
         self._task_archives = _PairCounts()
-        self._unmatched = _Unmatched()
 
     def feed(self, catalog: Catalog) -> None:
         """Sum the rows of ``catalog`` listed since the last call."""
@@ -227,8 +219,6 @@ class Summary:
             self._tail_task = np.concatenate([self._tail_task, np.array(
                 [index.setdefault(tail.task, len(index)) for tail in new], np.int64)])
             self._is_archive += [tail.kind is Kind.ARCHIVE for tail in new]
-            self._is_siginfo += [tail.kind is Kind.SIGINFO for tail in new]
-            self._archive_of += [tail.archive for tail in new]
 
     def _feed(self, catalog: Catalog) -> None:
         if catalog is not self._source:  # the sums are of another catalog's rows, if any
@@ -238,8 +228,6 @@ class Summary:
             return
         self._grow(catalog)
         is_archive = np.array(self._is_archive, np.bool_)
-        is_siginfo = np.array(self._is_siginfo, np.bool_)
-        archive_of = np.array(self._archive_of, np.uint32)
         for start in range(self._done, stop, _BLOCK):
             end = min(stop, start + _BLOCK)
             hd = np.frombuffer(catalog.head[start:end], np.uint32)
@@ -265,11 +253,6 @@ class Summary:
             self._task_archives.add(
                 (self._fields.head_pn[archive_heads] << 32) | self._tail_task[tl[archive]],
                 rows[archive])
-            hashes = np.frombuffer(catalog.hashes[32 * start: 32 * end], np.uint32)
-            keys = _group_keys(hashes.reshape(-1, 8)[named], hd, dr, archive_of[tl])
-            self._unmatched.add(set(compress(keys, archive.tobytes())),
-                                set(compress(keys, is_siginfo[tl].tobytes())))
-            del keys
         self._done = stop
 
     def _report(self, catalog: Catalog) -> InfoReport:
@@ -277,11 +260,6 @@ class Summary:
         for _, label in AGE_BUCKETS:
             report.by_age[label] = Tally()
         tails, dirs = catalog.tails, catalog.dirs
-        unmatched = self._unmatched
-        if unmatched.unmatched:
-            heads_left = {_IDS.unpack_from(key, 32)[1] for key in unmatched.unmatched}
-            unmatched.remove(_siginfo_keys(catalog, heads_left, self._is_siginfo,
-                                           self._archive_of))
         others = sorted(catalog.others.items())
         others_rows = [row for row, _ in others]
         arts = [art for _, art in others]
@@ -289,10 +267,8 @@ class Summary:
         _make_keys(report, catalog, self._fields, self._heads.order(others_rows),
                    self._tails.order(others_rows), self._dirs.order(others_rows), arts,
                    grouped)
-        archives: Set[Union[bytes, str]] = set()  # group keys of the rows kept whole
-        siginfo_keys: Set[str] = set()
         for art in arts:
-            _add_artifact(report, art, archives, siginfo_keys)
+            _add_artifact(report, art)
         _fold_heads(report, self._fields, self._heads, self._head_archives)
         _fold_tasks(report, list(self._fields.pn), list(self._task_index),
                     self._task_archives.result())
@@ -307,8 +283,11 @@ class Summary:
         for (_, label), files, size in zip(AGE_BUCKETS, reversed(self._age_files.tolist()),
                                            reversed(self._age_bytes.tolist())):
             _add(report.by_age, label, files, size)
-        report.archives_without_siginfo = (
-            len(unmatched.unmatched) + sum(1 for key in archives if key not in siginfo_keys))
+        # the groups (an archive and its companions: the rows kept whole grouped by their
+        # keys) that have an archive and no .siginfo
+        groups = Groups(catalog)
+        report.archives_without_siginfo = int(np.count_nonzero(
+            (groups.archive != NONE) & (groups.siginfo == NONE)))
         return report
 
 
@@ -526,9 +505,12 @@ def _fold_tasks(report: InfoReport, pns: List[str], tasks: List[str],
             recipe.tasks[task] = recipe.tasks.get(task, 0) + count
 
 
-def _add_artifact(report: InfoReport, art: Artifact, archives: Set[Union[bytes, str]],
-                  siginfo_keys: Set[str]) -> None:
-    """Count one file the catalog keeps whole (leftovers, unknown files, legacy names)."""
+def _add_artifact(report: InfoReport, art: Artifact,
+                  archives: Optional[Set[Union[bytes, str]]] = None,
+                  siginfo_keys: Optional[Set[str]] = None) -> None:
+    """Count one file the catalog keeps whole (leftovers, unknown files, legacy names);
+    the group keys of archives and ``.siginfo`` files go to ``archives`` and
+    ``siginfo_keys`` where given."""
     report.total.add(art.size)
     report.by_kind.setdefault(art.kind.value, Tally()).add(art.size)
     if art.kind is Kind.META:
@@ -553,9 +535,9 @@ def _add_artifact(report: InfoReport, art: Artifact, archives: Set[Union[bytes, 
     if recipe is None:
         recipe = report.recipes[art.pn] = RecipeInfo(art.pn)
     recipe.add(art)
-    if art.kind is Kind.ARCHIVE:
+    if art.kind is Kind.ARCHIVE and archives is not None:
         archives.add(art.group_key)
-    elif art.kind is Kind.SIGINFO:
+    elif art.kind is Kind.SIGINFO and siginfo_keys is not None:
         siginfo_keys.add(art.group_key)
 
 
@@ -578,33 +560,6 @@ def _age_thresholds(now: float) -> List[float]:
             m = math.nextafter(m, math.inf)
         out.append(m)
     return sorted(out)
-
-
-def _siginfo_keys(catalog: Catalog, heads: Set[int], is_siginfo: List[bool],
-                  archive_of: List[int]) -> Iterator[bytes]:
-    """The group keys (as :func:`_group_keys` makes them) of the ``.siginfo`` files with
-    one of ``heads``: the rows are picked in C, and only theirs are made one at a time."""
-    for start in range(0, len(catalog), _BLOCK):
-        stop = min(len(catalog), start + _BLOCK)
-        hd_col, tl_col = catalog.head[start:stop], catalog.tail[start:stop]
-        for row in compress(range(start, stop), map(heads.__contains__, hd_col)):
-            i = row - start
-            if is_siginfo[tl_col[i]]:
-                yield (bytes(catalog.hashes[32 * row: 32 * row + 32])
-                       + _IDS.pack(catalog.dir[row], hd_col[i], archive_of[tl_col[i]]))
-
-
-def _group_keys(hashes: NDArray[np.uint32], hd: NDArray[np.intp], dr: NDArray[np.intp],
-                archive: NDArray[np.uint32]) -> List[bytes]:
-    """The group key of each row (its hash as 8 words, its head, directory and tail): the
-    archive's, for a companion; 44 bytes each: hash, directory, head and archive tail
-    (native 4-byte words, as ``_IDS`` packs them)."""
-    out = np.empty((len(hd), 11), np.uint32)
-    out[:, :8] = hashes
-    out[:, 8] = dr
-    out[:, 9] = hd
-    out[:, 10] = archive
-    return list(map(itemgetter(0), _RECORD.iter_unpack(out.tobytes())))
 
 
 def _make_keys(report: InfoReport, catalog: Catalog, fields: _Fields,
@@ -683,29 +638,3 @@ def _version(art: Artifact) -> str:
 def _key(tallies: Dict[str, Tally], key: str) -> None:
     if key not in tallies:
         tallies[key] = Tally()
-
-
-class _Unmatched:
-    """Archives with no ``.siginfo`` beside them, over blocks of rows: exact, in any order.
-
-    The archives' keys are all kept (a key listed twice is one archive, as in a set), as the
-    previous summary kept them; besides them, only the archives no ``.siginfo`` in the same
-    block or a later one has matched. Those few (a file's companions are listed next to it)
-    are then looked for among every ``.siginfo`` (:meth:`remove`), only when there are any.
-    """
-
-    def __init__(self) -> None:
-        self.seen: Set[bytes] = set()
-        self.unmatched: Set[bytes] = set()
-
-    def add(self, archives: Set[bytes], siginfos: Set[bytes]) -> None:
-        """The keys of a block's archives and ``.siginfo`` files, block after block."""
-        new = archives - self.seen
-        self.seen |= new
-        if self.unmatched:
-            self.unmatched = self.unmatched - siginfos  # iterates the smaller set
-        self.unmatched |= new - siginfos
-
-    def remove(self, siginfos: Iterable[bytes]) -> None:
-        """The keys of ``.siginfo`` files, any of them (those listed before their archive)."""
-        self.unmatched.difference_update(siginfos)
