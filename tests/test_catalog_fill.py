@@ -267,14 +267,19 @@ def _sstate(h: str, tail: str = "_package.tar.zst", head: str = "sstate:z:a:1:r0
 H2 = "fedcba9876543210" * 4
 
 
-def test_the_batches_of_a_real_mirror_fill_as_one_name_at_a_time() -> None:
-    """Real names, in the directories of their hashes, some of them twice (known parts)."""
+def _real_batches() -> List[Batch]:
+    """Real names, each directory's in a batch, and the first five batches again."""
     batches: List[Batch] = []
     for directory in sorted({p.parent for p in DATA.rglob("sstate:*")}):
         names = sorted({p.name for p in directory.iterdir() if p.is_file()})
         rel = "/".join(directory.relative_to(DATA).parts) + "/"
         batches.append((rel, names, [1] * len(names), [2.0] * len(names), None))
-    batches += batches[:5]
+    return batches + batches[:5]
+
+
+def test_the_batches_of_a_real_mirror_fill_as_one_name_at_a_time() -> None:
+    """Real names, in the directories of their hashes, some of them twice (known parts)."""
+    batches = _real_batches()
     got, want = _fill(batches)
     assert len(got) > 300 and len(got.others) < len(got) // 2
     assert _state(got) == _state(want)
@@ -318,3 +323,40 @@ def test_a_directory_one_digit_off_its_names_hashes_is_not_their_hash_levels() -
         assert _state(got) == _state(want)
         assert got.dirs[0].levels == (2 if directory.endswith("01/23/") else
                                       1 if directory == "01/" else 0)
+
+
+def _fill_together(batches: Sequence[Batch], cuts: Sequence[int]) -> Catalog:
+    """``batches`` added by extend_batches, cut into groups at ``cuts``."""
+    got = Catalog()
+    bounds = sorted({0, len(batches), *cuts})
+    for a, b in zip(bounds, bounds[1:]):
+        got.extend_batches(batches[a:b])
+    return got
+
+
+@settings(max_examples=300, deadline=None)
+@given(_batches(), st.lists(st.integers(0, 6), max_size=3))
+def test_several_directories_filled_together_fill_as_each_one_apart(
+        batches: List[Batch], cuts: List[int]) -> None:
+    _, want = _fill(batches)
+    assert _state(_fill_together(batches, cuts)) == _state(want)
+
+
+def test_the_directories_of_a_real_mirror_filled_together_fill_as_each_one_apart() -> None:
+    """Real names in the directories of their hashes (``hh/hh`` and others), some of them
+    twice, then odd batches (kept whole, new heads and tails, a directory of other
+    directories' names, atimes from some batch on), in groups of every size."""
+    batches = _real_batches()
+    known = _sstate(H)
+    odd = [[known, _sstate(H2, head="sstate:new:a:1:r0:a:14:")], [known, "README"],
+           [_sstate(H2, head="sstate:few:1:r0:")], [_sstate(H, "_new_task.tar.zst.siginfo")],
+           [_sstate(H2)], [], [known, _sstate(H2, "_package.tar.zst.done")]]
+    for where in ("01/23/", "fe/dc/", "01/", "", "x/01/23/"):
+        batches += [(where, names, list(range(len(names))),
+                     [float(i) for i in range(len(names))], None) for names in odd]
+    batches += [(f"{H2[:2]}/{H2[2:4]}/", [_sstate(H2, "_a.tgz"), _sstate(H2, "_b.tgz")],
+                 [1, 2], [3.0, 4.0], [5.0, 6.0])] * 3
+    _, want = _fill(batches)
+    for size in (2, 3, 7, len(batches)):
+        got = _fill_together(batches, range(0, len(batches), size))
+        assert _state(got) == _state(want)

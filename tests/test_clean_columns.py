@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from typing import Any, List, Optional, Tuple
 
+import numpy as np
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -126,9 +128,13 @@ def test_the_usual_layouts_are_ordered_from_the_columns() -> None:
         assert not PathOrder(Catalog.of(arts)).usable, layouts
 
 
-def test_a_large_listing_grouped_in_parts_is_planned_the_same(monkeypatch: Any) -> None:
-    """Above a few million rows the groups are numbered one part of the hash space at a
-    time: the plan is the same."""
+@pytest.mark.parametrize("key_bits", [64, 34, 26])
+def test_sort_keys_that_collide_or_fall_short_plan_the_same(monkeypatch: Any,
+                                                            key_bits: int) -> None:
+    """Rows are grouped by sorting a 64-bit mix of their keys, and put in path order by a
+    64-bit key holding what fits of their hash: when every mix collides, and when the path
+    key holds few bits of the hash (ties to sort by the rest) or none (a sort by the whole
+    keys), the plan is the same."""
     arts = _mirror([(i % 3, head, h, task, s, float(i % 5) * 20, i % 3, None)
                     for i, (head, h, task, s) in enumerate(
                         (head, h, task, s) for head in HEADS for h in HASHES for task in TASKS
@@ -136,8 +142,14 @@ def test_a_large_listing_grouped_in_parts_is_planned_the_same(monkeypatch: Any) 
                    [("README", 0.0), ("ab/cd/sigtask.abc123", 3.0)], [0, 1, 2])
     options = CleanOptions(max_age=30 * DAY, max_size=40, max_versions=2)
     expected = _summary(_reference_plan(arts, options, NOW))
-    monkeypatch.setattr(cleancolumns, "PART_ROWS", 7)
+    monkeypatch.setattr(cleancolumns, "mixed_keys", lambda parts: np.zeros(
+        len(parts[0]), np.uint64))
+    monkeypatch.setattr(cleancolumns, "KEY_BITS", key_bits)
     assert _summary(plan_clean(iter(arts), options, NOW)) == expected
+    catalog = Catalog.of(arts)
+    rows = [row for row in range(len(catalog)) if catalog.head[row] != OTHER]
+    assert list(PathOrder(catalog).sorted(rows)) == sorted(
+        rows, key=lambda row: (catalog.path(row), row))
 
 
 def test_a_group_listed_apart_is_one_group() -> None:

@@ -17,6 +17,7 @@ import json
 import math
 from typing import Any, Dict, Iterator, List, Set, Tuple, Union
 
+import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -260,6 +261,32 @@ def test_summary_is_the_same_when_groups_are_split_over_blocks(
     assert got == _everything(_previous(catalog, NOW))
 
 
+@settings(max_examples=200)
+@given(rows=_rows, cuts=st.lists(st.integers(0, 60), max_size=6))
+def test_a_summary_fed_as_the_catalog_grows_is_the_summary_of_the_whole(
+        rows: List[Tuple[str, int, float]], cuts: List[int]) -> None:
+    """What a listing does: feed the summary after each part of the listing, the catalog's
+    tables growing in between (new heads, tails, directories, rows kept whole)."""
+    catalog = Catalog()
+    summary = info.Summary(NOW)
+    for start, stop in zip([0, *sorted(cuts)], [*sorted(cuts), len(rows)]):
+        for path, size, age in rows[start:stop]:
+            catalog.add(make_artifact(path, size, NOW - age))
+        summary.feed(catalog)
+    assert _everything(summary.report(catalog)) == _everything(_previous(catalog, NOW))
+
+
+def test_a_summary_fed_one_catalog_reports_another_whole() -> None:
+    """info --filter: the listing fed, the report made of the selection (another catalog)."""
+    h = HASHES[0]
+    listing = _catalog([(f"{HEADS[0]}{h}_package.tar.zst", 1, 0.0),
+                        (f"{HEADS[1]}{h}_package.tar.zst", 2, 0.0)])
+    selection = listing.where(lambda art: art.size == 2)
+    summary = info.Summary(NOW)
+    summary.feed(listing)
+    assert _everything(summary.report(selection)) == _everything(_previous(selection, NOW))
+
+
 @pytest.mark.parametrize("order", ["archive first", "siginfo first", "far apart", "twice"])
 def test_an_archive_matches_its_siginfo_in_any_block(small_blocks: None, order: str) -> None:
     h = HASHES[0]
@@ -314,3 +341,23 @@ def test_the_garbage_collector_is_left_as_it_was(enabled: bool) -> None:
         assert gc.isenabled() is enabled
     finally:
         (gc.enable if was else gc.disable)()
+
+
+@settings(max_examples=200)
+@given(blocks=st.lists(st.lists(st.integers(0, 20), max_size=12), max_size=8),
+       limit=st.integers(1, 40))
+def test_pair_counts_summed_now_and_then_are_the_counts_in_first_listed_order(
+        blocks: List[List[int]], limit: int) -> None:
+    counts = info._PairCounts()
+    counts._limit = limit  # sums the blocks held whenever they hold more than this
+    want: Dict[int, int] = {}
+    row = 0
+    for block in blocks:
+        rows = np.arange(row, row + len(block), dtype=np.int64)
+        row += len(block)
+        counts.add(np.array(block, np.int64), rows)
+        assert counts._held <= counts._limit  # what is held stays bounded
+        for pair in block:
+            want[pair] = want.get(pair, 0) + 1
+    got = counts.result()
+    assert list(got.items()) == list(want.items())

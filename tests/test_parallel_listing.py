@@ -18,10 +18,12 @@ from typing import Any, List, Optional, Tuple
 import pytest
 
 from realparts import tool
+from sstate_mirror import catalog as catalog_module
 from sstate_mirror.backends.base import EntryBatch, ListingPart, SkipCallback, SplitListing
 from sstate_mirror.backends.local import LocalBackend, _DirectoryPart, _SplitWalk
 from sstate_mirror.catalog import Catalog
-from sstate_mirror.commands import listing_parts
+from sstate_mirror.commands import listing, listing_parts
+from sstate_mirror.commands.info import Summary, summarize
 from sstate_mirror.commands.listing import list_artifacts
 from sstate_mirror.errors import BackendError
 from sstate_mirror.naming import make_artifact
@@ -379,3 +381,57 @@ def test_whole_trees_below_prefixes_start_first_and_join_in_the_listings_order(
              if where.rstrip("/") in ("universal", "zz-prefix", "aa-prefix")]
     assert len(trees) == 3
     assert [run for run in sent[:3]] == [[where] for where in trees]
+
+
+def test_heads_numbered_by_text_in_pieces_join_to_the_whole_catalog() -> None:
+    """A worker's pieces hold their heads as text only (parsed where they are joined, all
+    of a piece's new ones together): the joined catalog is the one of one process, heads
+    with ``:`` in PV, empty fields and odd characters included."""
+    arts = [make_artifact(e.path, e.size, float(e.mtime))
+            for e in gencache().plan(400, seed=12, now=int(NOW), junk=5)]
+    h = "0123456789abcdef" * 4
+    odd_heads = ["sstate:a::1:2:3:r0::14:", "sstate:b:x:::::", "sstate:c\nd:x:1:r0:x:14:",
+                 "sstate:e:\udcff:1:r0:x:14:", "sstate:f:sstate:g:1:r0:x:14:"]
+    arts[30:30] = [make_artifact(f"01/23/{head}{h}_package.tar.zst", 1, NOW)
+                   for head in odd_heads]
+    whole = Catalog.of(arts)
+    joined = Catalog()
+    numbers: List[int] = []
+    tables = Catalog(parse_heads=False)
+    for a, b in ((0, 20), (20, 33), (33, 34), (34, len(arts))):
+        piece = tables.sharing()
+        for art in arts[a:b]:
+            piece.append(art.path, art.size, art.mtime, art.atime)
+        assert piece.heads == [] and piece.head_texts is not None
+        joined.concat(pickle.loads(pickle.dumps(piece)), numbers=numbers)
+    _assert_same(joined, whole)
+
+
+def test_heads_parsed_together_are_those_parsed_one_by_one() -> None:
+    texts = ["sstate:zlib:core2-64-poky-linux:1.3:r0:core2-64:14:", "sstate:a::1:2:3:r0::14:",
+             "sstate:b:x:::::", "sstate:c\nd:x:1:r0:x:14:", "sstate:e:\udcff:1:r0:x:14:",
+             "sstate:f:sstate:g:1:r0:x:14:", "sstate:pv:with:colons:x:1:r0:x:14:"]
+    assert catalog_module._parse_heads(texts) == [catalog_module._head(t) for t in texts]
+    # a text that is no such head: each is parsed alone, the same
+    texts.insert(3, "xsstate:a:b:c:d:e:f:")
+    assert catalog_module._parse_heads(texts) == [catalog_module._head(t) for t in texts]
+
+
+def test_a_summary_fed_while_the_parts_come_is_the_summary_of_the_listing(
+        tmp_path: Path, split: List[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    """``info`` sums the rows as they are listed (after the head's batches and after each
+    run joined here): the report is the one of the whole listing read after."""
+    monkeypatch.setattr(listing, "FEED_ROWS", 7)
+    root = _mirror(tmp_path)
+    summary = Summary(NOW)
+    fed: List[int] = []
+
+    def feed(catalog: Catalog) -> None:
+        fed.append(len(catalog))
+        summary.feed(catalog)
+
+    catalog = list_artifacts(LocalBackend(str(root)), on_rows=feed)
+    assert len(fed) >= 3 and fed == sorted(fed) and fed[-1] <= len(catalog)
+    got = summary.report(catalog).to_dict(top=10_000, detail=True)
+    assert got == summarize(_sequential(LocalBackend(str(root)), monkeypatch)[0], NOW
+                            ).to_dict(top=10_000, detail=True)

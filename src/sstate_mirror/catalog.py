@@ -33,10 +33,14 @@ import math
 import re
 import sys
 from array import array
+from bisect import bisect_right
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from itertools import chain, compress
-from typing import Callable, Dict, List, NamedTuple, Optional, Tuple, Union, cast, overload
+from itertools import chain, repeat
+from typing import Any, Callable, Dict, List, NamedTuple, Optional, Tuple, Union, cast, overload
+
+import numpy as np
+import numpy.typing as npt
 
 from .naming import (
     GROUPED_KINDS,
@@ -76,12 +80,40 @@ _LAYOUTS = {2: "hh/hh", 1: "hh", 0: "flat"}
 #: What lies between two of them is a name's head, but for its last ``:``.
 _HASH_TAIL = re.compile(r":([^:]{64})(_.*)\n?")
 _NO_HASH = bytes(32)
+#: The numbers of the head, tail and directory columns, as numpy reads them.
+_U32 = np.dtype(f"=u{array('I').itemsize}")
 #: Batches of this many names or fewer are read one name at a time.
 _FEW = 4
 #: The head, tail and directory numbers of a batch's rows, and their hashes.
 _Columns = Tuple[List[int], List[int], List[int], bytes]
+#: A directory's listed files as :meth:`Catalog.extend` takes them: the directory, the
+#: names, sizes, mtimes and atimes (an :class:`~sstate_mirror.backends.base.EntryBatch`).
+Batch = Tuple[str, Sequence[str], Sequence[int], Sequence[float], Optional[Sequence[float]]]
 #: An sstate name's head and tail numbers, its hash and the hash's hex digits.
 _Split = Tuple[int, int, bytes, str]
+
+
+def _first_uses(column: npt.NDArray[Any], wanted: npt.NDArray[np.bool_]) -> List[int]:
+    """The distinct values of ``column`` that are ``wanted`` (by value), in the order of
+    their first row."""
+    return list(dict.fromkeys(column[wanted[column]].tolist()))
+
+
+#: A head's fields, between NULs (the heads of a batch joined): PV may hold ``:`` (see
+#: :func:`~sstate_mirror.naming.head_fields`); a match spans one head, from its start (the
+#: NUL before it) to its end (the NUL after it, not consumed: the next head's start).
+_HEAD_FIELDS = re.compile(
+    r"\0sstate:([^:\0]*):([^:\0]*):([^\0]*):([^:\0]*):([^:\0]*):([^:\0]*):(?=\0)")
+
+
+def _parse_heads(texts: List[str]) -> List[Head]:
+    """The :class:`Head` of each of ``texts`` (``sstate:`` and eight ``:``-fields or more),
+    parsed together by one regular expression (one by one where it does not match each)."""
+    found = _HEAD_FIELDS.findall("\0" + "\0".join(texts) + "\0")
+    if len(found) != len(texts):  # some text is no such head: each alone
+        return [_head(text) for text in texts]
+    columns = [list(map(sys.intern, column)) for column in zip(*found)]
+    return list(map(Head._make, zip(texts, *columns)))
 
 
 class Head(NamedTuple):
@@ -126,17 +158,41 @@ class Directory(NamedTuple):
         return self.head[:-1] if self.head else ""
 
 
+def _hash_levels(directory: str) -> Tuple[Optional[str], Optional[str]]:
+    """The hash's first four, and first two, hex digits that would make ``directory`` (with
+    its ``/``, or '') two hash levels, and one, above a name (None: it cannot be)."""
+    d = directory[:-1] if directory else ""
+    n = len(d)
+    level2 = d[-5:-3] + d[-2:] if n >= 5 and d[-3] == "/" and (n == 5 or d[-6] == "/") \
+        else None
+    level1 = d[-2:] if n == 2 or (n > 2 and d[-3] == "/") else None
+    return level2, level1
+
+
 def _levels(h: str, level2: Optional[str], level1: Optional[str]) -> int:
     """The hash levels of a directory above a name with the hash ``h`` (see ``extend``)."""
     return (2 if level2 is not None and h.startswith(level2) else
             1 if level1 is not None and h.startswith(level1) else 0)
 
 
+def _head(text: str, fields: Optional[Sequence[str]] = None) -> Head:
+    """The :class:`Head` of ``text`` (eight ``:``-fields or more), with its ``fields`` when
+    they are parsed already; each field interned (PN, PV, ...: shared by many heads)."""
+    if fields is None:
+        fields = head_fields(text.split(":"))
+    return Head(text, *map(sys.intern, fields))
+
+
 class Catalog(Sequence[Artifact]):
     """Files of one listing, in listing order, stored by columns (see the module's doc)."""
 
-    def __init__(self) -> None:
+    def __init__(self, parse_heads: bool = True) -> None:
         self.heads: List[Head] = []
+        self.head_texts: Optional[List[str]] = None if parse_heads else []
+        """A listing worker's catalog (``parse_heads`` False) numbers its heads by their
+        text alone, here, and leaves ``heads`` empty: the process that joins the workers'
+        catalogs parses each head once (:meth:`concat`), not once per worker. Such a
+        catalog's rows are read only by :meth:`concat`."""
         self.tails: List[Tail] = []
         self.dirs: List[Directory] = []
         self._ids: Dict[object, int] = {}
@@ -175,20 +231,49 @@ class Catalog(Sequence[Artifact]):
         (is it ``hh/hh`` of its hash, ``hh``, or neither) is worked out here once per
         directory, and the names are read together (see :meth:`_split_batch`).
         """
-        d = directory[:-1] if directory else ""
-        n = len(d)
-        # the hash's first four, or first two, hex digits that would make these hash levels
-        level2 = d[-5:-3] + d[-2:] if n >= 5 and d[-3] == "/" and (n == 5 or d[-6] == "/") \
-            else None
-        level1 = d[-2:] if n == 2 or (n > 2 and d[-3] == "/") else None
-        first = len(self.head)
         count = len(names)
         # below a few names, reading them together costs more than it saves
-        columns = self._split_batch(directory, names, sizes, mtimes, atimes, level2, level1) \
+        columns = self._split_batch([directory], [0], names, sizes, mtimes, atimes) \
             if count > _FEW else None
         if columns is None:
-            columns = self._split_names(directory, names, sizes, mtimes, atimes, level2, level1)
+            columns = self._split_names(directory, names, sizes, mtimes, atimes,
+                                        *_hash_levels(directory))
+        self._add_rows(columns, sizes, mtimes, atimes)
+
+    def extend_batches(self, batches: Sequence[Batch]) -> None:
+        """Add several directories' batches (``directory, names, sizes, mtimes, atimes``,
+        as :meth:`extend` takes them), in order: the rows and tables :meth:`extend` of each
+        makes, read in one pass when :meth:`_split_batch` can take them all.
+
+        A pass costs per name and per call; a mirror of millions in ``hh/hh`` directories
+        holds a dozen names per directory, read a quarter cheaper some hundreds at a time.
+        """
+        batches = [batch for batch in batches if batch[1]]  # an empty one adds nothing
+        with_atimes = sum(batch[4] is not None for batch in batches)
+        columns = None
+        if len(batches) > 1 and with_atimes in (0, len(batches)):
+            names = list(chain.from_iterable([batch[1] for batch in batches]))
+            sizes = list(chain.from_iterable([batch[2] for batch in batches]))
+            mtimes = list(chain.from_iterable([batch[3] for batch in batches]))
+            atimes = list(chain.from_iterable([cast(Sequence[float], batch[4])
+                                               for batch in batches])) if with_atimes else None
+            starts = [0]
+            for batch in batches[:-1]:
+                starts.append(starts[-1] + len(batch[1]))
+            columns = self._split_batch([batch[0] for batch in batches], starts, names, sizes,
+                                        mtimes, atimes)
+        if columns is None:
+            for batch in batches:
+                self.extend(*batch)
+        else:
+            self._add_rows(columns, sizes, mtimes, atimes)
+
+    def _add_rows(self, columns: _Columns, sizes: Sequence[int], mtimes: Sequence[float],
+                  atimes: Optional[Sequence[float]]) -> None:
+        """Append the rows of a batch read into ``columns``."""
         head_col, tail_col, dir_col, raws = columns
+        first = len(self.head)
+        count = len(head_col)
         if atimes is not None and self.atime is None and count:
             self.atime = array("d", [_NO_TIME]) * first
         self.head.fromlist(head_col)
@@ -210,11 +295,12 @@ class Catalog(Sequence[Artifact]):
             else:
                 self.atime.extend(atimes)
 
-    def _split_batch(self, directory: str, names: Sequence[str], sizes: Sequence[int],
-                     mtimes: Sequence[float], atimes: Optional[Sequence[float]],
-                     level2: Optional[str], level1: Optional[str]) -> Optional[_Columns]:
+    def _split_batch(self, directories: List[str], starts: List[int], names: Sequence[str],
+                     sizes: Sequence[int], mtimes: Sequence[float],
+                     atimes: Optional[Sequence[float]]) -> Optional[_Columns]:
         """What :meth:`_split_names` makes of a batch, made for the whole batch at once; None
-        (before anything is added) for a batch it cannot take whole.
+        (before anything is added) for a batch it cannot take whole. The batch holds the
+        files of ``directories``, those of ``directories[j]`` from the row ``starts[j]``.
 
         A listing of millions spends much of its time here, so the work per name is left to
         the standard library's C code over the whole batch: one regular expression cuts the
@@ -227,6 +313,8 @@ class Catalog(Sequence[Artifact]):
         :meth:`_split_name` itself, in listing order, so that the parts are numbered as one
         name at a time would number them. A batch with a name without a 64-hex hash (rare:
         unknown files, legacy md5 names) or with a line break is left to _split_names whole.
+        Each directory's rows are then numbered as :meth:`_split_names` numbers them (see
+        :meth:`_dir_column`).
         """
         count = len(names)
         parts = _HASH_TAIL.split("\n".join(names))
@@ -248,6 +336,10 @@ class Catalog(Sequence[Artifact]):
             return None
         tails = parts[2::3]
         ids = self._ids
+
+        def directory(k: int) -> str:  # of row k
+            return directories[bisect_right(starts, k) - 1]
+
         head_col: List[Optional[int]] = list(map(ids.get, heads))
         tail_col: List[Optional[int]] = list(map(ids.get, tails))
         whole: List[int] = []  # the rows kept as an Artifact
@@ -256,7 +348,7 @@ class Catalog(Sequence[Artifact]):
             for k in [k for k in range(count) if head_col[k] is None or tail_col[k] is None]:
                 split = self._split_name(names[k])
                 if split is None:
-                    self._keep_whole(directory, names, sizes, mtimes, atimes, k)
+                    self._keep_whole(directory(k), names, sizes, mtimes, atimes, k)
                     head_col[k], tail_col[k] = OTHER, 0
                     changed[k] = _NO_HASH
                     whole.append(k)
@@ -276,7 +368,7 @@ class Catalog(Sequence[Artifact]):
                 if head is None and names[k].startswith("sstate:"):
                     head = self._new_head(heads[k])
                 if head is None:
-                    self._keep_whole(directory, names, sizes, mtimes, atimes, k)
+                    self._keep_whole(directory(k), names, sizes, mtimes, atimes, k)
                     head_col[k], tail_col[k] = OTHER, 0
                     whole.append(k)
                 else:
@@ -286,27 +378,45 @@ class Catalog(Sequence[Artifact]):
                 for k in whole:
                     patched[32 * k: 32 * k + 32] = _NO_HASH
                 raws = bytes(patched)
-        if len(whole) == count:
-            dir_col = [0] * count
-        elif level2 is not None and text[0::64] == level2[0] * count and \
-                text[1::64] == level2[1] * count and text[2::64] == level2[2] * count and \
-                text[3::64] == level2[3] * count:
-            dir_col = [self._directory(directory, 2)] * count
-        elif level2 is None and level1 is None:
-            dir_col = [self._directory(directory, 0)] * count
-        else:  # a directory of one hash level, or with names of other directories in it
-            dir_ids: List[Optional[int]] = [None, None, None]  # by levels
-            dir_col = [0] * count
-            for k in range(count):
-                if head_col[k] != OTHER:
-                    levels = _levels(text[64 * k: 64 * k + 64], level2, level1)
-                    dir_ = dir_ids[levels]
-                    if dir_ is None:
-                        dir_ = dir_ids[levels] = self._directory(directory, levels)
-                    dir_col[k] = dir_
+        dir_col: List[int] = []
+        rows = cast(List[int], head_col)
+        bounds = [*starts, count]
+        for j, where in enumerate(directories):
+            a, b = bounds[j], bounds[j + 1]
+            segment = rows[a:b]
+            dir_col += self._dir_column(where, text[64 * a: 64 * b], segment,
+                                        bool(whole) and segment.count(OTHER) == b - a)
         for k in whole:
             dir_col[k] = 0
-        return cast(List[int], head_col), cast(List[int], tail_col), dir_col, raws
+        return rows, cast(List[int], tail_col), dir_col, raws
+
+    def _dir_column(self, directory: str, text: str, head_col: List[int], whole: bool
+                    ) -> List[int]:
+        """The directory numbers of a directory's rows, read together: their heads, their
+        hashes' hex digits one after the other, and whether every one is kept whole."""
+        count = len(head_col)
+        level2, level1 = _hash_levels(directory)
+        if not count:
+            return []
+        if whole:
+            return [0] * count
+        if level2 is not None and text[0::64] == level2[0] * count and \
+                text[1::64] == level2[1] * count and text[2::64] == level2[2] * count and \
+                text[3::64] == level2[3] * count:
+            return [self._directory(directory, 2)] * count
+        if level2 is None and level1 is None:
+            return [self._directory(directory, 0)] * count
+        # a directory of one hash level, or with names of other directories in it
+        dir_ids: List[Optional[int]] = [None, None, None]  # by levels
+        dir_col = [0] * count
+        for k in range(count):
+            if head_col[k] != OTHER:
+                levels = _levels(text[64 * k: 64 * k + 64], level2, level1)
+                dir_ = dir_ids[levels]
+                if dir_ is None:
+                    dir_ = dir_ids[levels] = self._directory(directory, levels)
+                dir_col[k] = dir_
+        return dir_col
 
     def _split_names(self, directory: str, names: Sequence[str], sizes: Sequence[int],
                      mtimes: Sequence[float], atimes: Optional[Sequence[float]],
@@ -411,8 +521,7 @@ class Catalog(Sequence[Artifact]):
             return None, None
         head = ids.get(base[:i])
         if head is None:
-            head = ids[base[:i]] = len(self.heads)
-            self.heads.append(Head(base[:i], *map(sys.intern, parsed[:6])))
+            head = self._number_head(base[:i], parsed[:6])
         if tail is None:
             archive_text = base[us:]
             if parsed.kind is not Kind.ARCHIVE:
@@ -433,11 +542,22 @@ class Catalog(Sequence[Artifact]):
     def _new_head(self, text: str) -> Optional[int]:
         """The number of a head not seen yet, ``sstate:`` to the ``:`` before the hash, of a
         name with a known tail; None when it has too few fields (the name is kept whole)."""
+        if self.head_texts is not None:  # parsed where the catalogs are joined
+            return None if text.count(":") < 7 else self._number_head(text, None)
         fields = text.split(":")
         if len(fields) < 8:
             return None
+        return self._number_head(text, head_fields(fields))
+
+    def _number_head(self, text: str, fields: Optional[Sequence[str]]) -> int:
+        """Number a head not seen yet, with its fields (None: parse them from ``text``)."""
+        texts = self.head_texts
+        if texts is not None:
+            head = self._ids[text] = len(texts)
+            texts.append(text)
+            return head
         head = self._ids[text] = len(self.heads)
-        self.heads.append(Head(text, *map(sys.intern, head_fields(fields))))
+        self.heads.append(_head(text, fields))
         return head
 
     def _keep_whole(self, directory: str, names: Sequence[str], sizes: Sequence[int],
@@ -452,6 +572,7 @@ class Catalog(Sequence[Artifact]):
         the runs of one worker process share them, so that it parses each head once."""
         out = Catalog()
         out.heads, out.tails, out.dirs, out._ids = self.heads, self.tails, self.dirs, self._ids
+        out.head_texts = self.head_texts
         return out
 
     # -- joining -----------------------------------------------------------------------------
@@ -464,9 +585,9 @@ class Catalog(Sequence[Artifact]):
         The rows and tables become what :meth:`extend` would have made of those files here:
         ``other``'s heads, tails and directories not known here are numbered in the order of
         their first row (a tail's archive tail just before it), as :meth:`extend` numbers
-        them. The columns are copied whole and renumbered in C (``map`` over a list), with
-        no Python object per row: this is how a listing of millions walked on several cores
-        is put together.
+        them; a head ``other`` holds as text only (a worker's) is parsed here. The columns
+        are renumbered by numpy, in C, with no Python object per row: this is how a listing
+        of millions walked on several cores is put together.
 
         ``numbers``, kept by a caller that joins rows read with the same growing tables
         again and again (a worker's), holds this catalog's number of each of ``other``'s
@@ -476,23 +597,15 @@ class Catalog(Sequence[Artifact]):
         if stop <= start:
             return
         first = len(self.head)
-        heads, tails, dirs = (other.head[start:stop], other.tail[start:stop],
-                              other.dir[start:stop])
+        texts = other.head_texts
+        if texts is None:
+            texts = [head.text for head in other.heads]
+        heads = np.frombuffer(other.head, dtype=_U32)[start:stop]
+        tails = np.frombuffer(other.tail, dtype=_U32)[start:stop]
+        dirs = np.frombuffer(other.dir, dtype=_U32)[start:stop]
+        named = heads != OTHER  # the others' tail and directory are placeholders
         others = [row for row in other.others if start <= row < stop]
-        used_tails: Iterable[int] = tails
-        used_dirs: Iterable[int] = dirs
-        if others:  # their tail and directory are placeholders, numbered nowhere
-            named = [h != OTHER for h in heads]
-            used_tails, used_dirs = compress(tails, named), compress(dirs, named)
-            for row in others:
-                heads[row - start] = len(other.heads)  # numbered OTHER below
         ids = self._ids
-
-        def add_head(h: int) -> int:
-            head = other.heads[h]  # its fields interned, by extend or by unpickling
-            ids[head.text] = len(self.heads)
-            self.heads.append(head)
-            return len(self.heads) - 1
 
         def add_tail(t: int) -> int:
             tail = other.tails[t]
@@ -509,22 +622,35 @@ class Catalog(Sequence[Artifact]):
             return len(self.dirs) - 1
 
         numbers = [] if numbers is None else numbers
-        numbers += [ids.get(h.text, -1) for h in other.heads[len(numbers):]]
+        numbers += map(ids.get, texts[len(numbers):], repeat(-1))
+        head_map = np.array([*numbers, OTHER], dtype=np.int64)
         if -1 in numbers:
-            unknown = set(compress(range(len(numbers)), map((-1).__eq__, numbers)))
-            for h in [h for h in dict.fromkeys(heads) if h in unknown]:  # first rows first
-                known = ids.get(other.heads[h].text)  # or added since it was looked up
-                numbers[h] = add_head(h) if known is None else known
-        head_map = [*numbers, OTHER]
+            new: List[int] = []  # in the order of their first rows
+            lately: List[int] = []  # added since they were looked up (by another's rows)
+            for h in _first_uses(heads[named], head_map < 0):
+                known = ids.get(texts[h])
+                if known is None:
+                    new.append(h)
+                else:
+                    numbers[h] = known
+                    lately.append(h)
+            # a worker's heads are parsed here, together; another catalog's are its own
+            # (their fields interned, by extend or by unpickling)
+            added = _parse_heads([texts[h] for h in new]) if other.head_texts is not None \
+                else [other.heads[h] for h in new]
+            for h, head in zip(new, added):
+                numbers[h] = ids[head.text] = len(self.heads)
+                self.heads.append(head)
+            found = np.array(new + lately, dtype=np.int64)
+            head_map[found] = [numbers[h] for h in found.tolist()]
         tail_map = [ids.get(t.text, -1) for t in other.tails]  # add_tail numbers archives
-        tail_map = self._renumber(tail_map, used_tails, add_tail)
-        dir_map = self._renumber([ids.get(d, -1) for d in other.dirs], used_dirs, add_dir)
-        tail_map, dir_map = tail_map or [0], dir_map or [0]  # rows that are all kept whole
-        self.head.extend(array("I", list(map(head_map.__getitem__, heads))))
-        self.tail.extend(array("I", list(map(tail_map.__getitem__, tails))))
-        self.dir.extend(array("I", list(map(dir_map.__getitem__, dirs))))
+        tail_map = self._renumber(tail_map, tails[named], add_tail)
+        dir_map = self._renumber([ids.get(d, -1) for d in other.dirs], dirs[named], add_dir)
+        # rows kept whole: head OTHER (the map's last), tail and directory 0
+        self._append_column(self.head, head_map[np.minimum(heads, len(numbers))])
+        self._append_column(self.tail, np.where(named, np.array(tail_map or [0])[tails], 0))
+        self._append_column(self.dir, np.where(named, np.array(dir_map or [0])[dirs], 0))
         for row in others:
-            self.tail[first + row - start] = self.dir[first + row - start] = 0
             self.others[first + row - start] = other.others[row]
         self.hashes += other.hashes[32 * start: 32 * stop]
         self.size.extend(other.size[start:stop])
@@ -536,25 +662,20 @@ class Catalog(Sequence[Artifact]):
             self.atime.extend(atimes if atimes is not None
                               else array("d", [_NO_TIME]) * (stop - start))
 
-    def share_heads(self, heads: List[Head], start: int = 0) -> None:
-        """Make ``heads[start:]``, another catalog's, the very objects this one holds where
-        it holds equal ones: a process joining other processes' catalogs then holds a head
-        once, not once per process."""
-        ids, mine = self._ids, self.heads
-        for i in range(start, len(heads)):
-            number = ids.get(heads[i].text)
-            if number is not None:
-                heads[i] = mine[number]
+    @staticmethod
+    def _append_column(column: array[int], values: npt.NDArray[Any]) -> None:
+        column.frombytes(values.astype(_U32).tobytes())
 
     @staticmethod
-    def _renumber(numbers: List[int], column: Iterable[int], add: Callable[[int], int]
+    def _renumber(numbers: List[int], column: npt.NDArray[Any], add: Callable[[int], int]
                   ) -> List[int]:
         """This catalog's numbers for another's table: ``numbers`` has those known here and
         -1 for the others, added by ``add`` in the order of ``column``'s first use of them
         (0 for those unused)."""
         if -1 in numbers:
-            for i in dict.fromkeys(column):
-                if i < len(numbers) and numbers[i] < 0:
+            unknown = np.array([*[n < 0 for n in numbers], False])  # (a whole row's 0)
+            for i in _first_uses(np.minimum(column, len(numbers)), unknown):
+                if numbers[i] < 0:
                     numbers[i] = add(i)
             if -1 in numbers:
                 numbers = [max(n, 0) for n in numbers]
@@ -567,18 +688,23 @@ class Catalog(Sequence[Artifact]):
         state = dict(self.__dict__)
         del state["_ids"]
         state["heads"] = "\0".join(chain.from_iterable(self.heads))  # no name holds a NUL
+        if self.head_texts is not None:
+            state["head_texts"] = "\0".join(self.head_texts)
         return state
 
     def __setstate__(self, state: Dict[str, object]) -> None:
         heads = state.pop("heads")
-        assert isinstance(heads, str)
+        texts = state.pop("head_texts")
+        assert isinstance(heads, str) and (texts is None or isinstance(texts, str))
         self.__dict__.update(state)
         fields = heads.split("\0") if heads else []
         width = len(Head._fields)
         for k in range(width):  # PN, PV, ...: shared by many heads, interned as by extend
             fields[k::width] = map(sys.intern, fields[k::width])
         self.heads = list(map(Head._make, zip(*[iter(fields)] * width)))
+        self.head_texts = None if texts is None else texts.split("\0") if texts else []
         ids: Dict[object, int] = {head.text: i for i, head in enumerate(self.heads)}
+        ids.update((text, i) for i, text in enumerate(self.head_texts or ()))
         ids.update((tail.text, i) for i, tail in enumerate(self.tails))
         ids.update((where, i) for i, where in enumerate(self.dirs))
         self._ids = ids

@@ -8,7 +8,7 @@ from typing import Any, Dict, List, Optional, Sequence
 
 from ..backends import open_backend
 from ..commands.hashsync import ServerKnowledge, ask_server
-from ..commands.info import AGE_BUCKETS, NO_ARCH, InfoReport, Tally, summarize
+from ..commands.info import AGE_BUCKETS, NO_ARCH, InfoReport, Summary, Tally
 from ..commands.listing import select
 from ..commands.pins import PinStatus, pin_status, read_pins
 from ..errors import EXIT_OK, UsageError
@@ -59,11 +59,14 @@ def run(args: argparse.Namespace, ui: UI, progress: Progress) -> int:
         target.check()
         ui.info(f"scanning {target.url}")
         now = time.time()
-        listing, inventory = list_mirror(args, ui, target, options,
-                                         now, progress)
+        # the whole listing is summed as it is listed, while the rest is listed
+        summary = Summary(now)
+        listing, inventory = list_mirror(
+            args, ui, target, options, now, progress,
+            on_rows=summary.feed if selection.everything else None)
         warn_if_none_selected(ui, args, selection, listing, target.url)
         artifacts = select(listing, selection)
-        report = summarize(artifacts, now)
+        report = summary.report(artifacts)
         pins = pin_status(read_pins(target, now).pins, listing, now)
         if hashserve is not None:
             with hashserve.connect() as server:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-from typing import Optional, Tuple
+from typing import Callable, Optional, Tuple
 
 from ..backends import Backend, BackendOptions, Inventory, check_inventory_location, open_inventory
 from ..catalog import Catalog
@@ -70,12 +70,15 @@ def inventory_from_args(args: argparse.Namespace, ui: UI, target: Backend,
 
 
 def list_mirror(args: argparse.Namespace, ui: UI, target: Backend, options: BackendOptions,
-                now: float, progress: Progress) -> Tuple[Catalog, Optional[Inventory]]:
-    """The mirror's files: from ``--inventory`` when given (with the report), else listed."""
+                now: float, progress: Progress,
+                on_rows: Optional[Callable[[Catalog], None]] = None
+                ) -> Tuple[Catalog, Optional[Inventory]]:
+    """The mirror's files: from ``--inventory`` when given (with the report), else listed
+    (``on_rows``: see :func:`~sstate_mirror.commands.listing.list_artifacts`)."""
     inventory = inventory_from_args(args, ui, target, options, now)
     if inventory is None:
-        return list_artifacts(target, progress=progress), None
+        return list_artifacts(target, progress=progress, on_rows=on_rows), None
     try:
-        return list_artifacts(inventory, progress=progress), inventory
+        return list_artifacts(inventory, progress=progress, on_rows=on_rows), inventory
     finally:
         inventory.close()

@@ -43,14 +43,13 @@ archive without its signature.
 
 from __future__ import annotations
 
+import sys
 from array import array
-from bisect import bisect_left, bisect_right
-from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from itertools import accumulate, compress, count, filterfalse, repeat
-from operator import add, and_, eq, ge, mul, not_, sub
 from typing import Any, Dict, List, Optional, Set, Tuple, Union, overload
+
+import numpy as np
 
 from ..backends.base import Backend
 from ..catalog import OTHER, Catalog
@@ -61,12 +60,15 @@ from .cleancolumns import (
     KIND_CODE,
     NONE,
     Groups,
+    Mask,
     PathOrder,
     Picks,
+    Rows,
     aged,
-    consume,
+    column,
     deletion_order,
     first_seen,
+    hash_words,
     tasks_of_archives,
     ties_by_key,
 )
@@ -267,56 +269,54 @@ def plan_clean(artifacts: Iterable[Artifact], options: CleanOptions, now: float,
     are all it sees.
 
     It works on the listing's :class:`~sstate_mirror.catalog.Catalog` by rows and on groups
-    by number (:class:`~.cleancolumns.Groups`), each rule a few passes over their columns
-    (:mod:`.cleancolumns`), so that a mirror of millions of files is planned in a few dozen
-    bytes and a few microseconds per file; only the files it deletes or spares become
-    :class:`Artifact` objects in the plan.
+    by number (:class:`~.cleancolumns.Groups`), each rule a few numpy passes over their
+    columns (:mod:`.cleancolumns`), so that a mirror of millions of files is planned in a
+    few dozen bytes and well under a microsecond per file; only the files it deletes or
+    spares become :class:`Artifact` objects in the plan.
     """
     catalog = Catalog.of(artifacts)
     plan = CleanPlan(max_size=options.max_size)
     groups = Groups(catalog)
     kinds = groups.kinds
-    plan.counts = {_KIND_OF_CODE[code]: kinds.count(code) for code in first_seen(kinds)}
-    plan.size_before = sum(catalog.size)
-    ages = array("d", map(sub, repeat(now), groups.last_used))
-    everything = range(len(groups))
+    tally = np.bincount(kinds, minlength=256)
+    plan.counts = {_KIND_OF_CODE[code]: int(tally[code]) for code in first_seen(kinds)}
+    plan.size_before = int(column(catalog.size, np.int64).sum())
+    ages = now - groups.last_used
     pinned = _pinned_groups(groups, pins)
     plan.pinned_bytes = sum(catalog.size[r] for g in pinned for r in groups.members(g))
     pick = Picks(groups, pinned, _RULE_NAMES)
-    has_archive = bytes(map(ge, groups.archive, repeat(0)))
-    not_protected = bytes(aged(ages, options.min_age))
+    has_archive = groups.archive >= 0
+    not_protected = aged(ages, options.min_age)
     order = PathOrder(catalog)
 
     if options.max_age is not None:
-        pick.whole(compress(everything, map(and_, has_archive, aged(
-            ages, max(options.max_age, options.min_age)))), _RULE_CODES["max-age"],
+        pick.whole(np.flatnonzero(has_archive & aged(
+            ages, max(options.max_age, options.min_age))), _RULE_CODES["max-age"],
             _RULE_CODES["with-archive"])
 
-    alone = array("q", compress(everything, map(not_, has_archive)))
-    sigs = list(compress(alone, map(ge, map(groups.sig.__getitem__, alone), repeat(0))))
-    sigs = list(compress(sigs, map(not_protected.__getitem__, sigs)))
+    alone = np.flatnonzero(~has_archive)
+    sigs = alone[(groups.sig[alone] >= 0) & not_protected[alone]]
     code = _RULE_CODES["orphan-sig"]
-    for g in filter(pinned.__contains__, sigs):
-        pick.file(groups.sig[g], g, code)
-    pick.rows(map(groups.sig.__getitem__, filterfalse(pinned.__contains__, sigs)), code)
+    spared = pick.is_pinned(sigs)
+    for g in sigs[spared].tolist():
+        pick.file(int(groups.sig[g]), g, code)
+    pick.rows(groups.sig[sigs[~spared]], code)
     sig_age = options.effective_max_sig_age
     if sig_age is not None:
-        old = bytes(aged(ages, max(sig_age, options.min_age)))
-        infos = list(compress(alone, map(old.__getitem__, alone)))
-        infos = list(compress(infos, map(ge, map(groups.siginfo.__getitem__, infos),
-                                         repeat(0))))
+        old = aged(ages, max(sig_age, options.min_age))
+        infos = alone[old[alone] & (groups.siginfo[alone] >= 0)]
         tasks = tasks_of_archives(groups)
         orphan, task_sig = _RULE_CODES["orphan-siginfo"], _RULE_CODES["max-sig-age"]
-        code_of_tail = [orphan if t.task in tasks else task_sig for t in catalog.tails]
-        for g in filter(pinned.__contains__, infos):
-            row = groups.siginfo[g]
+        code_of_tail = np.array([orphan if t.task in tasks else task_sig
+                                 for t in catalog.tails], np.uint8)
+        spared = pick.is_pinned(infos)
+        for g in infos[spared].tolist():
+            row = int(groups.siginfo[g])
             pick.file(row, g, orphan if _task(catalog, row) in tasks else task_sig)
-        rows = array("q", map(groups.siginfo.__getitem__, filterfalse(pinned.__contains__,
-                                                                       infos)))
-        if code_of_tail:
-            consume(map(pick.rule.__setitem__, rows, map(code_of_tail.__getitem__, map(
-                catalog.tail.__getitem__, rows))))
-        for row in rows if groups.spilled else ():
+        rows = groups.siginfo[infos[~spared]]
+        if len(code_of_tail):
+            pick.rule[rows] = code_of_tail[column(catalog.tail, np.uint32)[rows]]
+        for row in rows.tolist() if groups.spilled else ():
             if catalog.head[row] == OTHER:
                 pick.rule[row] = orphan if _task(catalog, row) in tasks else task_sig
 
@@ -336,7 +336,9 @@ def plan_clean(artifacts: Iterable[Artifact], options: CleanOptions, now: float,
     # archives first: an interrupted run must not leave an archive without its signature
     chosen = deletion_order(catalog, groups, order, pick.rule,
                             lambda rows: _deletion_order(catalog, rows))
-    plan.deletions = Deletions(catalog, chosen, bytes(map(pick.rule.__getitem__, chosen)))
+    listed = array("q")
+    listed.frombytes(chosen.astype(np.int64, copy=False).tobytes())
+    plan.deletions = Deletions(catalog, listed, pick.rule[chosen].tobytes())
     plan.pinned = sorted((Spared(catalog[row], rule, pin)
                           for row, (rule, pin) in pick.spared.items()), key=lambda p: p.path)
     plan.kept = len(catalog) - len(chosen)
@@ -345,109 +347,103 @@ def plan_clean(artifacts: Iterable[Artifact], options: CleanOptions, now: float,
     return plan
 
 
-def _beyond_versions(groups: Groups, pick: Picks, order: PathOrder, has_archive: bytes,
-                     not_protected: bytes, max_versions: int) -> int:
+def _beyond_versions(groups: Groups, pick: Picks, order: PathOrder, has_archive: Mask,
+                     not_protected: Mask, max_versions: int) -> int:
     """``max-versions``: of each (PN, SSTATE_PKGARCH, task), the archives beyond the
     ``max_versions`` most recently used (then by key); the number kept as protected."""
     catalog = groups.catalog
-    candidates = array("q", compress(range(len(groups)), map(
-        and_, has_archive, map(not_, pick.gone()))))
-    archives = array("q", map(groups.archive.__getitem__, candidates))
+    candidates = np.flatnonzero(has_archive & ~pick.gone())
+    archives = groups.archive[candidates]
     names: Dict[Tuple[str, str], int] = {}
-    head_of = [names.setdefault((h.pn, h.pkgarch), len(names)) for h in catalog.heads]
+    head_of = np.array([names.setdefault((h.pn, h.pkgarch), len(names))
+                        for h in catalog.heads], np.int64)
     tasks: Dict[str, int] = {}
-    task_of = [tasks.setdefault(t.task, len(tasks)) for t in catalog.tails]
+    task_of = np.array([tasks.setdefault(t.task, len(tasks)) for t in catalog.tails],
+                       np.int64)
     if groups.spilled:
         for art in catalog.others.values():
             names.setdefault((art.pn, art.arch), len(names))
             tasks.setdefault(art.task, len(tasks))
     width = len(tasks)
     if not groups.spilled:
-        version = array("q", map(add, map(mul, map(head_of.__getitem__, map(
-            catalog.head.__getitem__, archives)), repeat(width)), map(
-            task_of.__getitem__, map(catalog.tail.__getitem__, archives))))
+        version = (head_of[column(catalog.head, np.uint32)[archives]] * width
+                   + task_of[column(catalog.tail, np.uint32)[archives]])
     else:
-        version = array("q", (
+        version = np.array([
             names[catalog.others[row].pn, catalog.others[row].arch] * width
             + tasks[catalog.others[row].task] if catalog.head[row] == OTHER
             else head_of[catalog.head[row]] * width + task_of[catalog.tail[row]]
-            for row in archives))
+            for row in archives.tolist()], np.int64)
     del archives
-    many = Counter(version)
-    crowded = {v for v, n in many.items() if n > max_versions}
-    if not crowded:
+    _, inverse, many = np.unique(version, return_inverse=True, return_counts=True)
+    keep = many[inverse] > max_versions
+    if not keep.any():
         return 0
-    keep = list(map(crowded.__contains__, version))
-    candidates = array("q", compress(candidates, keep))
-    version = array("q", compress(version, keep))
-    del keep, many
-    version_of = dict(zip(candidates, version))
+    candidates, version = candidates[keep], version[keep]
+    del keep, inverse, many
+    version_of = np.zeros(len(groups), np.int64)
+    version_of[candidates] = version
     last_used = groups.last_used
 
-    def resort(chosen: List[int]) -> List[int]:
-        chosen = sorted(chosen, key=last_used.__getitem__, reverse=True)
-        chosen.sort(key=version_of.__getitem__)
-        return chosen
+    def resort(chosen: Rows) -> Rows:
+        """By version, then most recently used first (stably)."""
+        return chosen[np.lexsort((-last_used[chosen], version_of[chosen]))]
 
-    ranked = resort(list(candidates))
-    versions = list(map(version_of.__getitem__, ranked))
-    used = array("d", map(last_used.__getitem__, ranked))
-    ties_by_key(groups, order, ranked, map(and_, map(eq, versions, versions[1:]),
-                                           map(eq, used, used[1:])), resort)
+    ranked = resort(candidates)
+    versions = version_of[ranked]
+    used = last_used[ranked]
+    ties_by_key(groups, order, ranked, (versions[1:] == versions[:-1]) & (used[1:] == used[:-1]),
+                resort)
     del used
-    first: Dict[int, int] = {}
-    consume(map(first.setdefault, versions, count()))
-    beyond = list(compress(ranked, map(ge, map(sub, count(), map(first.__getitem__, versions)),
-                                       repeat(max_versions))))
-    evict = list(compress(beyond, map(not_protected.__getitem__, beyond)))
+    place = np.arange(len(ranked), dtype=np.int64)
+    starts = np.concatenate(([True], versions[1:] != versions[:-1]))
+    first = np.maximum.accumulate(np.where(starts, place, 0))
+    beyond = ranked[place - first >= max_versions]
+    evict = beyond[not_protected[beyond]]
     pick.whole(evict, _RULE_CODES["max-versions"], _RULE_CODES["with-archive"])
     return len(beyond) - len(evict)
 
 
-def _evict_to_fit(groups: Groups, pick: Picks, order: PathOrder, not_protected: bytes,
+def _evict_to_fit(groups: Groups, pick: Picks, order: PathOrder, not_protected: Mask,
                   plan: CleanPlan, max_size: int) -> None:
     """``max-size``: least recently used groups first (then by key) until the mirror fits.
 
     A group's eviction frees what is left of it unless a pin or ``--min-age`` keeps it: the
-    running total of those is summed in C, and the eviction stops at the first group that
-    makes the mirror fit (found by bisection). Groups last used at the same time are put in
-    key order only up to the last one the eviction reaches.
+    running total of those is summed by numpy, and the eviction stops at the first group
+    that makes the mirror fit (found by bisection). Groups last used at the same time are
+    put in key order only up to the last one the eviction reaches.
     """
     need = plan.size_before - pick.chosen_bytes() - max_size
     if need <= 0:
         return
     left = pick.left()
-    candidates = array("q", compress(range(len(groups)), left))
-    by_use = groups.last_used.__getitem__
-    ranked = sorted(candidates, key=by_use)
+    candidates = np.flatnonzero(left)
+    last_used = groups.last_used
+    ranked = candidates[np.argsort(last_used[candidates], kind="stable")]
     del candidates
-    free = bytearray(not_protected)
-    for g in pick.pinned:
-        free[g] = 0
+    free = not_protected.copy()
+    free[pick.pinned_groups] = False
 
-    def reach(ranked: List[int]) -> int:
+    def reach(ranked: Rows) -> int:
         """How many of ``ranked`` the eviction goes through."""
-        freed = array("q", accumulate(map(mul, map(left.__getitem__, ranked),
-                                          map(free.__getitem__, ranked))))
-        return bisect_left(freed, need) + 1
+        freed = np.cumsum(np.where(free[ranked], left[ranked], 0))
+        return int(np.searchsorted(freed, need, side="left")) + 1
 
-    used = array("d", map(by_use, ranked))
+    used = last_used[ranked]
     end = reach(ranked)
     if end < len(ranked):  # the last one's equals in last use may come before it by key
-        del ranked[bisect_right(used, used[end - 1]):]
-        del used[len(ranked):]
-    ties_by_key(groups, order, ranked, map(eq, used, used[1:]),
-                lambda chosen: sorted(chosen, key=by_use))
+        cut = int(np.searchsorted(used, used[end - 1], side="right"))
+        ranked, used = ranked[:cut], used[:cut]
+    ties_by_key(groups, order, ranked, used[1:] == used[:-1],
+                lambda chosen: chosen[np.argsort(last_used[chosen], kind="stable")])
     del used
     reached = ranked[: reach(ranked)]
     del ranked
     code = _RULE_CODES["max-size"]
-    pick.unpinned(filter(pick.pinned.__contains__, reached), code, _RULE_CODES["with-archive"])
-    kept = list(compress(reached, map(not_, map(free.__getitem__, reached))))
-    plan.protected_bytes += sum(map(left.__getitem__, filterfalse(pick.pinned.__contains__,
-                                                                  kept)))
-    pick.whole(compress(reached, map(free.__getitem__, reached)), code,
-               _RULE_CODES["with-archive"])
+    pick.unpinned(reached, code, _RULE_CODES["with-archive"])  # spares the pinned ones
+    kept = reached[~free[reached]]
+    plan.protected_bytes += int(left[kept[~pick.is_pinned(kept)]].sum())
+    pick.whole(reached[free[reached]], code, _RULE_CODES["with-archive"])
 
 
 def _deletion_order(catalog: Catalog, rows: Iterable[int]) -> array[int]:
@@ -510,14 +506,17 @@ def _pinned_groups(groups: Groups, pins: Optional[PinSet]) -> Dict[int, str]:
             continue
         if len(raw) == 32 and raw.hex() == h:
             by_bytes[raw] = pin
-    everything = range(len(groups))
-    rows = array("q", groups.any_member(everything))
-    hashes = catalog.hashes
-    found = map(by_bytes.get, map(bytes, map(hashes.__getitem__, map(
-        slice, map(mul, rows, repeat(32)), map(mul, map(add, rows, repeat(1)), repeat(32))))))
-    out = {g: pin for g, pin in zip(everything, found) if pin is not None}
+    rows = groups.any_member(np.arange(len(groups), dtype=np.int64))
+    # the groups whose hash begins as a pinned one's, then each of them by its whole hash
+    starts = np.array([int.from_bytes(raw[:8], sys.byteorder) for raw in by_bytes], np.uint64)
+    maybe = np.flatnonzero(np.isin(hash_words(catalog)[rows, 0], starts))
+    out: Dict[int, str] = {}
+    for g, row in zip(maybe.tolist(), rows[maybe].tolist()):
+        found = by_bytes.get(catalog.hash_bytes(row))
+        if found is not None:
+            out[g] = found
     for row, art in catalog.others.items() if groups.spilled else ():
-        g = groups.group[row]
+        g = int(groups.group[row])
         if g != NONE and max(groups.archive[g], groups.siginfo[g], groups.sig[g]) == row:
             out.pop(g, None)
             kept_by = pins.keep.get(art.hash)

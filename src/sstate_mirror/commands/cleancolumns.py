@@ -1,34 +1,38 @@
-"""``clean``'s plan over the catalog's columns: groups, last uses and path order in C-level passes.
+"""``clean``'s plan over the catalog's columns: groups, last uses and path order in numpy.
 
 A plan of a mirror of millions of files cannot afford a Python statement per file: a loop
 over a million rows costs seconds before it does anything. Here every step over all rows is
-a pass of the standard library's C loops (``map``, ``itertools.compress``, ``dict``,
-``sorted``) over the :class:`~sstate_mirror.catalog.Catalog`'s typed arrays; Python code runs
-per rule, per part (head, tail, directory) or for the few rows a catalog keeps whole. It is
-hand-written because the only library that vectorises arrays (numpy) would be a large
-dependency for a few dozen lines of passes, and its arrays are no smaller than ``array``'s.
+a numpy operation over the :class:`~sstate_mirror.catalog.Catalog`'s typed arrays, read in
+place (``np.frombuffer``: no copy); Python code runs per rule, per part (head, tail,
+directory) or for the few rows a catalog keeps whole. numpy is used because what a plan does
+with millions of rows is sorting (rows into groups by a key of 44 bytes, files into the order
+of their paths), gathering and scattering by row or group number and reducing per group:
+the standard library does these only through a Python object per row or per key (a
+dictionary of keys, a list of integers to sort), numpy does them in C with temporaries of a
+few bytes per row.
 
-The tricks the passes rely on:
+The passes stay exact whatever the rows hold:
 
-* ``deque(map(column.__setitem__, indexes, values), maxlen=0)`` stores without a loop in
-  Python; of repeated indexes the last one stays, as a loop would leave it;
-* a group's members are row numbers or ``NONE`` (-1), and a column read at -1 gives its last
-  element: the copies read through member numbers end with a sentinel (an mtime older than
-  any, a size of 0, a rule that counts as chosen);
-* ``defaultdict(count().__next__)`` numbers keys in C in the order they are first seen.
+* groups are found by sorting a 64-bit mix of each row's key (:func:`mixed_keys`); every
+  two neighbours of equal mix are then compared by their whole keys, and any two that
+  differ (a collision) make the pass sort by the whole keys instead;
+* the path order sorts one 64-bit key per row made of a path's leading parts and as much of
+  its hash as fits (:class:`PathOrder`); rows whose leading parts tie are then put in the
+  order of their whole hashes, tails and rows;
+* a group's members are the rows listed last for each of its kinds (``np.maximum.at`` of the
+  row numbers: the largest is the last), read through their member numbers, ``NONE`` (-1)
+  for a missing member, which reads the last element of a column: the columns read that way
+  end with a sentinel (a size of 0, a rule that counts as chosen).
 """
 
 from __future__ import annotations
 
-import math
 from array import array
-from collections import defaultdict, deque
-from collections.abc import Iterable, Iterator, Sequence
-from functools import partial
-from itertools import compress, count, filterfalse, repeat
-from operator import add, ge, itemgetter, lshift, mul, not_, or_, rshift
-from struct import iter_unpack
-from typing import Callable, Dict, List, Optional, Set, Tuple
+from collections.abc import Iterable, Sequence
+from typing import Any, Callable, Dict, List, Optional, Set, Tuple, TypeVar, Union
+
+import numpy as np
+from numpy.typing import NDArray
 
 from ..catalog import OTHER, Catalog
 from ..naming import GROUPED_KINDS, Kind
@@ -38,140 +42,187 @@ NONE = -1
 KIND_CODE = {kind: code for code, kind in enumerate(Kind)}
 ARCHIVE, SIGINFO, SIG = KIND_CODE[Kind.ARCHIVE], KIND_CODE[Kind.SIGINFO], KIND_CODE[Kind.SIG]
 TEMP, UNKNOWN = KIND_CODE[Kind.TEMP], KIND_CODE[Kind.UNKNOWN]
-#: rows a grouping pass reads at once: its key buffer is 44 bytes a row
-_CHUNK = 1 << 16
-_big_endian = partial(int.from_bytes, byteorder="big")
-#: rows per part of the hash space grouped at a time (see :class:`Groups`)
-PART_ROWS = 1 << 21
-first = itemgetter(0)
-#: the member slot of a kind (rows of no group land anywhere in the spare group's slots)
-_SLOT = bytes(ARCHIVE if b == ARCHIVE else SIGINFO if b == SIGINFO else SIG if b == SIG else 0
-              for b in range(256))
+#: the member slot of a kind (rows of no group are left out)
+_SLOT = np.array([ARCHIVE if b == ARCHIVE else SIGINFO if b == SIGINFO else SIG if b == SIG
+                  else 0 for b in range(256)], np.int64)
+#: odd constant of the multiplicative mix of :func:`mixed_keys`
+_MIX = np.uint64(0x9E3779B97F4A7C15)
+#: pairs of rows compared at a time
+_CHUNK = 1 << 18
+#: bits of the sort key of a row in path order (see :class:`PathOrder`)
+KEY_BITS = 64
+
+Rows = NDArray[np.int64]
+#: group numbers of rows: 4 bytes each below 2**31 rows
+Numbers = NDArray[Union[np.int32, np.int64]]
+Mask = NDArray[np.bool_]
+Item = TypeVar("Item", bound=np.generic)
 
 
-def consume(iterator: Iterator[object]) -> None:
-    """Run ``iterator`` to its end in C (its items are the ``None`` of ``__setitem__``)."""
-    deque(iterator, maxlen=0)
+def column(values: Union[bytearray, array[Any]], dtype: type[Item]) -> NDArray[Item]:
+    """A catalog's column as a numpy array sharing its memory (read, never written)."""
+    return np.frombuffer(values, dtype=dtype)
 
 
-def selector(kinds: Iterable[int]) -> bytes:
-    """A ``bytes.translate`` table: 1 for the kind codes given, 0 for every other byte."""
-    wanted = set(kinds)
-    return bytes(1 if b in wanted else 0 for b in range(256))
+def hash_words(catalog: Catalog, dtype: str = "=u8") -> NDArray[np.uint64]:
+    """The hashes as 4 words of 8 bytes per row (``>u8``: their values in the hash's order)."""
+    return np.frombuffer(catalog.hashes, dtype=dtype).reshape(len(catalog), 4)
+
+
+def mixed_keys(parts: List[NDArray[np.generic]]) -> NDArray[np.uint64]:
+    """One 64-bit number per row, equal for rows whose ``parts`` are all equal (and, rarely,
+    for others: a collision, which the caller must check for)."""
+    out = parts[0].astype(np.uint64)
+    for part in parts[1:]:
+        out *= _MIX
+        out ^= part.astype(np.uint64, copy=False)
+    return out
 
 
 class Groups:
     """The artifact groups of a catalog, by number: members, last use and the row kinds.
 
     A group is an archive with its ``.siginfo`` and ``.sig``: the rows with the same hash,
-    head, directory and archive tail (one key of 44 bytes per row, numbered by a dictionary
-    in C), or, for the few rows kept whole, the same :attr:`~sstate_mirror.naming.Artifact.
-    group_key`. A member listed twice is the copy listed last.
+    head, directory and archive tail (found by sorting, see the module's doc), or, for the
+    few rows kept whole, the same :attr:`~sstate_mirror.naming.Artifact.group_key`. Groups
+    are numbered in the order of their first row. A member listed twice is the copy listed
+    last.
     """
 
     def __init__(self, catalog: Catalog) -> None:
         self.catalog = catalog
         n = len(catalog)
         tails = catalog.tails
-        tail_kind = [KIND_CODE[t.kind] for t in tails] or [UNKNOWN]
-        self.kinds = kinds = bytearray(map(tail_kind.__getitem__, catalog.tail))
+        tail_kind = np.array([KIND_CODE[t.kind] for t in tails] or [UNKNOWN], np.uint8)
+        tail_col = column(catalog.tail, np.uint32)
+        self.kinds: NDArray[np.uint8] = tail_kind[tail_col]
+        self.whole: Rows = np.fromiter(catalog.others, np.int64, len(catalog.others))
+        """The rows kept whole."""
         for row, art in catalog.others.items():
-            kinds[row] = KIND_CODE[art.kind]
-        number = count().__next__
-        tail_archive = array("I", [t.archive for t in tails] or [0])
-        heads, dirs, tails_of = catalog.head, catalog.dir, catalog.tail
-        # groups are numbered by a dictionary of one key per group: above a few million rows,
-        # it holds a part of the hash space at a time, each part a pass over the rows
-        parts = 1 + n // PART_ROWS
-        self.group = group = array("i", [NONE]) * n if parts > 1 else array("i")
-        firsts = catalog.hashes[0::32]
-        # the key of a row: its hash, head, directory and archive tail, as 11 words of 4 bytes
-        words = memoryview(catalog.hashes).cast("I")
-        try:
-            for part in range(parts):
-                ids: Dict[bytes, int] = defaultdict(number)
-                # the key of every row kept whole: no group (they are grouped below)
-                ids[bytes(32) + array("I", [OTHER, 0, tail_archive[0]]).tobytes()] = NONE
-                inside = firsts.translate(bytes(
-                    int(b * parts >> 8 == part) for b in range(256))) if parts > 1 else b""
-                for start in range(0, n, _CHUNK):
-                    end = min(n, start + _CHUNK)
-                    buf = bytearray(44 * (end - start))
-                    key = memoryview(buf).cast("I")
-                    for k in range(8):
-                        key[k::11] = words[8 * start + k: 8 * end: 8]
-                    key[8::11] = heads[start:end]
-                    key[9::11] = dirs[start:end]
-                    key[10::11] = array("I", map(tail_archive.__getitem__,
-                                                 tails_of[start:end]))
-                    key.release()
-                    keys = map(first, iter_unpack("44s", bytes(buf)))
-                    del buf
-                    if parts == 1:
-                        group.extend(map(ids.__getitem__, keys))
-                    else:
-                        mine = inside[start:end]
-                        consume(map(group.__setitem__, compress(count(start), mine),
-                                    map(ids.__getitem__, compress(keys, mine))))
-                del ids
-        finally:
-            words.release()
-        spill: Dict[str, int] = defaultdict(number)
+            self.kinds[row] = KIND_CODE[art.kind]
+        self.group = self._number(np.array([t.archive for t in tails] or [0], np.uint32))
+        """The group of each row (``NONE``: of none)."""
+        self.count = int(self.group.max(initial=NONE)) + 1
+        spill: Dict[str, int] = {}
         for row, art in catalog.others.items():
             if art.kind in GROUPED_KINDS:
-                group[row] = spill[art.group_key]
+                self.group[row] = self.count + spill.setdefault(art.group_key, len(spill))
         self.spilled = bool(spill)
         """Whether some group is made of rows kept whole."""
-        del spill
-        self.count = number()
-        # members and their times: slot 3 * group + kind of one array, by a store per row in
-        # listing order (the copy listed last stays); a row of no group lands in the slots
-        # of a group past the last
-        slots = 3 * (self.count + 1)
-        where = array("i" if slots < 1 << 31 else "q", map(add, map(
-            mul, group, repeat(3)), kinds.translate(_SLOT)))
-        members = array("i", [NONE]) * slots
-        consume(map(members.__setitem__, where, count()))
-        end = 3 * self.count
-        self.archive = members[ARCHIVE:end:3]
-        self.siginfo = members[SIGINFO:end:3]
-        self.sig = members[SIG:end:3]
-        del members
-        times = array("d", [-math.inf]) * slots
-        consume(map(times.__setitem__, where, catalog.mtime))
-        last = [times[ARCHIVE:end:3], times[SIGINFO:end:3], times[SIG:end:3]]
+        self.count += len(spill)
+        # members: slot 3 * group + kind, the largest row number (the last listed) of each,
+        # a chunk of rows at a time
+        members = np.full(3 * self.count, NONE, np.int64)
+        for start in range(0, n, _CHUNK):
+            group = self.group[start:start + _CHUNK].astype(np.int64)
+            where = group * 3 + _SLOT[self.kinds[start:start + _CHUNK]]
+            rows = np.arange(start, start + len(group), dtype=np.int64)
+            if (group < 0).any():
+                rows, where = rows[group >= 0], where[group >= 0]
+            np.maximum.at(members, where, rows)
+        slots = members.reshape(self.count, 3)
+        self.archive: Rows = slots[:, ARCHIVE].copy()
+        self.siginfo: Rows = slots[:, SIGINFO].copy()
+        self.sig: Rows = slots[:, SIG].copy()
+        del members, slots
+        mtime = column(catalog.mtime, np.float64)
+        # the newest time of its members, as ``max`` reads them in this order (NaN, an
+        # atime not known, never wins)
+        last = [self._read(mtime, m, -np.inf) for m in (self.archive, self.siginfo, self.sig)]
         if catalog.atime is not None:
-            times = array("d", [math.nan]) * slots
-            infos = kinds.translate(selector([SIGINFO]))
-            consume(map(times.__setitem__, compress(where, infos),
-                        compress(catalog.atime, infos)))
-            last.append(times[SIGINFO:end:3])  # last: NaN is never the max
-        del times, where
-        self.last_used = array("d", map(max, zip(*last)))
+            last.append(self._read(column(catalog.atime, np.float64), self.siginfo, np.nan))
+        used = last[0]
+        for other in last[1:]:
+            used = np.where(other > used, other, used)
+        self.last_used: NDArray[np.float64] = used
+
+    @staticmethod
+    def _read(values: NDArray[np.float64], rows: Rows, missing: float) -> NDArray[np.float64]:
+        return np.where(rows >= 0, values[rows], missing)
+
+    def _number(self, tail_archive: NDArray[np.uint32]) -> Numbers:
+        """The group of each row, for the rows the columns hold (``NONE`` for the others),
+        numbered in the order of their first row."""
+        catalog = self.catalog
+        n = len(catalog)
+        index = np.int32 if n < 1 << 31 else np.int64
+        if not n:
+            return np.zeros(0, index)
+        words = hash_words(catalog)
+        parts: List[NDArray[np.generic]] = [
+            words[:, 0], words[:, 1], words[:, 2], words[:, 3], column(catalog.head, np.uint32),
+            column(catalog.dir, np.uint32), tail_archive[column(catalog.tail, np.uint32)]]
+        mixed = mixed_keys(parts)
+        order: Rows = np.argsort(mixed)
+        same = np.empty(n - 1, np.bool_)
+        for start in range(0, n - 1, _CHUNK):
+            sorted_mix = mixed[order[start:start + _CHUNK + 1]]
+            same[start:start + _CHUNK] = sorted_mix[1:] == sorted_mix[:-1]
+        del mixed
+        if not _pairs_equal(words, parts[4:], order, same):  # a collision: by whole keys
+            order = np.lexsort(parts[::-1])
+            same[:] = True
+            for part in parts:
+                sorted_part = part[order]
+                same &= sorted_part[1:] == sorted_part[:-1]
+                del sorted_part
+        del parts
+        starts = np.concatenate(([True], ~same))
+        del same
+        firsts = np.minimum.reduceat(order, np.flatnonzero(starts))
+        run = np.cumsum(starts, dtype=index)
+        run -= 1
+        del starts
+        first = np.zeros(n, np.bool_)
+        first[firsts] = True
+        if len(self.whole):  # their run (one key: no hash, no head) is no group
+            first[firsts[run[np.flatnonzero(order == self.whole[0])[0]]]] = False
+        number = np.cumsum(first, dtype=index)
+        del first
+        number -= 1
+        of_run = number[firsts]
+        del number, firsts
+        group: Numbers = np.empty(n, index)
+        group[order] = of_run[run]
+        group[self.whole] = NONE
+        return group
 
     def __len__(self) -> int:
         return self.count
 
     def members(self, g: int) -> List[int]:
         """Present members, companions first (as :meth:`~sstate_mirror.naming.Group.members`)."""
-        return [r for r in (self.siginfo[g], self.sig[g], self.archive[g]) if r != NONE]
+        return [int(r) for r in (self.siginfo[g], self.sig[g], self.archive[g]) if r != NONE]
 
-    def any_member(self, groups: Iterable[int]) -> Iterator[int]:
+    def any_member(self, groups: Rows) -> Rows:
         """A member of each of ``groups`` (they all share the hash, head and directory)."""
-        return map(max, map(self.archive.__getitem__, groups),
-                   map(self.siginfo.__getitem__, groups), map(self.sig.__getitem__, groups))
+        return np.maximum(np.maximum(self.archive[groups], self.siginfo[groups]),
+                          self.sig[groups])
 
     def key(self, g: int) -> str:
         """The group's key: the path of its archive (present or not)."""
-        row = max(self.archive[g], self.siginfo[g], self.sig[g])
+        row = int(max(self.archive[g], self.siginfo[g], self.sig[g]))
         catalog = self.catalog
         if catalog.head[row] == OTHER:
             return catalog.others[row].group_key
         return catalog.path(row, tail=catalog.tails[catalog.tail[row]].archive)
 
 
+def _pairs_equal(words: NDArray[np.uint64], parts: List[NDArray[np.generic]], order: Rows,
+                 same: Mask) -> bool:
+    """Whether every two neighbours in ``order`` that ``same`` says are alike have the same
+    hash ``words`` and ``parts`` (read a chunk of pairs at a time: a hash is one read)."""
+    pairs = np.flatnonzero(same)
+    for start in range(0, len(pairs), _CHUNK):
+        at = pairs[start:start + _CHUNK]
+        a, b = order[at], order[at + 1]
+        if not (words[a] == words[b]).all() or any((p[a] != p[b]).any() for p in parts):
+            return False
+    return True
+
+
 class PathOrder:
-    """Sort keys of rows that order as their paths do, made without any path.
+    """Sorts rows in the order of their paths, made without any path.
 
     The path of a row is ``dir.head + hexdirs + head.text + hash + tail.text``, where
     ``hexdirs`` are the hash's first bytes (``hh/hh/``, ``hh/`` or none, as the directory
@@ -181,8 +232,9 @@ class PathOrder:
     their head followed by the first character their names can start with, unless a path
     below one can fall between two paths of another (``a/`` and ``a/b/``, or ``x/`` in
     ``hh/hh`` and ``x/`` flat with ``hh``): then :attr:`usable` is False and the caller
-    sorts by whole paths. The key is one integer per row:
-    ``(dir rank, hexdir bytes, head rank, hash, tail rank, row)``.
+    sorts by whole paths. The order is that of ``(dir rank, hexdir bytes, head rank, hash,
+    tail rank, row)``: one 64-bit key per row holds all of it but the hash's end and the row,
+    and the runs of rows that tie in what it holds of the hash are sorted by the rest.
     """
 
     def __init__(self, catalog: Catalog) -> None:
@@ -191,58 +243,100 @@ class PathOrder:
         heads = sorted(range(len(texts)), key=texts.__getitem__)
         self.head_rank = _ranks(heads)
         tails = [t.text for t in catalog.tails]
-        self.tail_rank = _ranks(sorted(range(len(tails)), key=tails.__getitem__))
+        self.tail_rank: List[int] = _ranks(sorted(range(len(tails)), key=tails.__getitem__)
+                                           ).tolist()
         texts = list(map(texts.__getitem__, heads))
-        self.usable = (not any(b.startswith(a) for a, b in zip(texts, texts[1:]))
+        self.usable = (not any(map(str.startswith, texts[1:], texts[:-1]))
                        and _dirs_apart(catalog))
         dirs = catalog.dirs
         order = sorted(range(len(dirs)),
                        key=lambda d: dirs[d].head + ("0" if dirs[d].levels else "s"))
-        dir_rank = _ranks(order)
-        self.dir_top = [r << 16 for r in dir_rank]
-        self.dir_shift = [256 - 8 * d.levels for d in dirs]
-        self.row_bits = max(1, len(catalog).bit_length())
+        self.dir_rank = _ranks(order)
+        self.levels = np.array([d.levels for d in dirs], np.uint64)
 
-    def sorted(self, rows: Sequence[int],
-               tail_rank: Optional[List[int]] = None) -> array[int]:
+    def sorted(self, rows: Rows, tail_rank: Optional[Sequence[int]] = None) -> Rows:
         """``rows`` (none kept whole) in the order of their paths, or of the paths with the
         tails ``tail_rank`` gives for each tail (ranks of :attr:`tail_rank`'s order)."""
-        keys: List[int] = []
-        for start in range(0, len(rows), _CHUNK):  # one key per row; the rest per chunk
-            keys += self._keys(rows[start:start + _CHUNK], tail_rank)
-        keys.sort()
-        return array("q", map(((1 << self.row_bits) - 1).__and__, keys))
-
-    def _keys(self, rows: Sequence[int], tail_rank: Optional[List[int]]) -> Iterator[int]:
+        rows = np.asarray(rows, np.int64)
+        if len(rows) < 2:
+            few: Rows = rows.copy()
+            return few
         catalog = self.catalog
-        ranks = self.tail_rank if tail_rank is None else tail_rank
-        hashes = catalog.hashes
-        starts = array("q", map(mul, rows, repeat(32)))
-        value = list(map(_big_endian, map(hashes.__getitem__, map(
-            slice, starts, map(add, starts, repeat(32))))))
-        shifts = set(self.dir_shift)
-        if len(self.dir_top) == 1:
-            prefix = map(rshift, value, repeat(self.dir_shift[0]))
-        else:
-            where = array("I", map(catalog.dir.__getitem__, rows))
-            if len(shifts) == 1:
-                prefix = map(rshift, value, repeat(self.dir_shift[0]))
-            else:
-                prefix = map(rshift, value, map(self.dir_shift.__getitem__, where))
-            prefix = map(or_, map(self.dir_top.__getitem__, where), prefix)
-        low = self.row_bits + max(1, len(ranks)).bit_length()
-        high = low + 256
-        top = map(add, map(mul, prefix, repeat(len(self.head_rank))),
-                  map(self.head_rank.__getitem__, map(catalog.head.__getitem__, rows)))
-        tail = map(or_, map(lshift, map(ranks.__getitem__, map(catalog.tail.__getitem__, rows)),
-                            repeat(self.row_bits)), rows)
-        return map(or_, map(or_, map(lshift, top, repeat(high)), map(
-            lshift, value, repeat(low))), tail)
+        ranks = np.asarray(self.tail_rank if tail_rank is None else tail_rank, np.uint64)
+        dir_bits = _bits(len(self.dir_rank))
+        hex_bits = 16 if self.levels.any() else 0
+        head_bits = _bits(len(self.head_rank))
+        tail_bits = _bits(len(ranks))
+        hash_bits = KEY_BITS - dir_bits - hex_bits - head_bits - tail_bits
+        tails = ranks[column(catalog.tail, np.uint32)[rows]]
+        if hash_bits < 8:  # parts too many for one key: sort by whole keys
+            return rows[np.lexsort([*self._rest(rows, tails)[::-1], self._top(rows)])]
+        where = column(catalog.dir, np.uint32)[rows]
+        levels = self.levels[where]
+        first = hash_words(catalog, ">u8")[rows, 0].astype(np.uint64)
+        key = self.dir_rank[where].astype(np.uint64)
+        key <<= np.uint64(hex_bits)
+        key |= (first >> np.uint64(48)) >> (np.uint64(16) - np.uint64(8) * levels)
+        key <<= np.uint64(head_bits)
+        key |= self.head_rank[column(catalog.head, np.uint32)[rows]].astype(np.uint64)
+        key <<= np.uint64(hash_bits)
+        key |= (first << (np.uint64(8) * levels)) >> np.uint64(64 - min(64, hash_bits))
+        key <<= np.uint64(tail_bits)
+        key |= tails
+        del first, levels, where, tails
+        order = np.argsort(key)
+        key = key[order]
+        rows = rows[order]
+        del order
+        # neighbours that tie but for the tail: right when of one hash, by tail, then row
+        tie = np.flatnonzero((key[1:] >> np.uint64(tail_bits)) == (key[:-1] >> np.uint64(
+            tail_bits)))
+        if not len(tie):
+            return rows
+        words = hash_words(catalog)
+        a, b = rows[tie], rows[tie + 1]
+        right = (words[a] == words[b]).all(axis=1) & ((key[tie] != key[tie + 1]) | (a < b))
+        del a, b, words
+        wrong = tie[~right]
+        if not len(wrong):
+            return rows
+        # runs of ties with a wrong pair: by (run, hash, tail, row)
+        run = np.cumsum(np.concatenate(([0], (key[1:] >> np.uint64(tail_bits)) != (
+            key[:-1] >> np.uint64(tail_bits)))), dtype=np.int64)
+        at = np.flatnonzero(np.isin(run, run[wrong]))
+        sub = rows[at]
+        rest = self._rest(sub, ranks[column(catalog.tail, np.uint32)[sub]])
+        rows[at] = sub[np.lexsort([*rest[::-1], run[at]])]
+        return rows
+
+    def _top(self, rows: Rows) -> NDArray[np.uint64]:
+        """Per row: its directory's rank, hexdir bytes and head rank, as one number."""
+        catalog = self.catalog
+        where = column(catalog.dir, np.uint32)[rows]
+        levels = self.levels[where]
+        first = hash_words(catalog, ">u8")[rows, 0].astype(np.uint64)
+        top = self.dir_rank[where].astype(np.uint64) << np.uint64(16)
+        top |= (first >> np.uint64(48)) >> (np.uint64(16) - np.uint64(8) * levels)
+        top *= np.uint64(max(1, len(self.head_rank)))
+        top += self.head_rank[column(catalog.head, np.uint32)[rows]].astype(np.uint64)
+        out: NDArray[np.uint64] = top
+        return out
+
+    def _rest(self, rows: Rows, tails: NDArray[np.uint64]) -> List[NDArray[np.generic]]:
+        """Per row: the hash's words in its order, the tail rank and the row: what orders
+        rows of the same directory, hexdir bytes and head."""
+        words = hash_words(self.catalog, ">u8")[rows].astype(np.uint64)
+        return [words[:, 0], words[:, 1], words[:, 2], words[:, 3], tails, rows]
 
 
-def _ranks(order: Sequence[int]) -> List[int]:
-    out = [0] * len(order)
-    consume(map(out.__setitem__, order, count()))
+def _bits(count: int) -> int:
+    """Bits that hold the numbers below ``count``."""
+    return max(0, count - 1).bit_length()
+
+
+def _ranks(order: Sequence[int]) -> Rows:
+    out = np.empty(len(order), np.int64)
+    out[np.asarray(order, np.int64)] = np.arange(len(order), dtype=np.int64)
     return out
 
 
@@ -264,19 +358,19 @@ def _dirs_apart(catalog: Catalog) -> bool:
     return True
 
 
-def by_key(groups: Groups, order: PathOrder, chosen: Sequence[int]) -> List[int]:
+def by_key(groups: Groups, order: PathOrder, chosen: Rows) -> Rows:
     """``chosen`` groups in the order of their keys (the paths of their archives)."""
     if not order.usable or groups.spilled:
-        return sorted(chosen, key=groups.key)
+        return np.array(sorted(chosen.tolist(), key=groups.key), np.int64)
     tails = groups.catalog.tails
     archive_rank = [order.tail_rank[t.archive] for t in tails]
-    rows = array("q", groups.any_member(chosen))
-    number = dict(zip(rows, chosen))
-    return list(map(number.__getitem__, order.sorted(rows, archive_rank)))
+    out: Rows = groups.group[order.sorted(groups.any_member(chosen), archive_rank)].astype(
+        np.int64)
+    return out
 
 
-def ties_by_key(groups: Groups, order: PathOrder, ranked: List[int], same: Iterable[bool],
-                resort: Callable[[List[int]], List[int]]) -> None:
+def ties_by_key(groups: Groups, order: PathOrder, ranked: Rows, same: Mask,
+                resort: Callable[[Rows], Rows]) -> None:
     """Put in key order, in place, the runs of ``ranked`` that its sort could not tell apart.
 
     ``ranked`` is sorted (stably) by something that ``resort`` sorts by too; ``same`` says
@@ -284,14 +378,13 @@ def ties_by_key(groups: Groups, order: PathOrder, ranked: List[int], same: Itera
     such runs only; sorted by key, then ``resort``-ed, they are the runs in their order in
     ``ranked`` (runs are whole, and no two runs are equal), each run in key order.
     """
-    tied = bytearray(len(ranked))
-    for i in compress(count(), same):
-        tied[i] = tied[i + 1] = 1
-    if not any(tied):
+    if not same.any():
         return
-    at = array("q", compress(count(), tied))
-    runs = resort(by_key(groups, order, list(map(ranked.__getitem__, at))))
-    consume(map(ranked.__setitem__, at, runs))
+    tied = np.zeros(len(ranked), np.bool_)
+    tied[:-1] |= same
+    tied[1:] |= same
+    at = np.flatnonzero(tied)
+    ranked[at] = resort(by_key(groups, order, ranked[at]))
 
 
 class Picks:
@@ -303,46 +396,52 @@ class Picks:
 
     def __init__(self, groups: Groups, pinned: Dict[int, str], names: Dict[int, str]) -> None:
         self.groups = groups
-        self.rule = bytearray(len(groups.catalog) + 1)
+        self.rule = np.zeros(len(groups.catalog) + 1, np.uint8)
         self.rule[-1] = 255  # what a missing member reads: counts as chosen, never chosen
         self.pinned = pinned
+        self.pinned_groups: Rows = np.fromiter(pinned, np.int64, len(pinned))
         self.names = names
         self.spared: Dict[int, Tuple[str, str]] = {}
 
-    def rows(self, rows: Iterable[int], code: int) -> None:
-        """Choose ``rows`` (NONE: none) not chosen yet, for rule ``code``."""
-        rows = rows if isinstance(rows, (list, array)) else array("q", rows)
-        rule = self.rule
-        consume(map(rule.__setitem__, compress(rows, map(not_, map(rule.__getitem__, rows))),
-                    repeat(code)))
+    def is_pinned(self, groups: Rows) -> Mask:
+        """Per group of ``groups``: whether a pin keeps it."""
+        if not self.pinned:
+            return np.zeros(len(groups), np.bool_)
+        return np.isin(groups, self.pinned_groups)
 
-    def unpinned(self, chosen: Iterable[int], code: int, companions: int) -> List[int]:
+    def rows(self, rows: Rows, code: int) -> None:
+        """Choose ``rows`` (NONE: none) not chosen yet, for rule ``code``."""
+        rule = self.rule
+        rule[rows[rule[rows] == 0]] = code
+
+    def unpinned(self, chosen: Rows, code: int, companions: int) -> Rows:
         """Of ``chosen`` groups, those no pin keeps; the files of the others are spared."""
         if not self.pinned:
-            return chosen if isinstance(chosen, list) else list(chosen)
-        chosen = list(chosen)
+            return chosen
+        kept = self.is_pinned(chosen)
         groups, pinned = self.groups, self.pinned
-        for g in filter(pinned.__contains__, chosen):
+        for g in chosen[kept].tolist():
             archive = groups.archive[g]
             for row in groups.members(g):
                 rule = code if archive in (NONE, row) else companions
                 self.spared.setdefault(row, (self.names[rule], pinned[g]))
-        return list(filterfalse(pinned.__contains__, chosen))
+        return chosen[~kept]
 
-    def whole(self, chosen: Iterable[int], code: int, companions: int) -> None:
+    def whole(self, chosen: Rows, code: int, companions: int) -> None:
         """Choose whole groups: an archive by ``code``, its companions by ``companions``; the
         members of a group without archive by ``code``."""
         groups = self.groups
         chosen = self.unpinned(chosen, code, companions)
-        self.rows(map(groups.archive.__getitem__, chosen), code)
-        with_archive = list(compress(chosen, map(ge, map(groups.archive.__getitem__, chosen),
-                                                 repeat(0))))
-        if len(with_archive) < len(chosen):
-            alone = [g for g in chosen if groups.archive[g] == NONE]
-            self.rows(map(groups.siginfo.__getitem__, alone), code)
-            self.rows(map(groups.sig.__getitem__, alone), code)
-        self.rows(map(groups.siginfo.__getitem__, with_archive), companions)
-        self.rows(map(groups.sig.__getitem__, with_archive), companions)
+        archive = groups.archive[chosen]
+        self.rows(archive, code)
+        with_archive = archive >= 0
+        if not with_archive.all():
+            alone = chosen[~with_archive]
+            self.rows(groups.siginfo[alone], code)
+            self.rows(groups.sig[alone], code)
+        chosen = chosen[with_archive]
+        self.rows(groups.siginfo[chosen], companions)
+        self.rows(groups.sig[chosen], companions)
 
     def file(self, row: int, g: int, code: int) -> None:
         pin = self.pinned.get(g) if self.pinned else None
@@ -352,68 +451,68 @@ class Picks:
             self.rule[row] = code
 
     def chosen_bytes(self) -> int:
-        return sum(compress(self.groups.catalog.size, self.rule))
+        size = column(self.groups.catalog.size, np.int64)
+        return int(size[self.rule[:-1] != 0].sum())
 
-    def left(self) -> array[int]:
+    def left(self) -> Rows:
         """Per group, the bytes of its members not chosen yet."""
         groups, rule = self.groups, self.rule
-        size = array("q", groups.catalog.size)
-        size.append(0)
+        size = np.append(column(groups.catalog.size, np.int64), np.int64(0))
 
-        def kept(members: array[int]) -> Iterator[int]:
-            return map(mul, map(size.__getitem__, members),
-                       map(not_, map(rule.__getitem__, members)))
+        def kept(members: Rows) -> Rows:
+            return np.where(rule[members] == 0, size[members], 0)
 
-        return array("q", map(add, map(add, kept(groups.archive), kept(groups.siginfo)),
-                               kept(groups.sig)))
+        return kept(groups.archive) + kept(groups.siginfo) + kept(groups.sig)
 
-    def gone(self) -> Iterator[int]:
-        """Per group: nonzero when every member is chosen."""
-        groups, get = self.groups, self.rule.__getitem__
-        return map(min, map(get, groups.archive), map(get, groups.siginfo),
-                   map(get, groups.sig))
+    def gone(self) -> Mask:
+        """Per group: whether every member is chosen."""
+        groups, rule = self.groups, self.rule
+        out: Mask = np.minimum(np.minimum(rule[groups.archive], rule[groups.siginfo]),
+                               rule[groups.sig]) != 0
+        return out
 
 
-def aged(ages: array[float], at_least: float) -> Iterator[bool]:
+def aged(ages: NDArray[np.float64], at_least: float) -> Mask:
     """Per group: ``max(0, age) >= at_least``."""
     if at_least <= 0:
-        return repeat(True, len(ages))
-    return map(ge, ages, repeat(at_least))
+        return np.ones(len(ages), np.bool_)
+    return ages >= at_least
 
 
-def first_seen(kinds: bytearray) -> List[int]:
+def first_seen(kinds: NDArray[np.uint8]) -> List[int]:
     """The kind codes present in ``kinds`` (one per row), in the order of their first row."""
-    first = {code: kinds.find(code) for code in KIND_CODE.values()}
+    raw = kinds.tobytes()
+    first = {code: raw.find(code) for code in KIND_CODE.values()}
     return sorted((code for code, row in first.items() if row >= 0), key=first.__getitem__)
 
 
-def deletion_order(catalog: Catalog, groups: Groups, order: PathOrder, rule: bytearray,
-                   by_paths: Callable[[Iterable[int]], array[int]]) -> array[int]:
+def deletion_order(catalog: Catalog, groups: Groups, order: PathOrder, rule: NDArray[np.uint8],
+                   by_paths: Callable[[Iterable[int]], Sequence[int]]) -> Rows:
     """The chosen rows by kind (archives first) and path (``by_paths`` when the path order
     cannot be had from the columns)."""
-    n = len(catalog)
-    chosen = array("q", compress(range(n), rule))
+    chosen = np.flatnonzero(rule[:len(catalog)])
     kinds = groups.kinds
     whole = [row for row in catalog.others if rule[row]]
     if not order.usable or any(kinds[row] <= SIG for row in whole):
-        return by_paths(chosen)
-    of_kind = bytes(map(kinds.__getitem__, chosen))
-    out = order.sorted(array("q", compress(chosen, of_kind.translate(selector([ARCHIVE])))))
-    out.extend(order.sorted(array("q", compress(chosen, of_kind.translate(
-        selector([SIGINFO, SIG]))))))
+        return np.asarray(by_paths(chosen.tolist()), np.int64)
+    of_kind = kinds[chosen]
+    out = [order.sorted(chosen[of_kind == ARCHIVE]),
+           order.sorted(chosen[(of_kind == SIGINFO) | (of_kind == SIG)])]
+    del of_kind
     for kind in (TEMP, UNKNOWN):
-        out.extend(sorted((row for row in whole if kinds[row] == kind),
-                          key=lambda row: (catalog.others[row].path, row)))
-    return out
+        out.append(np.array(sorted((row for row in whole if kinds[row] == kind),
+                                   key=lambda row: (catalog.others[row].path, row)), np.int64))
+    return np.concatenate(out)
 
 
 def tasks_of_archives(groups: Groups) -> Set[str]:
     """The tasks that have an archive on the mirror."""
     catalog = groups.catalog
-    archives = groups.kinds.translate(selector([ARCHIVE]))
-    for row in catalog.others:
-        archives[row] = 0  # its tail column says nothing
-    out = {catalog.tails[t].task for t in set(compress(catalog.tail, archives))}
+    archives = groups.kinds == ARCHIVE
+    archives[groups.whole] = False  # its tail column says nothing
+    present = np.bincount(column(catalog.tail, np.uint32)[archives],
+                          minlength=len(catalog.tails))
+    out = {catalog.tails[t].task for t in np.flatnonzero(present).tolist()}
     if groups.spilled:
         out.update(art.task for row, art in catalog.others.items()
                    if groups.kinds[row] == ARCHIVE and groups.archive[groups.group[row]] == row)

@@ -1,30 +1,30 @@
 """``info``: what a mirror holds, how big and how old — one pass over the listing.
 
-The summary of a million-file mirror must cost about a second: a Python step per file and
-per tally is several times that. So the pass over a :class:`~sstate_mirror.catalog.Catalog`
-keeps only its sums per row in Python and leaves the rest to the standard library's C
-iterators over the columns (``Counter``, ``itertools.compress``, ``struct.iter_unpack``,
-``memoryview`` copies). This is hand-written rather than a dataframe library's group-by: the
-groups are the catalog's own parts (heads, tails, directories), and no such library is a
-dependency of the tool.
+The summary of a million-file mirror must cost well under a second: a Python step per file
+costs several. So the pass over a :class:`~sstate_mirror.catalog.Catalog` sums its columns
+per part of a name (head, tail, directory) and per age bucket with numpy, block by block,
+and leaves to Python only what is per part (tens of thousands of heads, a few dozen tails).
+The parts are the catalog's own, numbered densely, so a sum by part is a ``bincount`` or an
+``add.at``; the archives without a ``.siginfo`` are found among the groups ``clean`` reads
+(:class:`~sstate_mirror.commands.cleancolumns.Groups`): one way of grouping for both.
 """
 
 from __future__ import annotations
 
 import math
-import struct
 import sys
 from array import array
-from bisect import bisect_left
-from collections import Counter, deque
-from collections.abc import Iterable, Iterator
+from collections import deque
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from itertools import compress
-from operator import itemgetter
-from typing import Any, Dict, List, Optional, Set, Tuple, Union
+from typing import Any, Callable, Dict, List, Optional, Set, Tuple, Union, cast
 
-from ..catalog import Catalog, Head, collector_paused
+import numpy as np
+from numpy.typing import NDArray
+
+from ..catalog import OTHER, Catalog, Head, collector_paused
 from ..naming import GROUPED_KINDS, Artifact, Kind, directory_prefix, layout_of
+from .cleancolumns import NONE, Groups
 
 #: Age buckets (upper bound in seconds, label); the last one is open-ended.
 AGE_BUCKETS: List[Tuple[float, str]] = [
@@ -41,12 +41,6 @@ NO_PREFIX = "(top level)"
 
 #: Rows of a catalog read at a time: what the summary makes per row is bounded by it.
 _BLOCK = 1 << 16
-#: One file in a packed tally: the files above bit 64, the bytes (their sum) below.
-_FILE = 1 << 64
-#: The group key of a row: its hash, directory, head and archive tail (11 words).
-_RECORD = struct.Struct("44s")
-#: The last three words of a group key (native order, as the catalog's ``array("I")``).
-_IDS = struct.Struct("=III")
 
 
 @dataclass
@@ -147,114 +141,244 @@ class InfoReport:
 
 
 def summarize(artifacts: Iterable[Artifact], now: float) -> InfoReport:
-    """All statistics in one linear pass (see :func:`_summarize`), with the cycle collector
-    paused (:func:`~sstate_mirror.catalog.collector_paused`: the summary makes a recipe,
-    three objects, per recipe and no cycle)."""
-    with collector_paused():
-        return _summarize(artifacts, now)
-
-
-def _summarize(artifacts: Iterable[Artifact], now: float) -> InfoReport:
-    """All statistics in one linear pass.
-
-    The pass reads a :class:`~sstate_mirror.catalog.Catalog`'s columns: it sums files,
-    bytes and times per part of a name (head, tail, directory) and folds those into the
-    tallies at the end. A tally's keys are made in the order their first file is listed, as
-    a pass over :class:`Artifact` objects would make them.
-
-    Per row, the only Python code is the sums themselves (bytes and times per head, bytes
-    per tail, directory and age bucket); the files per part and the order of first files
-    come from ``Counter`` (which keeps its keys in the order first counted), the archives
-    per recipe and task from ``Counter`` over packed pairs, and the group keys of archives
-    and ``.siginfo`` files from :func:`_group_keys` (matched by :class:`_Unmatched`).
-    The catalog is read ``_BLOCK`` rows at a time, so what the pass makes per row is
-    bounded whatever the mirror's size.
-    """
+    """All statistics in one linear pass (see :class:`Summary`)."""
     catalog = Catalog.of(artifacts)
-    report = InfoReport(now=now)
-    for _, label in AGE_BUCKETS:
-        report.by_age[label] = Tally()
-    heads, tails, dirs = catalog.heads, catalog.tails, catalog.dirs
-    others = sorted(catalog.others.items())
-    others_rows = [row for row, _ in others]
-    n_heads, n_tails, n_dirs, n_others = len(heads), len(tails), len(dirs), len(others)
-    # Bytes per part; the slots past the parts are the rows kept whole (see _blocks): they
-    # are summed like the others, and not read. The files per part are counted (in C) by the
-    # Counters, which keep the parts in the order their first file is listed.
-    head_sums, tail_sums = [0] * (n_heads + n_others), [0] * (n_tails + n_others)
-    dir_sums = [0] * (n_dirs + n_others)
-    head_files: Counter[int] = Counter()
-    tail_files: Counter[int] = Counter()
-    dir_files: Counter[int] = Counter()
-    head_oldest = [math.inf] * (n_heads + n_others)
-    head_newest = [-math.inf] * (n_heads + n_others)
-    age_sums = [0] * len(AGE_BUCKETS)  # packed tallies: _FILE per file plus its size
-    thresholds = _age_thresholds(now)
-    # archives per head, and per (recipe, task) as recipe << 32 | task, by their numbers here
-    pn_index: Dict[str, int] = {}
-    task_index: Dict[str, int] = {}
-    head_pn = [pn_index.setdefault(head.pn, len(pn_index)) for head in heads]
-    tail_task = [task_index.setdefault(tail.task, len(task_index)) for tail in tails]
-    is_archive = [tail.kind is Kind.ARCHIVE for tail in tails] + [False] * n_others
-    is_siginfo = [tail.kind is Kind.SIGINFO for tail in tails] + [False] * n_others
-    archive_of = [tail.archive for tail in tails] + [0] * n_others
-    unmatched = _Unmatched()
-    head_archives: Counter[int] = Counter()
-    task_archives: Counter[int] = Counter()
-    bucket, one = bisect_left, _FILE
-    for start, stop, hd_col, tl_col, dr_col in _blocks(catalog, others_rows):
-        head_files.update(hd_col)
-        tail_files.update(tl_col)
-        dir_files.update(dr_col)
-        for hd, tl, dr, size, mtime in zip(hd_col, tl_col, dr_col, catalog.size[start:stop],
-                                           catalog.mtime[start:stop]):
-            head_sums[hd] += size
-            if mtime < head_oldest[hd]:
-                head_oldest[hd] = mtime
-            if mtime > head_newest[hd]:
-                head_newest[hd] = mtime
-            tail_sums[tl] += size
-            dir_sums[dr] += size
-            age_sums[bucket(thresholds, mtime)] += size + one
-        archive = bytes(map(is_archive.__getitem__, tl_col))
-        archive_heads = array("I", compress(hd_col, archive))
-        head_archives.update(archive_heads)
-        task_archives.update(_pairs(array("I", map(head_pn.__getitem__, archive_heads)),
-                                    array("I", map(tail_task.__getitem__,
-                                                   compress(tl_col, archive)))))
-        keys = _group_keys(catalog, start, stop, hd_col, dr_col,
-                           array("I", map(archive_of.__getitem__, tl_col)))
-        unmatched.add(set(compress(keys, archive)),
-                      set(compress(keys, map(is_siginfo.__getitem__, tl_col))))
-        del keys
-    if unmatched.unmatched:
-        heads_left = {_IDS.unpack_from(key, 32)[1] for key in unmatched.unmatched}
-        unmatched.remove(_siginfo_keys(catalog, others_rows, heads_left, is_siginfo,
-                                       archive_of))
-    for row in others_rows:  # summed above as if it were a row like the others
-        age_sums[bisect_left(thresholds, catalog.mtime[row])] -= catalog.size[row] + _FILE
+    summary = Summary(now)
+    return summary.report(catalog)
 
-    arts = [art for _, art in others]
-    grouped = [art.name is not None and art.kind in GROUPED_KINDS for art in arts]
-    _make_keys(report, catalog, head_files, tail_files, dir_files, arts, grouped)
-    archives: Set[Union[bytes, str]] = set()  # group keys of the rows kept whole
-    siginfo_keys: Set[str] = set()
-    for art in arts:
-        _add_artifact(report, art, archives, siginfo_keys)
-    _fold_heads(report, heads, head_files, head_sums, head_oldest, head_newest, head_archives)
-    _fold_tasks(report, list(pn_index), list(task_index), task_archives)
-    for tl, (tail, size) in enumerate(zip(tails, tail_sums)):
-        _add(report.by_kind, tail.kind.value, tail_files[tl], size)
-        _add(report.by_task, tail.task, tail_files[tl], size)
-    for dr, (where, size) in enumerate(zip(dirs, dir_sums)):
-        _add(report.by_prefix, where.prefix or NO_PREFIX, dir_files[dr], size)
-        _add(report.by_layout, where.layout, dir_files[dr], size)
-    for (_, label), packed in zip(AGE_BUCKETS, reversed(age_sums)):
-        files, size = _unpack(packed)
-        _add(report.by_age, label, files, size)
-    report.archives_without_siginfo = (
-        len(unmatched.unmatched) + sum(1 for key in archives if key not in siginfo_keys))
-    return report
+
+class Summary:
+    """``info``'s statistics of a catalog, summed as its rows are listed.
+
+    The rows are read ``_BLOCK`` at a time: files, bytes and times are summed per part of a
+    name (head, tail, directory) and per age bucket with numpy (``bincount``, ``add.at``,
+    ``fmin.at``: a few nanoseconds a row), and folded into the tallies, per part, at the
+    end. A tally's keys are made in the order their first file is listed, as a pass over
+    :class:`Artifact` objects would make them: each part's first row is kept
+    (``minimum.at``) and the parts are read in that order, with the rows kept whole (few,
+    counted one by one) where they are listed. The archives per recipe and task are counted
+    over packed pairs, in the order each pair is first listed. The archives without a
+    ``.siginfo`` are counted at the end, over the catalog's groups as ``clean`` finds them
+    (:class:`~sstate_mirror.commands.cleancolumns.Groups`: by sorting, a few bytes a row).
+    What a block makes per row is bounded by the block, whatever the mirror's size.
+
+    :meth:`feed` sums the rows listed since it was last called: a listing calls it as it
+    goes, so that the sums are made while other processes walk the rest of the tree.
+    :meth:`report` sums what is left and makes the report. A catalog's rows never change
+    once listed; its tables of parts grow, and the sums grow with them. The cycle
+    collector is paused meanwhile (:func:`~sstate_mirror.catalog.collector_paused`: the
+    summary makes a recipe, three objects, per recipe and no cycle).
+    """
+
+    def __init__(self, now: float) -> None:
+        self.now = now
+        self._thresholds = _age_thresholds(now)
+        self._bounds = np.array(self._thresholds, np.float64)
+        self._start(None)
+
+    def _start(self, catalog: Optional[Catalog]) -> None:
+        """Sums of no row of ``catalog`` yet."""
+        self._source = catalog
+        self._done = 0  # rows summed
+        self._heads = _PartSums(times=True)
+        self._tails = _PartSums()
+        self._dirs = _PartSums()
+        self._head_archives = np.zeros(0, np.int64)
+        self._age_files = np.zeros(len(AGE_BUCKETS), np.int64)
+        self._age_bytes = np.zeros(len(AGE_BUCKETS), np.int64)
+        self._fields = _Fields()
+        # by tail number: its task's number here, its kind, its archive's tail
+        self._task_index: Dict[str, int] = {}
+        self._tail_task = np.zeros(0, np.int64)
+        self._is_archive: List[bool] = []
+        # archives per (recipe, task) as recipe << 32 | task, by their numbers here
+        self._task_archives = _PairCounts()
+
+    def feed(self, catalog: Catalog) -> None:
+        """Sum the rows of ``catalog`` listed since the last call."""
+        with collector_paused():
+            self._feed(catalog)
+
+    def report(self, catalog: Catalog) -> InfoReport:
+        """The report of every row of ``catalog`` (the one fed, or else one read whole)."""
+        with collector_paused():
+            self._feed(catalog)
+            return self._report(catalog)
+
+    def _grow(self, catalog: Catalog) -> None:
+        """Sums and numbers for the parts added to ``catalog``'s tables."""
+        tails = catalog.tails
+        self._fields.extend(catalog.heads)
+        self._heads.grow(len(catalog.heads))
+        self._tails.grow(len(tails))
+        self._dirs.grow(len(catalog.dirs))
+        self._head_archives = _grown(self._head_archives, len(catalog.heads), 0)
+        new = tails[len(self._is_archive):]
+        if new:
+            index = self._task_index
+            self._tail_task = np.concatenate([self._tail_task, np.array(
+                [index.setdefault(tail.task, len(index)) for tail in new], np.int64)])
+            self._is_archive += [tail.kind is Kind.ARCHIVE for tail in new]
+
+    def _feed(self, catalog: Catalog) -> None:
+        if catalog is not self._source:  # the sums are of another catalog's rows, if any
+            self._start(catalog)
+        stop = len(catalog)
+        if stop <= self._done:
+            return
+        self._grow(catalog)
+        is_archive = np.array(self._is_archive, np.bool_)
+        for start in range(self._done, stop, _BLOCK):
+            end = min(stop, start + _BLOCK)
+            hd = np.frombuffer(catalog.head[start:end], np.uint32)
+            named = hd != OTHER  # not a row kept whole: those are counted one by one
+            rows = np.arange(start, end, dtype=np.int64)[named]
+            hd = hd[named].astype(np.intp)
+            tl = np.frombuffer(catalog.tail[start:end], np.uint32)[named].astype(np.intp)
+            dr = np.frombuffer(catalog.dir[start:end], np.uint32)[named].astype(np.intp)
+            size = np.frombuffer(catalog.size[start:end], np.int64)[named]
+            mtime = np.frombuffer(catalog.mtime[start:end], np.float64)[named]
+            self._heads.add(hd, rows, size, mtime)
+            self._tails.add(tl, rows, size)
+            self._dirs.add(dr, rows, size)
+            # bisect_left over the thresholds, which puts a NaN (no time) in the first bucket
+            bucket = np.searchsorted(self._bounds, mtime, side="left")
+            bucket[np.isnan(mtime)] = 0
+            self._age_files += np.bincount(bucket, minlength=len(AGE_BUCKETS))
+            np.add.at(self._age_bytes, bucket, size)
+            archive = is_archive[tl]
+            archive_heads = hd[archive]
+            self._head_archives += np.bincount(archive_heads,
+                                               minlength=len(self._head_archives))
+            self._task_archives.add(
+                (self._fields.head_pn[archive_heads] << 32) | self._tail_task[tl[archive]],
+                rows[archive])
+        self._done = stop
+
+    def _report(self, catalog: Catalog) -> InfoReport:
+        report = InfoReport(now=self.now)
+        for _, label in AGE_BUCKETS:
+            report.by_age[label] = Tally()
+        tails, dirs = catalog.tails, catalog.dirs
+        others = sorted(catalog.others.items())
+        others_rows = [row for row, _ in others]
+        arts = [art for _, art in others]
+        grouped = [art.name is not None and art.kind in GROUPED_KINDS for art in arts]
+        _make_keys(report, catalog, self._fields, self._heads.order(others_rows),
+                   self._tails.order(others_rows), self._dirs.order(others_rows), arts,
+                   grouped)
+        for art in arts:
+            _add_artifact(report, art)
+        _fold_heads(report, self._fields, self._heads, self._head_archives)
+        _fold_tasks(report, list(self._fields.pn), list(self._task_index),
+                    self._task_archives.result())
+        for tail, files, size in zip(tails, self._tails.files.tolist(),
+                                     self._tails.bytes.tolist()):
+            _add(report.by_kind, tail.kind.value, files, size)
+            _add(report.by_task, tail.task, files, size)
+        for where, files, size in zip(dirs, self._dirs.files.tolist(),
+                                      self._dirs.bytes.tolist()):
+            _add(report.by_prefix, where.prefix or NO_PREFIX, files, size)
+            _add(report.by_layout, where.layout, files, size)
+        for (_, label), files, size in zip(AGE_BUCKETS, reversed(self._age_files.tolist()),
+                                           reversed(self._age_bytes.tolist())):
+            _add(report.by_age, label, files, size)
+        # the groups (an archive and its companions: the rows kept whole grouped by their
+        # keys) that have an archive and no .siginfo
+        groups = Groups(catalog)
+        report.archives_without_siginfo = int(np.count_nonzero(
+            (groups.archive != NONE) & (groups.siginfo == NONE)))
+        return report
+
+
+def _grown(column: NDArray[Any], n: int, value: float) -> NDArray[Any]:
+    """``column`` with ``value`` added up to ``n`` entries."""
+    if len(column) >= n:
+        return column
+    return np.concatenate([column, np.full(n - len(column), value, column.dtype)])
+
+
+class _PartSums:
+    """Files, bytes, first row (and oldest and newest mtime) per part number, summed block
+    after block."""
+
+    def __init__(self, times: bool = False) -> None:
+        self.times = times
+        self.files = np.zeros(0, np.int64)
+        self.bytes = np.zeros(0, np.int64)
+        self.first = np.zeros(0, np.int64)
+        self.oldest = np.zeros(0, np.float64)
+        self.newest = np.zeros(0, np.float64)
+
+    def grow(self, parts: int) -> None:
+        self.files = _grown(self.files, parts, 0)
+        self.bytes = _grown(self.bytes, parts, 0)
+        self.first = _grown(self.first, parts, np.iinfo(np.int64).max)
+        if self.times:
+            self.oldest = _grown(self.oldest, parts, np.inf)
+            self.newest = _grown(self.newest, parts, -np.inf)
+
+    def add(self, parts: NDArray[np.intp], rows: NDArray[np.int64], size: NDArray[np.int64],
+            mtime: Optional[NDArray[np.float64]] = None) -> None:
+        self.files += np.bincount(parts, minlength=len(self.files))
+        np.add.at(self.bytes, parts, size)
+        np.minimum.at(self.first, parts, rows)
+        if mtime is not None:  # fmin and fmax pass over a NaN (no time), as a comparison does
+            np.fmin.at(self.oldest, parts, mtime)
+            np.fmax.at(self.newest, parts, mtime)
+
+    def order(self, whole: List[int]) -> List[int]:
+        """The parts with files in the order of their first rows, with the rows kept whole
+        (``whole``, ascending) among them where they are listed, numbered past the parts."""
+        used = np.flatnonzero(self.files)
+        numbers = np.concatenate([used, len(self.files) + np.arange(len(whole))])
+        firsts = np.concatenate([self.first[used], np.array(whole, np.int64)])
+        return cast(List[int], numbers[np.argsort(firsts, kind="stable")].tolist())
+
+
+class _PairCounts:
+    """Counts of packed pairs, made block by block, in the order each pair is first listed.
+
+    A block's distinct pairs are kept as arrays and summed with the others' now and then:
+    what is held is at most about twice the distinct pairs (and a block), however many
+    blocks there are.
+    """
+
+    def __init__(self) -> None:
+        self.pairs: List[NDArray[np.int64]] = []
+        self.firsts: List[NDArray[np.int64]] = []
+        self.counts: List[NDArray[np.int64]] = []
+        self._held = 0
+        self._limit = 1 << 16
+
+    def add(self, pairs: NDArray[np.int64], rows: NDArray[np.int64]) -> None:
+        """A block's pairs, listed at ``rows`` (ascending)."""
+        unique, first, number = np.unique(pairs, return_index=True, return_counts=True)
+        self.pairs.append(unique)
+        self.firsts.append(rows[first])
+        self.counts.append(number.astype(np.int64))
+        self._held += len(unique)
+        if self._held > self._limit:
+            self._sum()
+            self._limit = max(self._limit, 2 * self._held)
+
+    def _sum(self) -> None:
+        """The blocks' counts as one block's."""
+        unique, which = np.unique(np.concatenate(self.pairs), return_inverse=True)
+        first = np.full(len(unique), np.iinfo(np.int64).max, np.int64)
+        np.minimum.at(first, which, np.concatenate(self.firsts))
+        counts = np.zeros(len(unique), np.int64)
+        np.add.at(counts, which, np.concatenate(self.counts))
+        self.pairs, self.firsts, self.counts = [unique], [first], [counts]
+        self._held = len(unique)
+
+    def result(self) -> Dict[int, int]:
+        if not self.pairs:
+            return {}
+        self._sum()
+        unique, first, counts = self.pairs[0], self.firsts[0], self.counts[0]
+        order = np.argsort(first, kind="stable")
+        return dict(zip(unique[order].tolist(), counts[order].tolist()))
 
 
 def _add(tallies: Dict[str, Tally], key: str, files: int, size: int) -> None:
@@ -264,50 +388,104 @@ def _add(tallies: Dict[str, Tally], key: str, files: int, size: int) -> None:
         tally.bytes += size
 
 
-def _fold_heads(report: InfoReport, heads: List[Head], files: Counter[int], sums: List[int],
-                oldest: List[float], newest: List[float], archives: Counter[int]) -> None:
-    """Count each head's files and bytes in its tallies, in the heads' order."""
-    total = 0
-    by_arch: Dict[str, int] = {}
-    by_version: Dict[str, int] = {}
+class _Fields:
+    """The recipe, arch and SSTATE_VERSION of each head, as numbers: each field's values
+    numbered in the order first met (the keys of ``pn``, ``arch``, ``version``)."""
+
+    def __init__(self) -> None:
+        self.pn: Dict[str, int] = {}
+        self.arch: Dict[str, int] = {}
+        self.version: Dict[str, int] = {}
+        self.head_pn = np.zeros(0, np.int64)
+        self.head_arch = np.zeros(0, np.int64)
+        self.head_version = np.zeros(0, np.int64)
+
+    def extend(self, heads: List[Head]) -> None:
+        """Number the heads past those numbered."""
+        new = heads[len(self.head_pn):]
+        if new:
+            self.head_pn = self._codes(self.head_pn, self.pn, [head.pn for head in new])
+            self.head_arch = self._codes(self.head_arch, self.arch,
+                                         [head.pkgarch or NO_ARCH for head in new])
+            self.head_version = self._codes(self.head_version, self.version,
+                                            [head.version for head in new])
+
+    @staticmethod
+    def _codes(codes: NDArray[np.int64], index: Dict[str, int], values: List[str]
+               ) -> NDArray[np.int64]:
+        return np.concatenate([codes, np.array(
+            [index.setdefault(value, len(index)) for value in values], np.int64)])
+
+
+def _fold_heads(report: InfoReport, fields: _Fields, sums: _PartSums,
+                archives: NDArray[np.int64]) -> None:
+    """Count the heads' files, bytes and times in their tallies and recipes (each head's
+    archives in its recipe's archs, in the heads' order)."""
+    n = len(fields.head_pn)
+    files, size, archived = sums.files[:n], sums.bytes[:n], archives[:n]
+    used = np.flatnonzero(files)
+    if not len(used):
+        return
+    report.total.files += int(files.sum())
+    report.total.bytes += int(size.sum())
+    for codes, index, tallies in ((fields.head_arch, fields.arch, report.by_arch),
+                                  (fields.head_version, fields.version, report.by_version)):
+        for name, count, total in zip(index, *_sum_by(codes[used], len(index),
+                                                      files[used], size[used])):
+            _add(tallies, name, count, total)
+    low = float(sums.oldest[used].min())
+    high = float(sums.newest[used].max())
+    report.oldest = low if report.oldest is None else min(report.oldest, low)
+    report.newest = high if report.newest is None else max(report.newest, high)
+    pns = fields.head_pn[used]
+    counts, totals, archive_counts = _sum_by(pns, len(fields.pn), files[used], size[used],
+                                             archived[used])
+    oldest = np.full(len(fields.pn), np.inf)
+    newest = np.full(len(fields.pn), -np.inf)
+    np.minimum.at(oldest, pns, sums.oldest[used])
+    np.maximum.at(newest, pns, sums.newest[used])
     recipes = report.recipes
-    lowest: List[float] = [] if report.oldest is None else [report.oldest]
-    highest: List[float] = [] if report.newest is None else [report.newest]
-    for hd, (head, size, low, high) in enumerate(zip(heads, sums, oldest, newest)):
-        count = files.get(hd, 0)
+    for pn, count, total, archive_count, low, high in zip(
+            fields.pn, counts, totals, archive_counts, oldest.tolist(), newest.tolist()):
         if not count:
             continue
-        packed = count * _FILE + size
-        total += packed
-        arch = head.pkgarch or NO_ARCH
-        by_arch[arch] = by_arch.get(arch, 0) + packed
-        by_version[head.version] = by_version.get(head.version, 0) + packed
-        lowest.append(low)
-        highest.append(high)
-        recipe = recipes[head.pn]
+        recipe = recipes[pn]
         recipe.files += count
-        recipe.bytes += size
-        count = archives.get(hd, 0)
-        if count:
-            recipe.archives += count
-            recipe.archs[arch] = recipe.archs.get(arch, 0) + count
+        recipe.bytes += total
+        recipe.archives += archive_count
         if low < recipe.oldest:
             recipe.oldest = low
         if high > recipe.newest:
             recipe.newest = high
-    count, size = _unpack(total)
-    report.total.files += count
-    report.total.bytes += size
-    for arch, packed in by_arch.items():
-        _add(report.by_arch, arch, *_unpack(packed))
-    for version, packed in by_version.items():
-        _add(report.by_version, version, *_unpack(packed))
-    if lowest:
-        report.oldest, report.newest = min(lowest), max(highest)
+    # the archs of a recipe's archives, in the order of the first head with each
+    with_archives = used[archived[used] > 0]
+    if len(with_archives):
+        n_archs = len(fields.arch)
+        pairs = fields.head_pn[with_archives] * n_archs + fields.head_arch[with_archives]
+        unique, first, which = np.unique(pairs, return_index=True, return_inverse=True)
+        counted = np.zeros(len(unique), np.int64)
+        np.add.at(counted, which, archived[with_archives])
+        order = np.argsort(first, kind="stable")
+        pn_names, arch_names = list(fields.pn), list(fields.arch)
+        for pair, count in zip(unique[order].tolist(), counted[order].tolist()):
+            recipe = recipes[pn_names[pair // n_archs]]
+            arch = arch_names[pair % n_archs]
+            recipe.archs[arch] = recipe.archs.get(arch, 0) + count
+
+
+def _sum_by(codes: NDArray[np.int64], n: int, *columns: NDArray[np.int64]
+            ) -> List[List[int]]:
+    """Each column summed by code (``n`` codes)."""
+    out = []
+    for column in columns:
+        total = np.zeros(n, np.int64)
+        np.add.at(total, codes, column)
+        out.append(cast(List[int], total.tolist()))
+    return out
 
 
 def _fold_tasks(report: InfoReport, pns: List[str], tasks: List[str],
-                archives: Counter[int]) -> None:
+                archives: Dict[int, int]) -> None:
     """Count the archives per (recipe, task) (``archives``, by ``pn << 32 | task``)."""
     keys = array("Q", archives)
     with memoryview(keys) as view, view.cast("B") as raw, raw.cast("I") as words:
@@ -327,9 +505,12 @@ def _fold_tasks(report: InfoReport, pns: List[str], tasks: List[str],
             recipe.tasks[task] = recipe.tasks.get(task, 0) + count
 
 
-def _add_artifact(report: InfoReport, art: Artifact, archives: Set[Union[bytes, str]],
-                  siginfo_keys: Set[str]) -> None:
-    """Count one file the catalog keeps whole (leftovers, unknown files, legacy names)."""
+def _add_artifact(report: InfoReport, art: Artifact,
+                  archives: Optional[Set[Union[bytes, str]]] = None,
+                  siginfo_keys: Optional[Set[str]] = None) -> None:
+    """Count one file the catalog keeps whole (leftovers, unknown files, legacy names);
+    the group keys of archives and ``.siginfo`` files go to ``archives`` and
+    ``siginfo_keys`` where given."""
     report.total.add(art.size)
     report.by_kind.setdefault(art.kind.value, Tally()).add(art.size)
     if art.kind is Kind.META:
@@ -354,16 +535,10 @@ def _add_artifact(report: InfoReport, art: Artifact, archives: Set[Union[bytes, 
     if recipe is None:
         recipe = report.recipes[art.pn] = RecipeInfo(art.pn)
     recipe.add(art)
-    if art.kind is Kind.ARCHIVE:
+    if art.kind is Kind.ARCHIVE and archives is not None:
         archives.add(art.group_key)
-    elif art.kind is Kind.SIGINFO:
+    elif art.kind is Kind.SIGINFO and siginfo_keys is not None:
         siginfo_keys.add(art.group_key)
-
-
-def _unpack(packed: int) -> Tuple[int, int]:
-    """The files and bytes of a packed tally (see ``_FILE``)."""
-    files = (packed + (_FILE >> 1)) >> 64
-    return files, packed - (files << 64)
 
 
 def _age_thresholds(now: float) -> List[float]:
@@ -387,93 +562,23 @@ def _age_thresholds(now: float) -> List[float]:
     return sorted(out)
 
 
-def _pairs(high: array[int], low: array[int]) -> memoryview:
-    """``high[i] << 32 | low[i]`` for each row, made by copying words, not by arithmetic."""
-    out = array("Q", [0]) * len(high)
-    with memoryview(out) as view, view.cast("B") as raw, raw.cast("I") as words:
-        lo, hi = (0, 1) if sys.byteorder == "little" else (1, 0)
-        words[lo::2] = low
-        words[hi::2] = high
-    return memoryview(out)
-
-
-def _siginfo_keys(catalog: Catalog, others_rows: List[int], heads: Set[int],
-                  is_siginfo: List[bool], archive_of: List[int]) -> Iterator[bytes]:
-    """The group keys (as :func:`_group_keys` makes them) of the ``.siginfo`` files with
-    one of ``heads``: the rows are picked in C, and only theirs are made one at a time."""
-    for start, stop, hd_col, tl_col, dr_col in _blocks(catalog, others_rows):
-        for row in compress(range(start, stop), map(heads.__contains__, hd_col)):
-            i = row - start
-            if is_siginfo[tl_col[i]]:
-                yield (bytes(catalog.hashes[32 * row: 32 * row + 32])
-                       + _IDS.pack(dr_col[i], hd_col[i], archive_of[tl_col[i]]))
-
-
-def _group_keys(catalog: Catalog, start: int, stop: int, hd_col: array[int],
-                dr_col: array[int], archive_col: array[int]) -> List[bytes]:
-    """The group key of each of rows ``start:stop``: the archive's, for a companion."""
-    return list(map(itemgetter(0), _RECORD.iter_unpack(
-        _group_records(catalog, start, stop, hd_col, dr_col, archive_col))))
-
-
-def _group_records(catalog: Catalog, start: int, stop: int, hd_col: array[int],
-                   dr_col: array[int], archive_col: array[int]) -> array[int]:
-    """Rows ``start:stop`` as 44-byte records: hash, directory, head, archive's tail."""
-    out = array("I", [0]) * (11 * (stop - start))
-    hashes = catalog.hashes[32 * start: 32 * stop]
-    with memoryview(out) as view, memoryview(hashes) as raw, raw.cast("I") as words:
-        for k in range(8):
-            view[k::11] = words[k::8]
-        view[8::11] = dr_col
-        view[9::11] = hd_col
-        view[10::11] = archive_col
-    return out
-
-
-def _blocks(catalog: Catalog, others_rows: List[int]
-            ) -> Iterator[Tuple[int, int, array[int], array[int], array[int]]]:
-    """The head, tail and directory columns, ``_BLOCK`` rows at a time, rows kept whole marked.
-
-    The ``i``-th row kept whole (``others_rows`` is ascending) reads as head ``len(heads) +
-    i``, tail ``len(tails) + i`` and directory ``len(dirs) + i``: a part of its own.
-    """
-    n_heads, n_tails, n_dirs = len(catalog.heads), len(catalog.tails), len(catalog.dirs)
-    rows = len(catalog)
-    marked = 0
-    for start in range(0, rows, _BLOCK):
-        stop = min(rows, start + _BLOCK)
-        hd_col, tl_col = catalog.head[start:stop], catalog.tail[start:stop]
-        dr_col = catalog.dir[start:stop]
-        while marked < len(others_rows) and others_rows[marked] < stop:
-            row = others_rows[marked] - start
-            hd_col[row] = n_heads + marked
-            tl_col[row] = n_tails + marked
-            dr_col[row] = n_dirs + marked
-            marked += 1
-        yield start, stop, hd_col, tl_col, dr_col
-
-
-def _make_keys(report: InfoReport, catalog: Catalog, head_order: Iterable[int],
-               tail_order: Iterable[int], dir_order: Iterable[int], arts: List[Artifact],
-               grouped: List[bool]) -> None:
+def _make_keys(report: InfoReport, catalog: Catalog, fields: _Fields,
+               head_order: Iterable[int], tail_order: Iterable[int], dir_order: Iterable[int],
+               arts: List[Artifact], grouped: List[bool]) -> None:
     """Make the tallies' keys in the order their first file is listed.
 
     The orders are of the parts' numbers as :func:`_blocks` gives them: a row kept whole
     comes in them where it is listed.
     """
     heads, tails, dirs = catalog.heads, catalog.tails, catalog.dirs
-    for hd in head_order:
-        if hd < len(heads):
-            head = heads[hd]
-            arch, version, pn = head.pkgarch, head.version, head.pn
-        elif grouped[hd - len(heads)]:
-            art = arts[hd - len(heads)]
-            assert art.name is not None
-            arch, version, pn = art.arch, art.name.version, art.pn
-        else:
-            continue
-        _key(report.by_arch, arch or NO_ARCH)
+    order = np.array(head_order, np.int64)
+    whole = [arts[hd - len(heads)] if hd >= len(heads) and grouped[hd - len(heads)] else None
+             for hd in order[order >= len(heads)].tolist()]  # few: the rows kept whole
+    for arch in _first_listed(order, fields.head_arch, fields.arch, whole, _arch):
+        _key(report.by_arch, arch)
+    for version in _first_listed(order, fields.head_version, fields.version, whole, _version):
         _key(report.by_version, version)
+    for pn in _first_listed(order, fields.head_pn, fields.pn, whole, _pn):
         if pn not in report.recipes:
             report.recipes[pn] = RecipeInfo(pn)
     for tl in tail_order:
@@ -500,32 +605,36 @@ def _make_keys(report: InfoReport, catalog: Catalog, head_order: Iterable[int],
         _key(report.by_layout, layout)
 
 
+def _first_listed(order: NDArray[np.int64], codes: NDArray[np.int64], index: Dict[str, int],
+                  whole: List[Optional[Artifact]], value: Callable[[Artifact], str]
+                  ) -> List[str]:
+    """The values of a field (``codes`` by head, numbered in ``index``) in the order
+    first listed, for the heads in ``order``: a head numbered past ``codes`` is a row kept
+    whole (the ``whole`` of them, in order; None: no such field), numbered here."""
+    listed = np.full(len(order), -1, np.int64)
+    real = order < len(codes)
+    listed[real] = codes[order[real]]
+    listed[~real] = [-1 if art is None else index.setdefault(value(art), len(index))
+                     for art in whole]
+    listed = listed[listed >= 0]
+    unique, first = np.unique(listed, return_index=True)
+    names = list(index)
+    return [names[code] for code in unique[np.argsort(first, kind="stable")].tolist()]
+
+
+def _arch(art: Artifact) -> str:
+    return art.arch or NO_ARCH
+
+
+def _pn(art: Artifact) -> str:
+    return art.pn
+
+
+def _version(art: Artifact) -> str:
+    assert art.name is not None  # a grouped artifact
+    return art.name.version
+
+
 def _key(tallies: Dict[str, Tally], key: str) -> None:
     if key not in tallies:
         tallies[key] = Tally()
-
-
-class _Unmatched:
-    """Archives with no ``.siginfo`` beside them, over blocks of rows: exact, in any order.
-
-    The archives' keys are all kept (a key listed twice is one archive, as in a set), as the
-    previous summary kept them; besides them, only the archives no ``.siginfo`` in the same
-    block or a later one has matched. Those few (a file's companions are listed next to it)
-    are then looked for among every ``.siginfo`` (:meth:`remove`), only when there are any.
-    """
-
-    def __init__(self) -> None:
-        self.seen: Set[bytes] = set()
-        self.unmatched: Set[bytes] = set()
-
-    def add(self, archives: Set[bytes], siginfos: Set[bytes]) -> None:
-        """The keys of a block's archives and ``.siginfo`` files, block after block."""
-        new = archives - self.seen
-        self.seen |= new
-        if self.unmatched:
-            self.unmatched = self.unmatched - siginfos  # iterates the smaller set
-        self.unmatched |= new - siginfos
-
-    def remove(self, siginfos: Iterable[bytes]) -> None:
-        """The keys of ``.siginfo`` files, any of them (those listed before their archive)."""
-        self.unmatched.difference_update(siginfos)

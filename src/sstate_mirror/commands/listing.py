@@ -33,6 +33,9 @@ class Selection:
         return self.arch is None or art.arch == self.arch
 
 
+#: Rows listed between two calls of a listing's ``on_rows``.
+FEED_ROWS = 1 << 16
+
 #: The selection of a command run without ``--filter`` and ``--arch``.
 EVERYTHING = Selection()
 
@@ -42,6 +45,7 @@ def list_artifacts(
     *,
     on_skip: Optional[Callable[[str, str], None]] = None,
     progress: Optional[Progress] = None,
+    on_rows: Optional[Callable[[Catalog], None]] = None,
 ) -> Catalog:
     """Every file of ``backend`` (or of a report of its files), read as :class:`Artifact`s.
 
@@ -60,10 +64,14 @@ def list_artifacts(
     split = (backend.split_listing(listing_parts.PARALLEL_FILES,
                                    workers * listing_parts.PARTS_PER_WORKER, on_skip)
              if workers > 1 and isinstance(backend, Backend) else None)
+    fed = 0
     for batch in backend.list_batches(on_skip=on_skip) if split is None else split.head():
         listing_parts.add_batch(artifacts, batch, progress)
+        if on_rows is not None and len(artifacts) - fed >= FEED_ROWS:
+            on_rows(artifacts)
+            fed = len(artifacts)
     if split is not None and split.parts:
-        listing_parts.catalog_parts(split, artifacts, workers, on_skip, progress)
+        listing_parts.catalog_parts(split, artifacts, workers, on_skip, progress, on_rows)
     progress.done()
     return artifacts
 

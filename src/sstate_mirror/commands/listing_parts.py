@@ -42,6 +42,11 @@ MAX_WORKERS = 4
 #: Runs of parts per worker: enough for uneven parts, a moving progress display and small
 #: catalogs in flight (the parent's memory), few enough that joining them costs little.
 RUNS_PER_WORKER = 8
+#: Names a worker catalogues in one pass, from consecutive directories (see
+#: :meth:`~sstate_mirror.catalog.Catalog.extend_batches`): a pass costs per name and per
+#: call; a few hundred names cost a quarter less than a directory's dozen at a time, and
+#: thousands more again (its lists outgrow the processor's caches).
+GATHERED_NAMES = 256
 #: Parts per worker, at least, at the directory level the walk splits at.
 PARTS_PER_WORKER = 3
 
@@ -64,11 +69,11 @@ class _RunListed(NamedTuple):
     ``catalog``; ``ends[i]`` is the row after part ``i``'s. A part that failed, and the
     parts after it, are not in ``ends``.
 
-    A worker numbers names' parts in tables it keeps from run to run (it parses a head
-    once); it sends only the entries new since its last run, as ``tables``, and ``catalog``
-    without tables: the parent adds them to the tables it holds for that worker (the runs
-    of one worker are joined in the order that worker listed them) and reads the rows
-    with those.
+    A worker numbers names' parts in tables it keeps from run to run, its heads by their
+    text alone (the parent parses each head once, not once per worker); it sends only the
+    entries new since its last run, as ``tables``, and ``catalog`` without tables: the
+    parent adds them to the tables it holds for that worker (the runs of one worker are
+    joined in the order that worker listed them) and reads the rows with those.
     """
 
     worker: int
@@ -95,23 +100,31 @@ def list_run(parts: List[ListingPart], report_skips: bool) -> _RunListed:
 
 
 def _list_run(parts: List[ListingPart], report_skips: bool) -> _RunListed:
-    tables = _WORKER_TABLES.setdefault("tables", Catalog())
-    sent = len(tables.heads), len(tables.tails), len(tables.dirs)
+    tables = _WORKER_TABLES.setdefault("tables", Catalog(parse_heads=False))
+    assert tables.head_texts is not None
+    sent = len(tables.head_texts), len(tables.tails), len(tables.dirs)
     catalog = tables.sharing()
-    listed = _RunListed(os.getpid(), Catalog(), catalog, [], [], [])
+    listed = _RunListed(os.getpid(), Catalog(parse_heads=False), catalog, [], [], [])
     for part in parts:
         skipped: List[Tuple[str, str]] = []
         try:
+            gathered: List[EntryBatch] = []
+            names = 0
             for batch in part.batches(_recorder(skipped) if report_skips else None):
-                catalog.extend(*batch)
+                gathered.append(batch)
+                names += len(batch.names)
+                if names >= GATHERED_NAMES:
+                    catalog.extend_batches(gathered)
+                    gathered, names = [], 0
+            catalog.extend_batches(gathered)
         except Exception:  # listed again by the parent, which raises it there
             break
         listed.ends.append(len(catalog))
         listed.skips.append(skipped)
         listed.traces.append(part.trace)
-    listed.tables.heads, listed.tables.tails, listed.tables.dirs = (
-        tables.heads[sent[0]:], tables.tails[sent[1]:], tables.dirs[sent[2]:])
-    catalog.heads, catalog.tails, catalog.dirs = [], [], []
+    listed.tables.head_texts, listed.tables.tails, listed.tables.dirs = (
+        tables.head_texts[sent[0]:], tables.tails[sent[1]:], tables.dirs[sent[2]:])
+    catalog.head_texts, catalog.tails, catalog.dirs = [], [], []
     return listed
 
 
@@ -120,40 +133,56 @@ def _recorder(skipped: List[Tuple[str, str]]) -> Callable[[str, str], None]:
 
 
 def catalog_parts(split: SplitListing, catalog: Catalog, workers: int,
-                  on_skip: Optional[Callable[[str, str], None]], progress: Progress) -> None:
+                  on_skip: Optional[Callable[[str, str], None]], progress: Progress,
+                  on_rows: Optional[Callable[[Catalog], None]] = None) -> None:
     """Add the parts of ``split`` (its head read) to ``catalog``, listed by ``workers``
-    processes, in the listing's order."""
+    processes, in the listing's order; ``on_rows`` is called with it after each run.
+
+    The cycle collector is paused meanwhile: the join makes the tables of a mirror's parts
+    (tens of thousands of heads, each a tuple), whose making set off collections that each
+    walked every object alive for nothing (nothing here makes a cycle).
+    """
+    with collector_paused():
+        _catalog_parts(split, catalog, workers, on_skip, progress, on_rows)
+
+
+def _catalog_parts(split: SplitListing, catalog: Catalog, workers: int,
+                   on_skip: Optional[Callable[[str, str], None]], progress: Progress,
+                   on_rows: Optional[Callable[[Catalog], None]]) -> None:
     runs = _runs(split.parts, workers * RUNS_PER_WORKER)
     methods = multiprocessing.get_all_start_methods()
     context = multiprocessing.get_context("forkserver" if "forkserver" in methods else "spawn")
+    if context.get_start_method() == "forkserver":
+        # the server imports what a worker runs, once, before it forks the workers (a
+        # worker would import it itself: a tenth of a second of each one's CPU and wait)
+        context.set_forkserver_preload(["__main__", __name__])
     workers = min(workers, len(runs))
     pool = ProcessPoolExecutor(max_workers=workers, mp_context=context)
     tables: Dict[int, Catalog] = {}  # each worker's, by process id
     numbers: Dict[int, List[int]] = {}  # the number here of each head in a worker's tables
-    known: Dict[int, int] = {}  # by run: the worker's heads before the run's own
     taken: Dict[int, threading.Event] = {}  # by run: its tables taken
 
-    def take_tables(i: int, future: Future[_RunListed]) -> None:
+    def take_tables(future: Future[_RunListed], done: threading.Event) -> None:
         # the new entries of a worker's tables are added in the order the worker sent
         # them (the order its results arrive in, which is the order of these calls), not
         # the order the runs are joined in
         try:
             if not future.cancelled() and future.exception() is None:
                 listed = future.result()
-                mine = tables.setdefault(listed.worker, Catalog())
-                known[i] = len(mine.heads)
-                mine.heads += listed.tables.heads
+                mine = tables.setdefault(listed.worker, Catalog(parse_heads=False))
+                assert mine.head_texts is not None and listed.tables.head_texts is not None
+                mine.head_texts += listed.tables.head_texts
                 mine.tails += listed.tables.tails
                 mine.dirs += listed.tables.dirs
-                listed.catalog.heads, listed.catalog.tails, listed.catalog.dirs = (
-                    mine.heads, mine.tails, mine.dirs)
+                listed.catalog.head_texts, listed.catalog.tails, listed.catalog.dirs = (
+                    mine.head_texts, mine.tails, mine.dirs)
         finally:
-            taken[i].set()
+            done.set()  # the very event: the joining thread may have taken it out already
 
     def submit(i: int) -> Future[_RunListed]:
-        taken[i] = threading.Event()
+        done = taken[i] = threading.Event()
         future = _submit(pool, runs[i], on_skip is not None)
-        future.add_done_callback(lambda f: take_tables(i, f))
+        future.add_done_callback(lambda f: take_tables(f, done))
         return future
 
     # the parts below a prefix (a whole hh/hh tree in one directory) start first, wherever
@@ -182,8 +211,8 @@ def catalog_parts(split: SplitListing, catalog: Catalog, workers: int,
             taken.pop(i).wait()  # set after the result, by the thread that sets it
             _join(split, run, listed, catalog, numbers.setdefault(listed.worker, []),
                   on_skip, progress)
-            if listed.worker:
-                catalog.share_heads(tables[listed.worker].heads, known.pop(i))
+            if on_rows is not None:
+                on_rows(catalog)
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
 
