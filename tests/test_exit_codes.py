@@ -52,7 +52,7 @@ def test_vv_prints_the_traceback_of_an_unexpected_error(
     def bug(*args: object) -> int:
         raise ZeroDivisionError("a bug")
 
-    monkeypatch.setattr(info_command, "summarize", bug)
+    monkeypatch.setattr(info_command.Summary, "report", bug)
     (tmp_path / "m").mkdir()
     code, _, err = run(capsys, "info", str(tmp_path / "m"))
     assert code == errors.EXIT_FAILED
