@@ -387,7 +387,8 @@ def _beyond_versions(groups: Groups, pick: Picks, order: PathOrder, has_archive:
 
     def resort(chosen: Rows) -> Rows:
         """By version, then most recently used first (stably)."""
-        return chosen[np.lexsort((-last_used[chosen], version_of[chosen]))]
+        ordered: Rows = chosen[np.lexsort((-last_used[chosen], version_of[chosen]))]
+        return ordered
 
     ranked = resort(candidates)
     versions = version_of[ranked]

@@ -171,7 +171,7 @@ class Groups:
         del same
         firsts = np.minimum.reduceat(order, np.flatnonzero(starts))
         run = np.cumsum(starts, dtype=index)
-        run -= 1
+        np.subtract(run, 1, out=run)
         del starts
         first = np.zeros(n, np.bool_)
         first[firsts] = True
@@ -179,7 +179,7 @@ class Groups:
             first[firsts[run[np.flatnonzero(order == self.whole[0])[0]]]] = False
         number = np.cumsum(first, dtype=index)
         del first
-        number -= 1
+        np.subtract(number, 1, out=number)
         of_run = number[firsts]
         del number, firsts
         group: Numbers = np.empty(n, index)
@@ -270,7 +270,8 @@ class PathOrder:
         hash_bits = KEY_BITS - dir_bits - hex_bits - head_bits - tail_bits
         tails = ranks[column(catalog.tail, np.uint32)[rows]]
         if hash_bits < 8:  # parts too many for one key: sort by whole keys
-            return rows[np.lexsort([*self._rest(rows, tails)[::-1], self._top(rows)])]
+            ordered: Rows = rows[np.lexsort([*self._rest(rows, tails)[::-1], self._top(rows)])]
+            return ordered
         where = column(catalog.dir, np.uint32)[rows]
         levels = self.levels[where]
         first = hash_words(catalog, ">u8")[rows, 0].astype(np.uint64)
