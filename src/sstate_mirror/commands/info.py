@@ -24,7 +24,7 @@ from numpy.typing import NDArray
 
 from ..catalog import OTHER, Catalog, Head, collector_paused
 from ..naming import GROUPED_KINDS, Artifact, Kind, directory_prefix, layout_of
-from .cleancolumns import NONE, Groups
+from .cleancolumns import NONE, Groups, column
 
 #: Age buckets (upper bound in seconds, label); the last one is open-ended.
 AGE_BUCKETS: List[Tuple[float, str]] = [
@@ -187,7 +187,7 @@ class Summary:
         self._age_files = np.zeros(len(AGE_BUCKETS), np.int64)
         self._age_bytes = np.zeros(len(AGE_BUCKETS), np.int64)
         self._fields = _Fields()
-        # by tail number: its task's number here, its kind, its archive's tail
+        # by tail number: its task's number here, and whether it is an archive's
         self._task_index: Dict[str, int] = {}
         self._tail_task = np.zeros(0, np.int64)
         self._is_archive: List[bool] = []
@@ -228,16 +228,19 @@ class Summary:
             return
         self._grow(catalog)
         is_archive = np.array(self._is_archive, np.bool_)
+        # views of the columns, gone when this returns (the catalog grows after)
+        heads, tails = column(catalog.head, np.uint32), column(catalog.tail, np.uint32)
+        dirs, sizes = column(catalog.dir, np.uint32), column(catalog.size, np.int64)
+        mtimes = column(catalog.mtime, np.float64)
         for start in range(self._done, stop, _BLOCK):
             end = min(stop, start + _BLOCK)
-            hd = np.frombuffer(catalog.head[start:end], np.uint32)
-            named = hd != OTHER  # not a row kept whole: those are counted one by one
+            named = heads[start:end] != OTHER  # not kept whole: those are counted one by one
             rows = np.arange(start, end, dtype=np.int64)[named]
-            hd = hd[named].astype(np.intp)
-            tl = np.frombuffer(catalog.tail[start:end], np.uint32)[named].astype(np.intp)
-            dr = np.frombuffer(catalog.dir[start:end], np.uint32)[named].astype(np.intp)
-            size = np.frombuffer(catalog.size[start:end], np.int64)[named]
-            mtime = np.frombuffer(catalog.mtime[start:end], np.float64)[named]
+            hd = heads[start:end][named].astype(np.intp)
+            tl = tails[start:end][named].astype(np.intp)
+            dr = dirs[start:end][named].astype(np.intp)
+            size = sizes[start:end][named]
+            mtime = mtimes[start:end][named]
             self._heads.add(hd, rows, size, mtime)
             self._tails.add(tl, rows, size)
             self._dirs.add(dr, rows, size)
@@ -477,9 +480,9 @@ def _sum_by(codes: NDArray[np.int64], n: int, *columns: NDArray[np.int64]
             ) -> List[List[int]]:
     """Each column summed by code (``n`` codes)."""
     out = []
-    for column in columns:
+    for values in columns:
         total = np.zeros(n, np.int64)
-        np.add.at(total, codes, column)
+        np.add.at(total, codes, values)
         out.append(cast(List[int], total.tolist()))
     return out
 
@@ -567,8 +570,8 @@ def _make_keys(report: InfoReport, catalog: Catalog, fields: _Fields,
                arts: List[Artifact], grouped: List[bool]) -> None:
     """Make the tallies' keys in the order their first file is listed.
 
-    The orders are of the parts' numbers as :func:`_blocks` gives them: a row kept whole
-    comes in them where it is listed.
+    The orders are of the parts' numbers as :meth:`_PartSums.order` gives them: the
+    ``i``-th row kept whole is numbered ``i`` past the parts and comes where it is listed.
     """
     heads, tails, dirs = catalog.heads, catalog.tails, catalog.dirs
     order = np.array(head_order, np.int64)
@@ -616,10 +619,8 @@ def _first_listed(order: NDArray[np.int64], codes: NDArray[np.int64], index: Dic
     listed[real] = codes[order[real]]
     listed[~real] = [-1 if art is None else index.setdefault(value(art), len(index))
                      for art in whole]
-    listed = listed[listed >= 0]
-    unique, first = np.unique(listed, return_index=True)
     names = list(index)
-    return [names[code] for code in unique[np.argsort(first, kind="stable")].tolist()]
+    return [names[code] for code in dict.fromkeys(listed[listed >= 0].tolist())]
 
 
 def _arch(art: Artifact) -> str:
