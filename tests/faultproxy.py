@@ -371,7 +371,7 @@ class FaultProxy:
                         cut["left"] = left - len(data)
                 client.sendall(data)
                 self._pause()
-        except OSError:
+        except (OSError, ValueError):  # ValueError: select() on a socket the other side closed
             pass
         with contextlib.suppress(OSError):
             client.shutdown(socket.SHUT_WR)
