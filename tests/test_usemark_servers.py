@@ -43,7 +43,6 @@ def counted(capsys: pytest.CaptureFixture[str], m: Mirror, *argv: str
     before = len(m.requests())
     code, report, err = run(capsys, m, *argv)
     assert code in (0, 1), err
-    time.sleep(0.3)  # a server logs a request once it has answered it
     return report, err, m.requests()[before:]
 
 

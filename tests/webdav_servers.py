@@ -22,7 +22,9 @@ see ``LOCATIONS``.
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
+import http.client
 import itertools
 import json
 import os
@@ -84,6 +86,8 @@ LOCATIONS: Dict[str, Dict[str, str]] = {
 }
 
 _counter = itertools.count()
+#: the start of the path of the requests that show a server's log is up to date
+_LOG_MARKER = "/__logsync-"
 
 
 @dataclass
@@ -152,13 +156,38 @@ class DavServer:
             return ""
 
     def requests(self) -> List[str]:
-        """Every request the server logged so far, as "METHOD /path" (nginx and Apache keep
-        an access log for this; wsgidav none)."""
+        """Every request the server answered so far, as "METHOD /path" (nginx and Apache keep
+        an access log for this; wsgidav none).
+
+        A server logs a request after answering it, so a client that has its answer may
+        find the log without it yet: a marker request is sent first and the log read once
+        the marker is in it (the markers are left out of what this returns)."""
+        log = self.docroot.parent / "access.log"
+        if self.name in ("nginx", "apache"):
+            self._sync_log(log)
         try:
-            text = (self.docroot.parent / "access.log").read_text(errors="replace")
+            text = log.read_text(errors="replace")
         except OSError:
             return []
-        return [" ".join(line.split(" ", 2)[:2]) for line in text.splitlines() if line]
+        fields = [line.split(" ", 2) for line in text.splitlines() if line]
+        return [" ".join(f[:2]) for f in fields if not "".join(f[1:2]).startswith(_LOG_MARKER)]
+
+    def _sync_log(self, log: Path) -> None:
+        path = f"{_LOG_MARKER}{os.getpid()}-{next(_counter)}"
+        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=20)
+        try:
+            conn.request("GET", path)
+            conn.getresponse().read()
+        finally:
+            conn.close()
+        wanted = f"GET {path} ".encode()
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            with contextlib.suppress(OSError):
+                if wanted in log.read_bytes():
+                    return
+            time.sleep(0.01)
+        pytest.fail(f"{self.name} did not log {path} within 20 s")
 
 
 def free_port() -> int:
