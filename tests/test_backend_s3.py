@@ -187,6 +187,43 @@ def test_credentials_and_endpoint_from_a_profile(
         assert b.client.meta.config.s3["addressing_style"] == "path"  # type: ignore[attr-defined]
 
 
+def test_backends_share_botocores_data_but_not_credentials(
+    rclone_s3: S3Server, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """The second backend of a process decodes no model file again, and its own profile's
+    credentials are still the ones it signs with."""
+    import botocore.loaders
+
+    s3_test_env(monkeypatch, rclone_s3, tmp_path)
+    name = rclone_s3.new_bucket()
+    monkeypatch.delenv("AWS_ACCESS_KEY_ID")
+    monkeypatch.delenv("AWS_SECRET_ACCESS_KEY")
+    (tmp_path / "credentials").write_text(
+        f"[good]\naws_access_key_id = {rclone_s3.access_key}\n"
+        f"aws_secret_access_key = {rclone_s3.secret_key}\n"
+        f"[bad]\naws_access_key_id = {rclone_s3.access_key}\n"
+        "aws_secret_access_key = not-the-secret\n")
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "credentials"))
+    options: Dict[str, Any] = {"endpoint_url": rclone_s3.endpoint_url, "retries": 0}
+    with open_backend(f"s3://{name}", BackendOptions(profile="good", **options)) as b:
+        b.check()
+    loaded: List[str] = []
+    real = botocore.loaders.JSONFileLoader.load_file
+
+    def counting(self: Any, file_path: str) -> Any:
+        loaded.append(file_path)
+        return real(self, file_path)
+
+    monkeypatch.setattr(botocore.loaders.JSONFileLoader, "load_file", counting)
+    with open_backend(f"s3://{name}", BackendOptions(profile="bad", **options)) as b, \
+            pytest.raises(AuthError):
+        b.check()
+    with open_backend(f"s3://{name}", BackendOptions(profile="good", **options)) as b:
+        b.check()
+        put(b, "aa/bb/x", b"x")  # type: ignore[arg-type]
+    assert loaded == []
+
+
 # -- listing -----------------------------------------------------------------------------
 
 
