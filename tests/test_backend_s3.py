@@ -164,20 +164,27 @@ def test_no_checksum_trailers_that_other_servers_reject(s3_bucket: S3Bucket) -> 
     assert "content-md5" in sent["DeleteObjects"]
 
 
+def _profiles(server: S3Server, monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
+              **secrets: str) -> str:
+    """A new bucket, credentials only from a shared credentials file: a profile per
+    keyword (its secret key); no keys in the environment."""
+    s3_test_env(monkeypatch, server, tmp_path)
+    monkeypatch.delenv("AWS_ACCESS_KEY_ID")
+    monkeypatch.delenv("AWS_SECRET_ACCESS_KEY")
+    (tmp_path / "credentials").write_text("".join(
+        f"[{profile}]\naws_access_key_id = {server.access_key}\n"
+        f"aws_secret_access_key = {secret}\n" for profile, secret in secrets.items()))
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "credentials"))
+    return server.new_bucket()
+
+
 def test_credentials_and_endpoint_from_a_profile(
     rclone_s3: S3Server, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
-    s3_test_env(monkeypatch, rclone_s3, tmp_path)
-    name = rclone_s3.new_bucket()
-    monkeypatch.delenv("AWS_ACCESS_KEY_ID")
-    monkeypatch.delenv("AWS_SECRET_ACCESS_KEY")
-    (tmp_path / "credentials").write_text(
-        f"[ci]\naws_access_key_id = {rclone_s3.access_key}\n"
-        f"aws_secret_access_key = {rclone_s3.secret_key}\n")
+    name = _profiles(rclone_s3, monkeypatch, tmp_path, ci=rclone_s3.secret_key)
     endpoint = rclone_s3.endpoint_url.replace("127.0.0.1", "localhost")
     (tmp_path / "config").write_text(
         f"[profile ci]\nregion = eu-west-1\nendpoint_url = {endpoint}\n")
-    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "credentials"))
     monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "config"))
     with open_backend(f"s3://{name}/p", BackendOptions(profile="ci", retries=0)) as b:
         b.check()
@@ -194,16 +201,8 @@ def test_backends_share_botocores_data_but_not_credentials(
     credentials are still the ones it signs with."""
     import botocore.loaders
 
-    s3_test_env(monkeypatch, rclone_s3, tmp_path)
-    name = rclone_s3.new_bucket()
-    monkeypatch.delenv("AWS_ACCESS_KEY_ID")
-    monkeypatch.delenv("AWS_SECRET_ACCESS_KEY")
-    (tmp_path / "credentials").write_text(
-        f"[good]\naws_access_key_id = {rclone_s3.access_key}\n"
-        f"aws_secret_access_key = {rclone_s3.secret_key}\n"
-        f"[bad]\naws_access_key_id = {rclone_s3.access_key}\n"
-        "aws_secret_access_key = not-the-secret\n")
-    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "credentials"))
+    name = _profiles(rclone_s3, monkeypatch, tmp_path, good=rclone_s3.secret_key,
+                     bad="not-the-secret")
     options: Dict[str, Any] = {"endpoint_url": rclone_s3.endpoint_url, "retries": 0}
     with open_backend(f"s3://{name}", BackendOptions(profile="good", **options)) as b:
         b.check()
