@@ -128,16 +128,27 @@ class _Reader:
 
 
 def _rst(sock: socket.socket) -> None:
-    """Close with a reset instead of an orderly FIN.
+    """Make ``sock`` end with a reset instead of an orderly FIN, now or when it is closed.
 
-    ``SHUT_RD`` first wakes another thread blocked in ``recv()`` on the same socket; until
-    it returns, the kernel would not really close (and reset) the connection.
+    ``SHUT_RD`` wakes the thread that may be blocked reading the socket, which then closes it
+    (with the zero linger set here: a reset). Only the thread serving a connection closes
+    its sockets, after its relay thread has ended: a socket closed under another thread's
+    ``recv()`` or ``send()`` frees its number for the next connection accepted, which that
+    call could then read from or write to (a request lost, its client left to time out).
     """
     with contextlib.suppress(OSError):
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
     with contextlib.suppress(OSError):
         sock.shutdown(socket.SHUT_RD)
-    sock.close()
+
+
+def _resets(sock: socket.socket) -> bool:
+    """Whether :func:`_rst` marked ``sock`` (a zero linger: its close sends a reset)."""
+    try:
+        return struct.unpack("ii", sock.getsockopt(socket.SOL_SOCKET, socket.SO_LINGER, 8)
+                             ) == (1, 0)
+    except OSError:
+        return False
 
 
 class FaultProxy:
@@ -197,11 +208,12 @@ class FaultProxy:
         for s in sockets:
             with contextlib.suppress(OSError):
                 s.shutdown(socket.SHUT_RDWR)  # wakes a thread blocked in recv()
-            with contextlib.suppress(OSError):
-                s.close()
         deadline = time.monotonic() + 2  # daemon threads: never wait long for them
         for t in list(self._threads):
             t.join(max(0.0, deadline - time.monotonic()))
+        for s in sockets:  # those their threads did not close (still blocked somewhere)
+            with contextlib.suppress(OSError):
+                s.close()
         self._listener.close()
 
     def __enter__(self) -> FaultProxy:
@@ -300,14 +312,15 @@ class FaultProxy:
         except (_Closed, OSError):
             pass
         finally:
-            for s in (client, upstream):
-                if s is not None:
-                    with contextlib.suppress(OSError):
-                        s.shutdown(socket.SHUT_RDWR)  # wakes the relay thread's recv()
-                    with contextlib.suppress(OSError):
-                        s.close()
+            sockets = [s for s in (client, upstream) if s is not None]
+            for s in sockets:
+                with contextlib.suppress(OSError):  # wakes the relay thread's recv()
+                    s.shutdown(socket.SHUT_RD if _resets(s) else socket.SHUT_RDWR)
             if relay is not None:
                 relay.join(5)
+            for s in sockets:  # closed here only, once the relay is done with them
+                with contextlib.suppress(OSError):
+                    s.close()
 
     def _read_head(self, reader: _Reader) -> Tuple[bytes, Request,
                                                    Callable[[Optional[int]], Iterator[bytes]]]:
@@ -371,10 +384,11 @@ class FaultProxy:
                         cut["left"] = left - len(data)
                 client.sendall(data)
                 self._pause()
-        except (OSError, ValueError):  # ValueError: select() on a socket the other side closed
-            pass
-        with contextlib.suppress(OSError):
-            client.shutdown(socket.SHUT_WR)
+        except (OSError, ValueError):  # ValueError: select() on a socket closed after the
+            pass                        # 5 s its connection's thread waits for this one
+        if not _resets(client):  # (a reset is sent when the connection's thread closes it)
+            with contextlib.suppress(OSError):
+                client.shutdown(socket.SHUT_WR)
 
 
 _DATE = re.compile(rb"\r\n([Dd]ate: )([^\r\n]*)\r\n")
