@@ -13,7 +13,6 @@ from __future__ import annotations
 import http.client
 import itertools
 import os
-import time
 import urllib.parse
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -30,6 +29,7 @@ from webdav_servers import (
     _stop,
     _which,
     free_port,
+    wait_logged,
 )
 from webdav_servers import (
     _start_once as _start,
@@ -83,12 +83,7 @@ class LogServer:
 
     def wait_logged(self, marker: str) -> None:
         """Wait until every log holds ``marker`` (servers log after answering)."""
-        deadline = time.monotonic() + 20
-        while time.monotonic() < deadline:
-            if all(marker.encode() in p.read_bytes() for p in self.logs.values()):
-                return
-            time.sleep(0.02)
-        pytest.fail(f"{self.name} did not log {marker} within 20 s")
+        wait_logged(self.name, self.logs.values(), marker)
 
 
 @pytest.fixture(scope="module")

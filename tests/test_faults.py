@@ -24,7 +24,6 @@ import functools
 import io
 import os
 import random
-import re
 import urllib.parse
 from collections import Counter
 from collections.abc import Iterator
@@ -43,6 +42,7 @@ from sstate_mirror.backends import open_backend
 from sstate_mirror.cli import common as cli_common
 from sstate_mirror.cli import main, progress
 from sstate_mirror.naming import Kind, classify
+from webdav_servers import settle_probe
 
 PROXIED_KINDS = ["s3-moto", "dav-nginx", "dav-wsgidav", "gcs", "azure"]
 DAV_KINDS = ["dav-nginx", "dav-wsgidav"]
@@ -294,7 +294,7 @@ def _may_change(url: str) -> Callable[[Request], bool]:
     ``MOVE`` of a temporary name never written, a ``PROPPATCH`` setting the mirror's own
     time to what it is; see ``WebDAVBackend.settle``)."""
     root = urllib.parse.urlsplit(url).path.rstrip("/")
-    probe = re.compile(re.escape(root) + r"/\.sstate-mirror-[0-9a-f]{16}\.tmp")
+    probe = settle_probe(url)
 
     def may_change(r: Request) -> bool:
         if r.method in ("GET", "HEAD", "PROPFIND", "OPTIONS"):

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import io
 import os
-import re
 import shutil
 import urllib.parse
 from pathlib import Path
@@ -21,7 +20,7 @@ import pytest
 from mirrors import Mirror, make_mirror
 from runcli import run_json
 from sstate_mirror.backends.webdav import WebDAVBackend
-from webdav_servers import DavServer
+from webdav_servers import DavServer, settle_probe
 
 pytestmark = pytest.mark.server
 DAY = 86400
@@ -37,10 +36,9 @@ def _methods_since(server: DavServer, url: str, before: int) -> List[str]:
 def _settling(requests: List[str], url: str) -> List[str]:
     """The requests that settle properties: a ``MOVE`` of a temporary name at the root
     (``.sstate-mirror-HEX.tmp``, which nothing else sends there), a ``PROPPATCH``."""
-    probe = re.compile(re.escape(urllib.parse.urlsplit(url).path.rstrip("/"))
-                       + r"/\.sstate-mirror-[0-9a-f]{16}\.tmp$")
+    probe = settle_probe(url)
     return [r for r in requests if r.startswith("PROPPATCH ")
-            or (r.startswith("MOVE ") and probe.match(r.split(" ", 1)[1]))]
+            or (r.startswith("MOVE ") and probe.fullmatch(r.split(" ", 1)[1]))]
 
 
 @pytest.mark.parametrize(("server", "location", "touch", "atomic_put"), [

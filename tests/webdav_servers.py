@@ -28,13 +28,15 @@ import http.client
 import itertools
 import json
 import os
+import re
 import shutil
 import socket
 import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+import urllib.parse
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Dict, List, Optional
@@ -180,14 +182,27 @@ class DavServer:
             conn.getresponse().read()
         finally:
             conn.close()
-        wanted = f"GET {path} ".encode()
-        deadline = time.monotonic() + 20
-        while time.monotonic() < deadline:
-            with contextlib.suppress(OSError):
-                if wanted in log.read_bytes():
-                    return
-            time.sleep(0.01)
-        pytest.fail(f"{self.name} did not log {path} within 20 s")
+        wait_logged(self.name, [log], f"GET {path} ")
+
+
+def wait_logged(server: str, logs: Iterable[Path], marker: str) -> None:
+    """Wait until every one of ``logs`` holds ``marker`` (a server logs a request after it
+    has answered it); a log not written yet holds nothing."""
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        with contextlib.suppress(OSError):
+            if all(marker.encode() in p.read_bytes() for p in logs):
+                return
+        time.sleep(0.01)
+    pytest.fail(f"{server} did not log {marker} within 20 s")
+
+
+def settle_probe(url: str) -> re.Pattern[str]:
+    """The path a writing command sends a ``MOVE`` of to learn whether the server moves: a
+    temporary name at the root of the mirror at ``url`` that nothing wrote (see
+    ``WebDAVBackend.settle``); nothing else sends a temporary name there."""
+    root = urllib.parse.urlsplit(url).path.rstrip("/")
+    return re.compile(re.escape(root) + r"/\.sstate-mirror-[0-9a-f]{16}\.tmp")
 
 
 def free_port() -> int:
